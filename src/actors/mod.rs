@@ -1,0 +1,6 @@
+//! Keyed actors that live in the registry. Each owns the live state of one thing and is its
+//! single writer; everything else sends it messages by key.
+
+pub mod user_session;
+
+pub use user_session::UserSession;

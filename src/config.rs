@@ -1,0 +1,364 @@
+//! Every setting in one place: a CLI flag, a `STUDYON_*` (or conventional) environment twin
+//! and a default. `ops/studyon.env.sample` documents each one; a test keeps the two in step.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+#[derive(Debug, Parser)]
+#[command(name = "studyon", version, about = "Real-time collaboration server for study groups")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets redacted) and exit.
+    Config,
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct Settings {
+    /// Address the HTTP and WebSocket server listens on.
+    #[arg(long, env = "STUDYON_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite file and locally stored uploads.
+    #[arg(long, env = "STUDYON_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// `sqlite://PATH` or `postgres://…`. Unset: a SQLite file `studyon.db` in the data dir.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Redis URL for the cluster registry. Unset: single node with the in-process registry.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// Origin(s) browsers use to reach this server, comma-separated (e.g.
+    /// `https://study.example`). Checked against `Origin` on every state-changing request and
+    /// on the WebSocket upgrade. Unset: `http://` + the listen address (and `localhost` for a
+    /// loopback listen address).
+    #[arg(long, env = "STUDYON_PUBLIC_ORIGIN", value_delimiter = ',', global = true)]
+    pub public_origin: Vec<String>,
+
+    /// Directory holding the built web client (`npm run build` in `web/`).
+    #[arg(long, env = "STUDYON_WEB_DIR", default_value = "./web/dist", global = true)]
+    pub web_dir: PathBuf,
+
+    /// HTTP worker threads. 0 means one per CPU core.
+    #[arg(long, env = "STUDYON_WORKERS", default_value_t = 0, global = true)]
+    pub workers: usize,
+
+    /// Maximum pooled database connections.
+    #[arg(long, env = "STUDYON_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    pub db_max_connections: u32,
+
+    /// A session unused for this many seconds is expired.
+    #[arg(long, env = "STUDYON_SESSION_IDLE_SECS", default_value_t = 7 * 24 * 3600, global = true)]
+    pub session_idle_secs: u64,
+
+    /// A session expires this many seconds after login, however active.
+    #[arg(long, env = "STUDYON_SESSION_MAX_AGE_SECS", default_value_t = 30 * 24 * 3600, global = true)]
+    pub session_max_age_secs: u64,
+
+    /// Seconds between server pings on `/ws`; a socket silent for twice this is closed.
+    #[arg(long, env = "STUDYON_WS_HEARTBEAT_SECS", default_value_t = 20, global = true)]
+    pub ws_heartbeat_secs: u64,
+
+    /// Largest WebSocket message (bytes) the server accepts; larger ones get an error frame.
+    #[arg(long, env = "STUDYON_WS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub ws_max_message_bytes: usize,
+
+    /// Frames queued for one socket before it counts as a slow consumer and is closed.
+    #[arg(long, env = "STUDYON_WS_OUTBOUND_QUEUE", default_value_t = 512, global = true)]
+    pub ws_outbound_queue: usize,
+
+    /// Seconds a keyed actor with no clients stays alive before it is stopped.
+    #[arg(long, env = "STUDYON_ACTOR_IDLE_SECS", default_value_t = 60, global = true)]
+    pub actor_idle_secs: u64,
+
+    /// Messages a keyed actor may have queued before callers get `busy`.
+    #[arg(long, env = "STUDYON_ACTOR_MAILBOX", default_value_t = 1024, global = true)]
+    pub actor_mailbox: usize,
+
+    /// Seconds allowed for graceful shutdown (close sockets, drain requests, flush writes).
+    #[arg(long, env = "STUDYON_SHUTDOWN_SECS", default_value_t = 8, global = true)]
+    pub shutdown_secs: u64,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `studyon=debug,info`.
+    #[arg(long, env = "STUDYON_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// A setting that cannot work; the message names the setting to change.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Which relational store the database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+impl Settings {
+    /// Settings with every default, for tests and tools.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["studyon"]).settings
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("studyon.db").display()),
+        }
+    }
+
+    pub fn db_kind(&self) -> Result<DbKind, ConfigError> {
+        let url = self.database_url();
+        if url.starts_with("sqlite:") {
+            Ok(DbKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DbKind::Postgres)
+        } else {
+            Err(ConfigError(
+                "DATABASE_URL / --database-url must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+
+    /// The origins accepted on state-changing requests, normalized (`scheme://host[:port]`).
+    pub fn allowed_origins(&self, bound: SocketAddr) -> Vec<String> {
+        if !self.public_origin.is_empty() {
+            return self.public_origin.iter().map(|o| o.trim_end_matches('/').to_string()).collect();
+        }
+        let mut v = vec![format!("http://{bound}")];
+        if bound.ip().is_loopback() {
+            v.push(format!("http://localhost:{}", bound.port()));
+            if bound.is_ipv4() {
+                v.push(format!("http://[::1]:{}", bound.port()));
+            } else {
+                v.push(format!("http://127.0.0.1:{}", bound.port()));
+            }
+        }
+        v
+    }
+
+    /// Cookies get `Secure` and the `__Host-` prefix when browsers reach us over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_origin.first().is_some_and(|o| o.starts_with("https://"))
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.ws_heartbeat_secs)
+    }
+
+    /// Checks everything that can be checked before opening any connection.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let kind = self.db_kind()?;
+        if self.redis_url.is_some() && kind != DbKind::Postgres {
+            return Err(ConfigError(
+                "cluster mode (REDIS_URL / --redis-url is set) needs a shared database: set \
+                 DATABASE_URL / --database-url to a postgres:// URL, or unset REDIS_URL for a \
+                 single node"
+                    .into(),
+            ));
+        }
+        if self.redis_url.is_some() {
+            // The Redis-backed registry is its own issue; until it lands, refusing is honest
+            // where silently running single-node on a "cluster" config would split state.
+            return Err(ConfigError(
+                "cluster mode (REDIS_URL / --redis-url) is not available in this build yet; \
+                 unset REDIS_URL to run a single node"
+                    .into(),
+            ));
+        }
+        for o in &self.public_origin {
+            let ok = url::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && !o.trim_end_matches('/').ends_with(':')
+            });
+            if !ok {
+                return Err(ConfigError(format!(
+                    "STUDYON_PUBLIC_ORIGIN / --public-origin: {o:?} is not an origin like \
+                     https://study.example or http://127.0.0.1:8080 (no path)"
+                )));
+            }
+        }
+        if self.session_idle_secs == 0 || self.session_max_age_secs < self.session_idle_secs {
+            return Err(ConfigError(
+                "STUDYON_SESSION_MAX_AGE_SECS must be at least STUDYON_SESSION_IDLE_SECS, and \
+                 both above 0"
+                    .into(),
+            ));
+        }
+        if self.ws_heartbeat_secs == 0 {
+            return Err(ConfigError("STUDYON_WS_HEARTBEAT_SECS must be above 0".into()));
+        }
+        if self.ws_max_message_bytes < 1024 {
+            return Err(ConfigError("STUDYON_WS_MAX_MESSAGE_BYTES must be at least 1024".into()));
+        }
+        if self.ws_outbound_queue < 8 || self.actor_mailbox < 8 {
+            return Err(ConfigError(
+                "STUDYON_WS_OUTBOUND_QUEUE and STUDYON_ACTOR_MAILBOX must be at least 8".into(),
+            ));
+        }
+        if self.shutdown_secs == 0 || self.shutdown_secs > 9 {
+            return Err(ConfigError(
+                "STUDYON_SHUTDOWN_SECS must be 1–9 so the process exits within 10 s".into(),
+            ));
+        }
+        if self.db_max_connections == 0 {
+            return Err(ConfigError("STUDYON_DB_MAX_CONNECTIONS must be above 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as `KEY=value` lines, passwords in URLs redacted.
+    pub fn redacted(&self) -> String {
+        let mut out = String::new();
+        let json = serde_json::to_value(self).expect("settings serialize");
+        let mut add = |k: &str, v: String| out.push_str(&format!("{k}={v}\n"));
+        for (field, env) in env_names() {
+            let v = match field.as_str() {
+                "database_url" => redact_url(&self.database_url()),
+                "redis_url" => self.redis_url.as_deref().map(redact_url).unwrap_or_default(),
+                "public_origin" => self.public_origin.join(","),
+                _ => match &json[&field] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            };
+            add(&env, v);
+        }
+        out
+    }
+}
+
+/// (field name, environment variable) for every setting, read from the CLI definition itself.
+pub fn env_names() -> Vec<(String, String)> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_arguments()
+        .filter_map(|a| {
+            let env = a.get_env()?.to_string_lossy().into_owned();
+            Some((a.get_id().to_string(), env))
+        })
+        .collect()
+}
+
+/// Replaces the password in `scheme://user:password@host/...` with `***`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Settings {
+        let mut v = vec!["studyon"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).expect("parse").settings
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::defaults();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.database_url(), "sqlite://./data/studyon.db");
+        assert_eq!(s.db_kind().unwrap(), DbKind::Sqlite);
+        assert!(s.redis_url.is_none());
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn flags_work_before_and_after_the_subcommand() {
+        let a = Cli::try_parse_from(["studyon", "serve", "--listen", "127.0.0.1:9"]).unwrap();
+        assert_eq!(a.command, Some(Command::Serve));
+        assert_eq!(a.settings.listen.port(), 9);
+        let b = Cli::try_parse_from(["studyon", "--listen", "127.0.0.1:9", "migrate"]).unwrap();
+        assert_eq!(b.command, Some(Command::Migrate));
+        assert_eq!(b.settings.listen.port(), 9);
+    }
+
+    #[test]
+    fn cluster_without_postgres_is_refused_naming_the_setting() {
+        let s = parse(&["--redis-url", "redis://127.0.0.1:6379"]);
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--database-url", "mysql://x"]).validate().is_err());
+        assert!(parse(&["--public-origin", "https://a.example/path"]).validate().is_err());
+        assert!(parse(&["--public-origin", "ftp://a.example"]).validate().is_err());
+        assert!(parse(&["--shutdown-secs", "30"]).validate().is_err());
+        assert!(parse(&["--session-idle-secs", "100", "--session-max-age-secs", "10"])
+            .validate()
+            .is_err());
+        parse(&["--public-origin", "https://a.example,http://127.0.0.1:8080"]).validate().unwrap();
+    }
+
+    #[test]
+    fn origins_default_to_the_listen_address() {
+        let s = Settings::defaults();
+        let o = s.allowed_origins("127.0.0.1:4000".parse().unwrap());
+        assert!(o.contains(&"http://127.0.0.1:4000".to_string()));
+        assert!(o.contains(&"http://localhost:4000".to_string()));
+        assert!(!s.secure_cookies());
+        let s = parse(&["--public-origin", "https://study.example/"]);
+        assert_eq!(s.allowed_origins("0.0.0.0:80".parse().unwrap()), vec!["https://study.example"]);
+        assert!(s.secure_cookies());
+    }
+
+    #[test]
+    fn config_output_redacts_passwords() {
+        let s = parse(&["--database-url", "postgres://app:s3cret@db.internal/studyon"]);
+        let out = s.redacted();
+        assert!(!out.contains("s3cret"), "{out}");
+        assert!(out.contains("DATABASE_URL=postgres://app:***@db.internal/studyon"), "{out}");
+        assert!(out.contains("STUDYON_LISTEN=127.0.0.1:8080"));
+    }
+
+    /// The sample in `ops/` must name every environment variable the settings struct reads,
+    /// and nothing else, so operators can trust it.
+    #[test]
+    fn sample_config_lists_exactly_the_settings() {
+        let sample = include_str!("../ops/studyon.env.sample");
+        let mut in_sample: Vec<String> = sample
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
+            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        in_sample.sort();
+        in_sample.dedup();
+        let mut in_code: Vec<String> = env_names().into_iter().map(|(_, e)| e).collect();
+        in_code.sort();
+        assert_eq!(in_sample, in_code, "ops/studyon.env.sample is out of step with Settings");
+    }
+}

@@ -1,0 +1,219 @@
+//! The API error enum and its one mapping to HTTP status and stable snake_case code.
+//!
+//! Every error a client can see, over HTTP or as a socket error frame, is one of these. The
+//! `code` strings are part of the public contract (the web client translates them): never
+//! rename one, add a new variant instead.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::persist::PersistError;
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A field broke a rule; `field` names it so the form can point at it.
+    #[error("{message}")]
+    Validation { field: &'static str, message: String },
+    /// The body was not JSON, or not the JSON shape the route takes.
+    #[error("{0}")]
+    MalformedJson(String),
+    /// The body is larger than the route accepts.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The route takes `application/json`.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// No valid session cookie.
+    #[error("you are not logged in")]
+    Unauthenticated,
+    /// Unknown login id or wrong password: deliberately the same answer for both.
+    #[error("the login id or password is wrong")]
+    InvalidCredentials,
+    /// The `Origin` header is missing or not one of the configured public origins (CSRF).
+    #[error("the request origin is not allowed")]
+    BadOrigin,
+    /// No such route or resource, or one the caller may not see (the two look the same).
+    #[error("not found")]
+    NotFound,
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A uniqueness rule: `code` says which (`login_id_taken`, `display_name_taken`).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Too many attempts; try again after `retry_after_secs`.
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The actor that owns this resource has a full mailbox; retry shortly.
+    #[error("the server is busy; try again shortly")]
+    Busy,
+    /// The server is shutting down or its store is unreachable.
+    #[error("the service is unavailable; try again shortly")]
+    Unavailable,
+    /// A bug or an unexpected failure; details go to the log, never to the client.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Validation { field, message: message.into() }
+    }
+
+    /// The stable snake_case code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::BadOrigin => "bad_origin",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Busy => "busy",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation { .. } | ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::BadOrigin => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body shared by HTTP responses and socket error frames.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+            field: match self {
+                ApiError::Validation { field, .. } => Some(field),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = ?e, "internal error");
+        }
+        let mut resp = HttpResponse::build(self.status());
+        match self {
+            ApiError::RateLimited { retry_after_secs } => {
+                resp.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            ApiError::Busy | ApiError::Unavailable => {
+                resp.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
+        }
+        resp.json(self.body())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(c) => ApiError::Conflict {
+                code: c.code(),
+                message: c.to_string(),
+            },
+            StoreError::Unavailable(_) => ApiError::Unavailable,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Busy { .. } => ApiError::Busy,
+            RegistryError::ShuttingDown => ApiError::Unavailable,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<PersistError> for ApiError {
+    fn from(e: PersistError) -> Self {
+        match e {
+            PersistError::Busy => ApiError::Busy,
+            PersistError::Closed => ApiError::Unavailable,
+            PersistError::Store(s) => s.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_snake_case_and_statuses_are_errors() {
+        let all = [
+            ApiError::validation("login_id", "x"),
+            ApiError::MalformedJson("x".into()),
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::Unauthenticated,
+            ApiError::InvalidCredentials,
+            ApiError::BadOrigin,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::RateLimited { retry_after_secs: 3 },
+            ApiError::Busy,
+            ApiError::Unavailable,
+            ApiError::Internal(anyhow::anyhow!("boom")),
+        ];
+        for e in all {
+            let code = e.code();
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
+            assert!(e.status().is_client_error() || e.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_details() {
+        let e = ApiError::Internal(anyhow::anyhow!("password=hunter2 at db"));
+        assert_eq!(e.body().message, "internal error");
+    }
+
+    #[test]
+    fn rate_limited_sets_retry_after() {
+        let resp = ApiError::RateLimited { retry_after_secs: 7 }.error_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers().get("Retry-After").unwrap(), "7");
+    }
+}

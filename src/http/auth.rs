@@ -1,0 +1,199 @@
+//! Accounts over HTTP: sign up, log in, log out, who am I; and the session extractor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actors::user_session::{UserSession, UserSessionMsg};
+use crate::auth::{password, rules, token};
+use crate::error::ApiError;
+use crate::ids::SessionId;
+use crate::server::AppState;
+use crate::store::{Millis, NewSession, NewUser, User, now_millis};
+
+/// Sessions are touched at most this often: keeps a busy tab from writing on every request
+/// while the idle timeout stays accurate to a minute.
+const TOUCH_EVERY_MS: Millis = 60_000;
+
+/// The caller's user and login session, from the session cookie.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub session: SessionId,
+    /// When the session's absolute lifetime ends (live sockets close then).
+    pub expires_at: Millis,
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().expect("app state").clone();
+        let token = req.cookie(state.cookie_name).map(|c| c.value().to_string());
+        Box::pin(async move {
+            let token = token.ok_or(ApiError::Unauthenticated)?;
+            authenticate(&state, &token).await
+        })
+    }
+}
+
+async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, ApiError> {
+    let rec = state
+        .store
+        .session_by_token_hash(&token::hash_token(token))
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let now = now_millis();
+    let idle_ms = (state.settings.session_idle_secs as i64).saturating_mul(1000);
+    if rec.revoked_at.is_some() || now >= rec.expires_at || now - rec.last_seen_at >= idle_ms {
+        return Err(ApiError::Unauthenticated);
+    }
+    let user = state.store.user(rec.user_id).await?.ok_or(ApiError::Unauthenticated)?;
+    if now - rec.last_seen_at >= TOUCH_EVERY_MS {
+        state.store.touch_session(rec.id, now).await?;
+    }
+    Ok(Authenticated { user, session: rec.id, expires_at: rec.expires_at })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignupRequest {
+    pub login_id: String,
+    pub display_name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    pub login_id: String,
+    pub password: String,
+}
+
+/// `POST /api/auth/signup`: creates the account and logs it in.
+pub async fn signup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<SignupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let login_id = rules::login_id(&body.login_id)?;
+    let display_name = rules::display_name(&body.display_name)?;
+    rules::password(&body.password)?;
+    let hash = password::hash(body.password).await.map_err(ApiError::Internal)?;
+    let user = state
+        .store
+        .create_user(&NewUser { login_id, display_name, password_hash: hash, now: now_millis() })
+        .await?;
+    let cookie = open_session(&req, &state, &user).await?;
+    Ok(HttpResponse::Created().cookie(cookie).json(json!({ "user": user })))
+}
+
+/// `POST /api/auth/login`: a new session (and token) on every login.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    // The throttle key is the normalized id, capped so junk input cannot grow the map's keys.
+    let key: String = body.login_id.trim().to_ascii_lowercase().chars().take(64).collect();
+    let ip = req.peer_addr().map(|a| a.ip());
+    if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
+        return Err(ApiError::RateLimited { retry_after_secs: wait.as_secs().max(1) });
+    }
+    let found = match rules::login_id(&body.login_id) {
+        Ok(id) => state.store.user_credentials(&id).await?,
+        Err(_) => None,
+    };
+    // Verify against a decoy when the id is unknown: same answer, same cost.
+    let (user, phc) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, password::decoy_hash().to_string()),
+    };
+    let ok = password::verify(body.password, phc).await.map_err(ApiError::Internal)?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+    // A login replaces the session this browser had (no session fixation).
+    if let Some(old) = req.cookie(state.cookie_name) {
+        if let Ok(a) = authenticate(&state, old.value()).await {
+            revoke(&state, &a).await?;
+        }
+    }
+    let cookie = open_session(&req, &state, &user).await?;
+    Ok(HttpResponse::Ok().cookie(cookie).json(json!({ "user": user })))
+}
+
+/// `POST /api/auth/logout`: revokes the session and closes its sockets.
+pub async fn logout(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
+    revoke(&state, &auth).await?;
+    let mut gone = session_cookie(&state, String::new(), CookieDuration::ZERO);
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+/// `GET /api/auth/me`
+pub async fn me(auth: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "user": auth.user }))
+}
+
+/// `GET /api/me/prefs`
+pub async fn prefs(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
+    let prefs: serde_json::Map<String, serde_json::Value> = state
+        .store
+        .user_prefs(auth.user.id)
+        .await?
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "prefs": prefs })))
+}
+
+async fn revoke(state: &AppState, auth: &Authenticated) -> Result<(), ApiError> {
+    state.store.revoke_session(auth.session, now_millis()).await?;
+    // Close the sockets opened with this session, wherever they are.
+    state
+        .registry
+        .tell_live::<UserSession>(auth.user.id, UserSessionMsg::SessionRevoked { session: auth.session })
+        .await?;
+    Ok(())
+}
+
+async fn open_session(req: &HttpRequest, state: &AppState, user: &User) -> Result<Cookie<'static>, ApiError> {
+    let token = token::random_token();
+    let now = now_millis();
+    let max_age = state.settings.session_max_age_secs;
+    let user_agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    state
+        .store
+        .create_session(&NewSession {
+            user_id: user.id,
+            token_hash: token::hash_token(&token),
+            now,
+            expires_at: now + (max_age as i64).saturating_mul(1000),
+            user_agent,
+            ip: req.peer_addr().map(|a| a.ip().to_string()),
+        })
+        .await?;
+    Ok(session_cookie(state, token, CookieDuration::seconds(max_age as i64)))
+}
+
+fn session_cookie(state: &AppState, value: String, max_age: CookieDuration) -> Cookie<'static> {
+    Cookie::build(state.cookie_name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.settings.secure_cookies())
+        .max_age(max_age)
+        .finish()
+}

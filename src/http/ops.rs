@@ -1,0 +1,28 @@
+//! Operator endpoints: liveness, readiness, Prometheus metrics.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// The process is up and serving HTTP.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready for traffic: the store answers and the node is not draining.
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.is_shutting_down() {
+        return Err(ApiError::Unavailable);
+    }
+    state.store.ping().await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "database": format!("{:?}", state.store.kind()).to_lowercase() })))
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    metrics::gauge!(crate::metrics::PERSIST_QUEUE_DEPTH).set(state.persister.depth() as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,40 @@
+//! Id newtypes. One macro makes them all so a `UserId` can never be passed where a
+//! `SessionId` is expected.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! id_type {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+
+id_type!(
+    /// A user account.
+    UserId,
+    /// A server-side login session (one per login, shared by that browser's tabs).
+    SessionId,
+);
+
+/// One live WebSocket connection (one browser tab). Unique within a node's lifetime; the node
+/// id makes it unique across a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnId {
+    pub node: u64,
+    pub seq: u64,
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}-{}", self.node, self.seq)
+    }
+}

@@ -1,0 +1,37 @@
+//! StudyOn: a real-time collaboration server for online study groups.
+//!
+//! # Module map
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`config`] | every setting: CLI flag, `STUDYON_*` env twin and default in one struct; validation |
+//! | [`error`] | the one API error enum and its mapping to HTTP status + stable snake_case code |
+//! | [`ids`] | id newtypes (`UserId`, `SessionId`, …) made by one macro so ids never mix |
+//! | [`store`] | the `Store` trait and its SQLite and Postgres implementations |
+//! | [`persist`] | the group-commit persistence actor for durable writes on live paths |
+//! | [`auth`] | passwords (Argon2id), session tokens, input rules, login throttling |
+//! | [`ratelimit`] | the token-bucket core: a pure function of (bucket, now) |
+//! | [`registry`] | keyed actors (`UserSession`, later `Study`, `ChatRoom`, …): start, idle stop, supervision |
+//! | [`actors`] | the keyed actors themselves |
+//! | [`ws`] | the `/ws` live connection: protocol types, the connection actor, the local connection hub |
+//! | [`http`] | routes, extractors, Origin (CSRF) check, OpenAPI document, static web UI |
+//! | [`metrics`] | Prometheus recorder and metric names |
+//! | [`server`] | wiring: build the state, run the HTTP server, graceful shutdown |
+//!
+//! The one rule for callers: keyed actors are addressed by key through
+//! [`registry::Registry`], never by a held `Addr`, and their messages are serde types so the
+//! cluster registry can carry them between nodes.
+
+pub mod actors;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod persist;
+pub mod ratelimit;
+pub mod registry;
+pub mod server;
+pub mod store;
+pub mod ws;

@@ -1,0 +1,42 @@
+//! Prometheus metrics: the recorder (installed once per process) and every metric name.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Gauge, label `kind`: keyed actors alive.
+pub const ACTORS_LIVE: &str = "studyon_actors_live";
+/// Gauge, label `kind`: messages queued across that kind's mailboxes.
+pub const ACTOR_MAILBOX_DEPTH: &str = "studyon_actor_mailbox_depth";
+/// Counter, label `kind`: restarts after a crash.
+pub const ACTOR_RESTARTS: &str = "studyon_actor_restarts_total";
+/// Counter, label `kind`: sends refused because the mailbox was full.
+pub const ACTOR_BUSY: &str = "studyon_actor_busy_total";
+/// Gauge: open WebSocket connections on this node.
+pub const WS_CONNECTIONS: &str = "studyon_ws_connections";
+/// Counter, label `reason`: sockets the server closed.
+pub const WS_CLOSED: &str = "studyon_ws_closed_total";
+/// Gauge: writes waiting in the persistence actor's mailbox.
+pub const PERSIST_QUEUE_DEPTH: &str = "studyon_persist_queue_depth";
+/// Histogram: writes per group commit.
+pub const PERSIST_BATCH_SIZE: &str = "studyon_persist_batch_size";
+/// Histogram: seconds per group commit.
+pub const PERSIST_COMMIT_SECONDS: &str = "studyon_persist_commit_seconds";
+/// Counter, labels `method`, `status`: HTTP responses.
+pub const HTTP_RESPONSES: &str = "studyon_http_responses_total";
+
+/// Installs the global recorder on first call; later calls (tests start many servers in one
+/// process) share it.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed by an embedding program; we still
+            // render our own handle then.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,445 @@
+//! The actor registry: keyed actors addressed by key, started on first use, stopped when
+//! idle, restarted under supervision when they crash.
+//!
+//! Callers never hold an `Addr`: they call [`Registry::ask`] or [`Registry::tell`] with an
+//! actor type and its id. Messages and replies are serde types, so the cluster registry (a
+//! later Redis-backed implementation of placement) can carry them to the node that owns the
+//! key without any call site changing.
+//!
+//! Supervision: every keyed actor embeds a [`Supervision`]. When an actor stops without
+//! going through a clean stop (a panic unwinds its task and drops it), the supervision's
+//! `Drop` tells the actor's watchers (its client connections) to resync and asks the
+//! registry to restart it, which reloads its state from the store. Restarts are limited to
+//! [`MAX_RESTARTS`] per [`RESTART_WINDOW`] so a poison message cannot spin a core.
+
+mod supervision;
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
+use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OnceCell, oneshot};
+
+pub use supervision::Supervision;
+
+use crate::ids::UserId;
+use crate::persist::Persister;
+use crate::store::Store;
+use crate::ws::hub::ConnHub;
+
+/// Restarts allowed per key within [`RESTART_WINDOW`]; past that the actor stays down until
+/// its next use, so a message that always panics cannot loop.
+pub const MAX_RESTARTS: usize = 5;
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How long `ask` waits for a reply: a handler slower than this is a bug or an overload.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The key of every keyed actor. Later issues add `Study`, `ChatRoom`, `PostDoc`, `VideoRoom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum ActorKey {
+    UserSession(UserId),
+    /// A test-only actor for the registry's own tests.
+    #[cfg(test)]
+    Probe(u64),
+}
+
+impl ActorKey {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ActorKey::UserSession(_) => "user_session",
+            #[cfg(test)]
+            ActorKey::Probe(_) => "probe",
+        }
+    }
+}
+
+impl std::fmt::Display for ActorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ActorKey::UserSession(id) => write!(f, "user_session/{id}"),
+            #[cfg(test)]
+            ActorKey::Probe(id) => write!(f, "probe/{id}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The actor's mailbox is full.
+    #[error("{key} is busy")]
+    Busy { key: ActorKey },
+    /// The actor stopped (or crashed) before replying.
+    #[error("{key} stopped before replying")]
+    Stopped { key: ActorKey },
+    /// No reply within [`ASK_TIMEOUT`].
+    #[error("{key} did not reply in time")]
+    Timeout { key: ActorKey },
+    /// Loading the actor's state failed.
+    #[error("{key} could not start: {source}")]
+    Start { key: ActorKey, source: anyhow::Error },
+    /// The node is shutting down and starts no actors.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// What keyed actors get to build themselves.
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<ConnHub>,
+    pub persister: Persister,
+}
+
+/// An actor that lives in the registry under a key.
+pub trait KeyedActor: Actor<Context = Context<Self>> + Handler<Envelope<Self>> + Handler<StopActor> + Send {
+    type Id: Copy + Eq + Hash + std::fmt::Debug + Send + Sync + Serialize + DeserializeOwned + 'static;
+    type Msg: Send + Serialize + DeserializeOwned + 'static;
+    type Reply: Send + Serialize + DeserializeOwned + 'static;
+
+    fn key(id: Self::Id) -> ActorKey;
+
+    /// Loads the actor's state from the store. Runs before the actor starts; a failure is
+    /// reported to the caller that triggered the start.
+    fn load(id: Self::Id, deps: Arc<Deps>, registry: Registry, sup: Supervision) -> BoxFuture<'static, anyhow::Result<Self>>;
+
+    fn supervision(&mut self) -> &mut Supervision;
+
+    /// Handles one message; reply through `reply` now or later (from a spawned future).
+    fn handle_msg(&mut self, msg: Self::Msg, reply: ReplyTo<Self::Reply>, ctx: &mut Context<Self>);
+
+    /// True when the actor may be stopped once it has been quiet for the idle timeout.
+    /// Default: when it has no watchers (client connections).
+    fn is_idle(&mut self) -> bool {
+        self.supervision().watchers().is_empty()
+    }
+}
+
+/// A message for a keyed actor, with the channel for its reply (none for `tell`).
+pub struct Envelope<A: KeyedActor> {
+    pub msg: A::Msg,
+    pub reply: ReplyTo<A::Reply>,
+}
+
+impl<A: KeyedActor> Message for Envelope<A> {
+    type Result = ();
+}
+
+/// Where a keyed actor's reply goes. Dropping it unsent makes the asker see `Stopped`.
+pub struct ReplyTo<R>(Option<oneshot::Sender<R>>);
+
+impl<R> ReplyTo<R> {
+    pub fn send(self, reply: R) {
+        if let Some(tx) = self.0 {
+            let _ = tx.send(reply);
+        }
+    }
+}
+
+/// Asks a keyed actor to stop cleanly (idle stop and shutdown use it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopActor;
+
+/// Implements the two registry handlers for a keyed actor type.
+#[macro_export]
+macro_rules! keyed_actor_handlers {
+    ($t:ty) => {
+        impl actix::Handler<$crate::registry::Envelope<$t>> for $t {
+            type Result = ();
+            fn handle(&mut self, env: $crate::registry::Envelope<$t>, ctx: &mut actix::Context<Self>) {
+                <$t as $crate::registry::KeyedActor>::supervision(self).received();
+                <$t as $crate::registry::KeyedActor>::handle_msg(self, env.msg, env.reply, ctx);
+            }
+        }
+        impl actix::Handler<$crate::registry::StopActor> for $t {
+            type Result = ();
+            fn handle(&mut self, _: $crate::registry::StopActor, ctx: &mut actix::Context<Self>) {
+                <$t as $crate::registry::KeyedActor>::supervision(self).stop_cleanly();
+                actix::ActorContext::stop(ctx);
+            }
+        }
+    };
+}
+
+struct Running {
+    /// `Addr<A>` for the slot's actor type.
+    addr: Box<dyn Any + Send + Sync>,
+    generation: u64,
+    stop: Box<dyn Fn() + Send + Sync>,
+}
+
+type Slot = Arc<OnceCell<Running>>;
+
+pub(crate) struct Inner {
+    slots: Mutex<HashMap<ActorKey, Slot>>,
+    deps: Arc<Deps>,
+    arbiters: Vec<actix::ArbiterHandle>,
+    next_generation: AtomicU64,
+    idle: Duration,
+    mailbox: usize,
+    shutting_down: AtomicBool,
+    crashes: Mutex<HashMap<ActorKey, VecDeque<Instant>>>,
+}
+
+/// Handle to the registry. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl Registry {
+    /// Creates the registry with `arbiters` threads for keyed actors. Must run inside an
+    /// actix `System`.
+    pub fn new(deps: Arc<Deps>, arbiters: usize, idle: Duration, mailbox: usize) -> Self {
+        let arbiters = (0..arbiters.max(1)).map(|_| actix::Arbiter::new().handle()).collect();
+        Registry {
+            inner: Arc::new(Inner {
+                slots: Mutex::new(HashMap::new()),
+                deps,
+                arbiters,
+                next_generation: AtomicU64::new(1),
+                idle,
+                mailbox,
+                shutting_down: AtomicBool::new(false),
+                crashes: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn deps(&self) -> &Arc<Deps> {
+        &self.inner.deps
+    }
+
+    /// Sends `msg` to the actor with this id, starting it if needed, and waits for its reply.
+    pub async fn ask<A: KeyedActor>(&self, id: A::Id, msg: A::Msg) -> Result<A::Reply, RegistryError> {
+        let (tx, rx) = oneshot::channel();
+        self.deliver::<A>(id, msg, ReplyTo(Some(tx)), true).await?;
+        let key = A::key(id);
+        match tokio::time::timeout(ASK_TIMEOUT, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(RegistryError::Stopped { key }),
+            Err(_) => Err(RegistryError::Timeout { key }),
+        }
+    }
+
+    /// Sends `msg` without waiting for a reply, starting the actor if needed.
+    pub async fn tell<A: KeyedActor>(&self, id: A::Id, msg: A::Msg) -> Result<(), RegistryError> {
+        self.deliver::<A>(id, msg, ReplyTo(None), true).await
+    }
+
+    /// Sends `msg` only if the actor is already running; returns whether it was.
+    pub async fn tell_live<A: KeyedActor>(&self, id: A::Id, msg: A::Msg) -> Result<bool, RegistryError> {
+        match self.deliver::<A>(id, msg, ReplyTo(None), false).await {
+            Ok(()) => Ok(true),
+            Err(RegistryError::Stopped { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether an actor for this key is running now.
+    pub fn is_live(&self, key: &ActorKey) -> bool {
+        self.slot(key, false).is_some_and(|s| s.get().is_some())
+    }
+
+    /// Number of live actors (all kinds).
+    pub fn live_count(&self) -> usize {
+        let slots = self.inner.slots.lock().expect("registry lock");
+        slots.values().filter(|s| s.get().is_some()).count()
+    }
+
+    async fn deliver<A: KeyedActor>(
+        &self,
+        id: A::Id,
+        mut msg: A::Msg,
+        mut reply: ReplyTo<A::Reply>,
+        start: bool,
+    ) -> Result<(), RegistryError> {
+        let key = A::key(id);
+        // Two tries: the first may hit an actor that stopped for idleness a moment ago.
+        for _ in 0..2 {
+            let Some(slot) = self.get::<A>(id, start).await? else {
+                return Err(RegistryError::Stopped { key });
+            };
+            let running = slot.get().expect("started slot");
+            let generation = running.generation;
+            // Send through the one shared `Addr`: actix gives every clone of an address its
+            // own extra slot past the capacity, so a clone per send would unbound the mailbox.
+            let addr = running.addr.downcast_ref::<Addr<A>>().expect("one actor type per key kind");
+            metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => key.kind()).increment(1.0);
+            match addr.try_send(Envelope { msg, reply }) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => key.kind()).decrement(1.0);
+                    match e {
+                        actix::prelude::SendError::Full(_) => {
+                            metrics::counter!(crate::metrics::ACTOR_BUSY, "kind" => key.kind()).increment(1);
+                            return Err(RegistryError::Busy { key });
+                        }
+                        actix::prelude::SendError::Closed(env) => {
+                            self.inner.forget(&key, generation);
+                            msg = env.msg;
+                            reply = env.reply;
+                        }
+                    }
+                }
+            }
+        }
+        Err(RegistryError::Stopped { key })
+    }
+
+    fn slot(&self, key: &ActorKey, create: bool) -> Option<Slot> {
+        let mut slots = self.inner.slots.lock().expect("registry lock");
+        if create {
+            Some(slots.entry(*key).or_default().clone())
+        } else {
+            slots.get(key).cloned()
+        }
+    }
+
+    /// The started slot for this id, starting the actor first if `start`.
+    async fn get<A: KeyedActor>(&self, id: A::Id, start: bool) -> Result<Option<Slot>, RegistryError> {
+        let key = A::key(id);
+        if start && self.inner.shutting_down.load(Ordering::Acquire) {
+            return Err(RegistryError::ShuttingDown);
+        }
+        let Some(slot) = self.slot(&key, start) else {
+            return Ok(None);
+        };
+        if start {
+            if let Err(e) = slot.get_or_try_init(|| self.start::<A>(id)).await {
+                // Let the next caller try a fresh start instead of a poisoned cell.
+                self.inner.remove_slot_if(&key, &slot);
+                return Err(e);
+            }
+        } else if slot.get().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(slot))
+    }
+
+    async fn start<A: KeyedActor>(&self, id: A::Id) -> Result<Running, RegistryError> {
+        let key = A::key(id);
+        let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
+        let sup = Supervision::new(key, generation, Arc::downgrade(&self.inner), self.inner.deps.hub.clone());
+        let actor = A::load(id, self.inner.deps.clone(), self.clone(), sup)
+            .await
+            .map_err(|source| RegistryError::Start { key, source })?;
+        let arbiter = &self.inner.arbiters[arbiter_index(&key, self.inner.arbiters.len())];
+        let mailbox = self.inner.mailbox;
+        let idle = self.inner.idle;
+        let addr = A::start_in_arbiter(arbiter, move |ctx: &mut Context<A>| {
+            let mut actor = actor;
+            ctx.set_mailbox_capacity(mailbox);
+            actor.supervision().arm();
+            // Check a few times per idle period so an idle actor stops within ~1.25× idle.
+            ctx.run_interval(idle / 4, move |act: &mut A, ctx| {
+                if act.supervision().quiet_for() >= idle && act.is_idle() {
+                    act.supervision().stop_cleanly();
+                    actix::ActorContext::stop(ctx);
+                }
+            });
+            actor
+        });
+        let stopper = addr.clone();
+        Ok(Running {
+            addr: Box::new(addr),
+            generation,
+            stop: Box::new(move || stopper.do_send(StopActor)),
+        })
+    }
+
+    /// Stops every keyed actor cleanly and refuses new starts. Waits up to `within`.
+    pub async fn shutdown(&self, within: Duration) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let slots: Vec<Slot> = self.inner.slots.lock().expect("registry lock").values().cloned().collect();
+        for s in &slots {
+            if let Some(r) = s.get() {
+                (r.stop)();
+            }
+        }
+        let deadline = Instant::now() + within;
+        while self.live_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Inner {
+    /// Removes the slot for `key` if it still holds `generation`.
+    pub(crate) fn forget(&self, key: &ActorKey, generation: u64) {
+        let mut slots = self.slots.lock().expect("registry lock");
+        if slots.get(key).and_then(|s| s.get()).is_some_and(|r| r.generation == generation) {
+            slots.remove(key);
+        }
+    }
+
+    fn remove_slot_if(&self, key: &ActorKey, slot: &Slot) {
+        let mut slots = self.slots.lock().expect("registry lock");
+        if slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(key);
+        }
+    }
+
+    /// Called from a crashed actor's drop: forget it and restart it unless it crashes too often.
+    pub(crate) fn crashed(self: Arc<Self>, key: ActorKey, generation: u64) {
+        self.forget(&key, generation);
+        metrics::counter!(crate::metrics::ACTOR_RESTARTS, "kind" => key.kind()).increment(1);
+        if self.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        let allowed = {
+            let mut crashes = self.crashes.lock().expect("registry lock");
+            let q = crashes.entry(key).or_default();
+            while q.front().is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW) {
+                q.pop_front();
+            }
+            q.push_back(now);
+            q.len() <= MAX_RESTARTS
+        };
+        if !allowed {
+            tracing::error!(%key, "actor keeps crashing; not restarting until its next use");
+            return;
+        }
+        tracing::warn!(%key, "actor crashed; restarting");
+        let registry = Registry { inner: self };
+        actix_rt::spawn(async move {
+            if let Err(e) = restart(&registry, key).await {
+                tracing::error!(%key, error = %e, "restart failed");
+            }
+        });
+    }
+}
+
+/// Starts the actor for `key` again. One arm per kind: the only place that maps a key back
+/// to its actor type.
+async fn restart(registry: &Registry, key: ActorKey) -> Result<(), RegistryError> {
+    match key {
+        ActorKey::UserSession(id) => {
+            registry.get::<crate::actors::UserSession>(id, true).await?;
+        }
+        #[cfg(test)]
+        ActorKey::Probe(id) => {
+            registry.get::<tests::Probe>(id, true).await?;
+        }
+    }
+    Ok(())
+}
+
+fn arbiter_index(key: &ActorKey, n: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+pub(crate) type WeakInner = Weak<Inner>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! The part of every keyed actor the registry owns: liveness bookkeeping, idle tracking, the
+//! set of client connections watching it, and crash detection.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{ActorKey, WeakInner};
+use crate::ids::ConnId;
+use crate::ws::hub::{ConnHub, Control};
+
+pub struct Supervision {
+    key: ActorKey,
+    generation: u64,
+    registry: WeakInner,
+    hub: Arc<ConnHub>,
+    /// Set once the actor runs; an actor dropped before that (load failed) is no crash.
+    armed: bool,
+    /// Set on every clean stop path; a drop without it is a crash.
+    clean: bool,
+    last_activity: Instant,
+    watchers: HashSet<ConnId>,
+}
+
+impl Supervision {
+    pub(super) fn new(key: ActorKey, generation: u64, registry: WeakInner, hub: Arc<ConnHub>) -> Self {
+        Supervision {
+            key,
+            generation,
+            registry,
+            hub,
+            armed: false,
+            clean: false,
+            last_activity: Instant::now(),
+            watchers: HashSet::new(),
+        }
+    }
+
+    pub fn key(&self) -> ActorKey {
+        self.key
+    }
+
+    pub(super) fn arm(&mut self) {
+        self.armed = true;
+        metrics::gauge!(crate::metrics::ACTORS_LIVE, "kind" => self.key.kind()).increment(1.0);
+    }
+
+    /// Bookkeeping for one delivered message.
+    pub fn received(&mut self) {
+        self.last_activity = Instant::now();
+        metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => self.key.kind()).decrement(1.0);
+    }
+
+    pub(super) fn quiet_for(&self) -> Duration {
+        self.last_activity.elapsed()
+    }
+
+    /// Marks the coming stop as intended and removes the actor from the registry.
+    pub fn stop_cleanly(&mut self) {
+        if !self.clean {
+            self.clean = true;
+            if let Some(inner) = self.registry.upgrade() {
+                inner.forget(&self.key, self.generation);
+            }
+        }
+    }
+
+    /// Connections to tell to resync if this actor crashes.
+    pub fn watchers(&self) -> &HashSet<ConnId> {
+        &self.watchers
+    }
+
+    pub fn watch(&mut self, conn: ConnId) {
+        self.watchers.insert(conn);
+        self.last_activity = Instant::now();
+    }
+
+    pub fn unwatch(&mut self, conn: &ConnId) -> bool {
+        self.last_activity = Instant::now();
+        self.watchers.remove(conn)
+    }
+}
+
+impl Drop for Supervision {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        metrics::gauge!(crate::metrics::ACTORS_LIVE, "kind" => self.key.kind()).decrement(1.0);
+        if self.clean {
+            return;
+        }
+        // A panic unwound the actor's task: its in-memory state is gone. Its clients must
+        // re-attach (which reloads state) and re-fetch what they show.
+        for conn in &self.watchers {
+            self.hub.control(*conn, Control::Resync { key: self.key });
+        }
+        if let Some(inner) = self.registry.upgrade() {
+            inner.crashed(self.key, self.generation);
+        }
+    }
+}

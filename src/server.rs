@@ -1,0 +1,177 @@
+//! Wiring: build the shared state, run the HTTP server, shut down gracefully.
+//!
+//! Shutdown order (SIGTERM/SIGINT, or [`RunningServer::shutdown`]): mark not-ready, stop
+//! accepting, close every socket with 1001 and a reconnect hint, stop keyed actors, drain
+//! in-flight requests, flush the persistence actor, close the store. All within
+//! `STUDYON_SHUTDOWN_SECS` (at most 9 s) so the process exits inside 10 s.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::LoginThrottle;
+use crate::config::Settings;
+use crate::persist::Persister;
+use crate::registry::{Deps, Registry};
+use crate::store::{self, Store, now_millis};
+use crate::ws::close_code;
+use crate::ws::hub::ConnHub;
+
+/// Durable writes that may wait for a commit before callers get `busy`: a few group commits'
+/// worth at MAX_BATCH each.
+pub const PERSIST_MAILBOX: usize = 4096;
+/// How often dead sessions are purged from the store (the scheduled-job part of foundation).
+const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Everything request handlers and connections share.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub registry: Registry,
+    pub hub: Arc<ConnHub>,
+    pub persister: Persister,
+    pub throttle: LoginThrottle,
+    /// Origins accepted for state-changing requests and socket upgrades.
+    pub origins: Vec<String>,
+    pub metrics: PrometheusHandle,
+    pub cookie_name: &'static str,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+/// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: web::Data<AppState>,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store, applies migrations, and starts serving. Must run inside an actix System.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    settings.validate()?;
+    let settings = Arc::new(settings);
+    let store = store::open(&settings).await?;
+    store.migrate().await?;
+
+    let persister = Persister::start(store.clone(), PERSIST_MAILBOX);
+    let mut node = [0u8; 8];
+    getrandom::fill(&mut node)?;
+    let hub = Arc::new(ConnHub::new(u64::from_le_bytes(node)));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let registry = Registry::new(
+        Arc::new(Deps { store: store.clone(), hub: hub.clone(), persister: persister.clone() }),
+        cores,
+        Duration::from_secs(settings.actor_idle_secs),
+        settings.actor_mailbox,
+    );
+
+    let listener = std::net::TcpListener::bind(settings.listen)?;
+    let addr = listener.local_addr()?;
+    let state = web::Data::new(AppState {
+        origins: settings.allowed_origins(addr),
+        cookie_name: if settings.secure_cookies() { "__Host-studyon_session" } else { "studyon_session" },
+        settings: settings.clone(),
+        store: store.clone(),
+        registry,
+        hub,
+        persister,
+        throttle: LoginThrottle::default(),
+        metrics: crate::metrics::handle(),
+        shutting_down: AtomicBool::new(false),
+    });
+
+    let app_state = state.clone();
+    let workers = if settings.workers == 0 { cores } else { settings.workers };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(crate::http::json_config())
+            .wrap(from_fn(crate::http::edge))
+            .configure(|cfg| {
+                crate::http::routes(cfg);
+            })
+            .default_service(web::to(crate::http::fallback))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(settings.shutdown_secs)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+
+    let purge_state = state.clone();
+    actix_rt::spawn(async move {
+        let mut every = tokio::time::interval(SESSION_PURGE_EVERY);
+        loop {
+            every.tick().await;
+            if purge_state.is_shutting_down() {
+                break;
+            }
+            let now = now_millis();
+            let idle_before = now - (purge_state.settings.session_idle_secs as i64) * 1000;
+            match purge_state.store.purge_sessions(idle_before, now).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "session purge failed"),
+            }
+        }
+    });
+
+    tracing::info!(%addr, db = ?store.kind(), "StudyOn listening");
+    Ok(RunningServer { addr, state, handle, task })
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful shutdown; see the module docs for the order.
+    pub async fn shutdown(self) {
+        let started = Instant::now();
+        let budget = Duration::from_secs(self.state.settings.shutdown_secs);
+        let state = &self.state;
+        state.shutting_down.store(true, Ordering::Release);
+        self.handle.pause().await;
+        state.hub.close_all(close_code::GOING_AWAY, "server restarting; reconnect");
+        // Sockets close within a round trip; give them a bounded moment.
+        let sockets_by = Instant::now() + budget / 4;
+        while !state.hub.is_empty() && Instant::now() < sockets_by {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        state.registry.shutdown(budget / 8).await;
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+        state.persister.shutdown().await;
+        state.store.close().await;
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "StudyOn stopped");
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

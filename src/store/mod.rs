@@ -1,0 +1,172 @@
+//! The relational store: one [`Store`] trait, a SQLite and a Postgres implementation.
+//!
+//! The rest of the server only sees `Arc<dyn Store>`. Both implementations share their query
+//! text (see `sql.rs`), and the same conformance suite (`tests/it/store.rs`) runs on both.
+//! `sqlx::Any` cannot decode the same values from both dialects, which is why this is a trait
+//! with two implementations rather than one `Any` pool.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DbKind, Settings};
+use crate::ids::{SessionId, UserId};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Milliseconds since the Unix epoch: the one time format in the store.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub login_id: String,
+    pub display_name: String,
+    #[serde(skip)]
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Already normalized (lower-cased) and validated.
+    pub login_id: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub now: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user_id: UserId,
+    pub token_hash: Vec<u8>,
+    pub now: Millis,
+    pub expires_at: Millis,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: Millis,
+    pub last_seen_at: Millis,
+    pub expires_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+/// A write on a live path, committed by the persistence actor in a group with others.
+/// Serializable so a write can be handed to the node that owns the actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DurableWrite {
+    /// Upsert one preference of one user.
+    UserPref { user_id: UserId, key: String, value: String, at: Millis },
+}
+
+/// Which uniqueness rule a write broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("this login id is taken")]
+    LoginIdTaken,
+    #[error("this display name is taken")]
+    DisplayNameTaken,
+}
+
+impl Conflict {
+    pub fn code(self) -> &'static str {
+        match self {
+            Conflict::LoginIdTaken => "login_id_taken",
+            Conflict::DisplayNameTaken => "display_name_taken",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
+    /// The database could not be reached (pool timeout, connection refused).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Db(#[source] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e)
+            }
+            sqlx::Error::Database(ref d) if d.is_unique_violation() => {
+                // Both dialects name the column (SQLite) or the constraint (Postgres) in the
+                // message, and both contain the column name.
+                if d.message().contains("display_name_key") {
+                    StoreError::Conflict(Conflict::DisplayNameTaken)
+                } else {
+                    StoreError::Conflict(Conflict::LoginIdTaken)
+                }
+            }
+            other => StoreError::Db(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn kind(&self) -> DbKind;
+    /// Applies pending migrations of this dialect.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Cheap round trip for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn close(&self);
+
+    async fn create_user(&self, new: &NewUser) -> StoreResult<User>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// The user and their PHC password hash, by normalized login id.
+    async fn user_credentials(&self, login_id: &str) -> StoreResult<Option<(User, String)>>;
+
+    async fn create_session(&self, new: &NewSession) -> StoreResult<SessionId>;
+    async fn session_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<SessionRecord>>;
+    async fn touch_session(&self, id: SessionId, now: Millis) -> StoreResult<()>;
+    /// Marks the session revoked; false if it was already revoked or does not exist.
+    async fn revoke_session(&self, id: SessionId, now: Millis) -> StoreResult<bool>;
+    /// Deletes sessions revoked, or idle or past their lifetime, before the given instants.
+    async fn purge_sessions(&self, idle_before: Millis, now: Millis) -> StoreResult<u64>;
+
+    /// Commits every write in one transaction; all or nothing.
+    async fn commit_batch(&self, writes: &[DurableWrite]) -> StoreResult<()>;
+    async fn user_prefs(&self, user_id: UserId) -> StoreResult<Vec<(String, String)>>;
+
+    /// (table, column) of every application table, sorted: for the dialect parity test.
+    async fn schema(&self) -> StoreResult<Vec<(String, String)>>;
+}
+
+/// Opens the store the settings name, creating the SQLite file (and data dir) if needed.
+pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = settings.database_url();
+    Ok(match settings.db_kind()? {
+        DbKind::Sqlite => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            Arc::new(SqliteStore::connect(&url, settings.db_max_connections).await?)
+        }
+        DbKind::Postgres => Arc::new(PgStore::connect(&url, settings.db_max_connections).await?),
+    })
+}

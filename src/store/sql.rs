@@ -1,0 +1,292 @@
+//! The query text both dialects share. SQLite accepts `$1` placeholders, `RETURNING` and
+//! `ON CONFLICT … DO UPDATE`, so one body serves both; the macro stamps it out per pool type.
+
+macro_rules! shared_store_impl {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn fetch_user(
+                &self,
+                id: crate::ids::UserId,
+            ) -> crate::store::StoreResult<Option<crate::store::User>> {
+                let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+                    "SELECT id, login_id, display_name, created_at FROM users WHERE id = $1",
+                )
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(id, login_id, display_name, created_at)| crate::store::User {
+                    id: crate::ids::UserId(id),
+                    login_id,
+                    display_name,
+                    created_at,
+                }))
+            }
+
+            async fn insert_user(
+                &self,
+                new: &crate::store::NewUser,
+            ) -> crate::store::StoreResult<crate::store::User> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO users (login_id, display_name, display_name_key, password_hash, \
+                     created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(&new.login_id)
+                .bind(&new.display_name)
+                .bind(new.display_name.to_lowercase())
+                .bind(&new.password_hash)
+                .bind(new.now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(crate::store::User {
+                    id: crate::ids::UserId(id),
+                    login_id: new.login_id.clone(),
+                    display_name: new.display_name.clone(),
+                    created_at: new.now,
+                })
+            }
+
+            async fn fetch_credentials(
+                &self,
+                login_id: &str,
+            ) -> crate::store::StoreResult<Option<(crate::store::User, String)>> {
+                let row: Option<(i64, String, String, i64, String)> = sqlx::query_as(
+                    "SELECT id, login_id, display_name, created_at, password_hash FROM users \
+                     WHERE login_id = $1",
+                )
+                .bind(login_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(id, login_id, display_name, created_at, hash)| {
+                    let user = crate::store::User {
+                        id: crate::ids::UserId(id),
+                        login_id,
+                        display_name,
+                        created_at,
+                    };
+                    (user, hash)
+                }))
+            }
+
+            async fn insert_session(
+                &self,
+                new: &crate::store::NewSession,
+            ) -> crate::store::StoreResult<crate::ids::SessionId> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, \
+                     expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(new.user_id.0)
+                .bind(&new.token_hash)
+                .bind(new.now)
+                .bind(new.expires_at)
+                .bind(&new.user_agent)
+                .bind(&new.ip)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(crate::ids::SessionId(id))
+            }
+
+            async fn fetch_session(
+                &self,
+                token_hash: &[u8],
+            ) -> crate::store::StoreResult<Option<crate::store::SessionRecord>> {
+                let row: Option<(i64, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT id, user_id, created_at, last_seen_at, expires_at, revoked_at \
+                     FROM sessions WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(id, user_id, created_at, last_seen_at, expires_at, revoked_at)| {
+                    crate::store::SessionRecord {
+                        id: crate::ids::SessionId(id),
+                        user_id: crate::ids::UserId(user_id),
+                        created_at,
+                        last_seen_at,
+                        expires_at,
+                        revoked_at,
+                    }
+                }))
+            }
+
+            async fn update_session_seen(
+                &self,
+                id: crate::ids::SessionId,
+                now: crate::store::Millis,
+            ) -> crate::store::StoreResult<()> {
+                sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
+                    .bind(now)
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn update_session_revoked(
+                &self,
+                id: crate::ids::SessionId,
+                now: crate::store::Millis,
+            ) -> crate::store::StoreResult<bool> {
+                let r = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn delete_dead_sessions(
+                &self,
+                idle_before: crate::store::Millis,
+                now: crate::store::Millis,
+            ) -> crate::store::StoreResult<u64> {
+                let r = sqlx::query(
+                    "DELETE FROM sessions WHERE revoked_at IS NOT NULL OR last_seen_at < $1 \
+                     OR expires_at < $2",
+                )
+                .bind(idle_before)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn apply_writes(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                writes: &[crate::store::DurableWrite],
+            ) -> Result<(), sqlx::Error> {
+                for w in writes {
+                    match w {
+                        crate::store::DurableWrite::UserPref { user_id, key, value, at } => {
+                            sqlx::query(
+                                "INSERT INTO user_prefs (user_id, pref_key, pref_value, updated_at) \
+                                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, pref_key) DO UPDATE \
+                                 SET pref_value = excluded.pref_value, updated_at = excluded.updated_at",
+                            )
+                            .bind(user_id.0)
+                            .bind(key)
+                            .bind(value)
+                            .bind(*at)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+
+            async fn commit_writes(
+                &self,
+                writes: &[crate::store::DurableWrite],
+            ) -> crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                Self::apply_writes(&mut tx, writes).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn fetch_prefs(
+                &self,
+                user_id: crate::ids::UserId,
+            ) -> crate::store::StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT pref_key, pref_value FROM user_prefs WHERE user_id = $1 ORDER BY pref_key",
+                )
+                .bind(user_id.0)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl crate::store::Store for $store {
+            fn kind(&self) -> crate::config::DbKind {
+                Self::KIND
+            }
+            async fn migrate(&self) -> crate::store::StoreResult<()> {
+                Self::MIGRATOR.run(&self.pool).await?;
+                Ok(())
+            }
+            async fn ping(&self) -> crate::store::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+            async fn create_user(
+                &self,
+                new: &crate::store::NewUser,
+            ) -> crate::store::StoreResult<crate::store::User> {
+                self.insert_user(new).await
+            }
+            async fn user(
+                &self,
+                id: crate::ids::UserId,
+            ) -> crate::store::StoreResult<Option<crate::store::User>> {
+                self.fetch_user(id).await
+            }
+            async fn user_credentials(
+                &self,
+                login_id: &str,
+            ) -> crate::store::StoreResult<Option<(crate::store::User, String)>> {
+                self.fetch_credentials(login_id).await
+            }
+            async fn create_session(
+                &self,
+                new: &crate::store::NewSession,
+            ) -> crate::store::StoreResult<crate::ids::SessionId> {
+                self.insert_session(new).await
+            }
+            async fn session_by_token_hash(
+                &self,
+                token_hash: &[u8],
+            ) -> crate::store::StoreResult<Option<crate::store::SessionRecord>> {
+                self.fetch_session(token_hash).await
+            }
+            async fn touch_session(
+                &self,
+                id: crate::ids::SessionId,
+                now: crate::store::Millis,
+            ) -> crate::store::StoreResult<()> {
+                self.update_session_seen(id, now).await
+            }
+            async fn revoke_session(
+                &self,
+                id: crate::ids::SessionId,
+                now: crate::store::Millis,
+            ) -> crate::store::StoreResult<bool> {
+                self.update_session_revoked(id, now).await
+            }
+            async fn purge_sessions(
+                &self,
+                idle_before: crate::store::Millis,
+                now: crate::store::Millis,
+            ) -> crate::store::StoreResult<u64> {
+                self.delete_dead_sessions(idle_before, now).await
+            }
+            async fn commit_batch(
+                &self,
+                writes: &[crate::store::DurableWrite],
+            ) -> crate::store::StoreResult<()> {
+                self.commit_writes(writes).await
+            }
+            async fn user_prefs(
+                &self,
+                user_id: crate::ids::UserId,
+            ) -> crate::store::StoreResult<Vec<(String, String)>> {
+                self.fetch_prefs(user_id).await
+            }
+            async fn schema(&self) -> crate::store::StoreResult<Vec<(String, String)>> {
+                let mut cols: Vec<(String, String)> =
+                    sqlx::query_as(Self::SCHEMA_SQL).fetch_all(&self.pool).await?;
+                cols.sort();
+                Ok(cols)
+            }
+        }
+    };
+}
+
+pub(crate) use shared_store_impl;

@@ -1,0 +1,164 @@
+//! This node's open connections. Actors push frames to a connection by [`ConnId`]; the hub
+//! puts them on that connection's bounded outbound queue, or, when the queue is full, tells
+//! the connection to close as a slow consumer. Pushing never blocks the pushing actor.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytestring::ByteString;
+use tokio::sync::mpsc;
+
+use crate::ids::{ConnId, SessionId, UserId};
+use crate::registry::ActorKey;
+
+/// Control messages for a connection's own loop (not frames for the client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Close the socket with this code and reason.
+    Close { code: u16, reason: String },
+    /// An actor this connection watches crashed and restarted: re-attach and tell the client.
+    Resync { key: ActorKey },
+    /// The outbound queue overflowed.
+    SlowConsumer,
+}
+
+/// A frame on its way to the client: text frames are serialized once and shared.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Text(ByteString),
+    Ping,
+    Pong(bytes::Bytes),
+}
+
+/// Control messages a connection may have pending: closes and resyncs are rare.
+const CONTROL_QUEUE: usize = 16;
+
+struct Entry {
+    user: UserId,
+    session: SessionId,
+    out: mpsc::Sender<Outbound>,
+    ctl: mpsc::Sender<Control>,
+}
+
+pub struct Registration {
+    pub id: ConnId,
+    pub out: mpsc::Receiver<Outbound>,
+    /// A sender into the connection's own queue, for replies it produces itself.
+    pub out_tx: mpsc::Sender<Outbound>,
+    pub ctl: mpsc::Receiver<Control>,
+}
+
+pub struct ConnHub {
+    node: u64,
+    next: AtomicU64,
+    conns: Mutex<HashMap<ConnId, Entry>>,
+}
+
+impl ConnHub {
+    pub fn new(node: u64) -> Self {
+        ConnHub { node, next: AtomicU64::new(1), conns: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn register(&self, user: UserId, session: SessionId, queue: usize) -> Registration {
+        let id = ConnId { node: self.node, seq: self.next.fetch_add(1, Ordering::Relaxed) };
+        let (out_tx, out) = mpsc::channel(queue);
+        let (ctl_tx, ctl) = mpsc::channel(CONTROL_QUEUE);
+        self.conns.lock().expect("hub lock").insert(
+            id,
+            Entry { user, session, out: out_tx.clone(), ctl: ctl_tx },
+        );
+        metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
+        Registration { id, out, out_tx, ctl }
+    }
+
+    pub fn unregister(&self, id: ConnId) {
+        if self.conns.lock().expect("hub lock").remove(&id).is_some() {
+            metrics::gauge!(crate::metrics::WS_CONNECTIONS).decrement(1.0);
+        }
+    }
+
+    /// Queues a frame for a connection. Returns false if the connection is gone or was just
+    /// marked as a slow consumer.
+    pub fn push(&self, id: ConnId, frame: ByteString) -> bool {
+        let conns = self.conns.lock().expect("hub lock");
+        let Some(e) = conns.get(&id) else { return false };
+        match e.out.try_send(Outbound::Text(frame)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let _ = e.ctl.try_send(Control::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub fn control(&self, id: ConnId, c: Control) -> bool {
+        let conns = self.conns.lock().expect("hub lock");
+        conns.get(&id).is_some_and(|e| e.ctl.try_send(c).is_ok())
+    }
+
+    /// Connections opened with this session (logout closes them).
+    pub fn by_session(&self, session: SessionId) -> Vec<ConnId> {
+        let conns = self.conns.lock().expect("hub lock");
+        conns.iter().filter(|(_, e)| e.session == session).map(|(id, _)| *id).collect()
+    }
+
+    pub fn user_of(&self, id: ConnId) -> Option<UserId> {
+        self.conns.lock().expect("hub lock").get(&id).map(|e| e.user)
+    }
+
+    /// Asks every connection to close (graceful shutdown).
+    pub fn close_all(&self, code: u16, reason: &str) {
+        let conns = self.conns.lock().expect("hub lock");
+        for e in conns.values() {
+            let _ = e.ctl.try_send(Control::Close { code, reason: reason.to_string() });
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.lock().expect("hub lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_marks_a_slow_consumer() {
+        let hub = ConnHub::new(7);
+        let mut reg = hub.register(UserId(1), SessionId(1), 8);
+        for i in 0..8 {
+            assert!(hub.push(reg.id, ByteString::from(format!("{i}"))));
+        }
+        assert!(!hub.push(reg.id, ByteString::from("overflow")));
+        assert_eq!(reg.ctl.try_recv().unwrap(), Control::SlowConsumer);
+        // The frames already queued are intact and in order.
+        for i in 0..8 {
+            match reg.out.try_recv().unwrap() {
+                Outbound::Text(t) => assert_eq!(&*t, &format!("{i}")),
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+        hub.unregister(reg.id);
+        assert!(!hub.push(reg.id, ByteString::from("gone")));
+        assert!(hub.is_empty());
+    }
+
+    #[test]
+    fn finds_connections_by_session() {
+        let hub = ConnHub::new(1);
+        let a = hub.register(UserId(1), SessionId(10), 8);
+        let b = hub.register(UserId(1), SessionId(11), 8);
+        let c = hub.register(UserId(1), SessionId(10), 8);
+        let mut s10 = hub.by_session(SessionId(10));
+        s10.sort_by_key(|c| c.seq);
+        assert_eq!(s10, vec![a.id, c.id]);
+        assert_eq!(hub.by_session(SessionId(11)), vec![b.id]);
+    }
+}

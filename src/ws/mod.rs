@@ -1,0 +1,30 @@
+//! The live connection at `/ws`: one WebSocket per browser tab.
+//!
+//! - `protocol`: the frame types (the reference for clients is `PROTOCOL.md` beside this file).
+//! - `hub`: this node's directory of open connections, with each one's bounded outbound queue.
+//! - `conn`: the per-connection actor: reads frames, enforces limits, answers requests.
+//!
+//! Why `actix-ws` and not `actix-web-actors`: the latter buffers outbound frames without
+//! bound inside its context and gives no way to see the backlog, so a slow client could
+//! never be detected and dropped. With `actix-ws` the connection actor owns a bounded queue
+//! and a writer task; a full queue closes the socket with code 4008.
+
+pub mod conn;
+pub mod hub;
+pub mod protocol;
+
+/// Close codes the server uses (also listed in PROTOCOL.md).
+pub mod close_code {
+    /// The server is shutting down or restarting: reconnect.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the WebSocket protocol (bad frame, bad UTF-8): fix the client.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A frame above the hard frame limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// The session was logged out or expired: do not reconnect, log in again.
+    pub const SESSION_ENDED: u16 = 4001;
+    /// Nothing heard from the client for twice the heartbeat interval.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+    /// The client did not read fast enough; its outbound queue filled: reconnect.
+    pub const SLOW_CONSUMER: u16 = 4008;
+}
