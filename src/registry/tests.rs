@@ -11,7 +11,6 @@ use futures_util::future::BoxFuture;
 
 use super::*;
 use crate::ids::{ConnId, SessionId};
-use crate::keyed_actor_handlers;
 use crate::ws::hub::{ConnHub, Control};
 
 /// The probe's durable state: key → counter, plus how many times each was loaded.

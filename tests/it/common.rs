@@ -1,0 +1,242 @@
+//! Shared helpers: backends (SQLite in a temp dir, a fresh Postgres database per test),
+//! an in-process server, and small HTTP/WebSocket clients.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use awc::Client;
+use awc::ws::{Codec, Frame, Message};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use studyon::config::{Cli, Settings};
+use studyon::server::RunningServer;
+
+pub type WsConn = actix_codec::Framed<awc::BoxedSocket, Codec>;
+
+/// Where the admin connection for creating throwaway Postgres databases points.
+pub fn pg_admin_url() -> String {
+    std::env::var("STUDYON_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test: a temp dir (SQLite) or a fresh Postgres database.
+pub struct Backend {
+    pub db: Db,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+    pg_name: Option<String>,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Backend {
+    pub async fn new(db: Db) -> Backend {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match db {
+            Db::Sqlite => {
+                let database_url = format!("sqlite://{}", dir.path().join("studyon.db").display());
+                Backend { db, dir, database_url, pg_name: None }
+            }
+            Db::Postgres => {
+                let name = format!(
+                    "studyon_it_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed),
+                    chrono::Utc::now().timestamp_micros() % 1_000_000
+                );
+                admin_exec(&format!("CREATE DATABASE {name}")).await;
+                let admin = url::Url::parse(&pg_admin_url()).unwrap();
+                let mut u = admin.clone();
+                u.set_path(&format!("/{name}"));
+                Backend { db, dir, database_url: u.to_string(), pg_name: Some(name) }
+            }
+        }
+    }
+
+    /// Settings for a server on this backend: random port, this database, temp data dir.
+    pub fn settings(&self, extra: &[&str]) -> Settings {
+        let dir = self.dir.path().display().to_string();
+        let mut args = vec![
+            "studyon",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir,
+            "--database-url",
+            &self.database_url,
+            "--workers",
+            "2",
+            "--log",
+            "warn",
+        ];
+        args.extend_from_slice(extra);
+        use clap::Parser;
+        Cli::try_parse_from(args).expect("test settings").settings
+    }
+
+    pub async fn drop_db(&self) {
+        if let Some(name) = &self.pg_name {
+            admin_exec(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+    }
+}
+
+async fn admin_exec(sql: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&pg_admin_url()).await.expect("Postgres admin connection (is Postgres running?)");
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.expect(sql);
+}
+
+/// Runs a test body on SQLite and on Postgres.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[actix_rt::test]
+            async fn sqlite() {
+                let b = $crate::common::Backend::new($crate::common::Db::Sqlite).await;
+                super::$name(&b).await;
+            }
+            #[actix_rt::test]
+            async fn postgres() {
+                let b = $crate::common::Backend::new($crate::common::Db::Postgres).await;
+                super::$name(&b).await;
+                b.drop_db().await;
+            }
+        }
+    };
+}
+
+pub async fn start(b: &Backend, extra: &[&str]) -> RunningServer {
+    studyon::server::start(b.settings(extra)).await.expect("server starts")
+}
+
+pub fn client() -> Client {
+    Client::builder().timeout(Duration::from_secs(20)).finish()
+}
+
+pub fn origin(s: &RunningServer) -> String {
+    s.url()
+}
+
+/// A logged-in API user: their session cookie and user JSON.
+pub struct Session {
+    pub cookie: String,
+    pub user: Value,
+    pub login_id: String,
+    pub password: String,
+}
+
+static USERS: AtomicU64 = AtomicU64::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}_{}", std::process::id() % 10000, USERS.fetch_add(1, Ordering::Relaxed))
+}
+
+pub async fn post(s: &RunningServer, path: &str, body: Value, cookie: Option<&str>) -> (u16, Value, awc::http::header::HeaderMap) {
+    let mut req = client().post(format!("{}{}", s.url(), path)).insert_header(("Origin", origin(s)));
+    if let Some(c) = cookie {
+        req = req.insert_header(("Cookie", c.to_string()));
+    }
+    let mut resp = req.send_json(&body).await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.body().limit(1 << 20).await.expect("body");
+    let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    (status, json, headers)
+}
+
+pub async fn get(s: &RunningServer, path: &str, cookie: Option<&str>) -> (u16, Value) {
+    let mut req = client().get(format!("{}{}", s.url(), path));
+    if let Some(c) = cookie {
+        req = req.insert_header(("Cookie", c.to_string()));
+    }
+    let mut resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let bytes = resp.body().limit(1 << 20).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// The `name=value` part of the session cookie set by a response.
+pub fn session_cookie(headers: &awc::http::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains("studyon_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+pub async fn signup(s: &RunningServer) -> Session {
+    let login_id = unique("user");
+    let password = "correct horse battery".to_string();
+    let (status, body, headers) = post(
+        s,
+        "/api/auth/signup",
+        json!({ "login_id": login_id, "display_name": format!("name {login_id}"), "password": password }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    Session { cookie: session_cookie(&headers).expect("cookie"), user: body["user"].clone(), login_id, password }
+}
+
+pub async fn ws_connect(s: &RunningServer, cookie: &str) -> WsConn {
+    let (_resp, conn) = client()
+        .ws(format!("{}/ws", s.url()))
+        .origin(origin(s))
+        .set_header("Cookie", cookie.to_string())
+        .max_frame_size(4 << 20)
+        .connect()
+        .await
+        .expect("ws connect");
+    conn
+}
+
+/// Next JSON text frame, skipping pings; panics on timeout or close.
+pub async fn next_json(c: &mut WsConn) -> Value {
+    loop {
+        match next_frame(c).await {
+            Frame::Text(t) => return serde_json::from_slice(&t).expect("json frame"),
+            Frame::Ping(_) | Frame::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+pub async fn next_frame(c: &mut WsConn) -> Frame {
+    tokio::time::timeout(Duration::from_secs(10), c.next())
+        .await
+        .expect("frame within 10 s")
+        .expect("stream open")
+        .expect("frame decodes")
+}
+
+/// Reads until a close frame; returns its code (None if the stream just ended).
+pub async fn wait_close(c: &mut WsConn, within: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, c.next()).await {
+            Err(_) => panic!("no close within {within:?}"),
+            Ok(None) | Ok(Some(Err(_))) => return None,
+            Ok(Some(Ok(Frame::Close(r)))) => return r.map(|r| u16::from(r.code)),
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+pub async fn send_text(c: &mut WsConn, text: impl Into<String>) {
+    c.send(Message::Text(text.into().into())).await.expect("send");
+}
+
+pub async fn hello(c: &mut WsConn) -> Value {
+    let h = next_json(c).await;
+    assert_eq!(h["type"], "hello", "{h}");
+    h
+}

@@ -1,0 +1,186 @@
+//! The real binary: every acknowledged write survives `kill -9`; CLI subcommands; SIGTERM.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_studyon");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Spawns `studyon serve` on a free port and waits for /readyz.
+async fn spawn_server(b: &Backend, port: u16) -> Child {
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &b.database_url])
+        .arg("--data-dir")
+        .arg(b.dir.path())
+        .args(["--log", "warn"])
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn studyon");
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..200 {
+        if let Ok(r) = client().get(&url).send().await {
+            if r.status() == 200 {
+                return child;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not become ready");
+}
+
+/// A stand-in for `RunningServer` so the HTTP helpers work against a child process.
+struct Remote {
+    url: String,
+}
+
+async fn remote_signup(r: &Remote) -> (String, i64) {
+    let id = unique("dur");
+    let mut resp = client()
+        .post(format!("{}/api/auth/signup", r.url))
+        .insert_header(("Origin", r.url.clone()))
+        .send_json(&json!({ "login_id": id, "display_name": id, "password": "long enough pw" }))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let cookie = session_cookie(resp.headers()).unwrap();
+    let body: Value = resp.json().await.unwrap();
+    (cookie, body["user"]["id"].as_i64().unwrap())
+}
+
+async fn acked_writes_survive_kill_9(db: Db) {
+    let b = Backend::new(db).await;
+    let port = free_port();
+    let mut child = spawn_server(&b, port).await;
+    let r = Remote { url: format!("http://127.0.0.1:{port}") };
+    let (cookie, user_id) = remote_signup(&r).await;
+
+    // Four tabs fire writes without waiting; we record each ack as it arrives and kill the
+    // server while many writes are still in flight.
+    let mut tabs = Vec::new();
+    for _ in 0..4 {
+        let (_, mut c) = client()
+            .ws(format!("{}/ws", r.url))
+            .origin(r.url.clone())
+            .set_header("Cookie", cookie.clone())
+            .connect()
+            .await
+            .unwrap();
+        hello(&mut c).await;
+        tabs.push(c);
+    }
+    // Under the per-socket in-flight bound (64), so no write is refused as busy.
+    let per_tab = 60;
+    for (t, c) in tabs.iter_mut().enumerate() {
+        for i in 0..per_tab {
+            send_text(c, json!({ "type": "prefs.set", "id": format!("{t}-{i}"), "key": format!("k{t}-{i}"), "value": format!("v{i}") }).to_string()).await;
+        }
+    }
+    let mut acked: HashMap<String, String> = HashMap::new();
+    let target = per_tab * 4 / 2;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    'outer: while std::time::Instant::now() < deadline {
+        for c in tabs.iter_mut() {
+            let next = tokio::time::timeout(Duration::from_millis(200), futures_util::StreamExt::next(c)).await;
+            if let Ok(Some(Ok(awc::ws::Frame::Text(t)))) = next {
+                let f: Value = serde_json::from_slice(&t).unwrap();
+                assert_ne!(f["type"], "error", "{f}");
+                if f["type"] == "ack" {
+                    let id = f["id"].as_str().unwrap().to_string();
+                    let i = id.split('-').nth(1).unwrap().to_string();
+                    acked.insert(format!("k{id}"), format!("v{i}"));
+                }
+                if acked.len() >= target {
+                    break 'outer;
+                }
+            } else if let Ok(other) = next {
+                panic!("socket ended early: {other:?}");
+            }
+        }
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert!(acked.len() >= target);
+
+    // Read the store directly: every acknowledged write is there.
+    let store = studyon::store::open(&b.settings(&[])).await.unwrap();
+    let stored: HashMap<String, String> = store.user_prefs(studyon::ids::UserId(user_id)).await.unwrap().into_iter().collect();
+    for (k, v) in &acked {
+        assert_eq!(stored.get(k), Some(v), "acknowledged write {k} lost");
+    }
+    store.close().await;
+    b.drop_db().await;
+}
+
+#[actix_rt::test]
+async fn acked_writes_survive_kill_9_sqlite() {
+    acked_writes_survive_kill_9(Db::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn acked_writes_survive_kill_9_postgres() {
+    acked_writes_survive_kill_9(Db::Postgres).await;
+}
+
+#[actix_rt::test]
+async fn sigterm_closes_sockets_with_1001_and_exits_within_10s() {
+    let b = Backend::new(Db::Sqlite).await;
+    let port = free_port();
+    let mut child = spawn_server(&b, port).await;
+    let r = Remote { url: format!("http://127.0.0.1:{port}") };
+    let (cookie, _) = remote_signup(&r).await;
+    let (_, mut c) = client()
+        .ws(format!("{}/ws", r.url))
+        .origin(r.url.clone())
+        .set_header("Cookie", cookie)
+        .connect()
+        .await
+        .unwrap();
+    hello(&mut c).await;
+    let started = std::time::Instant::now();
+    let pid = child.id().unwrap() as i32;
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(wait_close(&mut c, Duration::from_secs(5)).await, Some(1001));
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits within 10 s").unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn cli_config_migrate_and_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["config", "--database-url", "postgres://app:s3cret@127.0.0.1/x"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("DATABASE_URL=postgres://app:***@127.0.0.1/x") && !text.contains("s3cret"), "{text}");
+    assert!(text.contains("STUDYON_LISTEN=127.0.0.1:8080"));
+
+    let out = std::process::Command::new(BIN).arg("migrate").arg("--data-dir").arg(dir.path()).env_remove("DATABASE_URL").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("studyon.db").exists(), "the SQLite file is created under the data dir");
+
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--redis-url", "redis://127.0.0.1:6379"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL"), "{err}");
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real server on 127.0.0.1:0 against real SQLite and Postgres,
+//! driven over HTTP and WebSocket. One test binary (modules below) to keep link time down.
+
+mod api;
+mod common;
+mod durability;
+mod store;
+mod ws;

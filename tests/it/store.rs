@@ -1,0 +1,128 @@
+//! The store conformance suite: the same checks on SQLite and on Postgres, plus the test
+//! that both dialects' migrations produce the same tables and columns.
+
+use std::sync::Arc;
+
+use studyon::ids::UserId;
+use studyon::store::{Conflict, DurableWrite, NewSession, NewUser, Store, StoreError};
+
+use crate::both_backends;
+use crate::common::*;
+
+async fn open(b: &Backend) -> Arc<dyn Store> {
+    let store = studyon::store::open(&b.settings(&[])).await.expect("open store");
+    store.migrate().await.expect("migrate");
+    // Applying migrations twice is a no-op.
+    store.migrate().await.expect("migrate again");
+    store
+}
+
+fn new_user(login: &str, name: &str) -> NewUser {
+    NewUser { login_id: login.into(), display_name: name.into(), password_hash: "$argon2id$x".into(), now: 1_000 }
+}
+
+async fn users_and_conflicts(b: &Backend) {
+    let st = open(b).await;
+    let u = st.create_user(&new_user("alice", "Alice")).await.unwrap();
+    assert_eq!(st.user(u.id).await.unwrap().unwrap(), u);
+    let (found, hash) = st.user_credentials("alice").await.unwrap().unwrap();
+    assert_eq!((found.id, hash.as_str()), (u.id, "$argon2id$x"));
+    assert!(st.user_credentials("nobody").await.unwrap().is_none());
+    assert!(st.user(UserId(u.id.0 + 1000)).await.unwrap().is_none());
+    match st.create_user(&new_user("alice", "Someone")).await {
+        Err(StoreError::Conflict(Conflict::LoginIdTaken)) => {}
+        other => panic!("{other:?}"),
+    }
+    // Display names are unique ignoring case.
+    match st.create_user(&new_user("alice2", "ALICE")).await {
+        Err(StoreError::Conflict(Conflict::DisplayNameTaken)) => {}
+        other => panic!("{other:?}"),
+    }
+    let k = st.create_user(&new_user("kim", "김철수")).await.unwrap();
+    assert_eq!(st.user(k.id).await.unwrap().unwrap().display_name, "김철수");
+    st.close().await;
+}
+both_backends!(users_and_conflicts);
+
+async fn sessions(b: &Backend) {
+    let st = open(b).await;
+    let u = st.create_user(&new_user("sess", "Sess")).await.unwrap();
+    let mk = |hash: u8, now: i64| NewSession {
+        user_id: u.id,
+        token_hash: vec![hash; 32],
+        now,
+        expires_at: now + 10_000,
+        user_agent: Some("test".into()),
+        ip: Some("127.0.0.1".into()),
+    };
+    let a = st.create_session(&mk(1, 1_000)).await.unwrap();
+    let b2 = st.create_session(&mk(2, 1_000)).await.unwrap();
+    let rec = st.session_by_token_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!((rec.id, rec.user_id, rec.last_seen_at, rec.expires_at, rec.revoked_at), (a, u.id, 1_000, 11_000, None));
+    st.touch_session(a, 5_000).await.unwrap();
+    // Touching never moves last_seen backwards.
+    st.touch_session(a, 2_000).await.unwrap();
+    assert_eq!(st.session_by_token_hash(&[1; 32]).await.unwrap().unwrap().last_seen_at, 5_000);
+    assert!(st.revoke_session(a, 6_000).await.unwrap());
+    assert!(!st.revoke_session(a, 7_000).await.unwrap(), "second revoke is a no-op");
+    assert_eq!(st.session_by_token_hash(&[1; 32]).await.unwrap().unwrap().revoked_at, Some(6_000));
+    // Purge: the revoked one goes; the live one (seen at 1000, idle cut at 500) stays.
+    assert_eq!(st.purge_sessions(500, 2_000).await.unwrap(), 1);
+    assert!(st.session_by_token_hash(&[1; 32]).await.unwrap().is_none());
+    assert_eq!(st.session_by_token_hash(&[2; 32]).await.unwrap().unwrap().id, b2);
+    // Past its absolute lifetime it goes too.
+    assert_eq!(st.purge_sessions(500, 20_000).await.unwrap(), 1);
+    st.close().await;
+}
+both_backends!(sessions);
+
+async fn batches_commit_all_or_nothing(b: &Backend) {
+    let st = open(b).await;
+    let u = st.create_user(&new_user("prefs", "Prefs")).await.unwrap();
+    let w = |k: &str, v: &str| DurableWrite::UserPref { user_id: u.id, key: k.into(), value: v.into(), at: 1 };
+    st.commit_batch(&[w("a", "1"), w("b", "2"), w("a", "3")]).await.unwrap();
+    assert_eq!(st.user_prefs(u.id).await.unwrap(), vec![("a".into(), "3".into()), ("b".into(), "2".into())]);
+    // A batch with a write for a missing user fails as a whole: "c" is not stored either.
+    let bad = DurableWrite::UserPref { user_id: UserId(999_999), key: "x".into(), value: "y".into(), at: 1 };
+    assert!(st.commit_batch(&[w("c", "4"), bad]).await.is_err());
+    assert_eq!(st.user_prefs(u.id).await.unwrap().len(), 2);
+    st.close().await;
+}
+both_backends!(batches_commit_all_or_nothing);
+
+async fn persister_acks_after_commit_and_isolates_bad_writes(b: &Backend) {
+    let st = open(b).await;
+    let u = st.create_user(&new_user("gc", "GC")).await.unwrap();
+    let p = studyon::persist::Persister::start(st.clone(), 1024);
+    let mut jobs = Vec::new();
+    for i in 0..200 {
+        let p = p.clone();
+        let w = DurableWrite::UserPref { user_id: u.id, key: format!("k{i}"), value: format!("v{i}"), at: i };
+        jobs.push(tokio::spawn(async move { p.persist(w).await }));
+    }
+    let bad = DurableWrite::UserPref { user_id: UserId(424_242), key: "x".into(), value: "y".into(), at: 0 };
+    let bad = { let p = p.clone(); tokio::spawn(async move { p.persist(bad).await }) };
+    for j in jobs {
+        j.await.unwrap().expect("good writes succeed even when batched with a bad one");
+    }
+    assert!(bad.await.unwrap().is_err());
+    assert_eq!(st.user_prefs(u.id).await.unwrap().len(), 200);
+    p.shutdown().await;
+    let late = DurableWrite::UserPref { user_id: u.id, key: "late".into(), value: "v".into(), at: 0 };
+    assert!(matches!(p.persist(late).await, Err(studyon::persist::PersistError::Closed)));
+    st.close().await;
+}
+both_backends!(persister_acks_after_commit_and_isolates_bad_writes);
+
+#[actix_rt::test]
+async fn both_dialects_have_the_same_tables_and_columns() {
+    let s = Backend::new(Db::Sqlite).await;
+    let p = Backend::new(Db::Postgres).await;
+    let (ss, ps) = (open(&s).await, open(&p).await);
+    let (a, b) = (ss.schema().await.unwrap(), ps.schema().await.unwrap());
+    assert!(a.iter().any(|(t, c)| t == "users" && c == "login_id"), "{a:?}");
+    assert_eq!(a, b);
+    ss.close().await;
+    ps.close().await;
+    p.drop_db().await;
+}
