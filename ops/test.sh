@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, integration tests (real server on 127.0.0.1:0 against
+# SQLite and a fresh Postgres database per test), and browser tests (headless Debian
+# Chromium driven by playwright-core). Installs what it needs and starts Postgres and Redis
+# if they are down. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/studyon/target}"
+export STUDYON_TEST_PG_URL="${STUDYON_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "services"
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+  for _ in $(seq 1 50); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.2; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+redis-cli -h 127.0.0.1 ping
+# Throwaway databases left by an interrupted earlier run.
+psql "$STUDYON_TEST_PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'studyon_it_%'" |
+  while read -r db; do psql "$STUDYON_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+
+step "packages"
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+(cd web && npm ci --no-audit --no-fund && npm run build)
+
+step "rust: unit and integration tests"
+cargo build --all-targets
+cargo test --all-targets
+
+step "browser tests"
+(cd web && STUDYON_BIN="$CARGO_TARGET_DIR/debug/studyon" npm test)
+
+step "all tests passed"
