@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 #[derive(Debug, Parser)]
-#[command(name = "studyon", version, about = "Real-time collaboration server for study groups")]
+#[command(
+    name = "studyon",
+    version,
+    about = "Real-time collaboration server for study groups"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -30,11 +34,21 @@ pub enum Command {
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct Settings {
     /// Address the HTTP and WebSocket server listens on.
-    #[arg(long, env = "STUDYON_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Directory for the SQLite file and locally stored uploads.
-    #[arg(long, env = "STUDYON_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// `sqlite://PATH` or `postgres://…`. Unset: a SQLite file `studyon.db` in the data dir.
@@ -49,11 +63,21 @@ pub struct Settings {
     /// `https://study.example`). Checked against `Origin` on every state-changing request and
     /// on the WebSocket upgrade. Unset: `http://` + the listen address (and `localhost` for a
     /// loopback listen address).
-    #[arg(long, env = "STUDYON_PUBLIC_ORIGIN", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_PUBLIC_ORIGIN",
+        value_delimiter = ',',
+        global = true
+    )]
     pub public_origin: Vec<String>,
 
     /// Directory holding the built web client (`npm run build` in `web/`).
-    #[arg(long, env = "STUDYON_WEB_DIR", default_value = "./web/dist", global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_WEB_DIR",
+        default_value = "./web/dist",
+        global = true
+    )]
     pub web_dir: PathBuf,
 
     /// HTTP worker threads. 0 means one per CPU core.
@@ -61,7 +85,12 @@ pub struct Settings {
     pub workers: usize,
 
     /// Maximum pooled database connections.
-    #[arg(long, env = "STUDYON_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
     pub db_max_connections: u32,
 
     /// A session unused for this many seconds is expired.
@@ -73,7 +102,12 @@ pub struct Settings {
     pub session_max_age_secs: u64,
 
     /// Seconds between server pings on `/ws`; a socket silent for twice this is closed.
-    #[arg(long, env = "STUDYON_WS_HEARTBEAT_SECS", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_WS_HEARTBEAT_SECS",
+        default_value_t = 20,
+        global = true
+    )]
     pub ws_heartbeat_secs: u64,
 
     /// Largest WebSocket message (bytes) the server accepts; larger ones get an error frame.
@@ -81,19 +115,39 @@ pub struct Settings {
     pub ws_max_message_bytes: usize,
 
     /// Frames queued for one socket before it counts as a slow consumer and is closed.
-    #[arg(long, env = "STUDYON_WS_OUTBOUND_QUEUE", default_value_t = 512, global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_WS_OUTBOUND_QUEUE",
+        default_value_t = 512,
+        global = true
+    )]
     pub ws_outbound_queue: usize,
 
     /// Seconds a keyed actor with no clients stays alive before it is stopped.
-    #[arg(long, env = "STUDYON_ACTOR_IDLE_SECS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_ACTOR_IDLE_SECS",
+        default_value_t = 60,
+        global = true
+    )]
     pub actor_idle_secs: u64,
 
     /// Messages a keyed actor may have queued before callers get `busy`.
-    #[arg(long, env = "STUDYON_ACTOR_MAILBOX", default_value_t = 1024, global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_ACTOR_MAILBOX",
+        default_value_t = 1024,
+        global = true
+    )]
     pub actor_mailbox: usize,
 
     /// Seconds allowed for graceful shutdown (close sockets, drain requests, flush writes).
-    #[arg(long, env = "STUDYON_SHUTDOWN_SECS", default_value_t = 8, global = true)]
+    #[arg(
+        long,
+        env = "STUDYON_SHUTDOWN_SECS",
+        default_value_t = 8,
+        global = true
+    )]
     pub shutdown_secs: u64,
 
     /// Log filter in `tracing` syntax, e.g. `info` or `studyon=debug,info`.
@@ -142,7 +196,11 @@ impl Settings {
     /// The origins accepted on state-changing requests, normalized (`scheme://host[:port]`).
     pub fn allowed_origins(&self, bound: SocketAddr) -> Vec<String> {
         if !self.public_origin.is_empty() {
-            return self.public_origin.iter().map(|o| o.trim_end_matches('/').to_string()).collect();
+            return self
+                .public_origin
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_string())
+                .collect();
         }
         let mut v = vec![format!("http://{bound}")];
         if bound.ip().is_loopback() {
@@ -158,7 +216,9 @@ impl Settings {
 
     /// Cookies get `Secure` and the `__Host-` prefix when browsers reach us over https.
     pub fn secure_cookies(&self) -> bool {
-        self.public_origin.first().is_some_and(|o| o.starts_with("https://"))
+        self.public_origin
+            .first()
+            .is_some_and(|o| o.starts_with("https://"))
     }
 
     pub fn heartbeat(&self) -> Duration {
@@ -208,10 +268,14 @@ impl Settings {
             ));
         }
         if self.ws_heartbeat_secs == 0 {
-            return Err(ConfigError("STUDYON_WS_HEARTBEAT_SECS must be above 0".into()));
+            return Err(ConfigError(
+                "STUDYON_WS_HEARTBEAT_SECS must be above 0".into(),
+            ));
         }
         if self.ws_max_message_bytes < 1024 {
-            return Err(ConfigError("STUDYON_WS_MAX_MESSAGE_BYTES must be at least 1024".into()));
+            return Err(ConfigError(
+                "STUDYON_WS_MAX_MESSAGE_BYTES must be at least 1024".into(),
+            ));
         }
         if self.ws_outbound_queue < 8 || self.actor_mailbox < 8 {
             return Err(ConfigError(
@@ -224,7 +288,9 @@ impl Settings {
             ));
         }
         if self.db_max_connections == 0 {
-            return Err(ConfigError("STUDYON_DB_MAX_CONNECTIONS must be above 0".into()));
+            return Err(ConfigError(
+                "STUDYON_DB_MAX_CONNECTIONS must be above 0".into(),
+            ));
         }
         Ok(())
     }
@@ -237,7 +303,11 @@ impl Settings {
         for (field, env) in env_names() {
             let v = match field.as_str() {
                 "database_url" => redact_url(&self.database_url()),
-                "redis_url" => self.redis_url.as_deref().map(redact_url).unwrap_or_default(),
+                "redis_url" => self
+                    .redis_url
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or_default(),
                 "public_origin" => self.public_origin.join(","),
                 _ => match &json[&field] {
                     serde_json::Value::String(s) => s.clone(),
@@ -314,13 +384,25 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         assert!(parse(&["--database-url", "mysql://x"]).validate().is_err());
-        assert!(parse(&["--public-origin", "https://a.example/path"]).validate().is_err());
-        assert!(parse(&["--public-origin", "ftp://a.example"]).validate().is_err());
+        assert!(
+            parse(&["--public-origin", "https://a.example/path"])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            parse(&["--public-origin", "ftp://a.example"])
+                .validate()
+                .is_err()
+        );
         assert!(parse(&["--shutdown-secs", "30"]).validate().is_err());
-        assert!(parse(&["--session-idle-secs", "100", "--session-max-age-secs", "10"])
+        assert!(
+            parse(&["--session-idle-secs", "100", "--session-max-age-secs", "10"])
+                .validate()
+                .is_err()
+        );
+        parse(&["--public-origin", "https://a.example,http://127.0.0.1:8080"])
             .validate()
-            .is_err());
-        parse(&["--public-origin", "https://a.example,http://127.0.0.1:8080"]).validate().unwrap();
+            .unwrap();
     }
 
     #[test]
@@ -331,16 +413,25 @@ mod tests {
         assert!(o.contains(&"http://localhost:4000".to_string()));
         assert!(!s.secure_cookies());
         let s = parse(&["--public-origin", "https://study.example/"]);
-        assert_eq!(s.allowed_origins("0.0.0.0:80".parse().unwrap()), vec!["https://study.example"]);
+        assert_eq!(
+            s.allowed_origins("0.0.0.0:80".parse().unwrap()),
+            vec!["https://study.example"]
+        );
         assert!(s.secure_cookies());
     }
 
     #[test]
     fn config_output_redacts_passwords() {
-        let s = parse(&["--database-url", "postgres://app:s3cret@db.internal/studyon"]);
+        let s = parse(&[
+            "--database-url",
+            "postgres://app:s3cret@db.internal/studyon",
+        ]);
         let out = s.redacted();
         assert!(!out.contains("s3cret"), "{out}");
-        assert!(out.contains("DATABASE_URL=postgres://app:***@db.internal/studyon"), "{out}");
+        assert!(
+            out.contains("DATABASE_URL=postgres://app:***@db.internal/studyon"),
+            "{out}"
+        );
         assert!(out.contains("STUDYON_LISTEN=127.0.0.1:8080"));
     }
 
@@ -359,6 +450,9 @@ mod tests {
         in_sample.dedup();
         let mut in_code: Vec<String> = env_names().into_iter().map(|(_, e)| e).collect();
         in_code.sort();
-        assert_eq!(in_sample, in_code, "ops/studyon.env.sample is out of step with Settings");
+        assert_eq!(
+            in_sample, in_code,
+            "ops/studyon.env.sample is out of step with Settings"
+        );
     }
 }

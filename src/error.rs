@@ -16,7 +16,10 @@ use crate::store::StoreError;
 pub enum ApiError {
     /// A field broke a rule; `field` names it so the form can point at it.
     #[error("{message}")]
-    Validation { field: &'static str, message: String },
+    Validation {
+        field: &'static str,
+        message: String,
+    },
     /// The body was not JSON, or not the JSON shape the route takes.
     #[error("{0}")]
     MalformedJson(String),
@@ -60,7 +63,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Validation { field, message: message.into() }
+        ApiError::Validation {
+            field,
+            message: message.into(),
+        }
     }
 
     /// The stable snake_case code clients match on.
@@ -192,14 +198,19 @@ mod tests {
             ApiError::BadOrigin,
             ApiError::NotFound,
             ApiError::MethodNotAllowed,
-            ApiError::RateLimited { retry_after_secs: 3 },
+            ApiError::RateLimited {
+                retry_after_secs: 3,
+            },
             ApiError::Busy,
             ApiError::Unavailable,
             ApiError::Internal(anyhow::anyhow!("boom")),
         ];
         for e in all {
             let code = e.code();
-            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
             assert!(e.status().is_client_error() || e.status().is_server_error());
         }
     }
@@ -212,7 +223,10 @@ mod tests {
 
     #[test]
     fn rate_limited_sets_retry_after() {
-        let resp = ApiError::RateLimited { retry_after_secs: 7 }.error_response();
+        let resp = ApiError::RateLimited {
+            retry_after_secs: 7,
+        }
+        .error_response();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers().get("Retry-After").unwrap(), "7");
     }

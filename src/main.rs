@@ -5,7 +5,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = cli.settings;
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| "info".into()),
+        )
         .init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Config => {
@@ -18,7 +20,10 @@ fn main() -> anyhow::Result<()> {
             let store = studyon::store::open(&settings).await?;
             store.migrate().await?;
             store.close().await;
-            println!("migrations applied to {}", studyon::config::redact_url(&settings.database_url()));
+            println!(
+                "migrations applied to {}",
+                studyon::config::redact_url(&settings.database_url())
+            );
             Ok(())
         }),
         Command::Serve => actix_rt::System::new().block_on(async move {

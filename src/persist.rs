@@ -52,16 +52,22 @@ impl Persister {
         let (tx, rx) = mpsc::channel(capacity);
         let close = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(run(store, rx, close.clone()));
-        Persister { tx, close, task: Arc::new(tokio::sync::Mutex::new(Some(task))) }
+        Persister {
+            tx,
+            close,
+            task: Arc::new(tokio::sync::Mutex::new(Some(task))),
+        }
     }
 
     /// Stores `write` durably; returns once it is committed.
     pub async fn persist(&self, write: DurableWrite) -> Result<(), PersistError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.try_send(Job { write, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => PersistError::Busy,
-            mpsc::error::TrySendError::Closed(_) => PersistError::Closed,
-        })?;
+        self.tx
+            .try_send(Job { write, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => PersistError::Busy,
+                mpsc::error::TrySendError::Closed(_) => PersistError::Closed,
+            })?;
         rx.await.map_err(|_| PersistError::Closed)?
     }
 
@@ -106,7 +112,8 @@ async fn commit(store: &dyn Store, batch: &mut Vec<Job>) {
     let started = Instant::now();
     let result = store.commit_batch(&writes).await;
     metrics::histogram!(crate::metrics::PERSIST_BATCH_SIZE).record(writes.len() as f64);
-    metrics::histogram!(crate::metrics::PERSIST_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(crate::metrics::PERSIST_COMMIT_SECONDS)
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => {
             for job in batch.drain(..) {

@@ -15,12 +15,18 @@ pub struct Policy {
 
 impl Policy {
     pub const fn new(burst: u32, per_second: f64) -> Self {
-        Policy { burst: burst as f64, per_second }
+        Policy {
+            burst: burst as f64,
+            per_second,
+        }
     }
 
     /// A fresh, full bucket.
     pub fn bucket(&self, now: Instant) -> Bucket {
-        Bucket { tokens: self.burst, at: now }
+        Bucket {
+            tokens: self.burst,
+            at: now,
+        }
     }
 }
 

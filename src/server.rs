@@ -71,7 +71,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let hub = Arc::new(ConnHub::new(u64::from_le_bytes(node)));
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let registry = Registry::new(
-        Arc::new(Deps { store: store.clone(), hub: hub.clone(), persister: persister.clone() }),
+        Arc::new(Deps {
+            store: store.clone(),
+            hub: hub.clone(),
+            persister: persister.clone(),
+        }),
         cores,
         Duration::from_secs(settings.actor_idle_secs),
         settings.actor_mailbox,
@@ -81,7 +85,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let state = web::Data::new(AppState {
         origins: settings.allowed_origins(addr),
-        cookie_name: if settings.secure_cookies() { "__Host-studyon_session" } else { "studyon_session" },
+        cookie_name: if settings.secure_cookies() {
+            "__Host-studyon_session"
+        } else {
+            "studyon_session"
+        },
         settings: settings.clone(),
         store: store.clone(),
         registry,
@@ -93,7 +101,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     });
 
     let app_state = state.clone();
-    let workers = if settings.workers == 0 { cores } else { settings.workers };
+    let workers = if settings.workers == 0 {
+        cores
+    } else {
+        settings.workers
+    };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
@@ -131,7 +143,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     });
 
     tracing::info!(%addr, db = ?store.kind(), "StudyOn listening");
-    Ok(RunningServer { addr, state, handle, task })
+    Ok(RunningServer {
+        addr,
+        state,
+        handle,
+        task,
+    })
 }
 
 impl RunningServer {
@@ -146,7 +163,9 @@ impl RunningServer {
         let state = &self.state;
         state.shutting_down.store(true, Ordering::Release);
         self.handle.pause().await;
-        state.hub.close_all(close_code::GOING_AWAY, "server restarting; reconnect");
+        state
+            .hub
+            .close_all(close_code::GOING_AWAY, "server restarting; reconnect");
         // Sockets close within a round trip; give them a bounded moment.
         let sockets_by = Instant::now() + budget / 4;
         while !state.hub.is_empty() && Instant::now() < sockets_by {
@@ -157,7 +176,10 @@ impl RunningServer {
         let _ = self.task.await;
         state.persister.shutdown().await;
         state.store.close().await;
-        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "StudyOn stopped");
+        tracing::info!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "StudyOn stopped"
+        );
     }
 }
 

@@ -59,11 +59,24 @@ impl KeyedActor for UserSession {
         ActorKey::UserSession(id)
     }
 
-    fn load(id: UserId, deps: Arc<Deps>, _registry: Registry, sup: Supervision) -> BoxFuture<'static, anyhow::Result<Self>> {
+    fn load(
+        id: UserId,
+        deps: Arc<Deps>,
+        _registry: Registry,
+        sup: Supervision,
+    ) -> BoxFuture<'static, anyhow::Result<Self>> {
         Box::pin(async move {
             // The user must exist; a deleted account gets no session actor.
-            deps.store.user(id).await?.ok_or_else(|| anyhow::anyhow!("no user {id}"))?;
-            Ok(UserSession { user: id, sup, hub: deps.hub.clone(), conns: HashMap::new() })
+            deps.store
+                .user(id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user {id}"))?;
+            Ok(UserSession {
+                user: id,
+                sup,
+                hub: deps.hub.clone(),
+                conns: HashMap::new(),
+            })
         })
     }
 
@@ -71,7 +84,12 @@ impl KeyedActor for UserSession {
         &mut self.sup
     }
 
-    fn handle_msg(&mut self, msg: UserSessionMsg, reply: ReplyTo<UserSessionReply>, _ctx: &mut Context<Self>) {
+    fn handle_msg(
+        &mut self,
+        msg: UserSessionMsg,
+        reply: ReplyTo<UserSessionReply>,
+        _ctx: &mut Context<Self>,
+    ) {
         let r = match msg {
             UserSessionMsg::Attach { conn, session } => {
                 self.conns.insert(conn, session);
@@ -85,21 +103,33 @@ impl KeyedActor for UserSession {
             }
             UserSessionMsg::Notify { notification } => {
                 // Serialized once; every tab shares the same bytes.
-                let frame = ServerMsg::Notification { notification: &notification }.to_text();
-                let reached = self.conns.keys().filter(|c| self.hub.push(**c, frame.clone())).count();
+                let frame = ServerMsg::Notification {
+                    notification: &notification,
+                }
+                .to_text();
+                let reached = self
+                    .conns
+                    .keys()
+                    .filter(|c| self.hub.push(**c, frame.clone()))
+                    .count();
                 UserSessionReply::Reached(reached)
             }
             UserSessionMsg::SessionRevoked { session } => {
                 let mut n = 0;
                 for (conn, s) in &self.conns {
                     if *s == session {
-                        let close = Control::Close { code: close_code::SESSION_ENDED, reason: "logged_out".into() };
+                        let close = Control::Close {
+                            code: close_code::SESSION_ENDED,
+                            reason: "logged_out".into(),
+                        };
                         n += usize::from(self.hub.control(*conn, close));
                     }
                 }
                 UserSessionReply::Reached(n)
             }
-            UserSessionMsg::Connections => UserSessionReply::Connections(self.conns.keys().copied().collect()),
+            UserSessionMsg::Connections => {
+                UserSessionReply::Connections(self.conns.keys().copied().collect())
+            }
         };
         tracing::trace!(user = %self.user, "user session handled a message");
         reply.send(r);

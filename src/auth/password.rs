@@ -30,7 +30,9 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 /// True when `password` matches `phc`. A malformed stored hash counts as a mismatch.
 pub async fn verify(password: String, phc: String) -> anyhow::Result<bool> {
     Ok(tokio::task::spawn_blocking(move || {
-        hasher().verify_password(password.as_bytes(), phc.as_str()).is_ok()
+        hasher()
+            .verify_password(password.as_bytes(), phc.as_str())
+            .is_ok()
     })
     .await?)
 }
@@ -41,7 +43,10 @@ pub fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| {
         let random = super::token::random_token();
-        hasher().hash_password(random.as_bytes()).expect("argon2 hash").to_string()
+        hasher()
+            .hash_password(random.as_bytes())
+            .expect("argon2 hash")
+            .to_string()
     })
 }
 
@@ -51,8 +56,16 @@ mod tests {
     async fn hashes_with_the_required_parameters_and_verifies() {
         let phc = super::hash("correct horse battery".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(super::verify("correct horse battery".into(), phc.clone()).await.unwrap());
-        assert!(!super::verify("wrong horse battery".into(), phc).await.unwrap());
+        assert!(
+            super::verify("correct horse battery".into(), phc.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !super::verify("wrong horse battery".into(), phc)
+                .await
+                .unwrap()
+        );
         assert!(!super::verify("x".into(), "not a phc".into()).await.unwrap());
     }
 }

@@ -11,9 +11,15 @@ pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 10..=256;
 pub fn login_id(raw: &str) -> Result<String, ApiError> {
     let id = raw.trim().to_ascii_lowercase();
     if !LOGIN_ID_LEN.contains(&id.len()) {
-        return Err(ApiError::validation("login_id", "login id must be 3–32 characters"));
+        return Err(ApiError::validation(
+            "login_id",
+            "login id must be 3–32 characters",
+        ));
     }
-    if !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         return Err(ApiError::validation(
             "login_id",
             "login id may contain only a–z, 0–9 and _",
@@ -27,10 +33,16 @@ pub fn display_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let n = name.chars().count();
     if !DISPLAY_NAME_CHARS.contains(&n) {
-        return Err(ApiError::validation("display_name", "display name must be 1–40 characters"));
+        return Err(ApiError::validation(
+            "display_name",
+            "display name must be 1–40 characters",
+        ));
     }
     if name.chars().any(|c| c.is_control()) {
-        return Err(ApiError::validation("display_name", "display name has control characters"));
+        return Err(ApiError::validation(
+            "display_name",
+            "display name has control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -38,7 +50,10 @@ pub fn display_name(raw: &str) -> Result<String, ApiError> {
 /// 10–256 bytes; anything else is the user's choice.
 pub fn password(raw: &str) -> Result<(), ApiError> {
     if !PASSWORD_BYTES.contains(&raw.len()) {
-        return Err(ApiError::validation("password", "password must be 10–256 bytes"));
+        return Err(ApiError::validation(
+            "password",
+            "password must be 10–256 bytes",
+        ));
     }
     Ok(())
 }

@@ -38,7 +38,10 @@ impl LoginThrottle {
             m.ips.retain(|_, b| !b.is_full(&PER_IP, now));
         }
         // Check both before taking from either, so a refused IP does not drain the account.
-        let mut acct = *m.accounts.entry(login_id.to_string()).or_insert_with(|| PER_ACCOUNT.bucket(now));
+        let mut acct = *m
+            .accounts
+            .entry(login_id.to_string())
+            .or_insert_with(|| PER_ACCOUNT.bucket(now));
         let mut ipb = ip.map(|ip| *m.ips.entry(ip).or_insert_with(|| PER_IP.bucket(now)));
         let a = acct.take(&PER_ACCOUNT, now);
         let i = ipb.as_mut().map_or(Ok(()), |b| b.take(&PER_IP, now));
@@ -72,7 +75,8 @@ mod tests {
         // Another account from the same IP is still fine.
         t.check("bob", Some(ip), now).unwrap();
         // And alice can try again after the refill.
-        t.check("alice", Some(ip), now + Duration::from_secs(21)).unwrap();
+        t.check("alice", Some(ip), now + Duration::from_secs(21))
+            .unwrap();
     }
 
     #[test]

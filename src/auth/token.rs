@@ -24,7 +24,9 @@ mod tests {
         let a = random_token();
         let b = random_token();
         assert_ne!(a, b);
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&a).unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&a)
+            .unwrap();
         assert_eq!(raw.len(), 32);
         assert_eq!(hash_token(&a).len(), 32);
         assert_ne!(hash_token(&a), hash_token(&b));

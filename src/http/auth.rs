@@ -34,7 +34,10 @@ impl FromRequest for Authenticated {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().expect("app state").clone();
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .expect("app state")
+            .clone();
         let token = req.cookie(state.cookie_name).map(|c| c.value().to_string());
         Box::pin(async move {
             let token = token.ok_or(ApiError::Unauthenticated)?;
@@ -54,11 +57,19 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, Ap
     if rec.revoked_at.is_some() || now >= rec.expires_at || now - rec.last_seen_at >= idle_ms {
         return Err(ApiError::Unauthenticated);
     }
-    let user = state.store.user(rec.user_id).await?.ok_or(ApiError::Unauthenticated)?;
+    let user = state
+        .store
+        .user(rec.user_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
     if now - rec.last_seen_at >= TOUCH_EVERY_MS {
         state.store.touch_session(rec.id, now).await?;
     }
-    Ok(Authenticated { user, session: rec.id, expires_at: rec.expires_at })
+    Ok(Authenticated {
+        user,
+        session: rec.id,
+        expires_at: rec.expires_at,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,13 +95,22 @@ pub async fn signup(
     let login_id = rules::login_id(&body.login_id)?;
     let display_name = rules::display_name(&body.display_name)?;
     rules::password(&body.password)?;
-    let hash = password::hash(body.password).await.map_err(ApiError::Internal)?;
+    let hash = password::hash(body.password)
+        .await
+        .map_err(ApiError::Internal)?;
     let user = state
         .store
-        .create_user(&NewUser { login_id, display_name, password_hash: hash, now: now_millis() })
+        .create_user(&NewUser {
+            login_id,
+            display_name,
+            password_hash: hash,
+            now: now_millis(),
+        })
         .await?;
     let cookie = open_session(&req, &state, &user).await?;
-    Ok(HttpResponse::Created().cookie(cookie).json(json!({ "user": user })))
+    Ok(HttpResponse::Created()
+        .cookie(cookie)
+        .json(json!({ "user": user })))
 }
 
 /// `POST /api/auth/login`: a new session (and token) on every login.
@@ -101,10 +121,18 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     // The throttle key is the normalized id, capped so junk input cannot grow the map's keys.
-    let key: String = body.login_id.trim().to_ascii_lowercase().chars().take(64).collect();
+    let key: String = body
+        .login_id
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .take(64)
+        .collect();
     let ip = req.peer_addr().map(|a| a.ip());
     if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
-        return Err(ApiError::RateLimited { retry_after_secs: wait.as_secs().max(1) });
+        return Err(ApiError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        });
     }
     let found = match rules::login_id(&body.login_id) {
         Ok(id) => state.store.user_credentials(&id).await?,
@@ -115,23 +143,30 @@ pub async fn login(
         Some((u, h)) => (Some(u), h),
         None => (None, password::decoy_hash().to_string()),
     };
-    let ok = password::verify(body.password, phc).await.map_err(ApiError::Internal)?;
+    let ok = password::verify(body.password, phc)
+        .await
+        .map_err(ApiError::Internal)?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => return Err(ApiError::InvalidCredentials),
     };
     // A login replaces the session this browser had (no session fixation).
-    if let Some(old) = req.cookie(state.cookie_name) {
-        if let Ok(a) = authenticate(&state, old.value()).await {
-            revoke(&state, &a).await?;
-        }
+    if let Some(old) = req.cookie(state.cookie_name)
+        && let Ok(a) = authenticate(&state, old.value()).await
+    {
+        revoke(&state, &a).await?;
     }
     let cookie = open_session(&req, &state, &user).await?;
-    Ok(HttpResponse::Ok().cookie(cookie).json(json!({ "user": user })))
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .json(json!({ "user": user })))
 }
 
 /// `POST /api/auth/logout`: revokes the session and closes its sockets.
-pub async fn logout(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
     revoke(&state, &auth).await?;
     let mut gone = session_cookie(&state, String::new(), CookieDuration::ZERO);
     gone.make_removal();
@@ -144,7 +179,10 @@ pub async fn me(auth: Authenticated) -> HttpResponse {
 }
 
 /// `GET /api/me/prefs`
-pub async fn prefs(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
+pub async fn prefs(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
     let prefs: serde_json::Map<String, serde_json::Value> = state
         .store
         .user_prefs(auth.user.id)
@@ -156,16 +194,28 @@ pub async fn prefs(state: web::Data<AppState>, auth: Authenticated) -> Result<Ht
 }
 
 async fn revoke(state: &AppState, auth: &Authenticated) -> Result<(), ApiError> {
-    state.store.revoke_session(auth.session, now_millis()).await?;
+    state
+        .store
+        .revoke_session(auth.session, now_millis())
+        .await?;
     // Close the sockets opened with this session, wherever they are.
     state
         .registry
-        .tell_live::<UserSession>(auth.user.id, UserSessionMsg::SessionRevoked { session: auth.session })
+        .tell_live::<UserSession>(
+            auth.user.id,
+            UserSessionMsg::SessionRevoked {
+                session: auth.session,
+            },
+        )
         .await?;
     Ok(())
 }
 
-async fn open_session(req: &HttpRequest, state: &AppState, user: &User) -> Result<Cookie<'static>, ApiError> {
+async fn open_session(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+) -> Result<Cookie<'static>, ApiError> {
     let token = token::random_token();
     let now = now_millis();
     let max_age = state.settings.session_max_age_secs;
@@ -185,7 +235,11 @@ async fn open_session(req: &HttpRequest, state: &AppState, user: &User) -> Resul
             ip: req.peer_addr().map(|a| a.ip().to_string()),
         })
         .await?;
-    Ok(session_cookie(state, token, CookieDuration::seconds(max_age as i64)))
+    Ok(session_cookie(
+        state,
+        token,
+        CookieDuration::seconds(max_age as i64),
+    ))
 }
 
 fn session_cookie(state: &AppState, value: String, max_age: CookieDuration) -> Cookie<'static> {

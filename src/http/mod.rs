@@ -33,7 +33,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
         cfg.service(
             web::resource(path)
                 .route(route)
-                .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) })),
+                .default_service(web::to(|| async {
+                    Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+                })),
         );
     };
     add("post", "/api/auth/signup", web::post().to(auth::signup));
@@ -51,20 +53,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
 
 /// JSON extractor settings: size limit and errors in our format.
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(JSON_LIMIT).error_handler(|err, _req| {
-        use actix_web::error::JsonPayloadError as J;
-        let e = match &err {
-            J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::PayloadTooLarge,
-            J::ContentType => ApiError::UnsupportedMediaType,
-            J::Deserialize(de) if de.is_data() => {
-                // Wrong type or missing field: name it when serde does.
-                ApiError::MalformedJson(format!("the JSON does not have the expected shape: {de}"))
-            }
-            J::Deserialize(de) => ApiError::MalformedJson(format!("the body is not valid JSON: {de}")),
-            other => ApiError::MalformedJson(other.to_string()),
-        };
-        e.into()
-    })
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError as J;
+            let e = match &err {
+                J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::PayloadTooLarge,
+                J::ContentType => ApiError::UnsupportedMediaType,
+                J::Deserialize(de) if de.is_data() => {
+                    // Wrong type or missing field: name it when serde does.
+                    ApiError::MalformedJson(format!(
+                        "the JSON does not have the expected shape: {de}"
+                    ))
+                }
+                J::Deserialize(de) => {
+                    ApiError::MalformedJson(format!("the body is not valid JSON: {de}"))
+                }
+                other => ApiError::MalformedJson(other.to_string()),
+            };
+            e.into()
+        })
 }
 
 /// Checks `Origin` against the configured public origins.
@@ -83,7 +91,10 @@ pub async fn edge(
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
-        let state = req.app_data::<web::Data<AppState>>().expect("app state").clone();
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .expect("app state")
+            .clone();
         if let Err(e) = check_origin(req.request(), &state) {
             let method = req.method().to_string();
             let resp = req.error_response(e);
@@ -109,7 +120,10 @@ fn is_server_path(path: &str) -> bool {
 
 /// Everything no route matched: static files of the web client, `index.html` for its
 /// client-side routes, JSON 404 for unknown server paths.
-pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn fallback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let path = req.path();
     if is_server_path(path) || !matches!(*req.method(), Method::GET | Method::HEAD) {
         return Err(ApiError::NotFound);
@@ -117,11 +131,15 @@ pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
     let web_dir = &state.settings.web_dir;
     let rel = Path::new(path.trim_start_matches('/'));
     // Only plain components: no `..`, no absolute paths, no hidden files.
-    let plain = rel.components().all(|c| matches!(c, Component::Normal(s) if !s.to_string_lossy().starts_with('.')));
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(s) if !s.to_string_lossy().starts_with('.')));
     if plain && !rel.as_os_str().is_empty() {
         let file = web_dir.join(rel);
         if file.is_file() {
-            let named = actix_files::NamedFile::open_async(&file).await.map_err(|_| ApiError::NotFound)?;
+            let named = actix_files::NamedFile::open_async(&file)
+                .await
+                .map_err(|_| ApiError::NotFound)?;
             let mut resp = named.into_response(&req);
             let cache = if path.starts_with("/assets/") {
                 // Vite puts a content hash in every asset name.

@@ -27,8 +27,16 @@ const OPS: &[Op] = &[
         auth: false,
         body: Some("SignupRequest"),
         responses: &[
-            (201, "Created; sets the session cookie", Some("UserEnvelope")),
-            (400, "validation_failed (with field) or malformed_json", Some("Error")),
+            (
+                201,
+                "Created; sets the session cookie",
+                Some("UserEnvelope"),
+            ),
+            (
+                400,
+                "validation_failed (with field) or malformed_json",
+                Some("Error"),
+            ),
             (403, "bad_origin", Some("Error")),
             (409, "login_id_taken or display_name_taken", Some("Error")),
             (413, "payload_too_large", Some("Error")),
@@ -42,8 +50,16 @@ const OPS: &[Op] = &[
         auth: false,
         body: Some("LoginRequest"),
         responses: &[
-            (200, "Logged in; sets the session cookie", Some("UserEnvelope")),
-            (401, "invalid_credentials (same for unknown id and wrong password)", Some("Error")),
+            (
+                200,
+                "Logged in; sets the session cookie",
+                Some("UserEnvelope"),
+            ),
+            (
+                401,
+                "invalid_credentials (same for unknown id and wrong password)",
+                Some("Error"),
+            ),
             (429, "rate_limited, with Retry-After", Some("Error")),
         ],
     },
@@ -54,7 +70,10 @@ const OPS: &[Op] = &[
         tag: "auth",
         auth: true,
         body: None,
-        responses: &[(204, "Logged out", None), (401, "unauthenticated", Some("Error"))],
+        responses: &[
+            (204, "Logged out", None),
+            (401, "unauthenticated", Some("Error")),
+        ],
     },
     Op {
         method: "get",
@@ -63,7 +82,10 @@ const OPS: &[Op] = &[
         tag: "auth",
         auth: true,
         body: None,
-        responses: &[(200, "The current user", Some("UserEnvelope")), (401, "unauthenticated", Some("Error"))],
+        responses: &[
+            (200, "The current user", Some("UserEnvelope")),
+            (401, "unauthenticated", Some("Error")),
+        ],
     },
     Op {
         method: "get",
@@ -72,7 +94,10 @@ const OPS: &[Op] = &[
         tag: "auth",
         auth: true,
         body: None,
-        responses: &[(200, "Preferences", Some("Prefs")), (401, "unauthenticated", Some("Error"))],
+        responses: &[
+            (200, "Preferences", Some("Prefs")),
+            (401, "unauthenticated", Some("Error")),
+        ],
     },
     Op {
         method: "get",
@@ -157,7 +182,9 @@ pub fn document() -> Value {
         if let Some(b) = op.body {
             o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(b) } } });
         }
-        let entry = paths.entry(op.path.to_string()).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| json!({}));
         entry[op.method] = o;
     }
     json!({
@@ -254,7 +281,10 @@ mod tests {
             let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
             assert!(schemas.contains_key(&name), "dangling $ref {name}");
         }
-        assert_eq!(doc["paths"]["/api/auth/login"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-            "#/components/schemas/LoginRequest");
+        assert_eq!(
+            doc["paths"]["/api/auth/login"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/LoginRequest"
+        );
     }
 }

@@ -84,7 +84,10 @@ pub enum RegistryError {
     Timeout { key: ActorKey },
     /// Loading the actor's state failed.
     #[error("{key} could not start: {source}")]
-    Start { key: ActorKey, source: anyhow::Error },
+    Start {
+        key: ActorKey,
+        source: anyhow::Error,
+    },
     /// The node is shutting down and starts no actors.
     #[error("shutting down")]
     ShuttingDown,
@@ -98,8 +101,18 @@ pub struct Deps {
 }
 
 /// An actor that lives in the registry under a key.
-pub trait KeyedActor: Actor<Context = Context<Self>> + Handler<Envelope<Self>> + Handler<StopActor> + Send {
-    type Id: Copy + Eq + Hash + std::fmt::Debug + Send + Sync + Serialize + DeserializeOwned + 'static;
+pub trait KeyedActor:
+    Actor<Context = Context<Self>> + Handler<Envelope<Self>> + Handler<StopActor> + Send
+{
+    type Id: Copy
+        + Eq
+        + Hash
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + Serialize
+        + DeserializeOwned
+        + 'static;
     type Msg: Send + Serialize + DeserializeOwned + 'static;
     type Reply: Send + Serialize + DeserializeOwned + 'static;
 
@@ -107,7 +120,12 @@ pub trait KeyedActor: Actor<Context = Context<Self>> + Handler<Envelope<Self>> +
 
     /// Loads the actor's state from the store. Runs before the actor starts; a failure is
     /// reported to the caller that triggered the start.
-    fn load(id: Self::Id, deps: Arc<Deps>, registry: Registry, sup: Supervision) -> BoxFuture<'static, anyhow::Result<Self>>;
+    fn load(
+        id: Self::Id,
+        deps: Arc<Deps>,
+        registry: Registry,
+        sup: Supervision,
+    ) -> BoxFuture<'static, anyhow::Result<Self>>;
 
     fn supervision(&mut self) -> &mut Supervision;
 
@@ -153,7 +171,11 @@ macro_rules! keyed_actor_handlers {
     ($t:ty) => {
         impl actix::Handler<$crate::registry::Envelope<$t>> for $t {
             type Result = ();
-            fn handle(&mut self, env: $crate::registry::Envelope<$t>, ctx: &mut actix::Context<Self>) {
+            fn handle(
+                &mut self,
+                env: $crate::registry::Envelope<$t>,
+                ctx: &mut actix::Context<Self>,
+            ) {
                 <$t as $crate::registry::KeyedActor>::supervision(self).received();
                 <$t as $crate::registry::KeyedActor>::handle_msg(self, env.msg, env.reply, ctx);
             }
@@ -198,7 +220,9 @@ impl Registry {
     /// Creates the registry with `arbiters` threads for keyed actors. Must run inside an
     /// actix `System`.
     pub fn new(deps: Arc<Deps>, arbiters: usize, idle: Duration, mailbox: usize) -> Self {
-        let arbiters = (0..arbiters.max(1)).map(|_| actix::Arbiter::new().handle()).collect();
+        let arbiters = (0..arbiters.max(1))
+            .map(|_| actix::Arbiter::new().handle())
+            .collect();
         Registry {
             inner: Arc::new(Inner {
                 slots: Mutex::new(HashMap::new()),
@@ -218,7 +242,11 @@ impl Registry {
     }
 
     /// Sends `msg` to the actor with this id, starting it if needed, and waits for its reply.
-    pub async fn ask<A: KeyedActor>(&self, id: A::Id, msg: A::Msg) -> Result<A::Reply, RegistryError> {
+    pub async fn ask<A: KeyedActor>(
+        &self,
+        id: A::Id,
+        msg: A::Msg,
+    ) -> Result<A::Reply, RegistryError> {
         let (tx, rx) = oneshot::channel();
         self.deliver::<A>(id, msg, ReplyTo(Some(tx)), true).await?;
         let key = A::key(id);
@@ -235,7 +263,11 @@ impl Registry {
     }
 
     /// Sends `msg` only if the actor is already running; returns whether it was.
-    pub async fn tell_live<A: KeyedActor>(&self, id: A::Id, msg: A::Msg) -> Result<bool, RegistryError> {
+    pub async fn tell_live<A: KeyedActor>(
+        &self,
+        id: A::Id,
+        msg: A::Msg,
+    ) -> Result<bool, RegistryError> {
         match self.deliver::<A>(id, msg, ReplyTo(None), false).await {
             Ok(()) => Ok(true),
             Err(RegistryError::Stopped { .. }) => Ok(false),
@@ -271,15 +303,21 @@ impl Registry {
             let generation = running.generation;
             // Send through the one shared `Addr`: actix gives every clone of an address its
             // own extra slot past the capacity, so a clone per send would unbound the mailbox.
-            let addr = running.addr.downcast_ref::<Addr<A>>().expect("one actor type per key kind");
-            metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => key.kind()).increment(1.0);
+            let addr = running
+                .addr
+                .downcast_ref::<Addr<A>>()
+                .expect("one actor type per key kind");
+            metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => key.kind())
+                .increment(1.0);
             match addr.try_send(Envelope { msg, reply }) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => key.kind()).decrement(1.0);
+                    metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => key.kind())
+                        .decrement(1.0);
                     match e {
                         actix::prelude::SendError::Full(_) => {
-                            metrics::counter!(crate::metrics::ACTOR_BUSY, "kind" => key.kind()).increment(1);
+                            metrics::counter!(crate::metrics::ACTOR_BUSY, "kind" => key.kind())
+                                .increment(1);
                             return Err(RegistryError::Busy { key });
                         }
                         actix::prelude::SendError::Closed(env) => {
@@ -304,7 +342,11 @@ impl Registry {
     }
 
     /// The started slot for this id, starting the actor first if `start`.
-    async fn get<A: KeyedActor>(&self, id: A::Id, start: bool) -> Result<Option<Slot>, RegistryError> {
+    async fn get<A: KeyedActor>(
+        &self,
+        id: A::Id,
+        start: bool,
+    ) -> Result<Option<Slot>, RegistryError> {
         let key = A::key(id);
         if start && self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(RegistryError::ShuttingDown);
@@ -327,7 +369,12 @@ impl Registry {
     async fn start<A: KeyedActor>(&self, id: A::Id) -> Result<Running, RegistryError> {
         let key = A::key(id);
         let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
-        let sup = Supervision::new(key, generation, Arc::downgrade(&self.inner), self.inner.deps.hub.clone());
+        let sup = Supervision::new(
+            key,
+            generation,
+            Arc::downgrade(&self.inner),
+            self.inner.deps.hub.clone(),
+        );
         let actor = A::load(id, self.inner.deps.clone(), self.clone(), sup)
             .await
             .map_err(|source| RegistryError::Start { key, source })?;
@@ -358,7 +405,14 @@ impl Registry {
     /// Stops every keyed actor cleanly and refuses new starts. Waits up to `within`.
     pub async fn shutdown(&self, within: Duration) {
         self.inner.shutting_down.store(true, Ordering::Release);
-        let slots: Vec<Slot> = self.inner.slots.lock().expect("registry lock").values().cloned().collect();
+        let slots: Vec<Slot> = self
+            .inner
+            .slots
+            .lock()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect();
         for s in &slots {
             if let Some(r) = s.get() {
                 (r.stop)();
@@ -375,7 +429,11 @@ impl Inner {
     /// Removes the slot for `key` if it still holds `generation`.
     pub(crate) fn forget(&self, key: &ActorKey, generation: u64) {
         let mut slots = self.slots.lock().expect("registry lock");
-        if slots.get(key).and_then(|s| s.get()).is_some_and(|r| r.generation == generation) {
+        if slots
+            .get(key)
+            .and_then(|s| s.get())
+            .is_some_and(|r| r.generation == generation)
+        {
             slots.remove(key);
         }
     }
@@ -398,7 +456,10 @@ impl Inner {
         let allowed = {
             let mut crashes = self.crashes.lock().expect("registry lock");
             let q = crashes.entry(key).or_default();
-            while q.front().is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW) {
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+            {
                 q.pop_front();
             }
             q.push_back(now);

@@ -23,7 +23,12 @@ pub struct Supervision {
 }
 
 impl Supervision {
-    pub(super) fn new(key: ActorKey, generation: u64, registry: WeakInner, hub: Arc<ConnHub>) -> Self {
+    pub(super) fn new(
+        key: ActorKey,
+        generation: u64,
+        registry: WeakInner,
+        hub: Arc<ConnHub>,
+    ) -> Self {
         Supervision {
             key,
             generation,
@@ -48,7 +53,8 @@ impl Supervision {
     /// Bookkeeping for one delivered message.
     pub fn received(&mut self) {
         self.last_activity = Instant::now();
-        metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => self.key.kind()).decrement(1.0);
+        metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => self.key.kind())
+            .decrement(1.0);
     }
 
     pub(super) fn quiet_for(&self) -> Duration {

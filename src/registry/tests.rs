@@ -48,12 +48,21 @@ impl KeyedActor for Probe {
         ActorKey::Probe(id)
     }
 
-    fn load(id: u64, _deps: Arc<Deps>, _r: Registry, sup: Supervision) -> BoxFuture<'static, anyhow::Result<Self>> {
+    fn load(
+        id: u64,
+        _deps: Arc<Deps>,
+        _r: Registry,
+        sup: Supervision,
+    ) -> BoxFuture<'static, anyhow::Result<Self>> {
         Box::pin(async move {
             let mut b = backing().lock().unwrap();
             let e = b.entry(id).or_insert((0, 0));
             e.1 += 1;
-            Ok(Probe { id, count: e.0, sup })
+            Ok(Probe {
+                id,
+                count: e.0,
+                sup,
+            })
         })
     }
 
@@ -96,10 +105,18 @@ fn loads(id: u64) -> usize {
 async fn registry(idle: Duration, mailbox: usize) -> (Registry, Arc<ConnHub>) {
     let settings = crate::config::Settings::defaults();
     let _ = settings;
-    let store: Arc<dyn Store> = Arc::new(crate::store::SqliteStore::connect("sqlite::memory:", 1).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        crate::store::SqliteStore::connect("sqlite::memory:", 1)
+            .await
+            .unwrap(),
+    );
     let hub = Arc::new(ConnHub::new(1));
     let persister = Persister::start(store.clone(), 16);
-    let deps = Arc::new(Deps { store, hub: hub.clone(), persister });
+    let deps = Arc::new(Deps {
+        store,
+        hub: hub.clone(),
+        persister,
+    });
     (Registry::new(deps, 2, idle, mailbox), hub)
 }
 
@@ -118,8 +135,15 @@ async fn starts_on_first_use_and_keeps_one_actor_per_key() {
     let (reg, _) = registry(Duration::from_secs(60), 64).await;
     assert!(!reg.is_live(&ActorKey::Probe(1)));
     // Concurrent first uses start exactly one actor.
-    let (a, b) = tokio::join!(reg.ask::<Probe>(1, ProbeMsg::Add(2)), reg.ask::<Probe>(1, ProbeMsg::Add(3)));
-    assert_eq!(a.unwrap() + b.unwrap(), 2 + 5, "both adds hit the same counter");
+    let (a, b) = tokio::join!(
+        reg.ask::<Probe>(1, ProbeMsg::Add(2)),
+        reg.ask::<Probe>(1, ProbeMsg::Add(3))
+    );
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        2 + 5,
+        "both adds hit the same counter"
+    );
     assert_eq!(loads(1), 1);
     assert!(reg.is_live(&ActorKey::Probe(1)));
     assert_eq!(reg.ask::<Probe>(1, ProbeMsg::Get).await.unwrap(), 5);
@@ -133,7 +157,11 @@ async fn stops_when_idle_and_reloads_state_on_next_use() {
     eventually("idle stop", || !reg.is_live(&ActorKey::Probe(2))).await;
     // tell_live does not start it.
     assert!(!reg.tell_live::<Probe>(2, ProbeMsg::Get).await.unwrap());
-    assert_eq!(reg.ask::<Probe>(2, ProbeMsg::Get).await.unwrap(), 7, "state reloaded from the store");
+    assert_eq!(
+        reg.ask::<Probe>(2, ProbeMsg::Get).await.unwrap(),
+        7,
+        "state reloaded from the store"
+    );
     assert_eq!(loads(2), 2);
 }
 
@@ -146,10 +174,21 @@ async fn restarts_after_a_panic_and_tells_watchers_to_resync() {
     // The panicking message gets no reply.
     let r = reg.ask::<Probe>(3, ProbeMsg::Panic).await;
     assert!(matches!(r, Err(RegistryError::Stopped { .. })), "{r:?}");
-    let ctl = tokio::time::timeout(Duration::from_secs(5), conn.ctl.recv()).await.unwrap().unwrap();
-    assert_eq!(ctl, Control::Resync { key: ActorKey::Probe(3) });
+    let ctl = tokio::time::timeout(Duration::from_secs(5), conn.ctl.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ctl,
+        Control::Resync {
+            key: ActorKey::Probe(3)
+        }
+    );
     // Restarted eagerly by the supervisor, with state reloaded.
-    eventually("restart", || loads(3) == 2 && reg.is_live(&ActorKey::Probe(3))).await;
+    eventually("restart", || {
+        loads(3) == 2 && reg.is_live(&ActorKey::Probe(3))
+    })
+    .await;
     assert_eq!(reg.ask::<Probe>(3, ProbeMsg::Get).await.unwrap(), 4);
 }
 
@@ -167,7 +206,10 @@ async fn a_full_mailbox_answers_busy() {
             busy.fetch_add(1, Ordering::Relaxed);
         }
     }
-    assert!(busy.load(Ordering::Relaxed) > 0, "a bounded mailbox must refuse some sends");
+    assert!(
+        busy.load(Ordering::Relaxed) > 0,
+        "a bounded mailbox must refuse some sends"
+    );
     // Once drained it answers again.
     eventually("drain", || true).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -182,7 +224,10 @@ async fn keeps_crashing_actors_down_after_the_limit() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!reg.is_live(&ActorKey::Probe(5)), "no restart past the limit");
+    assert!(
+        !reg.is_live(&ActorKey::Probe(5)),
+        "no restart past the limit"
+    );
     // Next use still starts it.
     assert_eq!(reg.ask::<Probe>(5, ProbeMsg::Get).await.unwrap(), 0);
 }
@@ -196,5 +241,8 @@ async fn shutdown_stops_everything_and_refuses_new_starts() {
     assert_eq!(reg.live_count(), 4);
     reg.shutdown(Duration::from_secs(2)).await;
     assert_eq!(reg.live_count(), 0);
-    assert!(matches!(reg.ask::<Probe>(10, ProbeMsg::Get).await, Err(RegistryError::ShuttingDown)));
+    assert!(matches!(
+        reg.ask::<Probe>(10, ProbeMsg::Get).await,
+        Err(RegistryError::ShuttingDown)
+    ));
 }

@@ -70,7 +70,12 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DurableWrite {
     /// Upsert one preference of one user.
-    UserPref { user_id: UserId, key: String, value: String, at: Millis },
+    UserPref {
+        user_id: UserId,
+        key: String,
+        value: String,
+        at: Millis,
+    },
 }
 
 /// Which uniqueness rule a write broke.

@@ -57,7 +57,9 @@ pub async fn upgrade(
         .max_frame_size(hard_max)
         .aggregate_continuations()
         .max_continuation_size(hard_max);
-    let reg = state.hub.register(auth.user.id, auth.session, settings.ws_outbound_queue);
+    let reg = state
+        .hub
+        .register(auth.user.id, auth.session, settings.ws_outbound_queue);
     actix_rt::spawn(writer(session.clone(), reg.out));
     let conn = Connection {
         id: reg.id,
@@ -163,7 +165,10 @@ impl Connection {
         };
         if let Some(end) = ending {
             metrics::counter!(crate::metrics::WS_CLOSED, "reason" => end.reason).increment(1);
-            let close = CloseReason { code: end.code.into(), description: Some(end.reason.to_string()) };
+            let close = CloseReason {
+                code: end.code.into(),
+                description: Some(end.reason.to_string()),
+            };
             let _ = tokio::time::timeout(CLOSE_WAIT, self.ws.clone().close(Some(close))).await;
         }
         self.state.hub.unregister(self.id);
@@ -176,8 +181,16 @@ impl Connection {
 
     /// Registers this tab with the user's session actor (notifications fan out from there).
     async fn attach(&self) {
-        let msg = UserSessionMsg::Attach { conn: self.id, session: self.session };
-        if let Err(e) = self.state.registry.tell::<UserSession>(self.user.id, msg).await {
+        let msg = UserSessionMsg::Attach {
+            conn: self.id,
+            session: self.session,
+        };
+        if let Err(e) = self
+            .state
+            .registry
+            .tell::<UserSession>(self.user.id, msg)
+            .await
+        {
             tracing::warn!(conn = %self.id, error = %e, "could not attach to user session");
         }
     }
@@ -195,7 +208,15 @@ impl Connection {
             ApiError::RateLimited { retry_after_secs } => Some(retry_after_secs * 1000),
             _ => None,
         };
-        self.send(ServerMsg::Error { id, error: body.error, message: body.message, retry_after_ms }.to_text());
+        self.send(
+            ServerMsg::Error {
+                id,
+                error: body.error,
+                message: body.message,
+                retry_after_ms,
+            }
+            .to_text(),
+        );
     }
 
     async fn on_control(&mut self, c: Control) -> Option<Ending> {
@@ -211,7 +232,10 @@ impl Connection {
                     }
                 },
             }),
-            Control::SlowConsumer => Some(Ending { code: close_code::SLOW_CONSUMER, reason: "slow_consumer" }),
+            Control::SlowConsumer => Some(Ending {
+                code: close_code::SLOW_CONSUMER,
+                reason: "slow_consumer",
+            }),
             Control::Resync { key } => {
                 match key {
                     ActorKey::UserSession(_) => self.attach().await,
@@ -245,12 +269,18 @@ impl Connection {
             }
             AggregatedMessage::Ping(p) => {
                 if self.out.try_send(Outbound::Pong(p)).is_err() {
-                    return Some(Ending { code: close_code::SLOW_CONSUMER, reason: "slow_consumer" });
+                    return Some(Ending {
+                        code: close_code::SLOW_CONSUMER,
+                        reason: "slow_consumer",
+                    });
                 }
                 None
             }
             AggregatedMessage::Pong(_) => None,
-            AggregatedMessage::Close(_) => Some(Ending { code: 1000, reason: "client_closed" }),
+            AggregatedMessage::Close(_) => Some(Ending {
+                code: 1000,
+                reason: "client_closed",
+            }),
         }
     }
 
@@ -271,7 +301,9 @@ impl Connection {
             return;
         }
         if let Err(wait) = self.bucket.take(&SOCKET_POLICY, Instant::now()) {
-            let e = ApiError::RateLimited { retry_after_secs: wait.as_secs().max(1) };
+            let e = ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            };
             self.send_error(None, &e);
             return;
         }
@@ -279,8 +311,13 @@ impl Connection {
             Ok(m) => m,
             Err(e) => {
                 self.send(
-                    ServerMsg::Error { id: e.id(), error: e.code(), message: e.message(), retry_after_ms: None }
-                        .to_text(),
+                    ServerMsg::Error {
+                        id: e.id(),
+                        error: e.code(),
+                        message: e.message(),
+                        retry_after_ms: None,
+                    }
+                    .to_text(),
                 );
                 return;
             }
@@ -288,7 +325,13 @@ impl Connection {
         match msg {
             ClientMsg::Ping { id } => self.send(ServerMsg::Pong { id }.to_text()),
             ClientMsg::PrefsGet { id } => match self.state.store.user_prefs(self.user.id).await {
-                Ok(p) => self.send(ServerMsg::Prefs { id, prefs: p.into_iter().collect() }.to_text()),
+                Ok(p) => self.send(
+                    ServerMsg::Prefs {
+                        id,
+                        prefs: p.into_iter().collect(),
+                    }
+                    .to_text(),
+                ),
                 Err(e) => self.send_error(id, &e.into()),
             },
             ClientMsg::PrefsSet { id, key, value } => self.prefs_set(id, key, value),
@@ -300,19 +343,32 @@ impl Connection {
     fn prefs_set(&self, id: Option<serde_json::Value>, key: String, value: String) {
         let key_ok = !key.is_empty()
             && key.len() <= PREF_KEY_MAX
-            && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
         if !key_ok {
-            let e = ApiError::validation("key", format!("key must be 1–{PREF_KEY_MAX} of a–z 0–9 _ . -"));
+            let e = ApiError::validation(
+                "key",
+                format!("key must be 1–{PREF_KEY_MAX} of a–z 0–9 _ . -"),
+            );
             return self.send_error(id, &e);
         }
         if value.len() > PREF_VALUE_MAX {
-            let e = ApiError::validation("value", format!("value must be at most {PREF_VALUE_MAX} bytes"));
+            let e = ApiError::validation(
+                "value",
+                format!("value must be at most {PREF_VALUE_MAX} bytes"),
+            );
             return self.send_error(id, &e);
         }
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             return self.send_error(id, &ApiError::Busy);
         };
-        let write = DurableWrite::UserPref { user_id: self.user.id, key, value, at: now_millis() };
+        let write = DurableWrite::UserPref {
+            user_id: self.user.id,
+            key,
+            value,
+            at: now_millis(),
+        };
         let persister = self.state.persister.clone();
         let hub = self.state.hub.clone();
         let conn = self.id;
@@ -322,7 +378,13 @@ impl Connection {
                 Err(e) => {
                     let e = ApiError::from(e);
                     let b = e.body();
-                    ServerMsg::Error { id, error: b.error, message: b.message, retry_after_ms: None }.to_text()
+                    ServerMsg::Error {
+                        id,
+                        error: b.error,
+                        message: b.message,
+                        retry_after_ms: None,
+                    }
+                    .to_text()
                 }
             };
             hub.push(conn, frame);

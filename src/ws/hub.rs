@@ -57,19 +57,36 @@ pub struct ConnHub {
 
 impl ConnHub {
     pub fn new(node: u64) -> Self {
-        ConnHub { node, next: AtomicU64::new(1), conns: Mutex::new(HashMap::new()) }
+        ConnHub {
+            node,
+            next: AtomicU64::new(1),
+            conns: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn register(&self, user: UserId, session: SessionId, queue: usize) -> Registration {
-        let id = ConnId { node: self.node, seq: self.next.fetch_add(1, Ordering::Relaxed) };
+        let id = ConnId {
+            node: self.node,
+            seq: self.next.fetch_add(1, Ordering::Relaxed),
+        };
         let (out_tx, out) = mpsc::channel(queue);
         let (ctl_tx, ctl) = mpsc::channel(CONTROL_QUEUE);
         self.conns.lock().expect("hub lock").insert(
             id,
-            Entry { user, session, out: out_tx.clone(), ctl: ctl_tx },
+            Entry {
+                user,
+                session,
+                out: out_tx.clone(),
+                ctl: ctl_tx,
+            },
         );
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
-        Registration { id, out, out_tx, ctl }
+        Registration {
+            id,
+            out,
+            out_tx,
+            ctl,
+        }
     }
 
     pub fn unregister(&self, id: ConnId) {
@@ -82,7 +99,9 @@ impl ConnHub {
     /// marked as a slow consumer.
     pub fn push(&self, id: ConnId, frame: ByteString) -> bool {
         let conns = self.conns.lock().expect("hub lock");
-        let Some(e) = conns.get(&id) else { return false };
+        let Some(e) = conns.get(&id) else {
+            return false;
+        };
         match e.out.try_send(Outbound::Text(frame)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -101,18 +120,29 @@ impl ConnHub {
     /// Connections opened with this session (logout closes them).
     pub fn by_session(&self, session: SessionId) -> Vec<ConnId> {
         let conns = self.conns.lock().expect("hub lock");
-        conns.iter().filter(|(_, e)| e.session == session).map(|(id, _)| *id).collect()
+        conns
+            .iter()
+            .filter(|(_, e)| e.session == session)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     pub fn user_of(&self, id: ConnId) -> Option<UserId> {
-        self.conns.lock().expect("hub lock").get(&id).map(|e| e.user)
+        self.conns
+            .lock()
+            .expect("hub lock")
+            .get(&id)
+            .map(|e| e.user)
     }
 
     /// Asks every connection to close (graceful shutdown).
     pub fn close_all(&self, code: u16, reason: &str) {
         let conns = self.conns.lock().expect("hub lock");
         for e in conns.values() {
-            let _ = e.ctl.try_send(Control::Close { code, reason: reason.to_string() });
+            let _ = e.ctl.try_send(Control::Close {
+                code,
+                reason: reason.to_string(),
+            });
         }
     }
 

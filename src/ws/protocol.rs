@@ -45,14 +45,23 @@ pub enum ClientMsg {
 #[serde(tag = "type")]
 pub enum ServerMsg<'a> {
     #[serde(rename = "hello")]
-    Hello { v: u32, conn_id: String, user: &'a User, heartbeat_ms: u64, max_message_bytes: usize },
+    Hello {
+        v: u32,
+        conn_id: String,
+        user: &'a User,
+        heartbeat_ms: u64,
+        max_message_bytes: usize,
+    },
     #[serde(rename = "pong")]
     Pong { id: Option<Value> },
     /// A request succeeded; `id` is the client's request id.
     #[serde(rename = "ack")]
     Ack { id: Option<Value> },
     #[serde(rename = "prefs")]
-    Prefs { id: Option<Value>, prefs: BTreeMap<String, String> },
+    Prefs {
+        id: Option<Value>,
+        prefs: BTreeMap<String, String>,
+    },
     #[serde(rename = "error")]
     Error {
         id: Option<Value>,
@@ -71,7 +80,9 @@ pub enum ServerMsg<'a> {
 
 impl ServerMsg<'_> {
     pub fn to_text(&self) -> bytestring::ByteString {
-        serde_json::to_string(self).expect("server frames serialize").into()
+        serde_json::to_string(self)
+            .expect("server frames serialize")
+            .into()
     }
 }
 
@@ -100,13 +111,17 @@ impl ParseError {
     pub fn id(&self) -> Option<Value> {
         match self {
             ParseError::BadJson(_) => None,
-            ParseError::BadEnvelope(id, _) | ParseError::UnknownType(id, _) | ParseError::BadRequest(id, _) => id.clone(),
+            ParseError::BadEnvelope(id, _)
+            | ParseError::UnknownType(id, _)
+            | ParseError::BadRequest(id, _) => id.clone(),
         }
     }
 
     pub fn message(&self) -> String {
         match self {
-            ParseError::BadJson(m) | ParseError::BadEnvelope(_, m) | ParseError::BadRequest(_, m) => m.clone(),
+            ParseError::BadJson(m)
+            | ParseError::BadEnvelope(_, m)
+            | ParseError::BadRequest(_, m) => m.clone(),
             ParseError::UnknownType(_, t) => format!("unknown message type {t:?}"),
         }
     }
@@ -114,7 +129,8 @@ impl ParseError {
 
 /// Parses one text frame: JSON object → envelope check → typed request.
 pub fn parse(text: &str) -> Result<ClientMsg, ParseError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ParseError::BadJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| ParseError::BadJson(e.to_string()))?;
     let Value::Object(obj) = &value else {
         return Err(ParseError::BadJson("a frame must be a JSON object".into()));
     };
@@ -131,7 +147,12 @@ pub fn parse(text: &str) -> Result<ClientMsg, ParseError> {
     };
     let ty = match obj.get("type") {
         Some(Value::String(t)) => t.clone(),
-        _ => return Err(ParseError::BadEnvelope(id, "missing string field `type`".into())),
+        _ => {
+            return Err(ParseError::BadEnvelope(
+                id,
+                "missing string field `type`".into(),
+            ));
+        }
     };
     if !CLIENT_TYPES.contains(&ty.as_str()) {
         return Err(ParseError::UnknownType(id, ty));
@@ -146,11 +167,23 @@ mod tests {
 
     #[test]
     fn parses_known_requests() {
-        assert_eq!(parse(r#"{"type":"ping","id":"a1"}"#).unwrap(), ClientMsg::Ping { id: Some(json!("a1")) });
-        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMsg::Ping { id: None });
+        assert_eq!(
+            parse(r#"{"type":"ping","id":"a1"}"#).unwrap(),
+            ClientMsg::Ping {
+                id: Some(json!("a1"))
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"ping"}"#).unwrap(),
+            ClientMsg::Ping { id: None }
+        );
         assert_eq!(
             parse(r#"{"type":"prefs.set","id":7,"key":"lang","value":"ko"}"#).unwrap(),
-            ClientMsg::PrefsSet { id: Some(json!(7)), key: "lang".into(), value: "ko".into() }
+            ClientMsg::PrefsSet {
+                id: Some(json!(7)),
+                key: "lang".into(),
+                value: "ko".into()
+            }
         );
     }
 
@@ -165,10 +198,21 @@ mod tests {
         let e = parse(r#"{"type":"prefs.set","id":"y","key":1,"value":"v"}"#).unwrap_err();
         assert_eq!(e.code(), "bad_request");
         assert_eq!(e.id(), Some(json!("y")));
-        assert_eq!(parse(r#"{"type":"prefs.set","key":"k"}"#).unwrap_err().code(), "bad_request");
-        assert_eq!(parse(r#"{"type":"ping","id":{"a":1}}"#).unwrap_err().code(), "bad_request");
+        assert_eq!(
+            parse(r#"{"type":"prefs.set","key":"k"}"#)
+                .unwrap_err()
+                .code(),
+            "bad_request"
+        );
+        assert_eq!(
+            parse(r#"{"type":"ping","id":{"a":1}}"#).unwrap_err().code(),
+            "bad_request"
+        );
         let long = format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(65));
         assert_eq!(parse(&long).unwrap_err().code(), "bad_request");
-        assert_eq!(parse(r#"{"type":"ping","extra":1}"#).unwrap_err().code(), "bad_request");
+        assert_eq!(
+            parse(r#"{"type":"ping","extra":1}"#).unwrap_err().code(),
+            "bad_request"
+        );
     }
 }

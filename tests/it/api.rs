@@ -16,7 +16,14 @@ async fn account_lifecycle(b: &Backend) {
     // Log out: the cookie stops working.
     let (st, _, headers) = post(&s, "/api/auth/logout", json!({}), Some(&me.cookie)).await;
     assert_eq!(st, 204);
-    assert!(headers.get("set-cookie").unwrap().to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        headers
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let (st, body) = get(&s, "/api/auth/me", Some(&me.cookie)).await;
     assert_eq!((st, body["error"].as_str()), (401, Some("unauthenticated")));
 
@@ -31,8 +38,16 @@ async fn account_lifecycle(b: &Backend) {
     assert_eq!(st, 200, "{body}");
     let cookie = session_cookie(&headers).unwrap();
     assert_ne!(cookie, me.cookie);
-    let set = headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && !set.contains("Secure"), "{set}");
+    let set = headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && !set.contains("Secure"),
+        "{set}"
+    );
     let (st, body) = get(&s, "/api/auth/me", Some(&cookie)).await;
     assert_eq!((st, &body["user"]), (200, &me.user));
     s.shutdown().await;
@@ -42,11 +57,26 @@ both_backends!(account_lifecycle);
 async fn signup_rules_and_conflicts(b: &Backend) {
     let s = start(b, &[]).await;
     let cases = [
-        (json!({ "login_id": "ab", "display_name": "x", "password": "long enough pw" }), "login_id"),
-        (json!({ "login_id": "bad-id", "display_name": "x", "password": "long enough pw" }), "login_id"),
-        (json!({ "login_id": "okid_1", "display_name": "가".repeat(41), "password": "long enough pw" }), "display_name"),
-        (json!({ "login_id": "okid_2", "display_name": "x", "password": "short" }), "password"),
-        (json!({ "login_id": "okid_3", "display_name": "x", "password": "p".repeat(257) }), "password"),
+        (
+            json!({ "login_id": "ab", "display_name": "x", "password": "long enough pw" }),
+            "login_id",
+        ),
+        (
+            json!({ "login_id": "bad-id", "display_name": "x", "password": "long enough pw" }),
+            "login_id",
+        ),
+        (
+            json!({ "login_id": "okid_1", "display_name": "가".repeat(41), "password": "long enough pw" }),
+            "display_name",
+        ),
+        (
+            json!({ "login_id": "okid_2", "display_name": "x", "password": "short" }),
+            "password",
+        ),
+        (
+            json!({ "login_id": "okid_3", "display_name": "x", "password": "p".repeat(257) }),
+            "password",
+        ),
     ];
     for (body, field) in cases {
         let (st, resp, _) = post(&s, "/api/auth/signup", body.clone(), None).await;
@@ -56,18 +86,33 @@ async fn signup_rules_and_conflicts(b: &Backend) {
     }
     // None of those created an account.
     for id in ["okid_1", "okid_2", "okid_3"] {
-        let (st, _, _) = post(&s, "/api/auth/login", json!({ "login_id": id, "password": "long enough pw" }), None).await;
+        let (st, _, _) = post(
+            &s,
+            "/api/auth/login",
+            json!({ "login_id": id, "password": "long enough pw" }),
+            None,
+        )
+        .await;
         assert_eq!(st, 401);
     }
 
     let id = unique("kim");
-    let (st, body, _) = post(&s, "/api/auth/signup", json!({ "login_id": id, "display_name": "김철수", "password": "비밀번호비밀번호" }), None).await;
+    let (st, body, _) = post(
+        &s,
+        "/api/auth/signup",
+        json!({ "login_id": id, "display_name": "김철수", "password": "비밀번호비밀번호" }),
+        None,
+    )
+    .await;
     assert_eq!(st, 201, "{body}");
     assert_eq!(body["user"]["display_name"], "김철수");
     let (st, body, _) = post(&s, "/api/auth/signup", json!({ "login_id": id.to_uppercase(), "display_name": "other", "password": "long enough pw" }), None).await;
     assert_eq!((st, body["error"].as_str()), (409, Some("login_id_taken")));
     let (st, body, _) = post(&s, "/api/auth/signup", json!({ "login_id": unique("lee"), "display_name": "김철수", "password": "long enough pw" }), None).await;
-    assert_eq!((st, body["error"].as_str()), (409, Some("display_name_taken")));
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (409, Some("display_name_taken"))
+    );
     s.shutdown().await;
 }
 both_backends!(signup_rules_and_conflicts);
@@ -79,32 +124,74 @@ async fn malformed_bodies_and_unknown_routes() {
     let c = client();
     let url = |p: &str| format!("{}{p}", s.url());
     let send = |path: &str, ct: &'static str, body: String| {
-        c.post(url(path)).insert_header(("Origin", s.url())).insert_header(("Content-Type", ct)).send_body(body)
+        c.post(url(path))
+            .insert_header(("Origin", s.url()))
+            .insert_header(("Content-Type", ct))
+            .send_body(body)
     };
-    let mut r = send("/api/auth/signup", "application/json", "{not json".into()).await.unwrap();
+    let mut r = send("/api/auth/signup", "application/json", "{not json".into())
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "malformed_json");
-    let mut r = send("/api/auth/signup", "application/json", r#"{"login_id":5,"display_name":"a","password":"b"}"#.into()).await.unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "malformed_json"
+    );
+    let mut r = send(
+        "/api/auth/signup",
+        "application/json",
+        r#"{"login_id":5,"display_name":"a","password":"b"}"#.into(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "malformed_json");
-    let mut r = send("/api/auth/signup", "application/json", r#"{"login_id":"abc"}"#.into()).await.unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "malformed_json"
+    );
+    let mut r = send(
+        "/api/auth/signup",
+        "application/json",
+        r#"{"login_id":"abc"}"#.into(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 400);
     let body = r.json::<serde_json::Value>().await.unwrap();
-    assert!(body["message"].as_str().unwrap().contains("missing field"), "{body}");
-    let mut r = send("/api/auth/signup", "text/plain", "{}".into()).await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("missing field"),
+        "{body}"
+    );
+    let mut r = send("/api/auth/signup", "text/plain", "{}".into())
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "unsupported_media_type");
-    let big = format!(r#"{{"login_id":"{}","display_name":"a","password":"b"}}"#, "a".repeat(100_000));
-    let mut r = send("/api/auth/signup", "application/json", big).await.unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "unsupported_media_type"
+    );
+    let big = format!(
+        r#"{{"login_id":"{}","display_name":"a","password":"b"}}"#,
+        "a".repeat(100_000)
+    );
+    let mut r = send("/api/auth/signup", "application/json", big)
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "payload_too_large");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "payload_too_large"
+    );
 
     let (st, body) = get(&s, "/api/nope", None).await;
     assert_eq!((st, body["error"].as_str()), (404, Some("not_found")));
     let (st, body, _) = post(&s, "/api/nope", json!({}), None).await;
     assert_eq!((st, body["error"].as_str()), (404, Some("not_found")));
     let (st, body) = get(&s, "/api/auth/login", None).await;
-    assert_eq!((st, body["error"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     s.shutdown().await;
 }
 
@@ -116,8 +203,16 @@ async fn state_changes_need_a_matching_origin() {
     let url = format!("{}/api/auth/signup", s.url());
     let mut r = client().post(&url).send_json(&body).await.unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "bad_origin");
-    let r = client().post(&url).insert_header(("Origin", "https://evil.example")).send_json(&body).await.unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "bad_origin"
+    );
+    let r = client()
+        .post(&url)
+        .insert_header(("Origin", "https://evil.example"))
+        .send_json(&body)
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     // Nothing was created: the same signup with the right origin succeeds.
     let (st, _, _) = post(&s, "/api/auth/signup", body, None).await;
@@ -135,7 +230,11 @@ async fn state_changes_need_a_matching_origin() {
         Err(awc::error::WsClientError::InvalidResponseStatus(st)) => assert_eq!(st.as_u16(), 403),
         other => panic!("cross-origin upgrade must fail: {:?}", other.map(|_| ())),
     }
-    let r = client().ws(format!("{}/ws", s.url())).origin(s.url()).connect().await;
+    let r = client()
+        .ws(format!("{}/ws", s.url()))
+        .origin(s.url())
+        .connect()
+        .await;
     match r {
         Err(awc::error::WsClientError::InvalidResponseStatus(st)) => assert_eq!(st.as_u16(), 401),
         other => panic!("anonymous upgrade must fail: {:?}", other.map(|_| ())),
@@ -148,14 +247,35 @@ async fn login_is_throttled_and_unknown_ids_look_like_wrong_passwords() {
     let b = Backend::new(Db::Sqlite).await;
     let s = start(&b, &[]).await;
     let me = signup(&s).await;
-    let (st1, wrong_pw, _) = post(&s, "/api/auth/login", json!({ "login_id": me.login_id, "password": "wrong password!" }), None).await;
-    let (st2, unknown, _) = post(&s, "/api/auth/login", json!({ "login_id": "nobody_here", "password": "wrong password!" }), None).await;
+    let (st1, wrong_pw, _) = post(
+        &s,
+        "/api/auth/login",
+        json!({ "login_id": me.login_id, "password": "wrong password!" }),
+        None,
+    )
+    .await;
+    let (st2, unknown, _) = post(
+        &s,
+        "/api/auth/login",
+        json!({ "login_id": "nobody_here", "password": "wrong password!" }),
+        None,
+    )
+    .await;
     assert_eq!((st1, st2), (401, 401));
-    assert_eq!(wrong_pw, unknown, "same answer for unknown id and wrong password");
+    assert_eq!(
+        wrong_pw, unknown,
+        "same answer for unknown id and wrong password"
+    );
     assert_eq!(wrong_pw["error"], "invalid_credentials");
     let mut limited = None;
     for _ in 0..10 {
-        let (st, body, headers) = post(&s, "/api/auth/login", json!({ "login_id": me.login_id, "password": "wrong password!" }), None).await;
+        let (st, body, headers) = post(
+            &s,
+            "/api/auth/login",
+            json!({ "login_id": me.login_id, "password": "wrong password!" }),
+            None,
+        )
+        .await;
         if st == 429 {
             limited = Some((body, headers));
             break;
@@ -163,10 +283,22 @@ async fn login_is_throttled_and_unknown_ids_look_like_wrong_passwords() {
     }
     let (body, headers) = limited.expect("throttled within 10 attempts");
     assert_eq!(body["error"], "rate_limited");
-    let retry: u64 = headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+    let retry: u64 = headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry >= 1);
     // Even the right password is refused while throttled.
-    let (st, _, _) = post(&s, "/api/auth/login", json!({ "login_id": me.login_id, "password": me.password }), None).await;
+    let (st, _, _) = post(
+        &s,
+        "/api/auth/login",
+        json!({ "login_id": me.login_id, "password": me.password }),
+        None,
+    )
+    .await;
     assert_eq!(st, 429);
     s.shutdown().await;
 }
@@ -182,8 +314,19 @@ async fn https_origin_uses_host_prefixed_secure_cookies() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let set = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
-    assert!(set.starts_with("__Host-studyon_session=") && set.contains("Secure") && set.contains("Path=/"), "{set}");
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.starts_with("__Host-studyon_session=")
+            && set.contains("Secure")
+            && set.contains("Path=/"),
+        "{set}"
+    );
     s.shutdown().await;
 }
 
@@ -194,7 +337,11 @@ async fn operator_endpoints(b: &Backend) {
     let (st, body) = get(&s, "/readyz", None).await;
     assert_eq!((st, body["status"].as_str()), (200, Some("ready")));
     let _ = signup(&s).await;
-    let mut r = client().get(format!("{}/metrics", s.url())).send().await.unwrap();
+    let mut r = client()
+        .get(format!("{}/metrics", s.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let text = String::from_utf8(r.body().await.unwrap().to_vec()).unwrap();
     assert!(text.contains("studyon_http_responses_total"), "{text}");
@@ -210,7 +357,11 @@ both_backends!(operator_endpoints);
 async fn serves_the_web_client_and_its_routes() {
     let b = Backend::new(Db::Sqlite).await;
     let web = tempfile::tempdir().unwrap();
-    std::fs::write(web.path().join("index.html"), "<!doctype html><title>StudyOn shell</title>").unwrap();
+    std::fs::write(
+        web.path().join("index.html"),
+        "<!doctype html><title>StudyOn shell</title>",
+    )
+    .unwrap();
     std::fs::create_dir(web.path().join("assets")).unwrap();
     std::fs::write(web.path().join("assets/app-123.js"), "console.log(1)").unwrap();
     let dir = web.path().display().to_string();
@@ -221,21 +372,49 @@ async fn serves_the_web_client_and_its_routes() {
         assert_eq!(r.status(), 200, "{path}");
         assert!(String::from_utf8_lossy(&r.body().await.unwrap()).contains("StudyOn shell"));
     }
-    let mut r = c.get(format!("{}/assets/app-123.js", s.url())).send().await.unwrap();
+    let mut r = c
+        .get(format!("{}/assets/app-123.js", s.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("cache-control").unwrap().to_str().unwrap().contains("immutable"));
+    assert!(
+        r.headers()
+            .get("cache-control")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
     assert_eq!(&r.body().await.unwrap()[..], b"console.log(1)");
     // A missing asset is a 404, not the app shell.
-    let r = c.get(format!("{}/assets/missing.js", s.url())).send().await.unwrap();
+    let r = c
+        .get(format!("{}/assets/missing.js", s.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     // Hidden files and paths out of the web dir are never served.
     std::fs::write(web.path().join(".env"), "SECRET=hunter2").unwrap();
     std::fs::write(b.dir.path().join("outside.txt"), "OUTSIDE-SECRET").unwrap();
-    let outside = format!("/%2e%2e/{}/outside.txt", b.dir.path().file_name().unwrap().to_string_lossy());
-    for path in ["/.env", "/%2e%2e/%2e%2e/etc/passwd", outside.as_str(), "/assets/..%2f.env"] {
+    let outside = format!(
+        "/%2e%2e/{}/outside.txt",
+        b.dir.path().file_name().unwrap().to_string_lossy()
+    );
+    for path in [
+        "/.env",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        outside.as_str(),
+        "/assets/..%2f.env",
+    ] {
         let mut r = c.get(format!("{}{path}", s.url())).send().await.unwrap();
         let body = String::from_utf8_lossy(&r.body().await.unwrap()).to_string();
-        assert!(!body.contains("hunter2") && !body.contains("OUTSIDE-SECRET") && !body.contains("root:"), "{path}: {body}");
+        assert!(
+            !body.contains("hunter2")
+                && !body.contains("OUTSIDE-SECRET")
+                && !body.contains("root:"),
+            "{path}: {body}"
+        );
     }
     s.shutdown().await;
 }

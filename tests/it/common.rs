@@ -17,7 +17,8 @@ pub type WsConn = actix_codec::Framed<awc::BoxedSocket, Codec>;
 
 /// Where the admin connection for creating throwaway Postgres databases points.
 pub fn pg_admin_url() -> String {
-    std::env::var("STUDYON_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("STUDYON_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +43,12 @@ impl Backend {
         match db {
             Db::Sqlite => {
                 let database_url = format!("sqlite://{}", dir.path().join("studyon.db").display());
-                Backend { db, dir, database_url, pg_name: None }
+                Backend {
+                    db,
+                    dir,
+                    database_url,
+                    pg_name: None,
+                }
             }
             Db::Postgres => {
                 let name = format!(
@@ -55,7 +61,12 @@ impl Backend {
                 let admin = url::Url::parse(&pg_admin_url()).unwrap();
                 let mut u = admin.clone();
                 u.set_path(&format!("/{name}"));
-                Backend { db, dir, database_url: u.to_string(), pg_name: Some(name) }
+                Backend {
+                    db,
+                    dir,
+                    database_url: u.to_string(),
+                    pg_name: Some(name),
+                }
             }
         }
     }
@@ -90,8 +101,13 @@ impl Backend {
 
 async fn admin_exec(sql: &str) {
     use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&pg_admin_url()).await.expect("Postgres admin connection (is Postgres running?)");
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.expect(sql);
+    let mut c = sqlx::PgConnection::connect(&pg_admin_url())
+        .await
+        .expect("Postgres admin connection (is Postgres running?)");
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut c)
+        .await
+        .expect(sql);
 }
 
 /// Runs a test body on SQLite and on Postgres.
@@ -115,7 +131,9 @@ macro_rules! both_backends {
 }
 
 pub async fn start(b: &Backend, extra: &[&str]) -> RunningServer {
-    studyon::server::start(b.settings(extra)).await.expect("server starts")
+    studyon::server::start(b.settings(extra))
+        .await
+        .expect("server starts")
 }
 
 pub fn client() -> Client {
@@ -137,11 +155,22 @@ pub struct Session {
 static USERS: AtomicU64 = AtomicU64::new(0);
 
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}_{}", std::process::id() % 10000, USERS.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}_{}",
+        std::process::id() % 10000,
+        USERS.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
-pub async fn post(s: &RunningServer, path: &str, body: Value, cookie: Option<&str>) -> (u16, Value, awc::http::header::HeaderMap) {
-    let mut req = client().post(format!("{}{}", s.url(), path)).insert_header(("Origin", origin(s)));
+pub async fn post(
+    s: &RunningServer,
+    path: &str,
+    body: Value,
+    cookie: Option<&str>,
+) -> (u16, Value, awc::http::header::HeaderMap) {
+    let mut req = client()
+        .post(format!("{}{}", s.url(), path))
+        .insert_header(("Origin", origin(s)));
     if let Some(c) = cookie {
         req = req.insert_header(("Cookie", c.to_string()));
     }
@@ -149,7 +178,11 @@ pub async fn post(s: &RunningServer, path: &str, body: Value, cookie: Option<&st
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let bytes = resp.body().limit(1 << 20).await.expect("body");
-    let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
     (status, json, headers)
 }
 
@@ -161,7 +194,10 @@ pub async fn get(s: &RunningServer, path: &str, cookie: Option<&str>) -> (u16, V
     let mut resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
     let bytes = resp.body().limit(1 << 20).await.expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// The `name=value` part of the session cookie set by a response.
@@ -184,7 +220,12 @@ pub async fn signup(s: &RunningServer) -> Session {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    Session { cookie: session_cookie(&headers).expect("cookie"), user: body["user"].clone(), login_id, password }
+    Session {
+        cookie: session_cookie(&headers).expect("cookie"),
+        user: body["user"].clone(),
+        login_id,
+        password,
+    }
 }
 
 pub async fn ws_connect(s: &RunningServer, cookie: &str) -> WsConn {
@@ -232,7 +273,9 @@ pub async fn wait_close(c: &mut WsConn, within: Duration) -> Option<u16> {
 }
 
 pub async fn send_text(c: &mut WsConn, text: impl Into<String>) {
-    c.send(Message::Text(text.into().into())).await.expect("send");
+    c.send(Message::Text(text.into().into()))
+        .await
+        .expect("send");
 }
 
 pub async fn hello(c: &mut WsConn) -> Value {

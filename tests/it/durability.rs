@@ -12,13 +12,23 @@ use crate::common::*;
 const BIN: &str = env!("CARGO_BIN_EXE_studyon");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Spawns `studyon serve` on a free port and waits for /readyz.
 async fn spawn_server(b: &Backend, port: u16) -> Child {
     let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &b.database_url])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &b.database_url,
+        ])
         .arg("--data-dir")
         .arg(b.dir.path())
         .args(["--log", "warn"])
@@ -29,10 +39,10 @@ async fn spawn_server(b: &Backend, port: u16) -> Child {
         .expect("spawn studyon");
     let url = format!("http://127.0.0.1:{port}/readyz");
     for _ in 0..200 {
-        if let Ok(r) = client().get(&url).send().await {
-            if r.status() == 200 {
-                return child;
-            }
+        if let Ok(r) = client().get(&url).send().await
+            && r.status() == 200
+        {
+            return child;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -62,7 +72,9 @@ async fn acked_writes_survive_kill_9(db: Db) {
     let b = Backend::new(db).await;
     let port = free_port();
     let mut child = spawn_server(&b, port).await;
-    let r = Remote { url: format!("http://127.0.0.1:{port}") };
+    let r = Remote {
+        url: format!("http://127.0.0.1:{port}"),
+    };
     let (cookie, user_id) = remote_signup(&r).await;
 
     // Four tabs fire writes without waiting; we record each ack as it arrives and kill the
@@ -91,7 +103,9 @@ async fn acked_writes_survive_kill_9(db: Db) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     'outer: while std::time::Instant::now() < deadline {
         for c in tabs.iter_mut() {
-            let next = tokio::time::timeout(Duration::from_millis(200), futures_util::StreamExt::next(c)).await;
+            let next =
+                tokio::time::timeout(Duration::from_millis(200), futures_util::StreamExt::next(c))
+                    .await;
             if let Ok(Some(Ok(awc::ws::Frame::Text(t)))) = next {
                 let f: Value = serde_json::from_slice(&t).unwrap();
                 assert_ne!(f["type"], "error", "{f}");
@@ -114,7 +128,12 @@ async fn acked_writes_survive_kill_9(db: Db) {
 
     // Read the store directly: every acknowledged write is there.
     let store = studyon::store::open(&b.settings(&[])).await.unwrap();
-    let stored: HashMap<String, String> = store.user_prefs(studyon::ids::UserId(user_id)).await.unwrap().into_iter().collect();
+    let stored: HashMap<String, String> = store
+        .user_prefs(studyon::ids::UserId(user_id))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     for (k, v) in &acked {
         assert_eq!(stored.get(k), Some(v), "acknowledged write {k} lost");
     }
@@ -137,7 +156,9 @@ async fn sigterm_closes_sockets_with_1001_and_exits_within_10s() {
     let b = Backend::new(Db::Sqlite).await;
     let port = free_port();
     let mut child = spawn_server(&b, port).await;
-    let r = Remote { url: format!("http://127.0.0.1:{port}") };
+    let r = Remote {
+        url: format!("http://127.0.0.1:{port}"),
+    };
     let (cookie, _) = remote_signup(&r).await;
     let (_, mut c) = client()
         .ws(format!("{}/ws", r.url))
@@ -149,10 +170,16 @@ async fn sigterm_closes_sockets_with_1001_and_exits_within_10s() {
     hello(&mut c).await;
     let started = std::time::Instant::now();
     let pid = child.id().unwrap() as i32;
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     assert_eq!(wait_close(&mut c, Duration::from_secs(5)).await, Some(1001));
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits within 10 s").unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s")
+        .unwrap();
     assert!(exit.success(), "{exit:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -161,17 +188,37 @@ async fn sigterm_closes_sockets_with_1001_and_exits_within_10s() {
 fn cli_config_migrate_and_validation() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(BIN)
-        .args(["config", "--database-url", "postgres://app:s3cret@127.0.0.1/x"])
+        .args([
+            "config",
+            "--database-url",
+            "postgres://app:s3cret@127.0.0.1/x",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("DATABASE_URL=postgres://app:***@127.0.0.1/x") && !text.contains("s3cret"), "{text}");
+    assert!(
+        text.contains("DATABASE_URL=postgres://app:***@127.0.0.1/x") && !text.contains("s3cret"),
+        "{text}"
+    );
     assert!(text.contains("STUDYON_LISTEN=127.0.0.1:8080"));
 
-    let out = std::process::Command::new(BIN).arg("migrate").arg("--data-dir").arg(dir.path()).env_remove("DATABASE_URL").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(dir.path().join("studyon.db").exists(), "the SQLite file is created under the data dir");
+    let out = std::process::Command::new(BIN)
+        .arg("migrate")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.path().join("studyon.db").exists(),
+        "the SQLite file is created under the data dir"
+    );
 
     let out = std::process::Command::new(BIN)
         .args(["serve", "--redis-url", "redis://127.0.0.1:6379"])

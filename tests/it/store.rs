@@ -10,7 +10,9 @@ use crate::both_backends;
 use crate::common::*;
 
 async fn open(b: &Backend) -> Arc<dyn Store> {
-    let store = studyon::store::open(&b.settings(&[])).await.expect("open store");
+    let store = studyon::store::open(&b.settings(&[]))
+        .await
+        .expect("open store");
     store.migrate().await.expect("migrate");
     // Applying migrations twice is a no-op.
     store.migrate().await.expect("migrate again");
@@ -18,7 +20,12 @@ async fn open(b: &Backend) -> Arc<dyn Store> {
 }
 
 fn new_user(login: &str, name: &str) -> NewUser {
-    NewUser { login_id: login.into(), display_name: name.into(), password_hash: "$argon2id$x".into(), now: 1_000 }
+    NewUser {
+        login_id: login.into(),
+        display_name: name.into(),
+        password_hash: "$argon2id$x".into(),
+        now: 1_000,
+    }
 }
 
 async fn users_and_conflicts(b: &Backend) {
@@ -58,18 +65,51 @@ async fn sessions(b: &Backend) {
     let a = st.create_session(&mk(1, 1_000)).await.unwrap();
     let b2 = st.create_session(&mk(2, 1_000)).await.unwrap();
     let rec = st.session_by_token_hash(&[1; 32]).await.unwrap().unwrap();
-    assert_eq!((rec.id, rec.user_id, rec.last_seen_at, rec.expires_at, rec.revoked_at), (a, u.id, 1_000, 11_000, None));
+    assert_eq!(
+        (
+            rec.id,
+            rec.user_id,
+            rec.last_seen_at,
+            rec.expires_at,
+            rec.revoked_at
+        ),
+        (a, u.id, 1_000, 11_000, None)
+    );
     st.touch_session(a, 5_000).await.unwrap();
     // Touching never moves last_seen backwards.
     st.touch_session(a, 2_000).await.unwrap();
-    assert_eq!(st.session_by_token_hash(&[1; 32]).await.unwrap().unwrap().last_seen_at, 5_000);
+    assert_eq!(
+        st.session_by_token_hash(&[1; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        5_000
+    );
     assert!(st.revoke_session(a, 6_000).await.unwrap());
-    assert!(!st.revoke_session(a, 7_000).await.unwrap(), "second revoke is a no-op");
-    assert_eq!(st.session_by_token_hash(&[1; 32]).await.unwrap().unwrap().revoked_at, Some(6_000));
+    assert!(
+        !st.revoke_session(a, 7_000).await.unwrap(),
+        "second revoke is a no-op"
+    );
+    assert_eq!(
+        st.session_by_token_hash(&[1; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(6_000)
+    );
     // Purge: the revoked one goes; the live one (seen at 1000, idle cut at 500) stays.
     assert_eq!(st.purge_sessions(500, 2_000).await.unwrap(), 1);
     assert!(st.session_by_token_hash(&[1; 32]).await.unwrap().is_none());
-    assert_eq!(st.session_by_token_hash(&[2; 32]).await.unwrap().unwrap().id, b2);
+    assert_eq!(
+        st.session_by_token_hash(&[2; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b2
+    );
     // Past its absolute lifetime it goes too.
     assert_eq!(st.purge_sessions(500, 20_000).await.unwrap(), 1);
     st.close().await;
@@ -79,11 +119,26 @@ both_backends!(sessions);
 async fn batches_commit_all_or_nothing(b: &Backend) {
     let st = open(b).await;
     let u = st.create_user(&new_user("prefs", "Prefs")).await.unwrap();
-    let w = |k: &str, v: &str| DurableWrite::UserPref { user_id: u.id, key: k.into(), value: v.into(), at: 1 };
-    st.commit_batch(&[w("a", "1"), w("b", "2"), w("a", "3")]).await.unwrap();
-    assert_eq!(st.user_prefs(u.id).await.unwrap(), vec![("a".into(), "3".into()), ("b".into(), "2".into())]);
+    let w = |k: &str, v: &str| DurableWrite::UserPref {
+        user_id: u.id,
+        key: k.into(),
+        value: v.into(),
+        at: 1,
+    };
+    st.commit_batch(&[w("a", "1"), w("b", "2"), w("a", "3")])
+        .await
+        .unwrap();
+    assert_eq!(
+        st.user_prefs(u.id).await.unwrap(),
+        vec![("a".into(), "3".into()), ("b".into(), "2".into())]
+    );
     // A batch with a write for a missing user fails as a whole: "c" is not stored either.
-    let bad = DurableWrite::UserPref { user_id: UserId(999_999), key: "x".into(), value: "y".into(), at: 1 };
+    let bad = DurableWrite::UserPref {
+        user_id: UserId(999_999),
+        key: "x".into(),
+        value: "y".into(),
+        at: 1,
+    };
     assert!(st.commit_batch(&[w("c", "4"), bad]).await.is_err());
     assert_eq!(st.user_prefs(u.id).await.unwrap().len(), 2);
     st.close().await;
@@ -97,19 +152,42 @@ async fn persister_acks_after_commit_and_isolates_bad_writes(b: &Backend) {
     let mut jobs = Vec::new();
     for i in 0..200 {
         let p = p.clone();
-        let w = DurableWrite::UserPref { user_id: u.id, key: format!("k{i}"), value: format!("v{i}"), at: i };
+        let w = DurableWrite::UserPref {
+            user_id: u.id,
+            key: format!("k{i}"),
+            value: format!("v{i}"),
+            at: i,
+        };
         jobs.push(tokio::spawn(async move { p.persist(w).await }));
     }
-    let bad = DurableWrite::UserPref { user_id: UserId(424_242), key: "x".into(), value: "y".into(), at: 0 };
-    let bad = { let p = p.clone(); tokio::spawn(async move { p.persist(bad).await }) };
+    let bad = DurableWrite::UserPref {
+        user_id: UserId(424_242),
+        key: "x".into(),
+        value: "y".into(),
+        at: 0,
+    };
+    let bad = {
+        let p = p.clone();
+        tokio::spawn(async move { p.persist(bad).await })
+    };
     for j in jobs {
-        j.await.unwrap().expect("good writes succeed even when batched with a bad one");
+        j.await
+            .unwrap()
+            .expect("good writes succeed even when batched with a bad one");
     }
     assert!(bad.await.unwrap().is_err());
     assert_eq!(st.user_prefs(u.id).await.unwrap().len(), 200);
     p.shutdown().await;
-    let late = DurableWrite::UserPref { user_id: u.id, key: "late".into(), value: "v".into(), at: 0 };
-    assert!(matches!(p.persist(late).await, Err(studyon::persist::PersistError::Closed)));
+    let late = DurableWrite::UserPref {
+        user_id: u.id,
+        key: "late".into(),
+        value: "v".into(),
+        at: 0,
+    };
+    assert!(matches!(
+        p.persist(late).await,
+        Err(studyon::persist::PersistError::Closed)
+    ));
     st.close().await;
 }
 both_backends!(persister_acks_after_commit_and_isolates_bad_writes);
@@ -120,7 +198,10 @@ async fn both_dialects_have_the_same_tables_and_columns() {
     let p = Backend::new(Db::Postgres).await;
     let (ss, ps) = (open(&s).await, open(&p).await);
     let (a, b) = (ss.schema().await.unwrap(), ps.schema().await.unwrap());
-    assert!(a.iter().any(|(t, c)| t == "users" && c == "login_id"), "{a:?}");
+    assert!(
+        a.iter().any(|(t, c)| t == "users" && c == "login_id"),
+        "{a:?}"
+    );
     assert_eq!(a, b);
     ss.close().await;
     ps.close().await;

@@ -23,13 +23,24 @@ async fn protocol_basics_and_error_frames(b: &Backend) {
     assert_eq!(h["user"], me.user);
 
     send_text(&mut ws, r#"{"type":"ping","id":"p1"}"#).await;
-    assert_eq!(next_json(&mut ws).await, json!({ "type": "pong", "id": "p1" }));
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({ "type": "pong", "id": "p1" })
+    );
 
     let bad = [
         ("not json at all", "malformed_json", None),
         (r#"{"type":"warp","id":"u1"}"#, "unknown_type", Some("u1")),
-        (r#"{"type":"prefs.set","id":"b1","key":3,"value":"x"}"#, "bad_request", Some("b1")),
-        (r#"{"type":"prefs.set","id":"b2","key":"Bad Key","value":"x"}"#, "validation_failed", Some("b2")),
+        (
+            r#"{"type":"prefs.set","id":"b1","key":3,"value":"x"}"#,
+            "bad_request",
+            Some("b1"),
+        ),
+        (
+            r#"{"type":"prefs.set","id":"b2","key":"Bad Key","value":"x"}"#,
+            "validation_failed",
+            Some("b2"),
+        ),
         (r#"{"id":"n1"}"#, "bad_request", Some("n1")),
     ];
     for (text, code, id) in bad {
@@ -40,22 +51,38 @@ async fn protocol_basics_and_error_frames(b: &Backend) {
         assert_eq!(e["id"].as_str(), id, "{text}");
     }
     // Over the message limit: an error frame, and the socket keeps working.
-    send_text(&mut ws, format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(3000))).await;
+    send_text(
+        &mut ws,
+        format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(3000)),
+    )
+    .await;
     assert_eq!(next_json(&mut ws).await["error"], "message_too_large");
-    ws.send(awc::ws::Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
+    ws.send(awc::ws::Message::Binary(vec![1u8, 2, 3].into()))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await["error"], "unsupported_binary");
     send_text(&mut ws, r#"{"type":"ping","id":"p2"}"#).await;
     assert_eq!(next_json(&mut ws).await["id"], "p2");
 
     // A durable write is acknowledged and then readable.
-    send_text(&mut ws, r#"{"type":"prefs.set","id":"s1","key":"ui.lang","value":"ko"}"#).await;
-    assert_eq!(next_json(&mut ws).await, json!({ "type": "ack", "id": "s1" }));
+    send_text(
+        &mut ws,
+        r#"{"type":"prefs.set","id":"s1","key":"ui.lang","value":"ko"}"#,
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({ "type": "ack", "id": "s1" })
+    );
     let (st, body) = get(&s, "/api/me/prefs", Some(&me.cookie)).await;
     assert_eq!((st, &body["prefs"]["ui.lang"]), (200, &json!("ko")));
 
     // A frame far above the limit is a protocol violation: closed with 1009.
     send_text(&mut ws, "y".repeat(20_000)).await;
-    assert_eq!(wait_close(&mut ws, Duration::from_secs(5)).await, Some(1009));
+    assert_eq!(
+        wait_close(&mut ws, Duration::from_secs(5)).await,
+        Some(1009)
+    );
     s.shutdown().await;
 }
 both_backends!(protocol_basics_and_error_frames);
@@ -66,7 +93,13 @@ async fn notifications_reach_every_tab_and_logout_closes_its_sockets(b: &Backend
     let s = start(b, &[]).await;
     let me = signup(&s).await;
     // A second login session for the same user (another browser).
-    let (_, _, headers) = post(&s, "/api/auth/login", json!({ "login_id": me.login_id, "password": me.password }), None).await;
+    let (_, _, headers) = post(
+        &s,
+        "/api/auth/login",
+        json!({ "login_id": me.login_id, "password": me.password }),
+        None,
+    )
+    .await;
     let other_cookie = session_cookie(&headers).unwrap();
 
     let mut tab1 = ws_connect(&s, &me.cookie).await;
@@ -79,7 +112,11 @@ async fn notifications_reach_every_tab_and_logout_closes_its_sockets(b: &Backend
     // Attachment happens right after hello; wait until the actor knows all three tabs.
     let mut tabs = 0;
     for _ in 0..100 {
-        if let UserSessionReply::Connections(c) = reg.ask::<UserSession>(uid(&me), UserSessionMsg::Connections).await.unwrap() {
+        if let UserSessionReply::Connections(c) = reg
+            .ask::<UserSession>(uid(&me), UserSessionMsg::Connections)
+            .await
+            .unwrap()
+        {
             tabs = c.len();
             if tabs == 3 {
                 break;
@@ -89,20 +126,34 @@ async fn notifications_reach_every_tab_and_logout_closes_its_sockets(b: &Backend
     }
     assert_eq!(tabs, 3);
     let reply = reg
-        .ask::<UserSession>(uid(&me), UserSessionMsg::Notify { notification: json!({ "kind": "test", "n": 1 }) })
+        .ask::<UserSession>(
+            uid(&me),
+            UserSessionMsg::Notify {
+                notification: json!({ "kind": "test", "n": 1 }),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(reply, UserSessionReply::Reached(3));
     for c in [&mut tab1, &mut tab2, &mut other] {
         let n = next_json(c).await;
-        assert_eq!(n, json!({ "type": "notification", "notification": { "kind": "test", "n": 1 } }));
+        assert_eq!(
+            n,
+            json!({ "type": "notification", "notification": { "kind": "test", "n": 1 } })
+        );
     }
 
     // Logging out the first session closes its two tabs with 4001, not the other browser.
     let (st, _, _) = post(&s, "/api/auth/logout", json!({}), Some(&me.cookie)).await;
     assert_eq!(st, 204);
-    assert_eq!(wait_close(&mut tab1, Duration::from_secs(5)).await, Some(4001));
-    assert_eq!(wait_close(&mut tab2, Duration::from_secs(5)).await, Some(4001));
+    assert_eq!(
+        wait_close(&mut tab1, Duration::from_secs(5)).await,
+        Some(4001)
+    );
+    assert_eq!(
+        wait_close(&mut tab2, Duration::from_secs(5)).await,
+        Some(4001)
+    );
     send_text(&mut other, r#"{"type":"ping","id":"still"}"#).await;
     assert_eq!(next_json(&mut other).await["id"], "still");
     s.shutdown().await;
@@ -118,7 +169,10 @@ async fn silent_clients_are_closed_after_two_heartbeats() {
     hello(&mut ws).await;
     // awc does not answer pings by itself and we send nothing: the server hangs up.
     let started = std::time::Instant::now();
-    assert_eq!(wait_close(&mut ws, Duration::from_secs(8)).await, Some(4002));
+    assert_eq!(
+        wait_close(&mut ws, Duration::from_secs(8)).await,
+        Some(4002)
+    );
     assert!(started.elapsed() >= Duration::from_millis(1500));
     s.shutdown().await;
 }
@@ -138,7 +192,12 @@ async fn a_client_that_does_not_read_is_dropped_as_a_slow_consumer() {
         let r = s
             .state
             .registry
-            .ask::<UserSession>(uid(&me), UserSessionMsg::Notify { notification: json!(big) })
+            .ask::<UserSession>(
+                uid(&me),
+                UserSessionMsg::Notify {
+                    notification: json!(big),
+                },
+            )
             .await
             .unwrap();
         if r == UserSessionReply::Reached(0) {
@@ -146,7 +205,10 @@ async fn a_client_that_does_not_read_is_dropped_as_a_slow_consumer() {
             break;
         }
     }
-    assert!(reached_zero, "the server must stop queueing for a client that does not read");
+    assert!(
+        reached_zero,
+        "the server must stop queueing for a client that does not read"
+    );
     // Reading now: whatever was queued, then a close with 4008 (or the connection simply ends).
     let code = wait_close(&mut ws, Duration::from_secs(20)).await;
     assert!(code == Some(4008) || code.is_none(), "{code:?}");
@@ -156,7 +218,10 @@ async fn a_client_that_does_not_read_is_dropped_as_a_slow_consumer() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(s.state.hub.is_empty(), "the slow connection is gone from the hub");
+    assert!(
+        s.state.hub.is_empty(),
+        "the slow connection is gone from the hub"
+    );
     s.shutdown().await;
 }
 
@@ -183,7 +248,10 @@ async fn floods_get_rate_limited_without_a_disconnect() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(pongs >= 100 && limited > 0, "pongs {pongs}, limited {limited}");
+    assert!(
+        pongs >= 100 && limited > 0,
+        "pongs {pongs}, limited {limited}"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     send_text(&mut ws, r#"{"type":"ping","id":"after"}"#).await;
     assert_eq!(next_json(&mut ws).await["id"], "after");
@@ -199,7 +267,10 @@ async fn graceful_shutdown_closes_sockets_with_going_away() {
     hello(&mut ws).await;
     let started = std::time::Instant::now();
     let shutdown = actix_rt::spawn(s.shutdown());
-    assert_eq!(wait_close(&mut ws, Duration::from_secs(5)).await, Some(1001));
+    assert_eq!(
+        wait_close(&mut ws, Duration::from_secs(5)).await,
+        Some(1001)
+    );
     shutdown.await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
 }
