@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::persist::PersistError;
 use crate::registry::RegistryError;
-use crate::store::StoreError;
+use crate::store::{Rule, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The route takes `application/json`.
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    /// The caller may see the thing but not do this (`banned`).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// No valid session cookie.
     #[error("you are not logged in")]
     Unauthenticated,
@@ -82,6 +85,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
+            ApiError::Forbidden { code, .. } => code,
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Busy => "busy",
             ApiError::Unavailable => "unavailable",
@@ -95,7 +99,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::BadOrigin => StatusCode::FORBIDDEN,
+            ApiError::BadOrigin | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -157,7 +161,45 @@ impl From<StoreError> for ApiError {
                 message: c.to_string(),
             },
             StoreError::Unavailable(_) => ApiError::Unavailable,
+            StoreError::Rule(r) => r.into(),
             other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<Rule> for ApiError {
+    fn from(r: Rule) -> Self {
+        let message = r.to_string();
+        let conflict = |code| ApiError::Conflict {
+            code,
+            message: message.clone(),
+        };
+        match r {
+            Rule::NotFound => ApiError::NotFound,
+            Rule::Banned => ApiError::Forbidden {
+                code: "banned",
+                message,
+            },
+            Rule::CapacityBelowMembers => ApiError::Validation {
+                field: "capacity",
+                message,
+            },
+            Rule::NotAMember => ApiError::Validation {
+                field: "user_id",
+                message,
+            },
+            Rule::SelfReview => ApiError::Validation {
+                field: "reviewee_id",
+                message,
+            },
+            Rule::NotRecruiting => conflict("not_recruiting"),
+            Rule::StudyFull => conflict("study_full"),
+            Rule::AlreadyMember => conflict("already_member"),
+            Rule::ApplicationExists => conflict("application_exists"),
+            Rule::ApplicationNotPending => conflict("application_not_pending"),
+            Rule::LeaderMustTransfer => conflict("leader_must_transfer"),
+            Rule::InvalidTransition => conflict("invalid_status_transition"),
+            Rule::ReviewExists => conflict("review_exists"),
         }
     }
 }
@@ -167,6 +209,12 @@ impl From<RegistryError> for ApiError {
         match e {
             RegistryError::Busy { .. } => ApiError::Busy,
             RegistryError::ShuttingDown => ApiError::Unavailable,
+            // A keyed actor whose thing does not exist (or is not visible) cannot start.
+            RegistryError::Start { ref source, .. }
+                if source.downcast_ref::<Rule>() == Some(&Rule::NotFound) =>
+            {
+                ApiError::NotFound
+            }
             other => ApiError::Internal(other.into()),
         }
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! id_type {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -23,6 +23,14 @@ id_type!(
     UserId,
     /// A server-side login session (one per login, shared by that browser's tabs).
     SessionId,
+    /// A study group.
+    StudyId,
+    /// An application to join a study.
+    ApplicationId,
+    /// A review of one member by another.
+    ReviewId,
+    /// An entry in a user's notification inbox.
+    NotificationId,
 );
 
 /// One live WebSocket connection (one browser tab). Unique within a node's lifetime; the node

@@ -8,6 +8,7 @@
 //! | [`error`] | the one API error enum and its mapping to HTTP status + stable snake_case code |
 //! | [`ids`] | id newtypes (`UserId`, `SessionId`, …) made by one macro so ids never mix |
 //! | [`store`] | the `Store` trait and its SQLite and Postgres implementations |
+//! | [`studies`] | the study domain: statuses, roles and capabilities, input rules, markdown |
 //! | [`persist`] | the group-commit persistence actor for durable writes on live paths |
 //! | [`auth`] | passwords (Argon2id), session tokens, input rules, login throttling |
 //! | [`ratelimit`] | the token-bucket core: a pure function of (bucket, now) |
@@ -34,4 +35,5 @@ pub mod ratelimit;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod studies;
 pub mod ws;

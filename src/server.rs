@@ -110,6 +110,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         App::new()
             .app_data(app_state.clone())
             .app_data(crate::http::json_config())
+            .app_data(crate::http::path_config())
             .wrap(from_fn(crate::http::edge))
             .configure(|cfg| {
                 crate::http::routes(cfg);

@@ -1,6 +1,8 @@
 //! Keyed actors that live in the registry. Each owns the live state of one thing and is its
 //! single writer; everything else sends it messages by key.
 
+pub mod study;
 pub mod user_session;
 
+pub use study::Study;
 pub use user_session::UserSession;

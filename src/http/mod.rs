@@ -1,11 +1,14 @@
 //! The HTTP edge: the route table, the CSRF (Origin) check, JSON error mapping and the web UI.
 //!
-//! Every API route is registered through [`routes`], which also returns the table of
-//! (method, path) it registered; the OpenAPI document is checked against that table.
+//! Every API route is registered through [`routes`], which also returns the table of what it
+//! registered with each route's access policy; the OpenAPI document and the authorization
+//! matrix test are both checked against that table.
 
 pub mod auth;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod studies;
 
 use std::path::{Component, Path};
 
@@ -17,38 +20,250 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
 use crate::server::AppState;
+use crate::studies::Role;
 
 /// Largest JSON body any route takes: account forms are tiny; later issues with bigger bodies
 /// (study descriptions) set their own limits per route.
 pub const JSON_LIMIT: usize = 64 * 1024;
 
-/// (method, path) of a registered route.
-pub type RouteEntry = (&'static str, &'static str);
+/// Who may call a route. Study routes name the roles (in that study) that may act; every
+/// other caller gets the same answer as for a missing study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No session needed.
+    Public,
+    /// Any signed-in user.
+    User,
+    /// Signed in, with one of these roles in the study named by `{study_id}`.
+    Study(&'static [Role]),
+}
+
+/// Every role a signed-in user can have in a study.
+const ANY_ROLE: &[Role] = &[Role::None, Role::Applicant, Role::Member, Role::Leader];
+const MEMBERS: &[Role] = &[Role::Member, Role::Leader];
+const LEADER: &[Role] = &[Role::Leader];
+
+/// One registered route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Collects routes per path: actix answers 405 from the first resource whose path matches,
+/// so all methods of one path must live on one resource.
+struct Table {
+    specs: Vec<RouteSpec>,
+    resources: Vec<(&'static str, actix_web::Resource)>,
+}
+
+impl Table {
+    fn add(
+        &mut self,
+        method: &'static str,
+        path: &'static str,
+        access: Access,
+        route: actix_web::Route,
+    ) {
+        self.specs.push(RouteSpec {
+            method,
+            path,
+            access,
+        });
+        match self.resources.iter().position(|(p, _)| *p == path) {
+            Some(i) => {
+                let (p, r) = self.resources.remove(i);
+                self.resources.insert(i, (p, r.route(route)));
+            }
+            None => self
+                .resources
+                .push((path, web::resource(path).route(route))),
+        }
+    }
+}
 
 /// Registers every route and returns the table of what it registered.
-pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
-    let mut table = Vec::new();
-    let mut add = |method: &'static str, path: &'static str, route: actix_web::Route| {
-        table.push((method, path));
-        cfg.service(
-            web::resource(path)
-                .route(route)
-                .default_service(web::to(|| async {
-                    Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
-                })),
-        );
+pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
+    use Access::{Public, Study, User};
+    let mut t = Table {
+        specs: Vec::new(),
+        resources: Vec::new(),
     };
-    add("post", "/api/auth/signup", web::post().to(auth::signup));
-    add("post", "/api/auth/login", web::post().to(auth::login));
-    add("post", "/api/auth/logout", web::post().to(auth::logout));
-    add("get", "/api/auth/me", web::get().to(auth::me));
-    add("get", "/api/me/prefs", web::get().to(auth::prefs));
-    add("get", "/api/openapi.json", web::get().to(openapi::serve));
-    add("get", "/healthz", web::get().to(ops::healthz));
-    add("get", "/readyz", web::get().to(ops::readyz));
-    add("get", "/metrics", web::get().to(ops::metrics));
-    add("get", "/ws", web::get().to(crate::ws::conn::upgrade));
-    table
+    t.add(
+        "post",
+        "/api/auth/signup",
+        Public,
+        web::post().to(auth::signup),
+    );
+    t.add(
+        "post",
+        "/api/auth/login",
+        Public,
+        web::post().to(auth::login),
+    );
+    t.add(
+        "post",
+        "/api/auth/logout",
+        User,
+        web::post().to(auth::logout),
+    );
+    t.add("get", "/api/auth/me", User, web::get().to(auth::me));
+    t.add("get", "/api/me/prefs", User, web::get().to(auth::prefs));
+    t.add(
+        "get",
+        "/api/me/studies",
+        User,
+        web::get().to(studies::my_studies),
+    );
+    t.add(
+        "get",
+        "/api/me/bookmarks",
+        User,
+        web::get().to(studies::my_bookmarks),
+    );
+    t.add(
+        "post",
+        "/api/studies",
+        User,
+        web::post().to(studies::create),
+    );
+    t.add("get", "/api/studies", User, web::get().to(studies::list));
+    t.add(
+        "get",
+        "/api/studies/{study_id}",
+        Study(ANY_ROLE),
+        web::get().to(studies::get),
+    );
+    t.add(
+        "patch",
+        "/api/studies/{study_id}",
+        Study(LEADER),
+        web::patch().to(studies::edit),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/status",
+        Study(LEADER),
+        web::post().to(studies::set_status),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/bookmark",
+        Study(ANY_ROLE),
+        web::post().to(studies::bookmark),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/members",
+        Study(MEMBERS),
+        web::get().to(studies::members),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/applications",
+        Study(&[Role::None]),
+        web::post().to(studies::apply),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/applications",
+        Study(LEADER),
+        web::get().to(studies::applications),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/applications/{application_id}/withdraw",
+        Study(&[Role::Applicant]),
+        web::post().to(studies::withdraw),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/applications/{application_id}/decision",
+        Study(LEADER),
+        web::post().to(studies::decide),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/leave",
+        Study(&[Role::Member]),
+        web::post().to(studies::leave),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/transfer",
+        Study(LEADER),
+        web::post().to(studies::transfer),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/members/{user_id}/remove",
+        Study(LEADER),
+        web::post().to(studies::remove),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/reviews",
+        Study(MEMBERS),
+        web::post().to(studies::review),
+    );
+    t.add(
+        "patch",
+        "/api/reviews/{review_id}",
+        User,
+        web::patch().to(studies::edit_review),
+    );
+    t.add(
+        "get",
+        "/api/users/{user_id}/profile",
+        User,
+        web::get().to(studies::profile),
+    );
+    t.add(
+        "get",
+        "/api/notifications",
+        User,
+        web::get().to(notifications::list),
+    );
+    t.add(
+        "get",
+        "/api/notifications/unread_count",
+        User,
+        web::get().to(notifications::unread_count),
+    );
+    t.add(
+        "post",
+        "/api/notifications/read_all",
+        User,
+        web::post().to(notifications::mark_all_read),
+    );
+    t.add(
+        "post",
+        "/api/notifications/{notification_id}/read",
+        User,
+        web::post().to(notifications::mark_read),
+    );
+    t.add(
+        "get",
+        "/api/openapi.json",
+        Public,
+        web::get().to(openapi::serve),
+    );
+    t.add("get", "/healthz", Public, web::get().to(ops::healthz));
+    t.add("get", "/readyz", Public, web::get().to(ops::readyz));
+    t.add("get", "/metrics", Public, web::get().to(ops::metrics));
+    t.add("get", "/ws", User, web::get().to(crate::ws::conn::upgrade));
+    for (_, resource) in t.resources {
+        cfg.service(resource.default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+        })));
+    }
+    t.specs
+}
+
+/// Path parameters that are not numbers name nothing: 404 in our format.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into())
 }
 
 /// JSON extractor settings: size limit and errors in our format.

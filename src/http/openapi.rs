@@ -101,6 +101,283 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/api/me/studies",
+        summary: "My studies: the ones I lead, the ones I joined, my applications",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "My studies", Some("MyStudies")),
+            (401, "unauthenticated", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/me/bookmarks",
+        summary: "My bookmarked studies (wishlist)",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "Studies", Some("StudyPage")),
+            (401, "unauthenticated", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies",
+        summary: "Create a study (you become its leader)",
+        tag: "studies",
+        auth: true,
+        body: Some("StudyForm"),
+        responses: &[
+            (201, "Created", Some("StudyEnvelope")),
+            (400, "validation_failed with field", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies",
+        summary: "Browse: q (title, any case), status, tag (repeatable; all must match), sort=newest|deadline, cursor, limit ≤ 50",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "One page and the next cursor", Some("StudyPage")),
+            (400, "validation_failed", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}",
+        summary: "A study, with my role, bookmark and application",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "The study", Some("StudyEnvelope")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "patch",
+        path: "/api/studies/{study_id}",
+        summary: "Edit the study (leader); omitted fields stay",
+        tag: "studies",
+        auth: true,
+        body: Some("StudyForm"),
+        responses: &[
+            (200, "The study", Some("StudyEnvelope")),
+            (400, "validation_failed", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/status",
+        summary: "Change status (leader): recruiting ↔ in_progress, either → completed (final)",
+        tag: "studies",
+        auth: true,
+        body: Some("StatusBody"),
+        responses: &[
+            (200, "The study", Some("StudyEnvelope")),
+            (409, "invalid_status_transition", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/bookmark",
+        summary: "Toggle my bookmark on a study",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{bookmarked}", None),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/members",
+        summary: "Members (members and leader only)",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{items: Member[]}", None),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/applications",
+        summary: "Apply with a message (≤ 1000 characters)",
+        tag: "studies",
+        auth: true,
+        body: Some("ApplyBody"),
+        responses: &[
+            (201, "{application}", None),
+            (403, "banned", Some("Error")),
+            (
+                409,
+                "not_recruiting, study_full, already_member or application_exists",
+                Some("Error"),
+            ),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/applications",
+        summary: "Applications with each applicant's reviews and completed studies (leader)",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{items: Application[]}", None),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/applications/{application_id}/withdraw",
+        summary: "Withdraw my pending application",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{application}", None),
+            (409, "application_not_pending", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/applications/{application_id}/decision",
+        summary: "Accept or reject an application (leader); capacity holds under races",
+        tag: "studies",
+        auth: true,
+        body: Some("DecisionBody"),
+        responses: &[
+            (200, "{application}", None),
+            (409, "study_full or application_not_pending", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/leave",
+        summary: "Leave the study (members; the leader transfers first)",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[
+            (204, "Left", None),
+            (409, "leader_must_transfer", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/transfer",
+        summary: "Hand the lead to a member (leader)",
+        tag: "studies",
+        auth: true,
+        body: Some("TransferBody"),
+        responses: &[
+            (200, "The study", Some("StudyEnvelope")),
+            (
+                400,
+                "validation_failed (user_id not a member)",
+                Some("Error"),
+            ),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/members/{user_id}/remove",
+        summary: "Remove a member, optionally banning them from applying again (leader)",
+        tag: "studies",
+        auth: true,
+        body: Some("RemoveBody"),
+        responses: &[
+            (
+                204,
+                "Removed; their live connections to the study are dropped",
+                None,
+            ),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/reviews",
+        summary: "Review another present or past member, once per study",
+        tag: "reviews",
+        auth: true,
+        body: Some("ReviewBody"),
+        responses: &[
+            (201, "{review}", None),
+            (409, "review_exists", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "patch",
+        path: "/api/reviews/{review_id}",
+        summary: "Edit my review",
+        tag: "reviews",
+        auth: true,
+        body: Some("ReviewPatch"),
+        responses: &[(200, "{review}", None), (404, "not_found", Some("Error"))],
+    },
+    Op {
+        method: "get",
+        path: "/api/users/{user_id}/profile",
+        summary: "A user's profile: reviews (average, count, texts) and completed studies",
+        tag: "reviews",
+        auth: true,
+        body: None,
+        responses: &[(200, "Profile", None), (404, "not_found", Some("Error"))],
+    },
+    Op {
+        method: "get",
+        path: "/api/notifications",
+        summary: "My notifications, newest first (cursor = last id)",
+        tag: "notifications",
+        auth: true,
+        body: None,
+        responses: &[(200, "{items, next_cursor}", None)],
+    },
+    Op {
+        method: "get",
+        path: "/api/notifications/unread_count",
+        summary: "How many notifications I have not read",
+        tag: "notifications",
+        auth: true,
+        body: None,
+        responses: &[(200, "{count}", None)],
+    },
+    Op {
+        method: "post",
+        path: "/api/notifications/read_all",
+        summary: "Mark all my notifications read",
+        tag: "notifications",
+        auth: true,
+        body: None,
+        responses: &[(204, "Done", None)],
+    },
+    Op {
+        method: "post",
+        path: "/api/notifications/{notification_id}/read",
+        summary: "Mark one notification read",
+        tag: "notifications",
+        auth: true,
+        body: None,
+        responses: &[(204, "Done", None), (404, "not_found", Some("Error"))],
+    },
+    Op {
+        method: "get",
         path: "/api/openapi.json",
         summary: "This document",
         tag: "meta",
@@ -179,6 +456,15 @@ pub fn document() -> Value {
         if op.auth {
             o["security"] = json!([{ "session": [] }]);
         }
+        let params: Vec<Value> = op
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "integer" } }))
+            .collect();
+        if !params.is_empty() {
+            o["parameters"] = Value::Array(params);
+        }
         if let Some(b) = op.body {
             o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(b) } } });
         }
@@ -237,6 +523,71 @@ pub fn document() -> Value {
                     "required": ["prefs"],
                     "properties": { "prefs": { "type": "object", "additionalProperties": { "type": "string" } } }
                 },
+                "StudyForm": {
+                    "type": "object",
+                    "description": "All required on create except description and tags; all optional on edit",
+                    "properties": {
+                        "title": { "type": "string", "minLength": 1, "maxLength": 100 },
+                        "description": { "type": "string", "description": "markdown, rendered sanitized" },
+                        "tags": { "type": "array", "maxItems": 10, "items": { "type": "string", "minLength": 1, "maxLength": 30 } },
+                        "capacity": { "type": "integer", "minimum": 2, "maximum": 100 },
+                        "recruit_opens_on": { "type": "string", "format": "date" },
+                        "recruit_closes_on": { "type": "string", "format": "date", "description": "before starts_on" },
+                        "starts_on": { "type": "string", "format": "date" },
+                        "ends_on": { "type": "string", "format": "date", "description": "after starts_on" }
+                    }
+                },
+                "Study": {
+                    "type": "object",
+                    "properties": {
+                        "id": { "type": "integer" }, "title": { "type": "string" },
+                        "tags": { "type": "array", "items": { "type": "string" } },
+                        "status": { "type": "string", "enum": ["recruiting", "in_progress", "completed"] },
+                        "capacity": { "type": "integer" }, "member_count": { "type": "integer" },
+                        "recruit_opens_on": { "type": "string" }, "recruit_closes_on": { "type": "string" },
+                        "starts_on": { "type": "string" }, "ends_on": { "type": "string" },
+                        "leader": schema_ref("User"), "created_at": { "type": "integer" },
+                        "description": { "type": "string" }, "description_html": { "type": "string" },
+                        "my_role": { "type": "string", "enum": ["none", "applicant", "member", "leader"] },
+                        "bookmarked": { "type": "boolean" }
+                    }
+                },
+                "StudyEnvelope": { "type": "object", "properties": { "study": schema_ref("Study") } },
+                "StudyPage": {
+                    "type": "object",
+                    "properties": {
+                        "items": { "type": "array", "items": schema_ref("Study") },
+                        "next_cursor": { "type": ["string", "null"] }
+                    }
+                },
+                "MyStudies": {
+                    "type": "object",
+                    "properties": {
+                        "leading": { "type": "array", "items": schema_ref("Study") },
+                        "joined": { "type": "array", "items": schema_ref("Study") },
+                        "applications": { "type": "array", "items": { "type": "object" } }
+                    }
+                },
+                "StatusBody": { "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } },
+                "ApplyBody": { "type": "object", "properties": { "message": { "type": "string", "maxLength": 1000 } } },
+                "DecisionBody": {
+                    "type": "object", "required": ["accept"],
+                    "properties": { "accept": { "type": "boolean" }, "reason": { "type": "string", "maxLength": 500 } }
+                },
+                "TransferBody": { "type": "object", "required": ["user_id"], "properties": { "user_id": { "type": "integer" } } },
+                "RemoveBody": { "type": "object", "properties": { "ban": { "type": "boolean" } } },
+                "ReviewBody": {
+                    "type": "object", "required": ["reviewee_id", "rating"],
+                    "properties": {
+                        "reviewee_id": { "type": "integer" },
+                        "rating": { "type": "integer", "minimum": 1, "maximum": 5 },
+                        "body": { "type": "string", "maxLength": 1000 }
+                    }
+                },
+                "ReviewPatch": {
+                    "type": "object",
+                    "properties": { "rating": { "type": "integer" }, "body": { "type": "string" } }
+                },
                 "Error": {
                     "type": "object",
                     "required": ["error", "message"],
@@ -262,9 +613,9 @@ mod tests {
     /// Fails when a route is registered but not documented, or documented but not registered.
     #[test]
     fn every_registered_route_is_documented() {
-        let mut registered = Vec::new();
-        let _app = actix_web::App::new().configure(|cfg| registered = super::super::routes(cfg));
-        let mut registered: Vec<_> = registered;
+        let mut specs = Vec::new();
+        let _app = actix_web::App::new().configure(|cfg| specs = super::super::routes(cfg));
+        let mut registered: Vec<_> = specs.iter().map(|s| (s.method, s.path)).collect();
         registered.sort();
         let mut documented = documented();
         documented.sort();

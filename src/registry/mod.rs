@@ -29,7 +29,7 @@ use tokio::sync::{OnceCell, oneshot};
 
 pub use supervision::Supervision;
 
-use crate::ids::UserId;
+use crate::ids::{StudyId, UserId};
 use crate::persist::Persister;
 use crate::store::Store;
 use crate::ws::hub::ConnHub;
@@ -46,6 +46,7 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum ActorKey {
     UserSession(UserId),
+    Study(StudyId),
     /// A test-only actor for the registry's own tests.
     #[cfg(test)]
     Probe(u64),
@@ -55,6 +56,7 @@ impl ActorKey {
     pub fn kind(&self) -> &'static str {
         match self {
             ActorKey::UserSession(_) => "user_session",
+            ActorKey::Study(_) => "study",
             #[cfg(test)]
             ActorKey::Probe(_) => "probe",
         }
@@ -65,6 +67,7 @@ impl std::fmt::Display for ActorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ActorKey::UserSession(id) => write!(f, "user_session/{id}"),
+            ActorKey::Study(id) => write!(f, "study/{id}"),
             #[cfg(test)]
             ActorKey::Probe(id) => write!(f, "probe/{id}"),
         }
@@ -485,6 +488,9 @@ async fn restart(registry: &Registry, key: ActorKey) -> Result<(), RegistryError
     match key {
         ActorKey::UserSession(id) => {
             registry.get::<crate::actors::UserSession>(id, true).await?;
+        }
+        ActorKey::Study(id) => {
+            registry.get::<crate::actors::Study>(id, true).await?;
         }
         #[cfg(test)]
         ActorKey::Probe(id) => {

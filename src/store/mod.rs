@@ -8,6 +8,8 @@
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod studies;
+mod studies_sql;
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use crate::ids::{SessionId, UserId};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use studies::{Rule, StudyStore};
 
 /// Milliseconds since the Unix epoch: the one time format in the store.
 pub type Millis = i64;
@@ -101,6 +104,9 @@ pub enum StoreError {
     /// A uniqueness rule was broken; nothing was written.
     #[error("conflict: {0}")]
     Conflict(Conflict),
+    /// A domain rule was broken (or the caller may not see the thing); nothing was written.
+    #[error("{0}")]
+    Rule(Rule),
     /// The database could not be reached (pool timeout, connection refused).
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
@@ -120,9 +126,15 @@ impl From<sqlx::Error> for StoreError {
             }
             sqlx::Error::Database(ref d) if d.is_unique_violation() => {
                 // Both dialects name the column (SQLite) or the constraint (Postgres) in the
-                // message, and both contain the column name.
-                if d.message().contains("display_name_key") {
+                // message, and both contain the table or column name. The study rules are
+                // checked before writing; these catch a race between nodes.
+                let m = d.message();
+                if m.contains("display_name_key") {
                     StoreError::Conflict(Conflict::DisplayNameTaken)
+                } else if m.contains("applications") {
+                    StoreError::Rule(Rule::ApplicationExists)
+                } else if m.contains("reviews") {
+                    StoreError::Rule(Rule::ReviewExists)
                 } else {
                     StoreError::Conflict(Conflict::LoginIdTaken)
                 }
@@ -135,7 +147,7 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: StudyStore + Send + Sync + 'static {
     fn kind(&self) -> DbKind;
     /// Applies pending migrations of this dialect.
     async fn migrate(&self) -> StoreResult<()>;

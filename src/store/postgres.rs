@@ -6,6 +6,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 
 use super::sql::shared_store_impl;
+use super::studies_sql::studies_store_impl;
 use crate::config::DbKind;
 
 pub struct PgStore {
@@ -28,6 +29,13 @@ impl PgStore {
             .await?;
         Ok(PgStore { pool })
     }
+
+    /// Postgres row locks and the guarded UPDATEs keep concurrent writers correct under the
+    /// default isolation; no special begin is needed.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
 }
 
 shared_store_impl!(PgStore, Postgres);
+studies_store_impl!(PgStore, Postgres);

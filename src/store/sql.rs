@@ -181,7 +181,7 @@ macro_rules! shared_store_impl {
                 &self,
                 writes: &[crate::store::DurableWrite],
             ) -> crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::apply_writes(&mut tx, writes).await?;
                 tx.commit().await?;
                 Ok(())

@@ -7,6 +7,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::shared_store_impl;
+use super::studies_sql::studies_store_impl;
 use crate::config::DbKind;
 
 /// How long a writer waits for SQLite's single write lock before failing: long enough to ride
@@ -41,6 +42,14 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore { pool })
     }
+
+    /// Write transactions take SQLite's write lock up front (`BEGIN IMMEDIATE`): a deferred
+    /// transaction that reads and then writes fails at once with SQLITE_BUSY when another
+    /// writer got there first, instead of waiting out the busy timeout.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
 }
 
 shared_store_impl!(SqliteStore, Sqlite);
+studies_store_impl!(SqliteStore, Sqlite);

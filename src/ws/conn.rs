@@ -5,6 +5,7 @@
 //! at a time; and a writer, which drains the bounded outbound queue into the socket. Other
 //! actors never touch the socket: they push frames through the hub.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,11 @@ use tokio::sync::{Semaphore, mpsc};
 use super::close_code;
 use super::hub::{Control, Outbound};
 use super::protocol::{self, ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use crate::actors::study::{MAX_WATCHED_PER_CONN, Study, StudyMsg};
 use crate::actors::user_session::{UserSession, UserSessionMsg};
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
-use crate::ids::{ConnId, SessionId};
+use crate::ids::{ConnId, SessionId, StudyId};
 use crate::ratelimit::{Bucket, Policy};
 use crate::registry::ActorKey;
 use crate::server::AppState;
@@ -72,6 +74,7 @@ pub async fn upgrade(
         last_heard: Instant::now(),
         bucket: SOCKET_POLICY.bucket(Instant::now()),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        watching: HashSet::new(),
     };
     actix_rt::spawn(conn.run(stream, reg.ctl));
     Ok(resp)
@@ -103,6 +106,8 @@ struct Connection {
     last_heard: Instant,
     bucket: Bucket,
     in_flight: Arc<Semaphore>,
+    /// Studies this socket watches (to unwatch on close and re-watch after a resync).
+    watching: HashSet<StudyId>,
 }
 
 /// How the loop ended, for the close frame and the metric.
@@ -177,6 +182,13 @@ impl Connection {
             .registry
             .tell_live::<UserSession>(self.user.id, UserSessionMsg::Detach { conn: self.id })
             .await;
+        for study in std::mem::take(&mut self.watching) {
+            let _ = self
+                .state
+                .registry
+                .tell_live::<Study>(study, StudyMsg::Unwatch { conn: self.id })
+                .await;
+        }
     }
 
     /// Registers this tab with the user's session actor (notifications fan out from there).
@@ -237,12 +249,28 @@ impl Connection {
                 reason: "slow_consumer",
             }),
             Control::Resync { key } => {
-                match key {
-                    ActorKey::UserSession(_) => self.attach().await,
+                let study_id = match key {
+                    ActorKey::UserSession(_) => {
+                        self.attach().await;
+                        None
+                    }
+                    ActorKey::Study(study) => {
+                        // Watch again (which restarts the study actor); the client re-reads.
+                        if let Err(e) = self.watch(study).await {
+                            tracing::debug!(%study, error = %e, "re-watch after resync failed");
+                        }
+                        Some(study)
+                    }
                     #[cfg(test)]
-                    ActorKey::Probe(_) => {}
-                }
-                self.send(ServerMsg::Resync { scope: key.kind() }.to_text());
+                    ActorKey::Probe(_) => None,
+                };
+                self.send(
+                    ServerMsg::Resync {
+                        scope: key.kind(),
+                        study_id,
+                    }
+                    .to_text(),
+                );
                 None
             }
         }
@@ -335,7 +363,40 @@ impl Connection {
                 Err(e) => self.send_error(id, &e.into()),
             },
             ClientMsg::PrefsSet { id, key, value } => self.prefs_set(id, key, value),
+            ClientMsg::StudyWatch { id, study_id } => match self.watch(study_id).await {
+                Ok(()) => self.send(ServerMsg::Ack { id }.to_text()),
+                Err(e) => self.send_error(id, &e),
+            },
+            ClientMsg::StudyUnwatch { id, study_id } => {
+                if self.watching.remove(&study_id) {
+                    let msg = StudyMsg::Unwatch { conn: self.id };
+                    let _ = self.state.registry.tell_live::<Study>(study_id, msg).await;
+                }
+                self.send(ServerMsg::Ack { id }.to_text());
+            }
         }
+    }
+
+    /// Starts watching a study: checked by the study's own actor (a missing study is
+    /// `not_found`), bounded per socket.
+    async fn watch(&mut self, study: StudyId) -> Result<(), ApiError> {
+        if !self.watching.contains(&study) && self.watching.len() >= MAX_WATCHED_PER_CONN {
+            return Err(ApiError::validation(
+                "study_id",
+                format!("at most {MAX_WATCHED_PER_CONN} studies at once"),
+            ));
+        }
+        let msg = StudyMsg::Watch {
+            conn: self.id,
+            user: self.user.id,
+        };
+        self.state
+            .registry
+            .ask::<Study>(study, msg)
+            .await?
+            .map_err(ApiError::from)?;
+        self.watching.insert(study);
+        Ok(())
     }
 
     /// Stores a preference through the group-commit persister and acks after the commit.

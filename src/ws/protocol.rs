@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ids::StudyId;
 use crate::store::User;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -14,7 +15,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_ID_LEN: usize = 64;
 
 /// Every request type a client may send; anything else gets `unknown_type`.
-pub const CLIENT_TYPES: &[&str] = &["ping", "prefs.set", "prefs.get"];
+pub const CLIENT_TYPES: &[&str] = &[
+    "ping",
+    "prefs.set",
+    "prefs.get",
+    "study.watch",
+    "study.unwatch",
+];
 
 /// A request from the client, after the envelope (`type`, `id`) was checked.
 #[derive(Debug, Deserialize, PartialEq)]
@@ -37,6 +44,19 @@ pub enum ClientMsg {
     PrefsGet {
         #[serde(default)]
         id: Option<Value>,
+    },
+    /// Receive `study.event` frames for this study while its page is open.
+    #[serde(rename = "study.watch")]
+    StudyWatch {
+        #[serde(default)]
+        id: Option<Value>,
+        study_id: StudyId,
+    },
+    #[serde(rename = "study.unwatch")]
+    StudyUnwatch {
+        #[serde(default)]
+        id: Option<Value>,
+        study_id: StudyId,
     },
 }
 
@@ -72,7 +92,11 @@ pub enum ServerMsg<'a> {
     },
     /// An actor this tab relies on restarted: re-fetch what is shown for `scope`.
     #[serde(rename = "resync")]
-    Resync { scope: &'static str },
+    Resync {
+        scope: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        study_id: Option<StudyId>,
+    },
     /// A live notification for the user (every tab gets it).
     #[serde(rename = "notification")]
     Notification { notification: &'a Value },

@@ -1,0 +1,543 @@
+//! Studies over HTTP: recruiting posts, browsing, bookmarks, applications, membership,
+//! reviews and profiles. Membership and status changes go through the `Study` actor (the
+//! single writer); reads go to the store, which checks the caller's role in the same
+//! transaction as the read.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Authenticated;
+use crate::actors::study::{Study, StudyMsg, StudyOutcome};
+use crate::actors::user_session::{UserSession, UserSessionMsg};
+use crate::error::ApiError;
+use crate::ids::{ApplicationId, ReviewId, StudyId, UserId};
+use crate::server::AppState;
+use crate::store::now_millis;
+use crate::studies::rules::{self, StudyFields, StudyForm};
+use crate::studies::{
+    Application, Notification, StudyCursor, StudyDetail, StudyQuery, StudySort, StudyStatus,
+    markdown,
+};
+
+/// Page size bounds for lists: enough to fill a screen, small enough to stay fast.
+const PAGE_DEFAULT: i64 = 20;
+const PAGE_MAX: i64 = 50;
+/// Tags one search may filter by.
+const MAX_FILTER_TAGS: usize = 5;
+/// Longest title search accepted.
+const MAX_QUERY_CHARS: usize = 100;
+
+type Res = Result<HttpResponse, ApiError>;
+
+async fn detail(state: &AppState, id: StudyId, viewer: UserId) -> Result<StudyDetail, ApiError> {
+    let v = state
+        .store
+        .study_view(id, viewer)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let description = v.study.description.clone();
+    Ok(StudyDetail {
+        description_html: markdown::render(&description),
+        description,
+        summary: v.study,
+        my_role: v.role,
+        bookmarked: v.bookmarked,
+        my_application: v.my_application,
+    })
+}
+
+/// Sends a command to the study's actor and maps its answer.
+async fn command(state: &AppState, id: StudyId, msg: StudyMsg) -> Result<StudyOutcome, ApiError> {
+    Ok(state.registry.ask::<Study>(id, msg).await??)
+}
+
+/// Pushes stored notifications to open tabs (best effort: the inbox has them).
+pub(crate) async fn push_notifications(state: &AppState, list: Vec<Notification>) {
+    for n in list {
+        let msg = UserSessionMsg::Notify {
+            notification: serde_json::to_value(&n).unwrap_or_default(),
+        };
+        if let Err(e) = state
+            .registry
+            .tell_live::<UserSession>(n.user_id, msg)
+            .await
+        {
+            tracing::warn!(user = %n.user_id, error = %e, "live notification not delivered (it is stored)");
+        }
+    }
+}
+
+/// `POST /api/studies`
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    body: web::Json<StudyForm>,
+) -> Res {
+    let fields = body.into_inner().into_new()?;
+    let id = state
+        .store
+        .create_study(auth.user.id, &fields, now_millis())
+        .await?;
+    Ok(HttpResponse::Created().json(json!({ "study": detail(&state, id, auth.user.id).await? })))
+}
+
+/// `GET /api/studies?q=&status=&tag=&sort=&cursor=&limit=`
+pub async fn list(req: HttpRequest, state: web::Data<AppState>, _auth: Authenticated) -> Res {
+    let mut q = StudyQuery {
+        limit: PAGE_DEFAULT,
+        ..Default::default()
+    };
+    let mut tags = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.as_ref() {
+            "q" => {
+                if v.chars().count() > MAX_QUERY_CHARS {
+                    return Err(ApiError::validation(
+                        "q",
+                        "the search text is limited to 100 characters",
+                    ));
+                }
+                q.q = Some(v.trim().to_string());
+            }
+            "status" if !v.is_empty() => {
+                q.status = Some(
+                    StudyStatus::parse(&v)
+                        .ok_or_else(|| ApiError::validation("status", "unknown status"))?,
+                );
+            }
+            "tag" => tags.extend(
+                v.split(',')
+                    .filter(|t| !t.trim().is_empty())
+                    .map(str::to_string),
+            ),
+            "sort" => {
+                q.sort = match v.as_ref() {
+                    "newest" | "" => StudySort::Newest,
+                    "deadline" => StudySort::Deadline,
+                    _ => return Err(ApiError::validation("sort", "sort is newest or deadline")),
+                }
+            }
+            "cursor" if !v.is_empty() => {
+                q.cursor = Some(
+                    StudyCursor::decode(&v)
+                        .ok_or_else(|| ApiError::validation("cursor", "invalid cursor"))?,
+                );
+            }
+            "limit" => {
+                q.limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|l| (1..=PAGE_MAX).contains(l))
+                    .ok_or_else(|| ApiError::validation("limit", "limit is 1–50"))?;
+            }
+            _ => {}
+        }
+    }
+    q.tags = rules::tags(&tags)?;
+    if q.tags.len() > MAX_FILTER_TAGS {
+        return Err(ApiError::validation("tag", "filter by at most 5 tags"));
+    }
+    // A deadline cursor must carry a date, a newest cursor must not.
+    if let Some(c) = &q.cursor
+        && c.closes_on.is_some() != (q.sort == StudySort::Deadline)
+    {
+        return Err(ApiError::validation(
+            "cursor",
+            "the cursor belongs to another sort order",
+        ));
+    }
+    let limit = q.limit;
+    q.limit += 1;
+    let mut items = state.store.list_studies(&q).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|s| {
+            StudyCursor {
+                closes_on: (q.sort == StudySort::Deadline).then(|| s.recruit_closes_on.clone()),
+                id: s.id.0,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+/// `GET /api/studies/{study_id}`
+pub async fn get(state: web::Data<AppState>, auth: Authenticated, path: web::Path<i64>) -> Res {
+    Ok(HttpResponse::Ok()
+        .json(json!({ "study": detail(&state, StudyId(*path), auth.user.id).await? })))
+}
+
+/// `PATCH /api/studies/{study_id}` (leader)
+pub async fn edit(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<StudyForm>,
+) -> Res {
+    let id = StudyId(*path);
+    let v = state
+        .store
+        .study_view(id, auth.user.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !v.role.can_manage() {
+        return Err(ApiError::NotFound);
+    }
+    let s = v.study;
+    let current = StudyFields {
+        title: s.title,
+        description: s.description,
+        tags: s.tags,
+        capacity: s.capacity,
+        recruit_opens_on: s.recruit_opens_on,
+        recruit_closes_on: s.recruit_closes_on,
+        starts_on: s.starts_on,
+        ends_on: s.ends_on,
+    };
+    let fields = body.into_inner().apply_to(current)?;
+    command(
+        &state,
+        id,
+        StudyMsg::Edit {
+            leader: auth.user.id,
+            fields,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "study": detail(&state, id, auth.user.id).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    status: String,
+}
+
+/// `POST /api/studies/{study_id}/status` (leader)
+pub async fn set_status(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<StatusBody>,
+) -> Res {
+    let id = StudyId(*path);
+    let status = StudyStatus::parse(&body.status)
+        .ok_or_else(|| ApiError::validation("status", "unknown status"))?;
+    command(
+        &state,
+        id,
+        StudyMsg::SetStatus {
+            leader: auth.user.id,
+            status,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "study": detail(&state, id, auth.user.id).await? })))
+}
+
+/// `POST /api/studies/{study_id}/bookmark` (toggle)
+pub async fn bookmark(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+) -> Res {
+    let on = state
+        .store
+        .toggle_bookmark(StudyId(*path), auth.user.id, now_millis())
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "bookmarked": on })))
+}
+
+/// `GET /api/studies/{study_id}/members` (members)
+pub async fn members(state: web::Data<AppState>, auth: Authenticated, path: web::Path<i64>) -> Res {
+    let items = state.store.members(StudyId(*path), auth.user.id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyBody {
+    #[serde(default)]
+    message: String,
+}
+
+fn application(outcome: StudyOutcome) -> Result<Application, ApiError> {
+    match outcome {
+        StudyOutcome::Application(a) => Ok(a),
+        StudyOutcome::Done => Err(ApiError::Internal(anyhow::anyhow!(
+            "study actor returned no application"
+        ))),
+    }
+}
+
+/// `POST /api/studies/{study_id}/applications`
+pub async fn apply(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<ApplyBody>,
+) -> Res {
+    let message = rules::application_message(&body.message)?;
+    let a = application(
+        command(
+            &state,
+            StudyId(*path),
+            StudyMsg::Apply {
+                user: auth.user.id,
+                message,
+            },
+        )
+        .await?,
+    )?;
+    Ok(HttpResponse::Created().json(json!({ "application": a })))
+}
+
+/// `GET /api/studies/{study_id}/applications` (leader): each applicant with the reviews
+/// others wrote about them and the studies they completed.
+pub async fn applications(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+) -> Res {
+    let rows = state
+        .store
+        .applications(StudyId(*path), auth.user.id)
+        .await?;
+    let mut reputations = std::collections::HashMap::new();
+    let mut items = Vec::with_capacity(rows.len());
+    for (a, user) in rows {
+        let r = match reputations.entry(user.id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(state.store.reputation(user.id).await?)
+            }
+        };
+        let mut v = serde_json::to_value(&a).map_err(|e| ApiError::Internal(e.into()))?;
+        v["applicant"] = json!({
+            "user": user,
+            "review_average": r.review_average,
+            "review_count": r.review_count,
+            "reviews": r.reviews,
+            "completed_studies": r.completed_studies,
+        });
+        items.push(v);
+    }
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// `POST /api/studies/{study_id}/applications/{application_id}/withdraw` (the applicant)
+pub async fn withdraw(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+) -> Res {
+    let (sid, aid) = path.into_inner();
+    let msg = StudyMsg::Withdraw {
+        user: auth.user.id,
+        application: ApplicationId(aid),
+    };
+    let a = application(command(&state, StudyId(sid), msg).await?)?;
+    Ok(HttpResponse::Ok().json(json!({ "application": a })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    accept: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/studies/{study_id}/applications/{application_id}/decision` (leader)
+pub async fn decide(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<DecisionBody>,
+) -> Res {
+    let (sid, aid) = path.into_inner();
+    let body = body.into_inner();
+    let reason = rules::reason(body.reason)?;
+    let msg = StudyMsg::Decide {
+        leader: auth.user.id,
+        application: ApplicationId(aid),
+        accept: body.accept,
+        reason,
+    };
+    let a = application(command(&state, StudyId(sid), msg).await?)?;
+    Ok(HttpResponse::Ok().json(json!({ "application": a })))
+}
+
+/// `POST /api/studies/{study_id}/leave` (member)
+pub async fn leave(state: web::Data<AppState>, auth: Authenticated, path: web::Path<i64>) -> Res {
+    command(
+        &state,
+        StudyId(*path),
+        StudyMsg::Leave { user: auth.user.id },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    user_id: i64,
+}
+
+/// `POST /api/studies/{study_id}/transfer` (leader)
+pub async fn transfer(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<TransferBody>,
+) -> Res {
+    let id = StudyId(*path);
+    command(
+        &state,
+        id,
+        StudyMsg::Transfer {
+            leader: auth.user.id,
+            to: UserId(body.user_id),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "study": detail(&state, id, auth.user.id).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveBody {
+    #[serde(default)]
+    ban: bool,
+}
+
+/// `POST /api/studies/{study_id}/members/{user_id}/remove` (leader)
+pub async fn remove(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<RemoveBody>,
+) -> Res {
+    let (sid, uid) = path.into_inner();
+    command(
+        &state,
+        StudyId(sid),
+        StudyMsg::Remove {
+            leader: auth.user.id,
+            user: UserId(uid),
+            ban: body.ban,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    reviewee_id: i64,
+    rating: i64,
+    #[serde(default)]
+    body: String,
+}
+
+/// `POST /api/studies/{study_id}/reviews` (present or past member)
+pub async fn review(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<ReviewBody>,
+) -> Res {
+    let b = body.into_inner();
+    let text = rules::review(b.rating, &b.body)?;
+    let (r, notes) = state
+        .store
+        .create_review(
+            StudyId(*path),
+            auth.user.id,
+            UserId(b.reviewee_id),
+            b.rating,
+            &text,
+            now_millis(),
+        )
+        .await?;
+    push_notifications(&state, notes).await;
+    Ok(HttpResponse::Created().json(json!({ "review": r })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewPatch {
+    rating: Option<i64>,
+    body: Option<String>,
+}
+
+/// `PATCH /api/reviews/{review_id}` (author)
+pub async fn edit_review(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<ReviewPatch>,
+) -> Res {
+    let b = body.into_inner();
+    let text = match (&b.body, b.rating) {
+        (Some(t), r) => Some(rules::review(r.unwrap_or(3), t)?),
+        (None, Some(r)) => {
+            rules::review(r, "")?;
+            None
+        }
+        (None, None) => None,
+    };
+    let r = state
+        .store
+        .update_review(ReviewId(*path), auth.user.id, b.rating, text, now_millis())
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "review": r })))
+}
+
+/// `GET /api/users/{user_id}/profile`
+pub async fn profile(
+    state: web::Data<AppState>,
+    _auth: Authenticated,
+    path: web::Path<i64>,
+) -> Res {
+    let user = state
+        .store
+        .user(UserId(*path))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let r = state.store.reputation(user.id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "user": user,
+        "review_average": r.review_average,
+        "review_count": r.review_count,
+        "reviews": r.reviews,
+        "completed_studies": r.completed_studies,
+    })))
+}
+
+/// `GET /api/me/studies`
+pub async fn my_studies(state: web::Data<AppState>, auth: Authenticated) -> Res {
+    let m = state.store.my_studies(auth.user.id).await?;
+    let applications: Vec<serde_json::Value> = m
+        .applications
+        .into_iter()
+        .map(|(a, s)| {
+            let mut v = serde_json::to_value(&a).unwrap_or_default();
+            v["study"] = serde_json::to_value(&s).unwrap_or_default();
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "leading": m.leading, "joined": m.joined, "applications": applications })))
+}
+
+/// `GET /api/me/bookmarks`
+pub async fn my_bookmarks(state: web::Data<AppState>, auth: Authenticated) -> Res {
+    Ok(HttpResponse::Ok().json(json!({ "items": state.store.bookmarks(auth.user.id).await? })))
+}
