@@ -208,6 +208,8 @@ impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Busy { .. } => ApiError::Busy,
+            // Until cluster forwarding exists, a key owned elsewhere is a retryable refusal.
+            RegistryError::OwnedElsewhere { .. } => ApiError::Unavailable,
             RegistryError::ShuttingDown => ApiError::Unavailable,
             // A keyed actor whose thing does not exist (or is not visible) cannot start.
             RegistryError::Start { ref source, .. }

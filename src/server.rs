@@ -18,7 +18,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::LoginThrottle;
 use crate::config::Settings;
 use crate::persist::Persister;
-use crate::registry::{Deps, Registry};
+use crate::registry::{Deps, LocalPlacement, Registry};
 use crate::store::{self, Store, now_millis};
 use crate::ws::close_code;
 use crate::ws::hub::ConnHub;
@@ -76,6 +76,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             hub: hub.clone(),
             persister: persister.clone(),
         }),
+        // Single node; the cluster issue plugs a Redis-lease placement in here.
+        Arc::new(LocalPlacement),
         cores,
         Duration::from_secs(settings.actor_idle_secs),
         settings.actor_mailbox,

@@ -6,6 +6,11 @@
 //! later Redis-backed implementation of placement) can carry them to the node that owns the
 //! key without any call site changing.
 //!
+//! Placement: before an actor starts, the registry claims its key through a [`Placement`].
+//! The in-process [`LocalPlacement`] lets this node run every key; the cluster placement (a
+//! Redis lease per key, a later issue) lets exactly one node run it, and the registry will
+//! forward messages for keys claimed elsewhere. Call sites do not change either way.
+//!
 //! Supervision: every keyed actor embeds a [`Supervision`]. When an actor stops without
 //! going through a clean stop (a panic unwinds its task and drops it), the supervision's
 //! `Drop` tells the actor's watchers (its client connections) to resync and asks the
@@ -94,6 +99,30 @@ pub enum RegistryError {
     /// The node is shutting down and starts no actors.
     #[error("shutting down")]
     ShuttingDown,
+    /// Another node runs this key's actor.
+    #[error("{key} runs on node {node}")]
+    OwnedElsewhere { key: ActorKey, node: String },
+}
+
+/// Decides which node may run the actor for a key.
+#[async_trait::async_trait]
+pub trait Placement: Send + Sync + 'static {
+    /// Claims `key` for this node before its actor starts; `OwnedElsewhere` if another node
+    /// holds it.
+    async fn claim(&self, key: ActorKey) -> Result<(), RegistryError>;
+    /// Gives `key` up after its actor stopped (cleanly or not).
+    async fn release(&self, key: ActorKey);
+}
+
+/// Single node: every key is ours.
+pub struct LocalPlacement;
+
+#[async_trait::async_trait]
+impl Placement for LocalPlacement {
+    async fn claim(&self, _key: ActorKey) -> Result<(), RegistryError> {
+        Ok(())
+    }
+    async fn release(&self, _key: ActorKey) {}
 }
 
 /// What keyed actors get to build themselves.
@@ -205,6 +234,7 @@ type Slot = Arc<OnceCell<Running>>;
 pub(crate) struct Inner {
     slots: Mutex<HashMap<ActorKey, Slot>>,
     deps: Arc<Deps>,
+    placement: Arc<dyn Placement>,
     arbiters: Vec<actix::ArbiterHandle>,
     next_generation: AtomicU64,
     idle: Duration,
@@ -222,7 +252,13 @@ pub struct Registry {
 impl Registry {
     /// Creates the registry with `arbiters` threads for keyed actors. Must run inside an
     /// actix `System`.
-    pub fn new(deps: Arc<Deps>, arbiters: usize, idle: Duration, mailbox: usize) -> Self {
+    pub fn new(
+        deps: Arc<Deps>,
+        placement: Arc<dyn Placement>,
+        arbiters: usize,
+        idle: Duration,
+        mailbox: usize,
+    ) -> Self {
         let arbiters = (0..arbiters.max(1))
             .map(|_| actix::Arbiter::new().handle())
             .collect();
@@ -230,6 +266,7 @@ impl Registry {
             inner: Arc::new(Inner {
                 slots: Mutex::new(HashMap::new()),
                 deps,
+                placement,
                 arbiters,
                 next_generation: AtomicU64::new(1),
                 idle,
@@ -371,6 +408,7 @@ impl Registry {
 
     async fn start<A: KeyedActor>(&self, id: A::Id) -> Result<Running, RegistryError> {
         let key = A::key(id);
+        self.inner.placement.claim(key).await?;
         let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
         let sup = Supervision::new(
             key,
@@ -378,9 +416,13 @@ impl Registry {
             Arc::downgrade(&self.inner),
             self.inner.deps.hub.clone(),
         );
-        let actor = A::load(id, self.inner.deps.clone(), self.clone(), sup)
-            .await
-            .map_err(|source| RegistryError::Start { key, source })?;
+        let actor = match A::load(id, self.inner.deps.clone(), self.clone(), sup).await {
+            Ok(a) => a,
+            Err(source) => {
+                self.inner.placement.release(key).await;
+                return Err(RegistryError::Start { key, source });
+            }
+        };
         let arbiter = &self.inner.arbiters[arbiter_index(&key, self.inner.arbiters.len())];
         let mailbox = self.inner.mailbox;
         let idle = self.inner.idle;
@@ -446,6 +488,11 @@ impl Inner {
         if slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
             slots.remove(key);
         }
+    }
+
+    /// Called from a stopped actor's drop: give its key back to the placement.
+    pub(crate) fn released(self: Arc<Self>, key: ActorKey) {
+        actix_rt::spawn(async move { self.placement.release(key).await });
     }
 
     /// Called from a crashed actor's drop: forget it and restart it unless it crashes too often.

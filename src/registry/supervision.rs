@@ -94,6 +94,9 @@ impl Drop for Supervision {
         }
         metrics::gauge!(crate::metrics::ACTORS_LIVE, "kind" => self.key.kind()).decrement(1.0);
         if self.clean {
+            if let Some(inner) = self.registry.upgrade() {
+                inner.released(self.key);
+            }
             return;
         }
         // A panic unwound the actor's task: its in-memory state is gone. Its clients must
@@ -102,6 +105,7 @@ impl Drop for Supervision {
             self.hub.control(*conn, Control::Resync { key: self.key });
         }
         if let Some(inner) = self.registry.upgrade() {
+            inner.clone().released(self.key);
             inner.crashed(self.key, self.generation);
         }
     }

@@ -103,8 +103,14 @@ fn loads(id: u64) -> usize {
 }
 
 async fn registry(idle: Duration, mailbox: usize) -> (Registry, Arc<ConnHub>) {
-    let settings = crate::config::Settings::defaults();
-    let _ = settings;
+    registry_with(idle, mailbox, Arc::new(LocalPlacement)).await
+}
+
+async fn registry_with(
+    idle: Duration,
+    mailbox: usize,
+    placement: Arc<dyn Placement>,
+) -> (Registry, Arc<ConnHub>) {
     let store: Arc<dyn Store> = Arc::new(
         crate::store::SqliteStore::connect("sqlite::memory:", 1)
             .await
@@ -117,7 +123,7 @@ async fn registry(idle: Duration, mailbox: usize) -> (Registry, Arc<ConnHub>) {
         hub: hub.clone(),
         persister,
     });
-    (Registry::new(deps, 2, idle, mailbox), hub)
+    (Registry::new(deps, placement, 2, idle, mailbox), hub)
 }
 
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
@@ -245,4 +251,58 @@ async fn shutdown_stops_everything_and_refuses_new_starts() {
         reg.ask::<Probe>(10, ProbeMsg::Get).await,
         Err(RegistryError::ShuttingDown)
     ));
+}
+
+/// A placement that owns only even keys and records what was claimed and released.
+#[derive(Default)]
+struct EvenOnly {
+    log: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Placement for EvenOnly {
+    async fn claim(&self, key: ActorKey) -> Result<(), RegistryError> {
+        let ActorKey::Probe(id) = key else {
+            return Ok(());
+        };
+        if id % 2 == 1 {
+            return Err(RegistryError::OwnedElsewhere {
+                key,
+                node: "node-b".into(),
+            });
+        }
+        self.log.lock().unwrap().push(format!("claim {id}"));
+        Ok(())
+    }
+    async fn release(&self, key: ActorKey) {
+        if let ActorKey::Probe(id) = key {
+            self.log.lock().unwrap().push(format!("release {id}"));
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn keys_claimed_elsewhere_do_not_start_here_and_stopped_keys_are_released() {
+    let placement = Arc::new(EvenOnly::default());
+    let (reg, _) = registry_with(Duration::from_millis(200), 64, placement.clone()).await;
+    let r = reg.ask::<Probe>(21, ProbeMsg::Get).await;
+    assert!(
+        matches!(r, Err(RegistryError::OwnedElsewhere { .. })),
+        "{r:?}"
+    );
+    assert!(!reg.is_live(&ActorKey::Probe(21)));
+    assert_eq!(
+        loads(21),
+        0,
+        "no state was loaded for a key owned elsewhere"
+    );
+    reg.ask::<Probe>(22, ProbeMsg::Add(1)).await.unwrap();
+    eventually("idle stop and release", || {
+        placement.log.lock().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(
+        *placement.log.lock().unwrap(),
+        vec!["claim 22".to_string(), "release 22".to_string()]
+    );
 }
