@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::actors::user_session::{UserSession, UserSessionMsg};
+use crate::actors::user_session::push_notifications;
 use crate::ids::{ApplicationId, ConnId, StudyId, UserId};
 use crate::keyed_actor_handlers;
 use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
@@ -150,17 +150,7 @@ impl Study {
             return;
         }
         let registry = self.registry.clone();
-        actix_rt::spawn(async move {
-            for n in notifications {
-                let user = n.user_id;
-                let msg = UserSessionMsg::Notify {
-                    notification: serde_json::to_value(&n).unwrap_or_default(),
-                };
-                if let Err(e) = registry.tell_live::<UserSession>(user, msg).await {
-                    tracing::warn!(%user, error = %e, "live notification not delivered (it is stored)");
-                }
-            }
-        });
+        actix_rt::spawn(async move { push_notifications(&registry, notifications).await });
     }
 
     /// Cuts a user off from this study's live state: their sockets stop watching it and are

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ConnId, SessionId, UserId};
 use crate::keyed_actor_handlers;
 use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
+use crate::studies::Notification;
 use crate::ws::close_code;
 use crate::ws::hub::{ConnHub, Control};
 use crate::ws::protocol::ServerMsg;
@@ -137,3 +138,18 @@ impl KeyedActor for UserSession {
 }
 
 keyed_actor_handlers!(UserSession);
+
+/// Pushes already-stored notifications to every open tab of their users. Best effort: a
+/// user with no live session is skipped (no actor is started for them), and the inbox keeps
+/// everything for the next page load.
+pub async fn push_notifications(registry: &Registry, list: Vec<Notification>) {
+    for n in list {
+        let user = n.user_id;
+        let msg = UserSessionMsg::Notify {
+            notification: serde_json::to_value(&n).unwrap_or_default(),
+        };
+        if let Err(e) = registry.tell_live::<UserSession>(user, msg).await {
+            tracing::warn!(%user, error = %e, "live notification not delivered (it is stored)");
+        }
+    }
+}

@@ -9,15 +9,14 @@ use serde_json::json;
 
 use super::auth::Authenticated;
 use crate::actors::study::{Study, StudyMsg, StudyOutcome};
-use crate::actors::user_session::{UserSession, UserSessionMsg};
+use crate::actors::user_session::push_notifications;
 use crate::error::ApiError;
 use crate::ids::{ApplicationId, ReviewId, StudyId, UserId};
 use crate::server::AppState;
 use crate::store::now_millis;
 use crate::studies::rules::{self, StudyFields, StudyForm};
 use crate::studies::{
-    Application, Notification, StudyCursor, StudyDetail, StudyQuery, StudySort, StudyStatus,
-    markdown,
+    Application, StudyCursor, StudyDetail, StudyQuery, StudySort, StudyStatus, markdown,
 };
 
 /// Page size bounds for lists: enough to fill a screen, small enough to stay fast.
@@ -50,22 +49,6 @@ async fn detail(state: &AppState, id: StudyId, viewer: UserId) -> Result<StudyDe
 /// Sends a command to the study's actor and maps its answer.
 async fn command(state: &AppState, id: StudyId, msg: StudyMsg) -> Result<StudyOutcome, ApiError> {
     Ok(state.registry.ask::<Study>(id, msg).await??)
-}
-
-/// Pushes stored notifications to open tabs (best effort: the inbox has them).
-pub(crate) async fn push_notifications(state: &AppState, list: Vec<Notification>) {
-    for n in list {
-        let msg = UserSessionMsg::Notify {
-            notification: serde_json::to_value(&n).unwrap_or_default(),
-        };
-        if let Err(e) = state
-            .registry
-            .tell_live::<UserSession>(n.user_id, msg)
-            .await
-        {
-            tracing::warn!(user = %n.user_id, error = %e, "live notification not delivered (it is stored)");
-        }
-    }
 }
 
 /// `POST /api/studies`
@@ -466,7 +449,7 @@ pub async fn review(
             now_millis(),
         )
         .await?;
-    push_notifications(&state, notes).await;
+    push_notifications(&state.registry, notes).await;
     Ok(HttpResponse::Created().json(json!({ "review": r })))
 }
 

@@ -222,6 +222,22 @@ macro_rules! studies_store_impl {
                 Ok(())
             }
 
+            /// Ends a membership (leave or removal), keeping the history row for reviews.
+            async fn end_membership(c: &mut Conn, study: i64, user: i64, now: Millis) -> Result<(), sqlx::Error> {
+                sqlx::query("UPDATE memberships SET left_at = $1 WHERE study_id = $2 AND user_id = $3")
+                    .bind(now)
+                    .bind(study)
+                    .bind(user)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("UPDATE studies SET member_count = member_count - 1, updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(study)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            }
+
             async fn app_by_id(c: &mut Conn, study: i64, id: i64) -> Result<Option<Application>, sqlx::Error> {
                 let row: Option<AppRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {APP_COLUMNS} FROM applications a WHERE a.id = $1 AND a.study_id = $2"
@@ -665,17 +681,7 @@ macro_rules! studies_store_impl {
                         Some(Role::Member) => {}
                         _ => return Err(err(Rule::NotFound)),
                     }
-                    sqlx::query("UPDATE memberships SET left_at = $1 WHERE study_id = $2 AND user_id = $3")
-                        .bind(now)
-                        .bind(id.0)
-                        .bind(member.0)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE studies SET member_count = member_count - 1, updated_at = $1 WHERE id = $2")
-                        .bind(now)
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await?;
+                    end_membership(&mut tx, id.0, member.0, now).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -710,17 +716,7 @@ macro_rules! studies_store_impl {
                     if role_in(&mut tx, id.0, member.0).await? != Some(Role::Member) {
                         return Err(err(Rule::NotAMember));
                     }
-                    sqlx::query("UPDATE memberships SET left_at = $1 WHERE study_id = $2 AND user_id = $3")
-                        .bind(now)
-                        .bind(id.0)
-                        .bind(member.0)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE studies SET member_count = member_count - 1, updated_at = $1 WHERE id = $2")
-                        .bind(now)
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await?;
+                    end_membership(&mut tx, id.0, member.0, now).await?;
                     if ban {
                         sqlx::query(
                             "INSERT INTO study_bans (study_id, user_id, created_at) VALUES ($1, $2, $3) \
