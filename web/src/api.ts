@@ -145,3 +145,239 @@ export async function me(): Promise<User | null> {
     throw e;
   }
 }
+
+// ---- studies --------------------------------------------------------------
+
+export type StudyStatus = 'recruiting' | 'in_progress' | 'completed';
+export const STUDY_STATUSES: readonly StudyStatus[] = ['recruiting', 'in_progress', 'completed'];
+export type StudyRole = 'none' | 'applicant' | 'member' | 'leader';
+export type ApplicationStatus = 'pending' | 'accepted' | 'rejected' | 'withdrawn';
+
+export interface StudySummary {
+  id: number;
+  title: string;
+  tags: string[];
+  status: StudyStatus;
+  capacity: number;
+  member_count: number;
+  recruit_opens_on: string;
+  recruit_closes_on: string;
+  starts_on: string;
+  ends_on: string;
+  leader: User;
+  created_at: number;
+}
+
+export interface StudyDetail extends StudySummary {
+  description: string;
+  /** Server-sanitized HTML rendered from `description`. */
+  description_html: string;
+  my_role: StudyRole;
+  bookmarked: boolean;
+  my_application: { id: number; status: ApplicationStatus } | null;
+}
+
+export interface StudyInput {
+  title: string;
+  description: string;
+  tags: string[];
+  capacity: number;
+  recruit_opens_on: string;
+  recruit_closes_on: string;
+  starts_on: string;
+  ends_on: string;
+}
+export type StudyField = keyof StudyInput;
+
+export interface Review {
+  id: number;
+  study_id: number;
+  study_title: string;
+  author: User;
+  reviewee: User;
+  rating: number;
+  body: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface StudyRef {
+  id: number;
+  title: string;
+}
+
+export interface Applicant {
+  user: User;
+  review_average: number | null;
+  review_count: number;
+  reviews: Review[];
+  completed_studies: StudyRef[];
+}
+
+export interface Application {
+  id: number;
+  study_id: number;
+  status: ApplicationStatus;
+  message: string;
+  reason: string | null;
+  created_at: number;
+  decided_at: number | null;
+  applicant: Applicant;
+}
+
+export type MyApplication = Omit<Application, 'applicant'> & { study: StudySummary };
+
+export interface Member {
+  user: User;
+  role: 'leader' | 'member';
+  joined_at: number;
+}
+
+export interface Profile {
+  user: User;
+  review_average: number | null;
+  review_count: number;
+  reviews: Review[];
+  completed_studies: StudyRef[];
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface StudyQuery {
+  q?: string;
+  status?: StudyStatus | '';
+  tags?: string[];
+  sort?: 'newest' | 'deadline';
+  cursor?: string | null;
+  limit?: number;
+}
+
+export function studiesUrl(query: StudyQuery): string {
+  const params = new URLSearchParams();
+  if (query.q) params.set('q', query.q);
+  if (query.status) params.set('status', query.status);
+  for (const tag of query.tags ?? []) params.append('tag', tag);
+  if (query.sort) params.set('sort', query.sort);
+  if (query.cursor) params.set('cursor', query.cursor);
+  params.set('limit', String(query.limit ?? 20));
+  return `/api/studies?${params}`;
+}
+
+export function listStudies(query: StudyQuery, init?: { signal?: AbortSignal }): Promise<Page<StudySummary>> {
+  return request<Page<StudySummary>>('GET', studiesUrl(query), undefined, init);
+}
+
+export async function createStudy(input: StudyInput): Promise<StudyDetail> {
+  return (await request<{ study: StudyDetail }>('POST', '/api/studies', input)).study;
+}
+
+export async function getStudy(id: number): Promise<StudyDetail> {
+  return (await request<{ study: StudyDetail }>('GET', `/api/studies/${id}`)).study;
+}
+
+export async function updateStudy(id: number, input: Partial<StudyInput>): Promise<StudyDetail> {
+  return (await request<{ study: StudyDetail }>('PATCH', `/api/studies/${id}`, input)).study;
+}
+
+export async function setStudyStatus(id: number, status: StudyStatus): Promise<StudyDetail> {
+  return (await request<{ study: StudyDetail }>('POST', `/api/studies/${id}/status`, { status })).study;
+}
+
+export async function toggleBookmark(id: number): Promise<boolean> {
+  return (await request<{ bookmarked: boolean }>('POST', `/api/studies/${id}/bookmark`)).bookmarked;
+}
+
+export async function listMembers(id: number): Promise<Member[]> {
+  return (await request<{ items: Member[] }>('GET', `/api/studies/${id}/members`)).items;
+}
+
+export async function apply(id: number, message: string): Promise<Omit<Application, 'applicant'>> {
+  return (await request<{ application: Application }>('POST', `/api/studies/${id}/applications`, { message })).application;
+}
+
+export async function listApplications(id: number): Promise<Application[]> {
+  return (await request<{ items: Application[] }>('GET', `/api/studies/${id}/applications`)).items;
+}
+
+export async function withdrawApplication(id: number, aid: number): Promise<void> {
+  await request<unknown>('POST', `/api/studies/${id}/applications/${aid}/withdraw`);
+}
+
+export async function decideApplication(id: number, aid: number, accept: boolean, reason?: string): Promise<void> {
+  const body: { accept: boolean; reason?: string } = { accept };
+  if (reason) body.reason = reason;
+  await request<unknown>('POST', `/api/studies/${id}/applications/${aid}/decision`, body);
+}
+
+export async function leaveStudy(id: number): Promise<void> {
+  await request<void>('POST', `/api/studies/${id}/leave`);
+}
+
+export async function transferLeader(id: number, userId: number): Promise<StudyDetail> {
+  return (await request<{ study: StudyDetail }>('POST', `/api/studies/${id}/transfer`, { user_id: userId })).study;
+}
+
+export async function removeMember(id: number, userId: number, ban: boolean): Promise<void> {
+  await request<void>('POST', `/api/studies/${id}/members/${userId}/remove`, { ban });
+}
+
+export async function createReview(
+  id: number,
+  input: { reviewee_id: number; rating: number; body: string },
+): Promise<Review> {
+  return (await request<{ review: Review }>('POST', `/api/studies/${id}/reviews`, input)).review;
+}
+
+export async function updateReview(rid: number, input: { rating?: number; body?: string }): Promise<Review> {
+  return (await request<{ review: Review }>('PATCH', `/api/reviews/${rid}`, input)).review;
+}
+
+export function getProfile(userId: number): Promise<Profile> {
+  return request<Profile>('GET', `/api/users/${userId}/profile`);
+}
+
+export function myStudies(): Promise<{ leading: StudySummary[]; joined: StudySummary[]; applications: MyApplication[] }> {
+  return request('GET', '/api/me/studies');
+}
+
+export async function myBookmarks(): Promise<StudySummary[]> {
+  return (await request<{ items: StudySummary[] }>('GET', '/api/me/bookmarks')).items;
+}
+
+// ---- notifications --------------------------------------------------------
+
+export type NotificationKind =
+  | 'application_received'
+  | 'application_decided'
+  | 'study_status_changed'
+  | 'removed_from_study'
+  | 'review_received';
+
+export interface AppNotification {
+  id: number;
+  kind: NotificationKind | (string & {});
+  payload: Record<string, unknown>;
+  created_at: number;
+  read: boolean;
+}
+
+export function listNotifications(cursor?: string | null, limit = 20): Promise<Page<AppNotification>> {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (cursor) params.set('cursor', cursor);
+  return request<Page<AppNotification>>('GET', `/api/notifications?${params}`);
+}
+
+export async function unreadCount(): Promise<number> {
+  return (await request<{ count: number }>('GET', '/api/notifications/unread_count')).count;
+}
+
+export async function markRead(id: number): Promise<void> {
+  await request<void>('POST', `/api/notifications/${id}/read`);
+}
+
+export async function markAllRead(): Promise<void> {
+  await request<void>('POST', '/api/notifications/read_all');
+}

@@ -1,24 +1,34 @@
-import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import * as api from './api';
 import type { ApiError, User } from './api';
 import { ErrorAlert } from './components/Alert';
 import { Button } from './components/Button';
 import { Layout } from './components/Layout';
+import { type Toast, Toasts } from './components/Toasts';
 import { AppContext, type AppState, type Notice } from './context';
 import { toApiError } from './forms';
 import { errorMessage, useI18n } from './i18n';
-import { type ConnState, LiveClient } from './live';
+import { type AnyFrame, type ConnState, LiveClient } from './live';
+import type { AppNotification } from './api';
 import { HomePage } from './pages/Home';
 import { LoginPage } from './pages/Login';
+import { MyStudiesPage } from './pages/MyStudies';
 import { NotFoundPage } from './pages/NotFound';
+import { NotificationsPage } from './pages/Notifications';
+import { ProfilePage } from './pages/Profile';
 import { SignupPage } from './pages/Signup';
+import { StudiesPage } from './pages/Studies';
+import { StudyDetailPage } from './pages/StudyDetail';
+import { StudyFormPage } from './pages/StudyForm';
 import { navigate, usePath } from './router';
 
 type Session = { status: 'loading' } | { status: 'error'; error: ApiError } | { status: 'ready'; user: User | null };
 
 /** Routes that need a signed-in user, and the ones only for signed-out users. */
-const PRIVATE = new Set(['/']);
+const PRIVATE = /^\/(?:$|studies(?:\/|$)|me\/|users\/|notifications$)/;
 const GUEST_ONLY = new Set(['/login', '/signup']);
+
+const TOAST_MS = 8_000;
 
 export function App() {
   const { t } = useI18n();
@@ -27,6 +37,8 @@ export function App() {
   const [live, setLive] = useState<LiveClient | null>(null);
   const [connState, setConnState] = useState<ConnState>('offline');
   const [notice, setNotice] = useState<Notice>(null);
+  const [unread, setUnread] = useState(0);
+  const [toasts, setToasts] = useState<Toast[]>([]);
 
   const loadSession = useCallback(() => {
     setSession({ status: 'loading' });
@@ -72,16 +84,63 @@ export function App() {
     };
   }, [userId, signedOut]);
 
+  // Unread notifications: read once signed in and after every (re)connect,
+  // bumped by each live `notification` frame, which also shows a toast.
+  // A count read while a `notification` frame arrived may predate it: read again then.
+  const notifFrames = useRef(0);
+  const refreshUnread = useCallback(() => {
+    if (userId === null) return;
+    const read = (tries: number) => {
+      const seen = notifFrames.current;
+      api.unreadCount().then(
+        (count) => {
+          if (notifFrames.current !== seen && tries > 0) read(tries - 1);
+          else setUnread(count);
+        },
+        () => {},
+      );
+    };
+    read(3);
+  }, [userId]);
+  useEffect(() => {
+    setUnread(0);
+    setToasts([]);
+    refreshUnread();
+  }, [refreshUnread]);
+  useEffect(() => {
+    if (!live) return;
+    let seq = 0;
+    const offHello = live.on('hello', () => refreshUnread());
+    const offResync = live.on('resync', (frame) => {
+      if ((frame as AnyFrame).scope === 'user_session') refreshUnread();
+    });
+    const offNotif = live.on('notification', (frame) => {
+      const n = (frame as AnyFrame).notification as AppNotification | undefined;
+      if (!n || typeof n !== 'object') return;
+      notifFrames.current += 1;
+      if (!n.read) setUnread((c) => c + 1);
+      const key = Date.now() * 1000 + (seq++ % 1000);
+      setToasts((list) => [...list.slice(-3), { key, notification: n }]);
+      setTimeout(() => setToasts((list) => list.filter((x) => x.key !== key)), TOAST_MS);
+    });
+    return () => {
+      offHello();
+      offResync();
+      offNotif();
+    };
+  }, [live, refreshUnread]);
+  const dismissToast = useCallback((key: number) => setToasts((list) => list.filter((x) => x.key !== key)), []);
+
   // Route guards.
   const ready = session.status === 'ready';
-  const redirect = ready ? (!user && PRIVATE.has(path) ? '/login' : user && GUEST_ONLY.has(path) ? '/' : null) : null;
+  const redirect = ready ? (!user && PRIVATE.test(path) ? '/login' : user && GUEST_ONLY.has(path) ? '/' : null) : null;
   useEffect(() => {
     if (redirect) navigate(redirect, { replace: true });
   }, [redirect]);
 
   const state: AppState = useMemo(
-    () => ({ user, live, connState, notice, signedIn, signedOut }),
-    [user, live, connState, notice, signedIn, signedOut],
+    () => ({ user, live, connState, notice, signedIn, signedOut, unread, refreshUnread }),
+    [user, live, connState, notice, signedIn, signedOut, unread, refreshUnread],
   );
 
   let page;
@@ -109,8 +168,26 @@ export function App() {
   } else if (path === '/signup') {
     page = <SignupPage />;
   } else {
-    page = <NotFoundPage />;
+    page = privatePage(path);
   }
 
-  return <AppContext.Provider value={state}>{page}</AppContext.Provider>;
+  return (
+    <AppContext.Provider value={state}>
+      {page}
+      {user && <Toasts toasts={toasts} onDismiss={dismissToast} />}
+    </AppContext.Provider>
+  );
+}
+
+/** The signed-in pages with path parameters (`key` resets a page's state when its id changes). */
+function privatePage(path: string) {
+  let m: RegExpExecArray | null;
+  if (path === '/studies') return <StudiesPage />;
+  if (path === '/studies/new') return <StudyFormPage key="new" id={null} />;
+  if ((m = /^\/studies\/(\d+)$/.exec(path))) return <StudyDetailPage key={m[1]} id={Number(m[1])} />;
+  if ((m = /^\/studies\/(\d+)\/edit$/.exec(path))) return <StudyFormPage key={`edit-${m[1]}`} id={Number(m[1])} />;
+  if (path === '/me/studies') return <MyStudiesPage />;
+  if ((m = /^\/users\/(\d+)$/.exec(path))) return <ProfilePage key={m[1]} id={Number(m[1])} />;
+  if (path === '/notifications') return <NotificationsPage />;
+  return <NotFoundPage />;
 }

@@ -16,6 +16,10 @@ export interface AppState {
   notice: Notice;
   signedIn(user: User): void;
   signedOut(notice?: Notice): void;
+  /** Unread notifications of the signed-in user (kept live from `notification` frames). */
+  unread: number;
+  /** Re-read the unread count from the server (after marking notifications read). */
+  refreshUnread(): void;
 }
 
 export const AppContext = createContext<AppState | null>(null);

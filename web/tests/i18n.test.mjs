@@ -56,5 +56,13 @@ test('Korean display name and language toggle', { timeout: 120_000 }, async () =
   await page.getByTestId('lang-toggle').click();
   await page.getByRole('button', { name: '로그아웃' }).waitFor();
 
+  // The study pages are localized too.
+  await page.getByRole('link', { name: '스터디', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: '스터디' }).waitFor();
+  await page.getByLabel('제목 검색', { exact: true }).waitFor();
+  await page.getByRole('link', { name: '새 스터디', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: '새 스터디' }).waitFor();
+  await page.getByLabel('모집 마감일', { exact: true }).waitFor();
+
   await context.close();
 });

@@ -1,12 +1,31 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect } from 'preact/hooks';
+import { useApp } from '../context';
 import { useI18n, type MessageKey } from '../i18n';
-import { linkClick } from '../router';
+import { linkClick, usePath } from '../router';
 import { Button } from './Button';
+import { NotificationBell } from './NotificationBell';
+
+function NavLink({ href, active, children }: { href: string; active: boolean; children: ComponentChildren }) {
+  return (
+    <a
+      href={href}
+      onClick={linkClick}
+      aria-current={active ? 'page' : undefined}
+      class={`rounded px-2 py-1 text-sm font-semibold focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-blue-600 ${
+        active ? 'bg-blue-50 text-blue-900' : 'text-slate-700 hover:bg-slate-100'
+      }`}
+    >
+      {children}
+    </a>
+  );
+}
 
 /** Page chrome: header with the app name and language toggle, then the page. */
 export function Layout({ titleKey, children }: { titleKey: MessageKey; children: ComponentChildren }) {
   const { lang, t, setLang } = useI18n();
+  const app = useApp();
+  const path = usePath();
   useEffect(() => {
     document.title = `${t(titleKey)} · ${t('app.name')}`;
   }, [lang, titleKey]);
@@ -19,7 +38,7 @@ export function Layout({ titleKey, children }: { titleKey: MessageKey; children:
         {t('app.skipToContent')}
       </a>
       <header class="border-b border-slate-200 bg-white">
-        <div class="mx-auto flex max-w-3xl items-center justify-between gap-4 px-4 py-3">
+        <div class="mx-auto flex max-w-4xl flex-wrap items-center justify-between gap-x-4 gap-y-2 px-4 py-3">
           <a
             href="/"
             onClick={linkClick}
@@ -27,6 +46,20 @@ export function Layout({ titleKey, children }: { titleKey: MessageKey; children:
           >
             {t('app.name')}
           </a>
+          {app.user && (
+            <nav aria-label={t('nav.main')} class="flex flex-1 flex-wrap items-center gap-1">
+              <NavLink href="/studies" active={path === '/studies' || /^\/studies\/\d+/.test(path)}>
+                {t('nav.studies')}
+              </NavLink>
+              <NavLink href="/me/studies" active={path === '/me/studies'}>
+                {t('nav.myStudies')}
+              </NavLink>
+              <NavLink href="/notifications" active={path === '/notifications'}>
+                {t('nav.notificationsPage')}
+              </NavLink>
+            </nav>
+          )}
+          {app.user && <NotificationBell />}
           <Button variant="secondary" onClick={() => setLang(lang === 'ko' ? 'en' : 'ko')}>
             <span class="sr-only">{t('lang.toggleLabel')} </span>
             <span data-testid="lang-toggle" lang={lang === 'ko' ? 'en' : 'ko'}>
@@ -35,7 +68,7 @@ export function Layout({ titleKey, children }: { titleKey: MessageKey; children:
           </Button>
         </div>
       </header>
-      <main id="main" tabIndex={-1} class="mx-auto max-w-3xl px-4 py-8 focus:outline-none">
+      <main id="main" tabIndex={-1} class="mx-auto max-w-4xl px-4 py-8 focus:outline-none">
         {children}
       </main>
     </>

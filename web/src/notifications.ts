@@ -1,0 +1,47 @@
+// Localized text for notifications, built from `kind` + `payload` (the server
+// sends data, never display text, so the text follows the chosen language).
+import type { AppNotification, StudyStatus } from './api';
+import { hasKey, type MessageKey, t } from './i18n';
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '';
+}
+
+function person(v: unknown): string {
+  return v && typeof v === 'object' ? str((v as Record<string, unknown>).display_name) : '';
+}
+
+export function statusText(status: string): string {
+  const key = `status.${status}`;
+  return hasKey(key) ? t(key as MessageKey) : status;
+}
+
+/** The study a notification is about, if any (clicking it goes there). */
+export function notificationStudyId(n: AppNotification): number | null {
+  const id = n.payload?.study_id;
+  return typeof id === 'number' ? id : null;
+}
+
+export function notificationText(n: AppNotification): string {
+  const p = n.payload ?? {};
+  const study = str(p.study_title);
+  switch (n.kind) {
+    case 'application_received':
+      return t('notif.application_received', { name: person(p.applicant), study });
+    case 'application_decided': {
+      if (p.accepted === true) return t('notif.application_accepted', { study });
+      const reason = str(p.reason);
+      return reason
+        ? t('notif.application_rejected_reason', { study, reason })
+        : t('notif.application_rejected', { study });
+    }
+    case 'study_status_changed':
+      return t('notif.study_status_changed', { study, status: statusText(str(p.status) as StudyStatus) });
+    case 'removed_from_study':
+      return p.banned === true ? t('notif.removed_banned', { study }) : t('notif.removed', { study });
+    case 'review_received':
+      return t('notif.review_received', { name: person(p.author), study, rating: str(p.rating) });
+    default:
+      return t('notif.unknown');
+  }
+}
