@@ -200,6 +200,9 @@ impl From<Rule> for ApiError {
             Rule::LeaderMustTransfer => conflict("leader_must_transfer"),
             Rule::InvalidTransition => conflict("invalid_status_transition"),
             Rule::ReviewExists => conflict("review_exists"),
+            Rule::RoomLimit => conflict("room_limit"),
+            Rule::RoomClosed => conflict("room_closed"),
+            Rule::DuplicateMessage => conflict("duplicate_message"),
         }
     }
 }

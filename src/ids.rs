@@ -31,6 +31,8 @@ id_type!(
     ReviewId,
     /// An entry in a user's notification inbox.
     NotificationId,
+    /// A chat room of a study.
+    RoomId,
 );
 
 /// One live WebSocket connection (one browser tab). Unique within a node's lifetime; the node

@@ -9,6 +9,7 @@
 //! | [`ids`] | id newtypes (`UserId`, `SessionId`, …) made by one macro so ids never mix |
 //! | [`store`] | the `Store` trait and its SQLite and Postgres implementations |
 //! | [`studies`] | the study domain: statuses, roles and capabilities, input rules, markdown |
+//! | [`chat`] | the chat domain: rooms, messages, reactions, rules, mentions |
 //! | [`persist`] | the group-commit persistence actor for durable writes on live paths |
 //! | [`auth`] | passwords (Argon2id), session tokens, input rules, login throttling |
 //! | [`ratelimit`] | the token-bucket core: a pure function of (bucket, now) |
@@ -25,6 +26,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod http;

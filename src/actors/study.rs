@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::actors::chat_room::drop_user_from_rooms;
 use crate::actors::user_session::push_notifications;
 use crate::ids::{ApplicationId, ConnId, StudyId, UserId};
 use crate::keyed_actor_handlers;
@@ -154,8 +155,10 @@ impl Study {
     }
 
     /// Cuts a user off from this study's live state: their sockets stop watching it and are
-    /// told. (Chat rooms, documents and video rooms are told here too once they exist.)
+    /// told, and every chat room of the study drops them. (Documents and video rooms join
+    /// this list when they exist.)
     fn drop_user(&mut self, user: UserId) {
+        self.drop_from_rooms(user);
         let conns: Vec<ConnId> = self
             .watchers
             .iter()
@@ -170,6 +173,19 @@ impl Study {
             self.sup.unwatch(&c);
             self.deps.hub.push(c, frame.clone());
         }
+    }
+
+    /// Every live chat room of the study lets the user go at once.
+    fn drop_from_rooms(&self, user: UserId) {
+        let (store, registry, id) = (self.deps.store.clone(), self.registry.clone(), self.id);
+        actix_rt::spawn(async move {
+            match store.room_ids(id).await {
+                Ok(rooms) => drop_user_from_rooms(&registry, rooms, user).await,
+                Err(e) => {
+                    tracing::warn!(study = %id, error = %e, "could not list rooms to drop a user")
+                }
+            }
+        });
     }
 
     /// Runs one store write with the mailbox paused, then applies its effect. `ctx.wait`
@@ -321,6 +337,7 @@ impl KeyedActor for Study {
                 },
                 move |act, _| {
                     act.members.remove(&user);
+                    act.drop_from_rooms(user);
                 },
             ),
             StudyMsg::Transfer { leader, to } => self.run(

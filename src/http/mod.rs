@@ -5,6 +5,7 @@
 //! matrix test are both checked against that table.
 
 pub mod auth;
+pub mod chat;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
@@ -206,6 +207,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         "/api/studies/{study_id}/reviews",
         Study(MEMBERS),
         web::post().to(studies::review),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/chat_rooms",
+        Study(MEMBERS),
+        web::post().to(chat::create),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/chat_rooms",
+        Study(MEMBERS),
+        web::get().to(chat::list),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/chat_rooms/{room_id}/close",
+        Study(LEADER),
+        web::post().to(chat::close),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/chat_rooms/{room_id}/messages",
+        Study(MEMBERS),
+        web::get().to(chat::history),
     );
     t.add(
         "patch",

@@ -323,6 +323,52 @@ const OPS: &[Op] = &[
         ],
     },
     Op {
+        method: "post",
+        path: "/api/studies/{study_id}/chat_rooms",
+        summary: "Open a chat room (members; at most 3 open per study)",
+        tag: "chat",
+        auth: true,
+        body: Some("NewRoom"),
+        responses: &[
+            (201, "{room}", None),
+            (409, "room_limit", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/chat_rooms",
+        summary: "The study's chat rooms with my unread count in each (members)",
+        tag: "chat",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{items: Room[]}", None),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/chat_rooms/{room_id}/close",
+        summary: "Close a room (leader): history stays readable, sends are refused, people in it are told",
+        tag: "chat",
+        auth: true,
+        body: None,
+        responses: &[(204, "Closed", None), (404, "not_found", Some("Error"))],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/chat_rooms/{room_id}/messages",
+        summary: "History by seq: before=SEQ (newest first page) or after=SEQ, limit ≤ 100, oldest first (members)",
+        tag: "chat",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{items: ChatMessage[]}", None),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
         method: "patch",
         path: "/api/reviews/{review_id}",
         summary: "Edit my review",
@@ -566,6 +612,13 @@ pub fn document() -> Value {
                         "leading": { "type": "array", "items": schema_ref("Study") },
                         "joined": { "type": "array", "items": schema_ref("Study") },
                         "applications": { "type": "array", "items": { "type": "object" } }
+                    }
+                },
+                "NewRoom": {
+                    "type": "object", "required": ["name", "category"],
+                    "properties": {
+                        "name": { "type": "string", "minLength": 1, "maxLength": 40 },
+                        "category": { "type": "string", "enum": ["general", "qna", "resources", "off_topic"] }
                     }
                 },
                 "StatusBody": { "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } },

@@ -34,7 +34,7 @@ use tokio::sync::{OnceCell, oneshot};
 
 pub use supervision::Supervision;
 
-use crate::ids::{StudyId, UserId};
+use crate::ids::{RoomId, StudyId, UserId};
 use crate::persist::Persister;
 use crate::store::Store;
 use crate::ws::hub::ConnHub;
@@ -52,6 +52,7 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ActorKey {
     UserSession(UserId),
     Study(StudyId),
+    ChatRoom(RoomId),
     /// A test-only actor for the registry's own tests.
     #[cfg(test)]
     Probe(u64),
@@ -62,6 +63,7 @@ impl ActorKey {
         match self {
             ActorKey::UserSession(_) => "user_session",
             ActorKey::Study(_) => "study",
+            ActorKey::ChatRoom(_) => "chat_room",
             #[cfg(test)]
             ActorKey::Probe(_) => "probe",
         }
@@ -73,6 +75,7 @@ impl std::fmt::Display for ActorKey {
         match self {
             ActorKey::UserSession(id) => write!(f, "user_session/{id}"),
             ActorKey::Study(id) => write!(f, "study/{id}"),
+            ActorKey::ChatRoom(id) => write!(f, "chat_room/{id}"),
             #[cfg(test)]
             ActorKey::Probe(id) => write!(f, "probe/{id}"),
         }
@@ -538,6 +541,9 @@ async fn restart(registry: &Registry, key: ActorKey) -> Result<(), RegistryError
         }
         ActorKey::Study(id) => {
             registry.get::<crate::actors::Study>(id, true).await?;
+        }
+        ActorKey::ChatRoom(id) => {
+            registry.get::<crate::actors::ChatRoom>(id, true).await?;
         }
         #[cfg(test)]
         ActorKey::Probe(id) => {

@@ -5,6 +5,8 @@
 //! `sqlx::Any` cannot decode the same values from both dialects, which is why this is a trait
 //! with two implementations rather than one `Any` pool.
 
+pub mod chat;
+mod chat_sql;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -16,9 +18,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::chat::NewChatMessage;
 use crate::config::{DbKind, Settings};
-use crate::ids::{SessionId, UserId};
+use crate::ids::{RoomId, SessionId, UserId};
 
+pub use chat::ChatStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use studies::{Rule, StudyStore};
@@ -79,6 +83,35 @@ pub enum DurableWrite {
         value: String,
         at: Millis,
     },
+    /// A room's next messages, all or none (their seqs must not leave a gap).
+    ChatMessages {
+        room_id: RoomId,
+        messages: Vec<NewChatMessage>,
+    },
+    ChatEdit {
+        room_id: RoomId,
+        seq: i64,
+        body: String,
+        at: Millis,
+    },
+    ChatDelete {
+        room_id: RoomId,
+        seq: i64,
+        at: Millis,
+    },
+    ChatReaction {
+        room_id: RoomId,
+        seq: i64,
+        user_id: UserId,
+        emoji: String,
+        on: bool,
+    },
+    /// Moves a read marker forward (never back).
+    ChatRead {
+        room_id: RoomId,
+        user_id: UserId,
+        seq: i64,
+    },
 }
 
 /// Which uniqueness rule a write broke.
@@ -133,6 +166,8 @@ impl From<sqlx::Error> for StoreError {
                     StoreError::Conflict(Conflict::DisplayNameTaken)
                 } else if m.contains("applications") {
                     StoreError::Rule(Rule::ApplicationExists)
+                } else if m.contains("chat_messages") {
+                    StoreError::Rule(Rule::DuplicateMessage)
                 } else if m.contains("reviews") {
                     StoreError::Rule(Rule::ReviewExists)
                 } else {
@@ -147,7 +182,7 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: StudyStore + Send + Sync + 'static {
+pub trait Store: StudyStore + ChatStore + Send + Sync + 'static {
     fn kind(&self) -> DbKind;
     /// Applies pending migrations of this dialect.
     async fn migrate(&self) -> StoreResult<()>;

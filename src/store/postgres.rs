@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 
+use super::chat_sql::chat_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
 use crate::config::DbKind;
@@ -39,3 +40,4 @@ impl PgStore {
 
 shared_store_impl!(PgStore, Postgres);
 studies_store_impl!(PgStore, Postgres);
+chat_store_impl!(PgStore, Postgres);

@@ -172,6 +172,71 @@ macro_rules! shared_store_impl {
                             .execute(&mut **tx)
                             .await?;
                         }
+                        crate::store::DurableWrite::ChatMessages { room_id, messages } => {
+                            for m in messages {
+                                let mentions = serde_json::to_string(&m.mentions).unwrap_or_else(|_| "[]".into());
+                                sqlx::query(
+                                    "INSERT INTO chat_messages (room_id, seq, client_id, author_id, body, mentions, \
+                                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                )
+                                .bind(room_id.0)
+                                .bind(m.seq)
+                                .bind(&m.client_id)
+                                .bind(m.author_id.0)
+                                .bind(&m.body)
+                                .bind(mentions)
+                                .bind(m.at)
+                                .execute(&mut **tx)
+                                .await?;
+                            }
+                        }
+                        crate::store::DurableWrite::ChatEdit { room_id, seq, body, at } => {
+                            sqlx::query("UPDATE chat_messages SET body = $1, edited_at = $2 WHERE room_id = $3 AND seq = $4")
+                                .bind(body)
+                                .bind(*at)
+                                .bind(room_id.0)
+                                .bind(*seq)
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                        crate::store::DurableWrite::ChatDelete { room_id, seq, at } => {
+                            sqlx::query(
+                                "UPDATE chat_messages SET body = '', deleted_at = $1 WHERE room_id = $2 AND seq = $3",
+                            )
+                            .bind(*at)
+                            .bind(room_id.0)
+                            .bind(*seq)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        crate::store::DurableWrite::ChatReaction { room_id, seq, user_id, emoji, on } => {
+                            let q = if *on {
+                                "INSERT INTO chat_reactions (room_id, seq, user_id, emoji) VALUES ($1, $2, $3, $4) \
+                                 ON CONFLICT (room_id, seq, user_id, emoji) DO NOTHING"
+                            } else {
+                                "DELETE FROM chat_reactions WHERE room_id = $1 AND seq = $2 AND user_id = $3 AND emoji = $4"
+                            };
+                            sqlx::query(q)
+                                .bind(room_id.0)
+                                .bind(*seq)
+                                .bind(user_id.0)
+                                .bind(emoji)
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                        crate::store::DurableWrite::ChatRead { room_id, user_id, seq } => {
+                            sqlx::query(
+                                "INSERT INTO chat_read_markers (room_id, user_id, read_seq) VALUES ($1, $2, $3) \
+                                 ON CONFLICT (room_id, user_id) DO UPDATE SET read_seq = \
+                                 CASE WHEN excluded.read_seq > chat_read_markers.read_seq THEN excluded.read_seq \
+                                 ELSE chat_read_markers.read_seq END",
+                            )
+                            .bind(room_id.0)
+                            .bind(user_id.0)
+                            .bind(*seq)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
                     }
                 }
                 Ok(())

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use super::chat_sql::chat_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
 use crate::config::DbKind;
@@ -53,3 +54,4 @@ impl SqliteStore {
 
 shared_store_impl!(SqliteStore, Sqlite);
 studies_store_impl!(SqliteStore, Sqlite);
+chat_store_impl!(SqliteStore, Sqlite);

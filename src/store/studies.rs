@@ -44,6 +44,12 @@ pub enum Rule {
     NotAMember,
     #[error("you cannot review yourself")]
     SelfReview,
+    #[error("a study has at most 3 open chat rooms")]
+    RoomLimit,
+    #[error("the room is closed")]
+    RoomClosed,
+    #[error("a message with this client_id was already stored")]
+    DuplicateMessage,
 }
 
 /// The live state a `Study` actor loads.

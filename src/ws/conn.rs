@@ -17,11 +17,13 @@ use tokio::sync::{Semaphore, mpsc};
 use super::close_code;
 use super::hub::{Control, Outbound};
 use super::protocol::{self, ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use crate::actors::chat_room::{ChatRoom, ChatRoomMsg};
 use crate::actors::study::{MAX_WATCHED_PER_CONN, Study, StudyMsg};
 use crate::actors::user_session::{UserSession, UserSessionMsg};
+use crate::chat::Author;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
-use crate::ids::{ConnId, SessionId, StudyId};
+use crate::ids::{ConnId, RoomId, SessionId, StudyId};
 use crate::ratelimit::{Bucket, Policy};
 use crate::registry::ActorKey;
 use crate::server::AppState;
@@ -30,6 +32,8 @@ use crate::store::{DurableWrite, Millis, User, now_millis};
 /// Requests per connection: a burst of 100, 50 a second sustained. Generous for a browser
 /// tab, tight enough that one socket cannot monopolize its actor's attention.
 pub const SOCKET_POLICY: Policy = Policy::new(100, 50.0);
+/// Chat rooms one socket may have joined at once (a study has at most 3 open).
+pub const MAX_ROOMS_PER_CONN: usize = 16;
 /// Requests awaiting a durable commit per connection; beyond this the client gets `busy`.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// How long a close frame may wait for room in a congested socket before we just hang up.
@@ -75,6 +79,7 @@ pub async fn upgrade(
         bucket: SOCKET_POLICY.bucket(Instant::now()),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         watching: HashSet::new(),
+        rooms: HashSet::new(),
     };
     actix_rt::spawn(conn.run(stream, reg.ctl));
     Ok(resp)
@@ -108,6 +113,8 @@ struct Connection {
     in_flight: Arc<Semaphore>,
     /// Studies this socket watches (to unwatch on close and re-watch after a resync).
     watching: HashSet<StudyId>,
+    /// Chat rooms this socket joined.
+    rooms: HashSet<RoomId>,
 }
 
 /// How the loop ended, for the close frame and the metric.
@@ -182,6 +189,13 @@ impl Connection {
             .registry
             .tell_live::<UserSession>(self.user.id, UserSessionMsg::Detach { conn: self.id })
             .await;
+        for room in std::mem::take(&mut self.rooms) {
+            let _ = self
+                .state
+                .registry
+                .tell_live::<ChatRoom>(room, ChatRoomMsg::Leave { conn: self.id })
+                .await;
+        }
         for study in std::mem::take(&mut self.watching) {
             let _ = self
                 .state
@@ -215,20 +229,7 @@ impl Connection {
     }
 
     fn send_error(&self, id: Option<serde_json::Value>, err: &ApiError) {
-        let body = err.body();
-        let retry_after_ms = match err {
-            ApiError::RateLimited { retry_after_secs } => Some(retry_after_secs * 1000),
-            _ => None,
-        };
-        self.send(
-            ServerMsg::Error {
-                id,
-                error: body.error,
-                message: body.message,
-                retry_after_ms,
-            }
-            .to_text(),
-        );
+        self.send(protocol::error_frame(id, err));
     }
 
     async fn on_control(&mut self, c: Control) -> Option<Ending> {
@@ -249,25 +250,31 @@ impl Connection {
                 reason: "slow_consumer",
             }),
             Control::Resync { key } => {
-                let study_id = match key {
+                let (study_id, room_id) = match key {
                     ActorKey::UserSession(_) => {
                         self.attach().await;
-                        None
+                        (None, None)
                     }
                     ActorKey::Study(study) => {
                         // Watch again (which restarts the study actor); the client re-reads.
                         if let Err(e) = self.watch(study).await {
                             tracing::debug!(%study, error = %e, "re-watch after resync failed");
                         }
-                        Some(study)
+                        (Some(study), None)
+                    }
+                    ActorKey::ChatRoom(room) => {
+                        // Only the client knows its last seq: it re-joins with it.
+                        self.rooms.remove(&room);
+                        (None, Some(room))
                     }
                     #[cfg(test)]
-                    ActorKey::Probe(_) => None,
+                    ActorKey::Probe(_) => (None, None),
                 };
                 self.send(
                     ServerMsg::Resync {
                         scope: key.kind(),
                         study_id,
+                        room_id,
                     }
                     .to_text(),
                 );
@@ -367,6 +374,114 @@ impl Connection {
                 Ok(()) => self.send(ServerMsg::Ack { id }.to_text()),
                 Err(e) => self.send_error(id, &e),
             },
+            ClientMsg::ChatJoin {
+                id,
+                room_id,
+                last_seq,
+            } => {
+                if !self.rooms.contains(&room_id) && self.rooms.len() >= MAX_ROOMS_PER_CONN {
+                    let e = ApiError::validation(
+                        "room_id",
+                        format!("at most {MAX_ROOMS_PER_CONN} rooms per socket"),
+                    );
+                    return self.send_error(id, &e);
+                }
+                self.rooms.insert(room_id);
+                let msg = ChatRoomMsg::Join {
+                    conn: self.id,
+                    user: self.author(),
+                    last_seq,
+                    req: id.clone(),
+                };
+                self.to_room(room_id, id, msg).await;
+            }
+            ClientMsg::ChatLeave { id, room_id } => {
+                if self.rooms.remove(&room_id) {
+                    let _ = self
+                        .state
+                        .registry
+                        .tell_live::<ChatRoom>(room_id, ChatRoomMsg::Leave { conn: self.id })
+                        .await;
+                }
+                self.send(ServerMsg::Ack { id }.to_text());
+            }
+            ClientMsg::ChatSend {
+                id,
+                room_id,
+                client_id,
+                body,
+            } => {
+                let msg = ChatRoomMsg::Send {
+                    conn: self.id,
+                    user: self.author(),
+                    client_id,
+                    body,
+                    req: id.clone(),
+                };
+                self.to_joined_room(room_id, id, msg).await;
+            }
+            ClientMsg::ChatEdit {
+                id,
+                room_id,
+                seq,
+                body,
+            } => {
+                let msg = ChatRoomMsg::Edit {
+                    conn: self.id,
+                    user: self.user.id,
+                    seq,
+                    body,
+                    req: id.clone(),
+                };
+                self.to_joined_room(room_id, id, msg).await;
+            }
+            ClientMsg::ChatDelete { id, room_id, seq } => {
+                let msg = ChatRoomMsg::Delete {
+                    conn: self.id,
+                    user: self.user.id,
+                    seq,
+                    req: id.clone(),
+                };
+                self.to_joined_room(room_id, id, msg).await;
+            }
+            ClientMsg::ChatReact {
+                id,
+                room_id,
+                seq,
+                emoji,
+                on,
+            } => {
+                let msg = ChatRoomMsg::React {
+                    conn: self.id,
+                    user: self.user.id,
+                    seq,
+                    emoji,
+                    on,
+                    req: id.clone(),
+                };
+                self.to_joined_room(room_id, id, msg).await;
+            }
+            ClientMsg::ChatTyping {
+                id,
+                room_id,
+                typing,
+            } => {
+                let msg = ChatRoomMsg::Typing {
+                    conn: self.id,
+                    user: self.author(),
+                    typing,
+                };
+                self.to_joined_room(room_id, id, msg).await;
+            }
+            ClientMsg::ChatRead { id, room_id, seq } => {
+                let msg = ChatRoomMsg::Read {
+                    conn: self.id,
+                    user: self.user.id,
+                    seq,
+                    req: id.clone(),
+                };
+                self.to_joined_room(room_id, id, msg).await;
+            }
             ClientMsg::StudyUnwatch { id, study_id } => {
                 if self.watching.remove(&study_id) {
                     let msg = StudyMsg::Unwatch { conn: self.id };
@@ -375,6 +490,28 @@ impl Connection {
                 self.send(ServerMsg::Ack { id }.to_text());
             }
         }
+    }
+
+    fn author(&self) -> Author {
+        Author {
+            id: self.user.id,
+            display_name: self.user.display_name.clone(),
+        }
+    }
+
+    /// Hands a chat request to its room; the room answers the socket itself.
+    async fn to_room(&self, room: RoomId, id: Option<serde_json::Value>, msg: ChatRoomMsg) {
+        if let Err(e) = self.state.registry.tell::<ChatRoom>(room, msg).await {
+            self.send_error(id, &e.into());
+        }
+    }
+
+    /// Like `to_room`, for requests that need the socket to have joined the room first.
+    async fn to_joined_room(&self, room: RoomId, id: Option<serde_json::Value>, msg: ChatRoomMsg) {
+        if !self.rooms.contains(&room) {
+            return self.send_error(id, &ApiError::NotFound);
+        }
+        self.to_room(room, id, msg).await;
     }
 
     /// Starts watching a study: checked by the study's own actor (a missing study is
@@ -436,17 +573,7 @@ impl Connection {
         actix_rt::spawn(async move {
             let frame = match persister.persist(write).await {
                 Ok(()) => ServerMsg::Ack { id }.to_text(),
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    let b = e.body();
-                    ServerMsg::Error {
-                        id,
-                        error: b.error,
-                        message: b.message,
-                        retry_after_ms: None,
-                    }
-                    .to_text()
-                }
+                Err(e) => protocol::error_frame(id, &ApiError::from(e)),
             };
             hub.push(conn, frame);
             drop(permit);

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::StudyId;
+use crate::error::ApiError;
+use crate::ids::{RoomId, StudyId};
 use crate::store::User;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -21,6 +22,14 @@ pub const CLIENT_TYPES: &[&str] = &[
     "prefs.get",
     "study.watch",
     "study.unwatch",
+    "chat.join",
+    "chat.leave",
+    "chat.send",
+    "chat.edit",
+    "chat.delete",
+    "chat.react",
+    "chat.typing",
+    "chat.read",
 ];
 
 /// A request from the client, after the envelope (`type`, `id`) was checked.
@@ -57,6 +66,66 @@ pub enum ClientMsg {
         #[serde(default)]
         id: Option<Value>,
         study_id: StudyId,
+    },
+    #[serde(rename = "chat.join")]
+    ChatJoin {
+        #[serde(default)]
+        id: Option<Value>,
+        room_id: RoomId,
+        #[serde(default)]
+        last_seq: Option<i64>,
+    },
+    #[serde(rename = "chat.leave")]
+    ChatLeave {
+        #[serde(default)]
+        id: Option<Value>,
+        room_id: RoomId,
+    },
+    #[serde(rename = "chat.send")]
+    ChatSend {
+        #[serde(default)]
+        id: Option<Value>,
+        room_id: RoomId,
+        client_id: String,
+        body: String,
+    },
+    #[serde(rename = "chat.edit")]
+    ChatEdit {
+        #[serde(default)]
+        id: Option<Value>,
+        room_id: RoomId,
+        seq: i64,
+        body: String,
+    },
+    #[serde(rename = "chat.delete")]
+    ChatDelete {
+        #[serde(default)]
+        id: Option<Value>,
+        room_id: RoomId,
+        seq: i64,
+    },
+    #[serde(rename = "chat.react")]
+    ChatReact {
+        #[serde(default)]
+        id: Option<Value>,
+        room_id: RoomId,
+        seq: i64,
+        emoji: String,
+        on: bool,
+    },
+    #[serde(rename = "chat.typing")]
+    ChatTyping {
+        #[serde(default)]
+        id: Option<Value>,
+        room_id: RoomId,
+        typing: bool,
+    },
+    #[serde(rename = "chat.read")]
+    ChatRead {
+        #[serde(default)]
+        id: Option<Value>,
+        room_id: RoomId,
+        seq: i64,
     },
 }
 
@@ -96,6 +165,8 @@ pub enum ServerMsg<'a> {
         scope: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         study_id: Option<StudyId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room_id: Option<RoomId>,
     },
     /// A live notification for the user (every tab gets it).
     #[serde(rename = "notification")]
@@ -108,6 +179,21 @@ impl ServerMsg<'_> {
             .expect("server frames serialize")
             .into()
     }
+}
+
+/// The error frame for an API error: its stable code and message, plus `field` (validation)
+/// and `retry_after_ms` (rate limits) when they apply. Every socket error goes through here.
+pub fn error_frame(id: Option<Value>, e: &ApiError) -> bytestring::ByteString {
+    let b = e.body();
+    let mut v =
+        serde_json::json!({ "type": "error", "id": id, "error": b.error, "message": b.message });
+    if let Some(f) = b.field {
+        v["field"] = Value::from(f);
+    }
+    if let ApiError::RateLimited { retry_after_secs } = e {
+        v["retry_after_ms"] = Value::from(retry_after_secs * 1000);
+    }
+    v.to_string().into()
 }
 
 /// Why a text frame could not be turned into a [`ClientMsg`]: each maps to an error code.

@@ -2,6 +2,7 @@
 //! driven over HTTP and WebSocket. One test binary (modules below) to keep link time down.
 
 mod api;
+mod chat;
 mod common;
 mod durability;
 mod store;

@@ -809,11 +809,26 @@ async fn authorization_matrix(b: &Backend) {
             let am = apply(&s, id, &member).await;
             decide(&s, id, am, true, &leader).await;
             let app = apply(&s, id, &applicant).await;
+            // Routes about one chat room get a room of this study.
+            let room = if spec.path.contains("{room_id}") {
+                let (st, r, _) = post(
+                    &s,
+                    &format!("/api/studies/{id}/chat_rooms"),
+                    json!({ "name": "matrix", "category": "general" }),
+                    Some(&leader.cookie),
+                )
+                .await;
+                assert_eq!(st, 201, "{r}");
+                r["room"]["id"].as_i64().unwrap()
+            } else {
+                0
+            };
             let path = spec
                 .path
                 .replace("{study_id}", &id.to_string())
                 .replace("{application_id}", &app.to_string())
-                .replace("{user_id}", &uid(&member).to_string());
+                .replace("{user_id}", &uid(&member).to_string())
+                .replace("{room_id}", &room.to_string());
             let reviewee = if *role == Role::Leader {
                 uid(&member)
             } else {
@@ -829,10 +844,14 @@ async fn authorization_matrix(b: &Backend) {
                 ("post", p) if p.ends_with("/reviews") => {
                     json!({ "reviewee_id": reviewee, "rating": 4, "body": "ok" })
                 }
+                ("post", p) if p.ends_with("/chat_rooms") => {
+                    json!({ "name": "room", "category": "qna" })
+                }
                 ("post", p)
                     if p.ends_with("/bookmark")
                         || p.ends_with("/leave")
-                        || p.ends_with("/withdraw") =>
+                        || p.ends_with("/withdraw")
+                        || p.ends_with("/close") =>
                 {
                     json!({})
                 }

@@ -1,0 +1,173 @@
+//! The chat domain: rooms, messages, the fixed reaction set, input rules and @mentions.
+//! No IO here; the store and the `ChatRoom` actor use these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::ids::{RoomId, StudyId, UserId};
+use crate::store::Millis;
+
+/// Open rooms per study: the original app's limit, which keeps a study's talk in few places.
+pub const MAX_OPEN_ROOMS: i64 = 3;
+/// Longest message body, in characters.
+pub const MAX_BODY_CHARS: usize = 4000;
+/// Longest client-chosen message id.
+pub const MAX_CLIENT_ID: usize = 64;
+pub const ROOM_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=40;
+/// A fixed set, so reactions stay a small vocabulary every client can render.
+pub const EMOJIS: &[&str] = &["👍", "❤️", "😂", "🎉", "😮", "🙏"];
+
+/// Room categories. A fixed set (rather than free labels) so clients can give each an icon
+/// and a translated name; a leader's own label goes in the room name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    General,
+    Qna,
+    Resources,
+    OffTopic,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::General => "general",
+            Category::Qna => "qna",
+            Category::Resources => "resources",
+            Category::OffTopic => "off_topic",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "general" => Some(Category::General),
+            "qna" => Some(Category::Qna),
+            "resources" => Some(Category::Resources),
+            "off_topic" => Some(Category::OffTopic),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Room {
+    pub id: RoomId,
+    pub study_id: StudyId,
+    pub name: String,
+    pub category: Category,
+    pub closed: bool,
+    pub last_seq: i64,
+    /// Messages after my read marker that others wrote and are not deleted.
+    pub unread: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Author {
+    pub id: UserId,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatMessage {
+    pub seq: i64,
+    pub client_id: String,
+    pub author: Author,
+    pub body: String,
+    pub created_at: Millis,
+    pub edited_at: Option<Millis>,
+    pub deleted: bool,
+    pub reactions: BTreeMap<String, Vec<UserId>>,
+    pub mentions: Vec<UserId>,
+}
+
+/// A message about to be committed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewChatMessage {
+    pub seq: i64,
+    pub client_id: String,
+    pub author_id: UserId,
+    pub body: String,
+    pub mentions: Vec<UserId>,
+    pub at: Millis,
+}
+
+pub fn body(raw: &str) -> Result<String, ApiError> {
+    let b = raw.trim_end();
+    if b.trim().is_empty() {
+        return Err(ApiError::validation("body", "a message cannot be empty"));
+    }
+    if b.chars().count() > MAX_BODY_CHARS {
+        return Err(ApiError::Validation {
+            field: "body",
+            message: format!("messages are limited to {MAX_BODY_CHARS} characters"),
+        });
+    }
+    Ok(b.to_string())
+}
+
+pub fn client_id(raw: &str) -> Result<(), ApiError> {
+    if raw.is_empty() || raw.len() > MAX_CLIENT_ID || raw.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "client_id",
+            "client_id must be 1–64 characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn room_name(raw: &str) -> Result<String, ApiError> {
+    let n = raw.trim();
+    if !ROOM_NAME_CHARS.contains(&n.chars().count()) || n.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "name",
+            "a room name is 1–40 characters",
+        ));
+    }
+    Ok(n.to_string())
+}
+
+/// Login ids mentioned as `@login_id` (lower-cased, de-duplicated, at most 20).
+pub fn mentioned_logins(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in body.split(|c: char| c.is_whitespace()) {
+        if let Some(rest) = word.strip_prefix('@') {
+            let id: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+                .to_ascii_lowercase();
+            if (3..=32).contains(&id.len()) && !out.contains(&id) && out.len() < 20 {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_and_ids() {
+        assert!(body("   ").is_err());
+        assert_eq!(body("안녕하세요  ").unwrap(), "안녕하세요");
+        assert!(body(&"가".repeat(4000)).is_ok());
+        assert!(body(&"가".repeat(4001)).is_err());
+        assert!(client_id("").is_err());
+        assert!(client_id(&"x".repeat(65)).is_err());
+        assert!(client_id("c-1").is_ok());
+        assert!(room_name("").is_err());
+        assert_eq!(room_name(" Q&A ").unwrap(), "Q&A");
+    }
+
+    #[test]
+    fn mentions() {
+        assert_eq!(
+            mentioned_logins("hi @Alice_1, and @bob! @al @alice_1"),
+            vec!["alice_1", "bob"]
+        );
+        assert!(mentioned_logins("mail me at a@b.example").is_empty());
+    }
+}

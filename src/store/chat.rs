@@ -1,0 +1,79 @@
+//! The chat query family. Routes that act for a user check membership inside the same
+//! transaction as the read; the `ChatRoom` actor checks membership when a socket joins.
+
+use async_trait::async_trait;
+
+use super::{Millis, StoreResult};
+use crate::chat::{Category, ChatMessage, Room};
+use crate::ids::{RoomId, StudyId, UserId};
+
+/// What a `ChatRoom` actor loads.
+#[derive(Debug, Clone)]
+pub struct RoomState {
+    pub study_id: StudyId,
+    pub closed: bool,
+    pub last_seq: i64,
+}
+
+/// Which slice of a room's history.
+#[derive(Debug, Clone, Copy)]
+pub enum Page {
+    /// The newest `limit` messages before `seq` (or the newest overall), newest last.
+    Before(Option<i64>),
+    /// The oldest `limit` messages after `seq`, oldest first.
+    After(i64),
+}
+
+#[async_trait]
+pub trait ChatStore: Send + Sync {
+    /// Members only; at most 3 open rooms per study (checked in the transaction).
+    async fn create_room(
+        &self,
+        study: StudyId,
+        user: UserId,
+        name: &str,
+        category: Category,
+        now: Millis,
+    ) -> StoreResult<Room>;
+    /// Members only, with my unread count per room.
+    async fn rooms(&self, study: StudyId, viewer: UserId) -> StoreResult<Vec<Room>>;
+    /// Leader only; the room must belong to the study.
+    async fn close_room(
+        &self,
+        study: StudyId,
+        room: RoomId,
+        leader: UserId,
+        now: Millis,
+    ) -> StoreResult<()>;
+    async fn room_state(&self, room: RoomId) -> StoreResult<Option<RoomState>>;
+    async fn room_ids(&self, study: StudyId) -> StoreResult<Vec<RoomId>>;
+    /// Members of the room's study only.
+    async fn history(
+        &self,
+        study: StudyId,
+        room: RoomId,
+        viewer: UserId,
+        page: Page,
+        limit: i64,
+    ) -> StoreResult<Vec<ChatMessage>>;
+    /// No role check: for the room actor, which checked at join.
+    async fn messages(&self, room: RoomId, page: Page, limit: i64)
+    -> StoreResult<Vec<ChatMessage>>;
+    async fn message(&self, room: RoomId, seq: i64) -> StoreResult<Option<ChatMessage>>;
+    /// (author, client_id, seq) of the newest `limit` messages, for deduplicating resends.
+    async fn recent_client_ids(
+        &self,
+        room: RoomId,
+        limit: i64,
+    ) -> StoreResult<Vec<(UserId, String, i64)>>;
+    async fn client_seq(
+        &self,
+        room: RoomId,
+        author: UserId,
+        client_id: &str,
+    ) -> StoreResult<Option<i64>>;
+    async fn read_seq(&self, room: RoomId, user: UserId) -> StoreResult<i64>;
+    /// Current members of the study among these login ids (for @mentions).
+    async fn members_by_login(&self, study: StudyId, logins: &[String])
+    -> StoreResult<Vec<UserId>>;
+}

@@ -1,0 +1,546 @@
+//! Chat rooms end to end: ordering, acks after commit, dedupe, resume, limits, moderation.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use studyon::server::RunningServer;
+
+use crate::both_backends;
+use crate::common::*;
+use crate::studies::{create_study, study_body};
+
+/// A study with a leader and `n` accepted members, and one open room.
+pub async fn room_with_members(s: &RunningServer, n: usize) -> (Session, Vec<Session>, i64, i64) {
+    let leader = signup(s).await;
+    let study = create_study(s, &leader.cookie, study_body("Chat", &[], 20, "2027-02-01")).await;
+    let mut members = Vec::new();
+    for _ in 0..n {
+        let m = signup(s).await;
+        let (_, a, _) = post(
+            s,
+            &format!("/api/studies/{study}/applications"),
+            json!({}),
+            Some(&m.cookie),
+        )
+        .await;
+        let aid = a["application"]["id"].as_i64().unwrap();
+        let (st, _, _) = post(
+            s,
+            &format!("/api/studies/{study}/applications/{aid}/decision"),
+            json!({ "accept": true }),
+            Some(&leader.cookie),
+        )
+        .await;
+        assert_eq!(st, 200);
+        members.push(m);
+    }
+    let (st, r, _) = post(
+        s,
+        &format!("/api/studies/{study}/chat_rooms"),
+        json!({ "name": "일반", "category": "general" }),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert_eq!(st, 201, "{r}");
+    (leader, members, study, r["room"]["id"].as_i64().unwrap())
+}
+
+pub async fn join(
+    s: &RunningServer,
+    who: &Session,
+    room: i64,
+    last_seq: Option<i64>,
+) -> (WsConn, Value) {
+    let mut ws = ws_connect(s, &who.cookie).await;
+    hello(&mut ws).await;
+    let mut msg = json!({ "type": "chat.join", "id": "j", "room_id": room });
+    if let Some(l) = last_seq {
+        msg["last_seq"] = json!(l);
+    }
+    send_text(&mut ws, msg.to_string()).await;
+    let joined = next_of(&mut ws, "chat.joined").await;
+    (ws, joined)
+}
+
+/// Next frame of this type, skipping room traffic (messages, updates, presence, typing,
+/// notifications) that may arrive in between; any other frame fails the test.
+pub async fn next_of(ws: &mut WsConn, ty: &str) -> Value {
+    loop {
+        let f = next_json(ws).await;
+        if f["type"] == ty {
+            return f;
+        }
+        assert!(
+            matches!(
+                f["type"].as_str(),
+                Some(
+                    "chat.presence"
+                        | "chat.typing"
+                        | "notification"
+                        | "chat.message"
+                        | "chat.updated"
+                )
+            ),
+            "expected {ty}, got {f}"
+        );
+    }
+}
+
+fn send(room: i64, client_id: &str, body: &str) -> String {
+    json!({ "type": "chat.send", "id": client_id, "room_id": room, "client_id": client_id, "body": body }).to_string()
+}
+
+async fn ordered_delivery_acks_and_dedupe(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (_leader, m, _study, room) = room_with_members(&s, 2).await;
+    let (mut a, ja) = join(&s, &m[0], room, None).await;
+    assert_eq!(
+        (ja["last_seq"].as_i64(), ja["closed"].as_bool()),
+        (Some(0), Some(false))
+    );
+    let (mut bws, _) = join(&s, &m[1], room, None).await;
+    for i in 1..=8 {
+        send_text(&mut a, send(room, &format!("c{i}"), &format!("메시지 {i}"))).await;
+    }
+    // The sender sees each message and its ack; seqs are 1..=8 in order.
+    let mut acks = Vec::new();
+    let mut seen_a = Vec::new();
+    while acks.len() < 8 || seen_a.len() < 8 {
+        let f = next_json(&mut a).await;
+        match f["type"].as_str().unwrap() {
+            "chat.ack" => acks.push(f["seq"].as_i64().unwrap()),
+            "chat.message" => seen_a.push(f["message"]["seq"].as_i64().unwrap()),
+            "chat.presence" => {}
+            other => panic!("unexpected {other}: {f}"),
+        }
+    }
+    assert_eq!(acks, (1..=8).collect::<Vec<_>>());
+    assert_eq!(seen_a, (1..=8).collect::<Vec<_>>());
+    let mut seen_b = Vec::new();
+    while seen_b.len() < 8 {
+        let f = next_of(&mut bws, "chat.message").await;
+        assert_eq!(f["message"]["author"]["id"], m[0].user["id"]);
+        seen_b.push(f["message"]["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seen_b, (1..=8).collect::<Vec<_>>());
+    // A resend of c3 gets the first ack and stores nothing.
+    send_text(&mut a, send(room, "c3", "again")).await;
+    let ack = next_of(&mut a, "chat.ack").await;
+    assert_eq!(
+        (ack["seq"].as_i64(), ack["client_id"].as_str()),
+        (Some(3), Some("c3"))
+    );
+    let (_, h) = get(
+        &s,
+        &format!("/api/studies/{_study}/chat_rooms/{room}/messages?limit=100"),
+        Some(&m[0].cookie),
+    )
+    .await;
+    let items = h["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8);
+    assert_eq!(items[2]["body"], "메시지 3");
+    // Paging by seq.
+    let (_, h) = get(
+        &s,
+        &format!("/api/studies/{_study}/chat_rooms/{room}/messages?before=6&limit=2"),
+        Some(&m[0].cookie),
+    )
+    .await;
+    let seqs: Vec<i64> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![4, 5]);
+    let (_, h) = get(
+        &s,
+        &format!("/api/studies/{_study}/chat_rooms/{room}/messages?after=6"),
+        Some(&m[0].cookie),
+    )
+    .await;
+    assert_eq!(h["items"].as_array().unwrap().len(), 2);
+    let (st, _) = get(
+        &s,
+        &format!("/api/studies/{_study}/chat_rooms/{room}/messages?limit=101"),
+        Some(&m[0].cookie),
+    )
+    .await;
+    assert_eq!(st, 400);
+    s.shutdown().await;
+}
+both_backends!(ordered_delivery_acks_and_dedupe);
+
+async fn resume_after_a_cut_mid_burst(b: &Backend) {
+    let s = start(b, &["--actor-idle-secs", "1"]).await;
+    let (_leader, m, _study, room) = room_with_members(&s, 2).await;
+    let (mut a, _) = join(&s, &m[0], room, None).await;
+    let (mut bws, _) = join(&s, &m[1], room, None).await;
+    let total = 40;
+    for i in 1..=total {
+        send_text(&mut a, send(room, &format!("k{i}"), &format!("n{i}"))).await;
+        if i % 10 == 0 {
+            // Stay under the per-user rate (burst 10, 5/s).
+            tokio::time::sleep(Duration::from_millis(2100)).await;
+        }
+        if i == 15 {
+            // Cut B mid-burst, remembering the last seq it saw.
+            break;
+        }
+    }
+    let mut last = 0;
+    while let Ok(Some(Ok(awc::ws::Frame::Text(t)))) = tokio::time::timeout(
+        Duration::from_millis(500),
+        futures_util::StreamExt::next(&mut bws),
+    )
+    .await
+    {
+        let f: Value = serde_json::from_slice(&t).unwrap();
+        if f["type"] == "chat.message" {
+            let seq = f["message"]["seq"].as_i64().unwrap();
+            assert_eq!(seq, last + 1, "no gap before the cut");
+            last = seq;
+        }
+    }
+    drop(bws);
+    for i in 16..=total {
+        send_text(&mut a, send(room, &format!("k{i}"), &format!("n{i}"))).await;
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(2100)).await;
+        }
+    }
+    // Wait until all are acked.
+    let mut acked = HashSet::new();
+    while acked.len() < total as usize {
+        let f = next_json(&mut a).await;
+        if f["type"] == "chat.ack" {
+            acked.insert(f["seq"].as_i64().unwrap());
+        }
+        assert_ne!(f["type"], "error", "{f}");
+    }
+    // B comes back with the last seq it saw: exactly the rest, in order, then live traffic.
+    let (mut b2, joined) = join(&s, &m[1], room, Some(last)).await;
+    assert_eq!(joined["last_seq"].as_i64(), Some(total));
+    for want in last + 1..=total {
+        let f = next_of(&mut b2, "chat.message").await;
+        assert_eq!(f["message"]["seq"].as_i64(), Some(want));
+    }
+    send_text(&mut a, send(room, "live", "live")).await;
+    let f = next_of(&mut b2, "chat.message").await;
+    assert_eq!(f["message"]["seq"].as_i64(), Some(total + 1));
+    drop(a);
+    drop(b2);
+    // With everyone gone the room stops; a join then resumes from the store.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (mut b3, _) = join(&s, &m[1], room, Some(total - 3)).await;
+    for want in total - 2..=total + 1 {
+        assert_eq!(
+            next_of(&mut b3, "chat.message").await["message"]["seq"].as_i64(),
+            Some(want)
+        );
+    }
+    s.shutdown().await;
+}
+both_backends!(resume_after_a_cut_mid_burst);
+
+async fn limits_bad_input_and_moderation(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, m, study, room) = room_with_members(&s, 2).await;
+    let outsider = signup(&s).await;
+    // Rooms: at most 3 open; members only; a known category.
+    for name in ["질문", "자료"] {
+        let (st, _, _) = post(
+            &s,
+            &format!("/api/studies/{study}/chat_rooms"),
+            json!({ "name": name, "category": "qna" }),
+            Some(&m[0].cookie),
+        )
+        .await;
+        assert_eq!(st, 201);
+    }
+    let (st, body, _) = post(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms"),
+        json!({ "name": "4th", "category": "general" }),
+        Some(&m[0].cookie),
+    )
+    .await;
+    assert_eq!((st, body["error"].as_str()), (409, Some("room_limit")));
+    let (st, body, _) = post(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms"),
+        json!({ "name": "x", "category": "gossip" }),
+        Some(&m[0].cookie),
+    )
+    .await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("category")));
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms"),
+        json!({ "name": "x", "category": "general" }),
+        Some(&outsider.cookie),
+    )
+    .await;
+    assert_eq!(st, 404);
+
+    // An outsider cannot join; unknown rooms are not found.
+    let (mut o, _) = (ws_connect(&s, &outsider.cookie).await, ());
+    hello(&mut o).await;
+    send_text(
+        &mut o,
+        json!({ "type": "chat.join", "id": "x", "room_id": room }).to_string(),
+    )
+    .await;
+    assert_eq!(next_json(&mut o).await["error"], "not_found");
+    send_text(
+        &mut o,
+        json!({ "type": "chat.join", "id": "y", "room_id": 999_999 }).to_string(),
+    )
+    .await;
+    assert_eq!(next_json(&mut o).await["error"], "not_found");
+    send_text(&mut o, send(room, "sneak", "hi")).await;
+    assert_eq!(next_json(&mut o).await["error"], "not_found");
+
+    let (mut a, _) = join(&s, &m[0], room, None).await;
+    let (mut lws, _) = join(&s, &leader, room, None).await;
+    send_text(&mut a, send(room, "long", &"가".repeat(4001))).await;
+    assert_eq!(next_of(&mut a, "error").await["error"], "message_too_long");
+    send_text(&mut a, send(room, "empty", "   ")).await;
+    assert_eq!(next_of(&mut a, "error").await["error"], "validation_failed");
+    // Forged seqs and other people's messages.
+    send_text(&mut a, send(room, "m1", "mine @".to_string().as_str())).await;
+    next_of(&mut a, "chat.ack").await;
+    send_text(&mut lws, send(room, "l1", "leader's")).await;
+    next_of(&mut lws, "chat.ack").await;
+    let edit = |seq: i64, id: &str| {
+        json!({ "type": "chat.edit", "id": id, "room_id": room, "seq": seq, "body": "edited" })
+            .to_string()
+    };
+    send_text(&mut a, edit(9999, "e1")).await;
+    assert_eq!(next_of(&mut a, "error").await["error"], "not_found");
+    send_text(&mut a, edit(2, "e2")).await;
+    assert_eq!(
+        next_of(&mut a, "error").await["error"],
+        "not_found",
+        "editing someone else's message"
+    );
+    send_text(&mut a, edit(1, "e3")).await;
+    assert_eq!(next_of(&mut a, "ack").await["id"], "e3");
+    let upd = next_of(&mut lws, "chat.updated").await;
+    assert_eq!(
+        (
+            upd["message"]["body"].as_str(),
+            upd["message"]["edited_at"].is_i64()
+        ),
+        (Some("edited"), true)
+    );
+    // The leader may delete any message; a member only their own.
+    let del = |seq: i64, id: &str| {
+        json!({ "type": "chat.delete", "id": id, "room_id": room, "seq": seq }).to_string()
+    };
+    send_text(&mut a, del(2, "d1")).await;
+    assert_eq!(next_of(&mut a, "error").await["error"], "not_found");
+    send_text(&mut lws, del(1, "d2")).await;
+    assert_eq!(next_of(&mut lws, "ack").await["id"], "d2");
+    let upd = next_of(&mut a, "chat.updated").await;
+    assert_eq!(
+        (
+            upd["message"]["deleted"].as_bool(),
+            upd["message"]["body"].as_str()
+        ),
+        (Some(true), Some(""))
+    );
+    // Reactions from the fixed set only.
+    send_text(&mut a, json!({ "type": "chat.react", "id": "r1", "room_id": room, "seq": 2, "emoji": "🔥", "on": true }).to_string()).await;
+    assert_eq!(next_of(&mut a, "error").await["field"], "emoji");
+    send_text(&mut a, json!({ "type": "chat.react", "id": "r2", "room_id": room, "seq": 2, "emoji": "👍", "on": true }).to_string()).await;
+    assert_eq!(next_of(&mut a, "ack").await["id"], "r2");
+    // The leader's socket also saw the delete; wait for the update of seq 2.
+    let mut upd = next_of(&mut lws, "chat.updated").await;
+    while upd["message"]["seq"] != 2 {
+        upd = next_of(&mut lws, "chat.updated").await;
+    }
+    assert_eq!(upd["message"]["reactions"]["👍"], json!([m[0].user["id"]]));
+
+    // Floods: rate_limited error frames, the socket stays, accepted seqs have no gaps.
+    let mut limited = 0;
+    for i in 0..25 {
+        send_text(&mut a, send(room, &format!("f{i}"), "flood")).await;
+    }
+    let mut seqs = BTreeSet::new();
+    let mut answered = 0;
+    while answered < 25 {
+        let f = next_json(&mut a).await;
+        match f["type"].as_str().unwrap() {
+            "chat.ack" => {
+                seqs.insert(f["seq"].as_i64().unwrap());
+                answered += 1;
+            }
+            "error" => {
+                assert_eq!(f["error"], "rate_limited");
+                limited += 1;
+                answered += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(limited > 0 && !seqs.is_empty());
+    let v: Vec<i64> = seqs.iter().copied().collect();
+    assert!(
+        v.windows(2).all(|w| w[1] == w[0] + 1),
+        "accepted seqs are contiguous: {v:?}"
+    );
+
+    // Closing: members cannot, the leader can; people inside are told; sends are refused;
+    // history stays readable.
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms/{room}/close"),
+        json!({}),
+        Some(&m[0].cookie),
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms/{room}/close"),
+        json!({}),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert_eq!(st, 204);
+    next_of(&mut a, "chat.closed").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send_text(&mut a, send(room, "after", "closed?")).await;
+    assert_eq!(next_of(&mut a, "error").await["error"], "room_closed");
+    let (st, h) = get(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms/{room}/messages"),
+        Some(&m[1].cookie),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(h["items"].as_array().unwrap().len() >= 3);
+    let (_, rooms) = get(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms"),
+        Some(&m[1].cookie),
+    )
+    .await;
+    let r = rooms["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"].as_i64() == Some(room))
+        .unwrap()
+        .clone();
+    assert_eq!(r["closed"], true);
+    // A closed room frees a slot.
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms"),
+        json!({ "name": "new", "category": "off_topic" }),
+        Some(&m[1].cookie),
+    )
+    .await;
+    assert_eq!(st, 201);
+    s.shutdown().await;
+}
+both_backends!(limits_bad_input_and_moderation);
+
+async fn presence_typing_unread_mentions_and_removal(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, m, study, room) = room_with_members(&s, 2).await;
+    let (mut a, _) = join(&s, &m[0], room, None).await;
+    let (mut bws, joined) = join(&s, &m[1], room, None).await;
+    assert_eq!(
+        joined["presence"].as_array().unwrap().len(),
+        1,
+        "A was already there"
+    );
+    // A sees presence grow to both of them.
+    let mut p = next_of(&mut a, "chat.presence").await;
+    if p["users"].as_array().unwrap().len() == 1 {
+        p = next_of(&mut a, "chat.presence").await;
+    }
+    assert_eq!(p["users"].as_array().unwrap().len(), 2);
+    send_text(
+        &mut a,
+        json!({ "type": "chat.typing", "room_id": room, "typing": true }).to_string(),
+    )
+    .await;
+    let t = next_of(&mut bws, "chat.typing").await;
+    assert_eq!(
+        (t["typing"].as_bool(), &t["user"]["id"]),
+        (Some(true), &m[0].user["id"])
+    );
+    // The server clears a typing state nobody refreshed.
+    let t = next_of(&mut bws, "chat.typing").await;
+    assert_eq!(t["typing"], false);
+
+    // A mention notifies the mentioned member.
+    let b_login = m[1].login_id.clone();
+    send_text(&mut a, send(room, "men", &format!("@{b_login} 봐주세요"))).await;
+    next_of(&mut a, "chat.ack").await;
+    let n = next_of(&mut bws, "notification").await;
+    assert_eq!(n["notification"]["kind"], "chat_mention");
+    for i in 0..4 {
+        send_text(&mut a, send(room, &format!("u{i}"), "more")).await;
+        next_of(&mut a, "chat.ack").await;
+    }
+    // Unread: B has read nothing → 5; after reading up to 3 → 2.
+    let unread = |who: &Session| {
+        let cookie = who.cookie.clone();
+        let s = &s;
+        async move {
+            let (_, r) = get(
+                s,
+                &format!("/api/studies/{study}/chat_rooms"),
+                Some(&cookie),
+            )
+            .await;
+            r["items"][0]["unread"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(unread(&m[1]).await, 5);
+    assert_eq!(unread(&m[0]).await, 0, "one's own messages are not unread");
+    send_text(
+        &mut bws,
+        json!({ "type": "chat.read", "id": "rd", "room_id": room, "seq": 3 }).to_string(),
+    )
+    .await;
+    assert_eq!(next_of(&mut bws, "ack").await["id"], "rd");
+    assert_eq!(unread(&m[1]).await, 2);
+    // Read markers never move back.
+    send_text(
+        &mut bws,
+        json!({ "type": "chat.read", "id": "rd2", "room_id": room, "seq": 1 }).to_string(),
+    )
+    .await;
+    next_of(&mut bws, "ack").await;
+    assert_eq!(unread(&m[1]).await, 2);
+
+    // Removal: B is out of the room at once.
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{study}/members/{}/remove", m[1].user["id"]),
+        json!({}),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert_eq!(st, 204);
+    next_of(&mut bws, "chat.removed").await;
+    send_text(&mut bws, send(room, "still?", "hi")).await;
+    let e = next_of(&mut bws, "error").await;
+    assert_eq!(e["error"], "not_found");
+    let (st, _) = get(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms/{room}/messages"),
+        Some(&m[1].cookie),
+    )
+    .await;
+    assert_eq!(st, 404);
+    s.shutdown().await;
+}
+both_backends!(presence_typing_unread_mentions_and_removal);
