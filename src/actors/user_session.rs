@@ -33,6 +33,8 @@ pub enum UserSessionMsg {
     Detach { conn: ConnId },
     /// Deliver a notification to every open tab.
     Notify { notification: serde_json::Value },
+    /// Deliver an already-serialized frame to every open tab (direct messages, receipts).
+    Push { frame: String },
     /// The login session was revoked: close its tabs with 4001.
     SessionRevoked { session: SessionId },
     /// List the live tabs.
@@ -108,6 +110,15 @@ impl KeyedActor for UserSession {
                     notification: &notification,
                 }
                 .to_text();
+                let reached = self
+                    .conns
+                    .keys()
+                    .filter(|c| self.hub.push(**c, frame.clone()))
+                    .count();
+                UserSessionReply::Reached(reached)
+            }
+            UserSessionMsg::Push { frame } => {
+                let frame = bytestring::ByteString::from(frame);
                 let reached = self
                     .conns
                     .keys()

@@ -92,6 +92,39 @@ pub struct NewChatMessage {
     pub at: Millis,
 }
 
+/// A direct message, as both sides see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DirectMessage {
+    pub seq: i64,
+    pub client_id: String,
+    pub sender: Author,
+    pub body: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewDirectMessage {
+    pub seq: i64,
+    pub client_id: String,
+    pub sender_id: UserId,
+    pub body: String,
+    pub at: Millis,
+}
+
+/// One line of the inbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    pub user: crate::store::User,
+    pub last_message: Option<DirectMessage>,
+    pub last_seq: i64,
+    pub unread: i64,
+}
+
+/// The conversation key: the two users, smaller id first.
+pub fn pair(x: UserId, y: UserId) -> (UserId, UserId) {
+    if x <= y { (x, y) } else { (y, x) }
+}
+
 pub fn body(raw: &str) -> Result<String, ApiError> {
     let b = raw.trim_end();
     if b.trim().is_empty() {

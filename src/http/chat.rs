@@ -81,6 +81,46 @@ pub async fn history(
     path: web::Path<(i64, i64)>,
 ) -> Res {
     let (study, room) = path.into_inner();
+    let (page, limit) = history_page(&req)?;
+    let items = state
+        .store
+        .history(StudyId(study), RoomId(room), auth.user.id, page, limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// `GET /api/dms`: my conversations with the last message and my unread count.
+pub async fn conversations(state: web::Data<AppState>, auth: Authenticated) -> Res {
+    Ok(HttpResponse::Ok().json(json!({ "items": state.store.conversations(auth.user.id).await? })))
+}
+
+/// `GET /api/dms/{user_id}/messages?before=|after=&limit=`: my conversation with a user. Only
+/// its two participants can read it (the caller is always one); a stranger with whom I share
+/// no study and have no history is not found.
+pub async fn direct_history(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+) -> Res {
+    let other = crate::ids::UserId(*path);
+    if other == auth.user.id || state.store.user(other).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let (page, limit) = history_page(&req)?;
+    let pair = crate::chat::pair(auth.user.id, other);
+    let items = state.store.direct_messages(pair, page, limit).await?;
+    if items.is_empty() && !state.store.share_study(auth.user.id, other).await? {
+        return Err(ApiError::NotFound);
+    }
+    let (_, read_a, read_b) = state.store.direct_state(pair).await?;
+    let read_by_other = if pair.0 == other { read_a } else { read_b };
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "read_seq": read_by_other })))
+}
+
+/// `before=SEQ` (a page ending just before it; the newest page without it), or `after=SEQ`,
+/// and `limit` ≤ 100.
+fn history_page(req: &HttpRequest) -> Result<(Page, i64), ApiError> {
     let mut page = Page::Before(None);
     let mut limit = PAGE_DEFAULT;
     let seq = |v: &str, field: &'static str| {
@@ -103,9 +143,5 @@ pub async fn history(
             _ => {}
         }
     }
-    let items = state
-        .store
-        .history(StudyId(study), RoomId(room), auth.user.id, page, limit)
-        .await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok((page, limit))
 }

@@ -244,6 +244,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         User,
         web::get().to(studies::profile),
     );
+    t.add("get", "/api/dms", User, web::get().to(chat::conversations));
+    t.add(
+        "get",
+        "/api/dms/{user_id}/messages",
+        User,
+        web::get().to(chat::direct_history),
+    );
     t.add(
         "get",
         "/api/notifications",

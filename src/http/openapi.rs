@@ -388,6 +388,27 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/api/dms",
+        summary: "My direct-message conversations: the other user, the last message, my unread count",
+        tag: "chat",
+        auth: true,
+        body: None,
+        responses: &[(200, "{items: Conversation[]}", None)],
+    },
+    Op {
+        method: "get",
+        path: "/api/dms/{user_id}/messages",
+        summary: "My conversation with a user by seq (before=|after=, limit ≤ 100), and how far they have read",
+        tag: "chat",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{items: DirectMessage[], read_seq}", None),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
         path: "/api/notifications",
         summary: "My notifications, newest first (cursor = last id)",
         tag: "notifications",

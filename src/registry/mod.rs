@@ -53,6 +53,8 @@ pub enum ActorKey {
     UserSession(UserId),
     Study(StudyId),
     ChatRoom(RoomId),
+    /// A conversation between two users, smaller id first.
+    DirectChat(UserId, UserId),
     /// A test-only actor for the registry's own tests.
     #[cfg(test)]
     Probe(u64),
@@ -64,6 +66,7 @@ impl ActorKey {
             ActorKey::UserSession(_) => "user_session",
             ActorKey::Study(_) => "study",
             ActorKey::ChatRoom(_) => "chat_room",
+            ActorKey::DirectChat(..) => "direct_chat",
             #[cfg(test)]
             ActorKey::Probe(_) => "probe",
         }
@@ -76,6 +79,7 @@ impl std::fmt::Display for ActorKey {
             ActorKey::UserSession(id) => write!(f, "user_session/{id}"),
             ActorKey::Study(id) => write!(f, "study/{id}"),
             ActorKey::ChatRoom(id) => write!(f, "chat_room/{id}"),
+            ActorKey::DirectChat(a, b) => write!(f, "direct_chat/{a}-{b}"),
             #[cfg(test)]
             ActorKey::Probe(id) => write!(f, "probe/{id}"),
         }
@@ -544,6 +548,11 @@ async fn restart(registry: &Registry, key: ActorKey) -> Result<(), RegistryError
         }
         ActorKey::ChatRoom(id) => {
             registry.get::<crate::actors::ChatRoom>(id, true).await?;
+        }
+        ActorKey::DirectChat(a, b) => {
+            registry
+                .get::<crate::actors::DirectChat>((a, b), true)
+                .await?;
         }
         #[cfg(test)]
         ActorKey::Probe(id) => {

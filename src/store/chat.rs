@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::{Millis, StoreResult};
-use crate::chat::{Category, ChatMessage, Room};
+use crate::chat::{Category, ChatMessage, Conversation, DirectMessage, Room};
 use crate::ids::{RoomId, StudyId, UserId};
 
 /// What a `ChatRoom` actor loads.
@@ -76,4 +76,28 @@ pub trait ChatStore: Send + Sync {
     /// Current members of the study among these login ids (for @mentions).
     async fn members_by_login(&self, study: StudyId, logins: &[String])
     -> StoreResult<Vec<UserId>>;
+
+    /// Both are current members of at least one common study (who may write to whom).
+    async fn share_study(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+    /// Newest seq of a conversation and how far each side has read: (last, read_by_a, read_by_b).
+    async fn direct_state(&self, pair: (UserId, UserId)) -> StoreResult<(i64, i64, i64)>;
+    async fn direct_messages(
+        &self,
+        pair: (UserId, UserId),
+        page: Page,
+        limit: i64,
+    ) -> StoreResult<Vec<DirectMessage>>;
+    async fn direct_recent_client_ids(
+        &self,
+        pair: (UserId, UserId),
+        limit: i64,
+    ) -> StoreResult<Vec<(UserId, String, i64)>>;
+    async fn direct_client_seq(
+        &self,
+        pair: (UserId, UserId),
+        sender: UserId,
+        client_id: &str,
+    ) -> StoreResult<Option<i64>>;
+    /// My conversations, most recent first.
+    async fn conversations(&self, user: UserId) -> StoreResult<Vec<Conversation>>;
 }

@@ -250,6 +250,131 @@ macro_rules! chat_store_impl {
                     Ok(r.map_or(0, |(s,)| s))
                 }
 
+                async fn share_study(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+                    let (n,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM memberships x JOIN memberships y ON y.study_id = x.study_id \
+                         WHERE x.user_id = $1 AND y.user_id = $2 AND x.left_at IS NULL AND y.left_at IS NULL",
+                    )
+                    .bind(a.0)
+                    .bind(b.0)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(n > 0)
+                }
+
+                async fn direct_state(&self, pair: (UserId, UserId)) -> StoreResult<(i64, i64, i64)> {
+                    let mut c = self.pool.acquire().await?;
+                    let (last,): (i64,) =
+                        sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM direct_messages WHERE user_a = $1 AND user_b = $2")
+                            .bind(pair.0.0)
+                            .bind(pair.1.0)
+                            .fetch_one(&mut *c)
+                            .await?;
+                    let mut read = [0i64; 2];
+                    for (i, reader) in [pair.0, pair.1].into_iter().enumerate() {
+                        let r: Option<(i64,)> = sqlx::query_as(
+                            "SELECT read_seq FROM direct_read_markers WHERE user_a = $1 AND user_b = $2 AND reader_id = $3",
+                        )
+                        .bind(pair.0.0)
+                        .bind(pair.1.0)
+                        .bind(reader.0)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                        read[i] = r.map_or(0, |(s,)| s);
+                    }
+                    Ok((last, read[0], read[1]))
+                }
+
+                async fn direct_messages(&self, pair: (UserId, UserId), page: Page, limit: i64) -> StoreResult<Vec<crate::chat::DirectMessage>> {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "SELECT d.seq, d.client_id, d.sender_id, u.display_name, d.body, d.created_at FROM direct_messages d \
+                         JOIN users u ON u.id = d.sender_id WHERE d.user_a = ",
+                    );
+                    qb.push_bind(pair.0.0).push(" AND d.user_b = ").push_bind(pair.1.0);
+                    match page {
+                        Page::Before(Some(seq)) => {
+                            qb.push(" AND d.seq < ").push_bind(seq).push(" ORDER BY d.seq DESC");
+                        }
+                        Page::Before(None) => {
+                            qb.push(" ORDER BY d.seq DESC");
+                        }
+                        Page::After(seq) => {
+                            qb.push(" AND d.seq > ").push_bind(seq).push(" ORDER BY d.seq ASC");
+                        }
+                    }
+                    qb.push(" LIMIT ").push_bind(limit);
+                    let mut rows: Vec<(i64, String, i64, String, String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    if matches!(page, Page::Before(_)) {
+                        rows.reverse();
+                    }
+                    Ok(rows
+                        .into_iter()
+                        .map(|r| crate::chat::DirectMessage {
+                            seq: r.0,
+                            client_id: r.1,
+                            sender: Author { id: UserId(r.2), display_name: r.3 },
+                            body: r.4,
+                            created_at: r.5,
+                        })
+                        .collect())
+                }
+
+                async fn direct_recent_client_ids(&self, pair: (UserId, UserId), limit: i64) -> StoreResult<Vec<(UserId, String, i64)>> {
+                    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+                        "SELECT sender_id, client_id, seq FROM direct_messages WHERE user_a = $1 AND user_b = $2 \
+                         ORDER BY seq DESC LIMIT $3",
+                    )
+                    .bind(pair.0.0)
+                    .bind(pair.1.0)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(|(a, c, s)| (UserId(a), c, s)).collect())
+                }
+
+                async fn direct_client_seq(&self, pair: (UserId, UserId), sender: UserId, client_id: &str) -> StoreResult<Option<i64>> {
+                    let r: Option<(i64,)> = sqlx::query_as(
+                        "SELECT seq FROM direct_messages WHERE user_a = $1 AND user_b = $2 AND sender_id = $3 AND client_id = $4",
+                    )
+                    .bind(pair.0.0)
+                    .bind(pair.1.0)
+                    .bind(sender.0)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(r.map(|(s,)| s))
+                }
+
+                async fn conversations(&self, user: UserId) -> StoreResult<Vec<crate::chat::Conversation>> {
+                    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+                        "SELECT user_a, user_b, MAX(seq) FROM direct_messages WHERE user_a = $1 OR user_b = $1 \
+                         GROUP BY user_a, user_b ORDER BY MAX(created_at) DESC LIMIT 200",
+                    )
+                    .bind(user.0)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for (a, b, last) in rows {
+                        let pair = (UserId(a), UserId(b));
+                        let other = if a == user.0 { UserId(b) } else { UserId(a) };
+                        let Some(other_user) = self.fetch_user(other).await? else { continue };
+                        let (_, read_a, read_b) = self.direct_state(pair).await?;
+                        let mine = if a == user.0 { read_a } else { read_b };
+                        let (unread,): (i64,) = sqlx::query_as(
+                            "SELECT COUNT(*) FROM direct_messages WHERE user_a = $1 AND user_b = $2 AND sender_id <> $3 AND seq > $4",
+                        )
+                        .bind(a)
+                        .bind(b)
+                        .bind(user.0)
+                        .bind(mine)
+                        .fetch_one(&self.pool)
+                        .await?;
+                        let last_message = self.direct_messages(pair, Page::Before(None), 1).await?.pop();
+                        out.push(crate::chat::Conversation { user: other_user, last_message, last_seq: last, unread });
+                    }
+                    Ok(out)
+                }
+
                 async fn members_by_login(&self, study: StudyId, logins: &[String]) -> StoreResult<Vec<UserId>> {
                     if logins.is_empty() {
                         return Ok(Vec::new());

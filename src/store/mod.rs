@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::chat::NewChatMessage;
+use crate::chat::{NewChatMessage, NewDirectMessage};
 use crate::config::{DbKind, Settings};
 use crate::ids::{RoomId, SessionId, UserId};
 
@@ -112,6 +112,17 @@ pub enum DurableWrite {
         user_id: UserId,
         seq: i64,
     },
+    /// A conversation's next direct messages, all or none.
+    DirectMessages {
+        pair: (UserId, UserId),
+        messages: Vec<NewDirectMessage>,
+    },
+    /// Moves a reader's marker in a conversation forward (never back).
+    DirectRead {
+        pair: (UserId, UserId),
+        reader: UserId,
+        seq: i64,
+    },
 }
 
 /// Which uniqueness rule a write broke.
@@ -166,7 +177,7 @@ impl From<sqlx::Error> for StoreError {
                     StoreError::Conflict(Conflict::DisplayNameTaken)
                 } else if m.contains("applications") {
                     StoreError::Rule(Rule::ApplicationExists)
-                } else if m.contains("chat_messages") {
+                } else if m.contains("chat_messages") || m.contains("direct_messages") {
                     StoreError::Rule(Rule::DuplicateMessage)
                 } else if m.contains("reviews") {
                     StoreError::Rule(Rule::ReviewExists)

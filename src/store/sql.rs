@@ -224,6 +224,37 @@ macro_rules! shared_store_impl {
                                 .execute(&mut **tx)
                                 .await?;
                         }
+                        crate::store::DurableWrite::DirectMessages { pair, messages } => {
+                            for m in messages {
+                                sqlx::query(
+                                    "INSERT INTO direct_messages (user_a, user_b, seq, client_id, sender_id, body, \
+                                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                )
+                                .bind(pair.0.0)
+                                .bind(pair.1.0)
+                                .bind(m.seq)
+                                .bind(&m.client_id)
+                                .bind(m.sender_id.0)
+                                .bind(&m.body)
+                                .bind(m.at)
+                                .execute(&mut **tx)
+                                .await?;
+                            }
+                        }
+                        crate::store::DurableWrite::DirectRead { pair, reader, seq } => {
+                            sqlx::query(
+                                "INSERT INTO direct_read_markers (user_a, user_b, reader_id, read_seq) VALUES ($1, $2, $3, $4) \
+                                 ON CONFLICT (user_a, user_b, reader_id) DO UPDATE SET read_seq = \
+                                 CASE WHEN excluded.read_seq > direct_read_markers.read_seq THEN excluded.read_seq \
+                                 ELSE direct_read_markers.read_seq END",
+                            )
+                            .bind(pair.0.0)
+                            .bind(pair.1.0)
+                            .bind(reader.0)
+                            .bind(*seq)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
                         crate::store::DurableWrite::ChatRead { room_id, user_id, seq } => {
                             sqlx::query(
                                 "INSERT INTO chat_read_markers (room_id, user_id, read_seq) VALUES ($1, $2, $3) \

@@ -18,12 +18,13 @@ use super::close_code;
 use super::hub::{Control, Outbound};
 use super::protocol::{self, ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use crate::actors::chat_room::{ChatRoom, ChatRoomMsg};
+use crate::actors::direct_chat::{DirectChat, DirectMsg};
 use crate::actors::study::{MAX_WATCHED_PER_CONN, Study, StudyMsg};
 use crate::actors::user_session::{UserSession, UserSessionMsg};
 use crate::chat::Author;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
-use crate::ids::{ConnId, RoomId, SessionId, StudyId};
+use crate::ids::{ConnId, RoomId, SessionId, StudyId, UserId};
 use crate::ratelimit::{Bucket, Policy};
 use crate::registry::ActorKey;
 use crate::server::AppState;
@@ -267,6 +268,8 @@ impl Connection {
                         self.rooms.remove(&room);
                         (None, Some(room))
                     }
+                    // The client re-syncs its open conversation with its last seq.
+                    ActorKey::DirectChat(..) => (None, None),
                     #[cfg(test)]
                     ActorKey::Probe(_) => (None, None),
                 };
@@ -482,6 +485,39 @@ impl Connection {
                 };
                 self.to_joined_room(room_id, id, msg).await;
             }
+            ClientMsg::DmSend {
+                id,
+                to,
+                client_id,
+                body,
+            } => {
+                let msg = DirectMsg::Send {
+                    conn: self.id,
+                    sender: self.author(),
+                    client_id,
+                    body,
+                    req: id.clone(),
+                };
+                self.to_conversation(to, id, msg).await;
+            }
+            ClientMsg::DmSync { id, with, last_seq } => {
+                let msg = DirectMsg::Sync {
+                    conn: self.id,
+                    user: self.user.id,
+                    last_seq,
+                    req: id.clone(),
+                };
+                self.to_conversation(with, id, msg).await;
+            }
+            ClientMsg::DmRead { id, with, seq } => {
+                let msg = DirectMsg::Read {
+                    conn: self.id,
+                    reader: self.user.id,
+                    seq,
+                    req: id.clone(),
+                };
+                self.to_conversation(with, id, msg).await;
+            }
             ClientMsg::StudyUnwatch { id, study_id } => {
                 if self.watching.remove(&study_id) {
                     let msg = StudyMsg::Unwatch { conn: self.id };
@@ -496,6 +532,21 @@ impl Connection {
         Author {
             id: self.user.id,
             display_name: self.user.display_name.clone(),
+        }
+    }
+
+    /// Hands a direct-message request to the conversation with `other`; it answers the
+    /// socket itself. Writing needs a study in common, which the conversation checks.
+    async fn to_conversation(&self, other: UserId, id: Option<serde_json::Value>, msg: DirectMsg) {
+        if other == self.user.id {
+            return self.send_error(
+                id,
+                &ApiError::validation("to", "you cannot message yourself"),
+            );
+        }
+        let pair = crate::chat::pair(self.user.id, other);
+        if let Err(e) = self.state.registry.tell::<DirectChat>(pair, msg).await {
+            self.send_error(id, &e.into());
         }
     }
 

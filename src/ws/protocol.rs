@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::ids::{RoomId, StudyId};
+use crate::ids::{RoomId, StudyId, UserId};
 use crate::store::User;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -30,6 +30,9 @@ pub const CLIENT_TYPES: &[&str] = &[
     "chat.react",
     "chat.typing",
     "chat.read",
+    "dm.send",
+    "dm.sync",
+    "dm.read",
 ];
 
 /// A request from the client, after the envelope (`type`, `id`) was checked.
@@ -125,6 +128,28 @@ pub enum ClientMsg {
         #[serde(default)]
         id: Option<Value>,
         room_id: RoomId,
+        seq: i64,
+    },
+    #[serde(rename = "dm.send")]
+    DmSend {
+        #[serde(default)]
+        id: Option<Value>,
+        to: UserId,
+        client_id: String,
+        body: String,
+    },
+    #[serde(rename = "dm.sync")]
+    DmSync {
+        #[serde(default)]
+        id: Option<Value>,
+        with: UserId,
+        last_seq: i64,
+    },
+    #[serde(rename = "dm.read")]
+    DmRead {
+        #[serde(default)]
+        id: Option<Value>,
+        with: UserId,
         seq: i64,
     },
 }

@@ -80,6 +80,8 @@ pub async fn next_of(ws: &mut WsConn, ty: &str) -> Value {
                         | "notification"
                         | "chat.message"
                         | "chat.updated"
+                        | "dm.message"
+                        | "dm.read"
                 )
             ),
             "expected {ty}, got {f}"
@@ -544,3 +546,129 @@ async fn presence_typing_unread_mentions_and_removal(b: &Backend) {
     s.shutdown().await;
 }
 both_backends!(presence_typing_unread_mentions_and_removal);
+
+fn dm(to: &Value, client_id: &str, body: &str) -> String {
+    json!({ "type": "dm.send", "id": client_id, "to": to, "client_id": client_id, "body": body })
+        .to_string()
+}
+
+async fn tab(s: &RunningServer, who: &Session) -> WsConn {
+    let mut ws = ws_connect(s, &who.cookie).await;
+    hello(&mut ws).await;
+    ws
+}
+
+async fn direct_messages_receipts_and_resume(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (_leader, m, _study, _room) = room_with_members(&s, 2).await;
+    let (a, bb) = (&m[0], &m[1]);
+    let (mut a1, mut a2, mut b1, mut b2) = (
+        tab(&s, a).await,
+        tab(&s, a).await,
+        tab(&s, bb).await,
+        tab(&s, bb).await,
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send_text(&mut a1, dm(&bb.user["id"], "x1", "안녕")).await;
+    let ack = next_of(&mut a1, "dm.ack").await;
+    assert_eq!((ack["seq"].as_i64(), &ack["to"]), (Some(1), &bb.user["id"]));
+    // Every tab of both users gets it, each seeing the other party as `with`.
+    for (t, with) in [
+        (&mut b1, &a.user["id"]),
+        (&mut b2, &a.user["id"]),
+        (&mut a2, &bb.user["id"]),
+    ] {
+        let f = next_of(t, "dm.message").await;
+        assert_eq!(
+            (
+                &f["with"],
+                f["message"]["seq"].as_i64(),
+                f["message"]["body"].as_str()
+            ),
+            (with, Some(1), Some("안녕"))
+        );
+    }
+    // Resend: first ack again, nothing new.
+    send_text(&mut a1, dm(&bb.user["id"], "x1", "안녕")).await;
+    assert_eq!(next_of(&mut a1, "dm.ack").await["seq"].as_i64(), Some(1));
+    send_text(&mut a1, dm(&bb.user["id"], "x2", "두 번째")).await;
+    assert_eq!(next_of(&mut a1, "dm.ack").await["seq"].as_i64(), Some(2));
+    let (_, inbox) = get(&s, "/api/dms", Some(&bb.cookie)).await;
+    let c = &inbox["items"][0];
+    assert_eq!(
+        (
+            &c["user"]["id"],
+            c["unread"].as_i64(),
+            c["last_message"]["seq"].as_i64()
+        ),
+        (&a.user["id"], Some(2), Some(2))
+    );
+    // B reads: A's tabs see the check mark live; B's unread drops to 0.
+    send_text(
+        &mut b1,
+        json!({ "type": "dm.read", "id": "r", "with": a.user["id"], "seq": 2 }).to_string(),
+    )
+    .await;
+    assert_eq!(next_of(&mut b1, "ack").await["id"], "r");
+    for t in [&mut a1, &mut a2] {
+        let f = next_of(t, "dm.read").await;
+        assert_eq!((&f["with"], f["seq"].as_i64()), (&bb.user["id"], Some(2)));
+    }
+    let (_, inbox) = get(&s, "/api/dms", Some(&bb.cookie)).await;
+    assert_eq!(inbox["items"][0]["unread"].as_i64(), Some(0));
+    let (st, h) = get(
+        &s,
+        &format!("/api/dms/{}/messages", bb.user["id"]),
+        Some(&a.cookie),
+    )
+    .await;
+    assert_eq!(
+        (
+            st,
+            h["items"].as_array().unwrap().len(),
+            h["read_seq"].as_i64()
+        ),
+        (200, 2, Some(2))
+    );
+
+    // B goes away; A writes twice more; B syncs from seq 2 and gets exactly 3 and 4.
+    drop(b1);
+    drop(b2);
+    for (i, text) in ["셋", "넷"].iter().enumerate() {
+        send_text(&mut a1, dm(&bb.user["id"], &format!("y{i}"), text)).await;
+        next_of(&mut a1, "dm.ack").await;
+    }
+    let mut b3 = tab(&s, bb).await;
+    send_text(
+        &mut b3,
+        json!({ "type": "dm.sync", "id": "s", "with": a.user["id"], "last_seq": 2 }).to_string(),
+    )
+    .await;
+    let synced = next_of(&mut b3, "dm.synced").await;
+    assert_eq!(synced["last_seq"].as_i64(), Some(4));
+    assert_eq!(
+        next_of(&mut b3, "dm.message").await["message"]["seq"].as_i64(),
+        Some(3)
+    );
+    assert_eq!(
+        next_of(&mut b3, "dm.message").await["message"]["seq"].as_i64(),
+        Some(4)
+    );
+
+    // Strangers (no study in common) cannot write or read.
+    let stranger = signup(&s).await;
+    let mut st_ws = tab(&s, &stranger).await;
+    send_text(&mut st_ws, dm(&a.user["id"], "z", "hello?")).await;
+    assert_eq!(next_of(&mut st_ws, "error").await["error"], "not_found");
+    let (st, _) = get(
+        &s,
+        &format!("/api/dms/{}/messages", a.user["id"]),
+        Some(&stranger.cookie),
+    )
+    .await;
+    assert_eq!(st, 404);
+    send_text(&mut st_ws, dm(&stranger.user["id"], "self", "me")).await;
+    assert_eq!(next_of(&mut st_ws, "error").await["field"], "to");
+    s.shutdown().await;
+}
+both_backends!(direct_messages_receipts_and_resume);

@@ -1,0 +1,495 @@
+//! `DirectChat`: one per conversation between two users, its single writer. Like a chat room
+//! it numbers messages with no gaps, commits a batch before anyone sees it, dedupes resent
+//! client ids and replays what a tab missed; unlike a room, it delivers to every open tab of
+//! both users (through their `UserSession`s), and it carries read receipts back to the sender.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::actors::chat_room::SEND_POLICY;
+use crate::actors::user_session::{UserSession, UserSessionMsg};
+use crate::chat::{self, Author, DirectMessage, NewDirectMessage};
+use crate::error::ApiError;
+use crate::ids::{ConnId, UserId};
+use crate::keyed_actor_handlers;
+use crate::persist::PersistError;
+use crate::ratelimit::Bucket;
+use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
+use crate::store::chat::Page;
+use crate::store::{DurableWrite, Rule, StoreError, now_millis};
+use crate::ws::protocol::error_frame;
+
+/// Messages kept in memory for resume.
+const RECENT: usize = 500;
+/// At most this many missed messages are replayed on sync; the client pages the rest.
+pub const SYNC_MAX: i64 = 1000;
+/// Client ids remembered for deduplication (the store's unique index stands behind them).
+const DEDUPE_WINDOW: usize = 5000;
+const QUEUE_MAX: usize = 500;
+const BATCH_MAX: usize = 256;
+/// Frames waiting for delivery to the two users' sessions, in order.
+const DELIVERY_QUEUE: usize = 4096;
+
+pub struct DirectChat {
+    pair: (UserId, UserId),
+    sup: Supervision,
+    deps: Arc<Deps>,
+    last_seq: i64,
+    /// How far each side has read (index 0: pair.0, 1: pair.1).
+    read: [i64; 2],
+    recent: VecDeque<DirectMessage>,
+    seen: HashMap<(UserId, String), i64>,
+    seen_order: VecDeque<(UserId, String)>,
+    queue: VecDeque<Pending>,
+    in_flight: bool,
+    buckets: HashMap<UserId, Bucket>,
+    /// Frames for users' tabs, delivered in order by one task.
+    outbox: mpsc::Sender<(UserId, String)>,
+}
+
+struct Pending {
+    sender: Author,
+    client_id: String,
+    body: String,
+    waiters: Vec<(ConnId, Option<Value>)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DirectMsg {
+    Send {
+        conn: ConnId,
+        sender: Author,
+        client_id: String,
+        body: String,
+        req: Option<Value>,
+    },
+    Sync {
+        conn: ConnId,
+        user: UserId,
+        last_seq: i64,
+        req: Option<Value>,
+    },
+    Read {
+        conn: ConnId,
+        reader: UserId,
+        seq: i64,
+        req: Option<Value>,
+    },
+}
+
+impl Actor for DirectChat {
+    type Context = Context<Self>;
+}
+
+impl DirectChat {
+    fn other(&self, user: UserId) -> UserId {
+        if user == self.pair.0 {
+            self.pair.1
+        } else {
+            self.pair.0
+        }
+    }
+
+    fn side(&self, user: UserId) -> usize {
+        usize::from(user != self.pair.0)
+    }
+
+    fn push(&self, conn: ConnId, frame: bytestring::ByteString) {
+        self.deps.hub.push(conn, frame);
+    }
+
+    fn frame_for(&self, receiver: UserId, m: &DirectMessage) -> String {
+        json!({ "type": "dm.message", "with": self.other(receiver), "message": m }).to_string()
+    }
+
+    /// Queues a frame for every tab of `user`; the delivery task keeps the order.
+    fn deliver(&self, user: UserId, frame: String) {
+        if self.outbox.try_send((user, frame)).is_err() {
+            tracing::warn!(%user, "direct message delivery queue full; the message is stored");
+        }
+    }
+
+    fn remember(&mut self, user: UserId, client_id: String, seq: i64) {
+        if self.seen_order.len() >= DEDUPE_WINDOW
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        self.seen_order.push_back((user, client_id.clone()));
+        self.seen.insert((user, client_id), seq);
+    }
+
+    fn ack(&self, conn: ConnId, req: Option<Value>, to: UserId, client_id: &str, seq: i64) {
+        let ack =
+            json!({ "type": "dm.ack", "id": req, "to": to, "client_id": client_id, "seq": seq });
+        self.push(conn, ack.to_string().into());
+    }
+
+    fn send(
+        &mut self,
+        ctx: &mut Context<Self>,
+        conn: ConnId,
+        sender: Author,
+        client_id: String,
+        body: String,
+        req: Option<Value>,
+    ) {
+        if let Err(e) = chat::client_id(&client_id) {
+            return self.push(conn, error_frame(req, &e));
+        }
+        let body = match chat::body(&body) {
+            Ok(b) => b,
+            Err(ApiError::Validation { message, .. })
+                if body.chars().count() > chat::MAX_BODY_CHARS =>
+            {
+                return self.push(
+                    conn,
+                    error_frame(
+                        req,
+                        &ApiError::Conflict {
+                            code: "message_too_long",
+                            message,
+                        },
+                    ),
+                );
+            }
+            Err(e) => return self.push(conn, error_frame(req, &e)),
+        };
+        let to = self.other(sender.id);
+        if let Some(seq) = self.seen.get(&(sender.id, client_id.clone())) {
+            return self.ack(conn, req, to, &client_id, *seq);
+        }
+        if let Some(p) = self
+            .queue
+            .iter_mut()
+            .find(|p| p.sender.id == sender.id && p.client_id == client_id)
+        {
+            p.waiters.push((conn, req));
+            return;
+        }
+        let bucket = self
+            .buckets
+            .entry(sender.id)
+            .or_insert_with(|| SEND_POLICY.bucket(Instant::now()));
+        if let Err(wait) = bucket.take(&SEND_POLICY, Instant::now()) {
+            return self.push(
+                conn,
+                error_frame(
+                    req,
+                    &ApiError::RateLimited {
+                        retry_after_secs: wait.as_secs().max(1),
+                    },
+                ),
+            );
+        }
+        if self.queue.len() >= QUEUE_MAX {
+            return self.push(conn, error_frame(req, &ApiError::Busy));
+        }
+        self.queue.push_back(Pending {
+            sender,
+            client_id,
+            body,
+            waiters: vec![(conn, req)],
+        });
+        self.flush(ctx);
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight || self.queue.is_empty() {
+            return;
+        }
+        let n = self.queue.len().min(BATCH_MAX);
+        let batch: Vec<Pending> = self.queue.drain(..n).collect();
+        self.in_flight = true;
+        let (store, persister, pair, first) = (
+            self.deps.store.clone(),
+            self.deps.persister.clone(),
+            self.pair,
+            self.last_seq + 1,
+        );
+        let now = now_millis();
+        let messages: Vec<NewDirectMessage> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, p)| NewDirectMessage {
+                seq: first + i as i64,
+                client_id: p.client_id.clone(),
+                sender_id: p.sender.id,
+                body: p.body.clone(),
+                at: now,
+            })
+            .collect();
+        let fut = async move {
+            // Checked per batch: writing needs a study in common now, not when the
+            // conversation started.
+            if !store.share_study(pair.0, pair.1).await? {
+                return Err(PersistError::Store(StoreError::Rule(Rule::NotFound)));
+            }
+            persister
+                .persist(DurableWrite::DirectMessages {
+                    pair,
+                    messages: messages.clone(),
+                })
+                .await?;
+            Ok(messages)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.in_flight = false;
+            match res {
+                Ok(messages) => act.committed(batch, messages),
+                Err(PersistError::Store(StoreError::Rule(Rule::DuplicateMessage))) => {
+                    act.resolve_duplicates(ctx, batch)
+                }
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    for p in batch {
+                        for (conn, req) in p.waiters {
+                            act.push(conn, error_frame(req, &e));
+                        }
+                    }
+                }
+            }
+            act.flush(ctx);
+        }));
+    }
+
+    fn committed(&mut self, batch: Vec<Pending>, messages: Vec<NewDirectMessage>) {
+        for (p, m) in batch.into_iter().zip(messages) {
+            self.last_seq = m.seq;
+            let msg = DirectMessage {
+                seq: m.seq,
+                client_id: m.client_id.clone(),
+                sender: p.sender.clone(),
+                body: m.body,
+                created_at: m.at,
+            };
+            let to = self.other(p.sender.id);
+            for user in [self.pair.0, self.pair.1] {
+                self.deliver(user, self.frame_for(user, &msg));
+            }
+            for (conn, req) in p.waiters {
+                self.ack(conn, req, to, &m.client_id, m.seq);
+            }
+            self.remember(p.sender.id, m.client_id, m.seq);
+            if self.recent.len() >= RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(msg);
+        }
+    }
+
+    fn resolve_duplicates(&mut self, ctx: &mut Context<Self>, batch: Vec<Pending>) {
+        let (store, pair) = (self.deps.store.clone(), self.pair);
+        let keys: Vec<(UserId, String)> = batch
+            .iter()
+            .map(|p| (p.sender.id, p.client_id.clone()))
+            .collect();
+        let fut = async move {
+            let mut found = Vec::new();
+            for (u, c) in keys {
+                found.push(store.direct_client_seq(pair, u, &c).await.ok().flatten());
+            }
+            found
+        };
+        ctx.wait(fut.into_actor(self).map(move |found, act, ctx| {
+            for (p, seq) in batch.into_iter().zip(found).rev() {
+                match seq {
+                    Some(seq) => {
+                        let to = act.other(p.sender.id);
+                        for (conn, req) in p.waiters {
+                            act.ack(conn, req, to, &p.client_id, seq);
+                        }
+                        act.remember(p.sender.id, p.client_id, seq);
+                    }
+                    None => act.queue.push_front(p),
+                }
+            }
+            act.flush(ctx);
+        }));
+    }
+
+    fn sync(
+        &mut self,
+        ctx: &mut Context<Self>,
+        conn: ConnId,
+        user: UserId,
+        last_seq: i64,
+        req: Option<Value>,
+    ) {
+        let from_memory = self.recent.front().is_none_or(|m| m.seq <= last_seq + 1);
+        let (store, pair) = (self.deps.store.clone(), self.pair);
+        let fut = async move {
+            if from_memory {
+                Ok(Vec::new())
+            } else {
+                store
+                    .direct_messages(pair, Page::After(last_seq), SYNC_MAX)
+                    .await
+            }
+        };
+        // `wait`: no new message is delivered between the replay and the live stream.
+        ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
+            Err(e) => act.push(conn, error_frame(req, &e.into())),
+            Ok(missed) => {
+                let other = act.other(user);
+                let synced = json!({
+                    "type": "dm.synced", "id": req, "with": other, "last_seq": act.last_seq,
+                    "read_seq": act.read[act.side(other)],
+                });
+                act.push(conn, synced.to_string().into());
+                let mut upto = last_seq;
+                for m in missed.iter().take_while(|m| m.seq <= act.last_seq) {
+                    act.push(conn, act.frame_for(user, m).into());
+                    upto = m.seq;
+                }
+                let rest: Vec<String> = act
+                    .recent
+                    .iter()
+                    .filter(|m| m.seq > upto)
+                    .map(|m| act.frame_for(user, m))
+                    .collect();
+                for f in rest.into_iter().take(SYNC_MAX as usize) {
+                    act.push(conn, f.into());
+                }
+            }
+        }));
+    }
+
+    fn read(
+        &mut self,
+        ctx: &mut Context<Self>,
+        conn: ConnId,
+        reader: UserId,
+        seq: i64,
+        req: Option<Value>,
+    ) {
+        let seq = seq.clamp(0, self.last_seq);
+        let persister = self.deps.persister.clone();
+        let write = DurableWrite::DirectRead {
+            pair: self.pair,
+            reader,
+            seq,
+        };
+        ctx.spawn(
+            async move { persister.persist(write).await }
+                .into_actor(self)
+                .map(move |r, act, _| match r {
+                    Ok(()) => {
+                        let side = act.side(reader);
+                        act.read[side] = act.read[side].max(seq);
+                        act.push(conn, json!({ "type": "ack", "id": req }).to_string().into());
+                        // The check mark: every tab of the other side learns how far this one read.
+                        let receipt =
+                            json!({ "type": "dm.read", "with": reader, "seq": act.read[side] })
+                                .to_string();
+                        act.deliver(act.other(reader), receipt);
+                    }
+                    Err(e) => act.push(conn, error_frame(req, &e.into())),
+                }),
+        );
+    }
+}
+
+impl KeyedActor for DirectChat {
+    type Id = (UserId, UserId);
+    type Msg = DirectMsg;
+    type Reply = ();
+
+    fn key(pair: (UserId, UserId)) -> ActorKey {
+        ActorKey::DirectChat(pair.0, pair.1)
+    }
+
+    fn load(
+        pair: (UserId, UserId),
+        deps: Arc<Deps>,
+        registry: Registry,
+        sup: Supervision,
+    ) -> BoxFuture<'static, anyhow::Result<Self>> {
+        Box::pin(async move {
+            if pair.0 >= pair.1 {
+                return Err(anyhow::Error::new(Rule::NotFound));
+            }
+            let (last_seq, read_a, read_b) = deps.store.direct_state(pair).await?;
+            let (outbox, mut rx) = mpsc::channel::<(UserId, String)>(DELIVERY_QUEUE);
+            // One task delivers in order; it ends when the actor (the only sender) is gone.
+            actix_rt::spawn(async move {
+                while let Some((user, frame)) = rx.recv().await {
+                    let _ = registry
+                        .tell_live::<UserSession>(user, UserSessionMsg::Push { frame })
+                        .await;
+                }
+            });
+            let mut chat = DirectChat {
+                pair,
+                sup,
+                deps: deps.clone(),
+                last_seq,
+                read: [read_a, read_b],
+                recent: VecDeque::new(),
+                seen: HashMap::new(),
+                seen_order: VecDeque::new(),
+                queue: VecDeque::new(),
+                in_flight: false,
+                buckets: HashMap::new(),
+                outbox,
+            };
+            for (u, c, s) in deps
+                .store
+                .direct_recent_client_ids(pair, DEDUPE_WINDOW as i64)
+                .await?
+                .into_iter()
+                .rev()
+            {
+                chat.remember(u, c, s);
+            }
+            chat.recent = deps
+                .store
+                .direct_messages(pair, Page::Before(None), RECENT as i64)
+                .await?
+                .into();
+            Ok(chat)
+        })
+    }
+
+    fn supervision(&mut self) -> &mut Supervision {
+        &mut self.sup
+    }
+
+    fn is_idle(&mut self) -> bool {
+        self.queue.is_empty() && !self.in_flight
+    }
+
+    fn handle_msg(&mut self, msg: DirectMsg, reply: ReplyTo<()>, ctx: &mut Context<Self>) {
+        match msg {
+            DirectMsg::Send {
+                conn,
+                sender,
+                client_id,
+                body,
+                req,
+            } => self.send(ctx, conn, sender, client_id, body, req),
+            DirectMsg::Sync {
+                conn,
+                user,
+                last_seq,
+                req,
+            } => self.sync(ctx, conn, user, last_seq, req),
+            DirectMsg::Read {
+                conn,
+                reader,
+                seq,
+                req,
+            } => self.read(ctx, conn, reader, seq, req),
+        }
+        reply.send(());
+    }
+}
+
+keyed_actor_handlers!(DirectChat);
