@@ -86,16 +86,24 @@ pub async fn upgrade(
     Ok(resp)
 }
 
+/// Frames taken from the queue per wake-up: everything queued for a connection is handed to
+/// the socket back to back, so the HTTP layer encodes them into one buffer and writes them in
+/// one go instead of one write per frame.
+const WRITE_BATCH: usize = 128;
+
 /// Drains the outbound queue into the socket until either side goes away.
 async fn writer(mut ws: actix_ws::Session, mut out: mpsc::Receiver<Outbound>) {
-    while let Some(frame) = out.recv().await {
-        let r = match frame {
-            Outbound::Text(t) => ws.text(t).await,
-            Outbound::Ping => ws.ping(b"").await,
-            Outbound::Pong(p) => ws.pong(&p).await,
-        };
-        if r.is_err() {
-            break;
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while out.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        for frame in batch.drain(..) {
+            let r = match frame {
+                Outbound::Text(t) => ws.text(t).await,
+                Outbound::Ping => ws.ping(b"").await,
+                Outbound::Pong(p) => ws.pong(&p).await,
+            };
+            if r.is_err() {
+                return;
+            }
         }
     }
 }
