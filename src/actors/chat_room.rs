@@ -56,8 +56,7 @@ pub struct ChatRoom {
     /// Newest committed seq.
     last_seq: i64,
     recent: VecDeque<(ChatMessage, ByteString)>,
-    seen: HashMap<(UserId, String), i64>,
-    seen_order: VecDeque<(UserId, String)>,
+    dedupe: chat::Dedupe,
     queue: VecDeque<Pending>,
     in_flight: bool,
     /// Joined sockets and who they are.
@@ -171,16 +170,6 @@ impl ChatRoom {
         self.broadcast(&frame);
     }
 
-    fn remember(&mut self, user: UserId, client_id: String, seq: i64) {
-        if self.seen_order.len() >= DEDUPE_WINDOW
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        self.seen_order.push_back((user, client_id.clone()));
-        self.seen.insert((user, client_id), seq);
-    }
-
     fn keep_recent(&mut self, m: ChatMessage, frame: ByteString) {
         if self.recent.len() >= RECENT {
             self.recent.pop_front();
@@ -203,28 +192,12 @@ impl ChatRoom {
         if !self.joined.contains_key(&conn) {
             return self.push(conn, error_frame(req, &ApiError::NotFound));
         }
-        if let Err(e) = chat::client_id(&client_id) {
-            return self.push(conn, error_frame(req, &e));
-        }
-        let body = match chat::body(&body) {
+        let body = match chat::outgoing(&client_id, &body) {
             Ok(b) => b,
-            Err(e) => {
-                let e = match e {
-                    ApiError::Validation { message, .. }
-                        if body.chars().count() > chat::MAX_BODY_CHARS =>
-                    {
-                        ApiError::Conflict {
-                            code: "message_too_long",
-                            message,
-                        }
-                    }
-                    other => other,
-                };
-                return self.push(conn, error_frame(req, &e));
-            }
+            Err(e) => return self.push(conn, error_frame(req, &e)),
         };
         // A resend: the first ack again, nothing stored.
-        if let Some(seq) = self.seen.get(&(user.id, client_id.clone())) {
+        if let Some(seq) = self.dedupe.get(user.id, &client_id) {
             let frame = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": client_id, "seq": seq });
             return self.push(conn, frame.to_string().into());
         }
@@ -379,7 +352,7 @@ impl ChatRoom {
                 });
             }
             self.typing.remove(&p.author.id);
-            self.remember(p.author.id, m.client_id, m.seq);
+            self.dedupe.remember(p.author.id, m.client_id, m.seq);
             self.keep_recent(msg, frame);
         }
         if !notes.is_empty() {
@@ -417,7 +390,7 @@ impl ChatRoom {
                             let ack = json!({ "type": "chat.ack", "id": req, "room_id": act.id, "client_id": p.client_id, "seq": seq });
                             act.push(conn, ack.to_string().into());
                         }
-                        act.remember(p.author.id, p.client_id, seq);
+                        act.dedupe.remember(p.author.id, p.client_id, seq);
                     }
                     None => act.queue.push_front(p),
                 }
@@ -656,8 +629,7 @@ impl KeyedActor for ChatRoom {
                 closed: state.closed,
                 last_seq: state.last_seq,
                 recent: VecDeque::new(),
-                seen: HashMap::new(),
-                seen_order: VecDeque::new(),
+                dedupe: chat::Dedupe::new(DEDUPE_WINDOW),
                 queue: VecDeque::new(),
                 in_flight: false,
                 joined: HashMap::new(),
@@ -673,7 +645,7 @@ impl KeyedActor for ChatRoom {
                 .into_iter()
                 .rev()
             {
-                room.remember(u, c, s);
+                room.dedupe.remember(u, c, s);
             }
             for m in deps
                 .store

@@ -45,8 +45,7 @@ pub struct DirectChat {
     /// How far each side has read (index 0: pair.0, 1: pair.1).
     read: [i64; 2],
     recent: VecDeque<DirectMessage>,
-    seen: HashMap<(UserId, String), i64>,
-    seen_order: VecDeque<(UserId, String)>,
+    dedupe: chat::Dedupe,
     queue: VecDeque<Pending>,
     in_flight: bool,
     buckets: HashMap<UserId, Bucket>,
@@ -116,16 +115,6 @@ impl DirectChat {
         }
     }
 
-    fn remember(&mut self, user: UserId, client_id: String, seq: i64) {
-        if self.seen_order.len() >= DEDUPE_WINDOW
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        self.seen_order.push_back((user, client_id.clone()));
-        self.seen.insert((user, client_id), seq);
-    }
-
     fn ack(&self, conn: ConnId, req: Option<Value>, to: UserId, client_id: &str, seq: i64) {
         let ack =
             json!({ "type": "dm.ack", "id": req, "to": to, "client_id": client_id, "seq": seq });
@@ -141,30 +130,13 @@ impl DirectChat {
         body: String,
         req: Option<Value>,
     ) {
-        if let Err(e) = chat::client_id(&client_id) {
-            return self.push(conn, error_frame(req, &e));
-        }
-        let body = match chat::body(&body) {
+        let body = match chat::outgoing(&client_id, &body) {
             Ok(b) => b,
-            Err(ApiError::Validation { message, .. })
-                if body.chars().count() > chat::MAX_BODY_CHARS =>
-            {
-                return self.push(
-                    conn,
-                    error_frame(
-                        req,
-                        &ApiError::Conflict {
-                            code: "message_too_long",
-                            message,
-                        },
-                    ),
-                );
-            }
             Err(e) => return self.push(conn, error_frame(req, &e)),
         };
         let to = self.other(sender.id);
-        if let Some(seq) = self.seen.get(&(sender.id, client_id.clone())) {
-            return self.ack(conn, req, to, &client_id, *seq);
+        if let Some(seq) = self.dedupe.get(sender.id, &client_id) {
+            return self.ack(conn, req, to, &client_id, seq);
         }
         if let Some(p) = self
             .queue
@@ -277,7 +249,7 @@ impl DirectChat {
             for (conn, req) in p.waiters {
                 self.ack(conn, req, to, &m.client_id, m.seq);
             }
-            self.remember(p.sender.id, m.client_id, m.seq);
+            self.dedupe.remember(p.sender.id, m.client_id, m.seq);
             if self.recent.len() >= RECENT {
                 self.recent.pop_front();
             }
@@ -306,7 +278,7 @@ impl DirectChat {
                         for (conn, req) in p.waiters {
                             act.ack(conn, req, to, &p.client_id, seq);
                         }
-                        act.remember(p.sender.id, p.client_id, seq);
+                        act.dedupe.remember(p.sender.id, p.client_id, seq);
                     }
                     None => act.queue.push_front(p),
                 }
@@ -433,8 +405,7 @@ impl KeyedActor for DirectChat {
                 last_seq,
                 read: [read_a, read_b],
                 recent: VecDeque::new(),
-                seen: HashMap::new(),
-                seen_order: VecDeque::new(),
+                dedupe: chat::Dedupe::new(DEDUPE_WINDOW),
                 queue: VecDeque::new(),
                 in_flight: false,
                 buckets: HashMap::new(),
@@ -447,7 +418,7 @@ impl KeyedActor for DirectChat {
                 .into_iter()
                 .rev()
             {
-                chat.remember(u, c, s);
+                chat.dedupe.remember(u, c, s);
             }
             chat.recent = deps
                 .store

@@ -125,6 +125,52 @@ pub fn pair(x: UserId, y: UserId) -> (UserId, UserId) {
     if x <= y { (x, y) } else { (y, x) }
 }
 
+/// Checks a message about to be sent: its client id and body. An over-long body has its own
+/// code (`message_too_long`) so a client can tell it from an empty one.
+pub fn outgoing(client_id_raw: &str, body_raw: &str) -> Result<String, ApiError> {
+    client_id(client_id_raw)?;
+    if body_raw.chars().count() > MAX_BODY_CHARS {
+        return Err(ApiError::Conflict {
+            code: "message_too_long",
+            message: format!("messages are limited to {MAX_BODY_CHARS} characters"),
+        });
+    }
+    body(body_raw)
+}
+
+/// The client ids a conversation remembers, oldest forgotten first: a resend inside the
+/// window is answered from memory; an older one meets the store's unique index.
+pub struct Dedupe {
+    seen: std::collections::HashMap<(UserId, String), i64>,
+    order: std::collections::VecDeque<(UserId, String)>,
+    cap: usize,
+}
+
+impl Dedupe {
+    pub fn new(cap: usize) -> Self {
+        Dedupe {
+            seen: Default::default(),
+            order: Default::default(),
+            cap,
+        }
+    }
+
+    /// The seq a message from `author` with this client id was stored at.
+    pub fn get(&self, author: UserId, client_id: &str) -> Option<i64> {
+        self.seen.get(&(author, client_id.to_string())).copied()
+    }
+
+    pub fn remember(&mut self, author: UserId, client_id: String, seq: i64) {
+        if self.order.len() >= self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        self.order.push_back((author, client_id.clone()));
+        self.seen.insert((author, client_id), seq);
+    }
+}
+
 pub fn body(raw: &str) -> Result<String, ApiError> {
     let b = raw.trim_end();
     if b.trim().is_empty() {
@@ -193,6 +239,28 @@ mod tests {
         assert!(client_id("c-1").is_ok());
         assert!(room_name("").is_err());
         assert_eq!(room_name(" Q&A ").unwrap(), "Q&A");
+    }
+
+    #[test]
+    fn outgoing_messages_and_dedupe() {
+        assert_eq!(outgoing("", "x").unwrap_err().code(), "validation_failed");
+        assert_eq!(
+            outgoing("c", &"x".repeat(4001)).unwrap_err().code(),
+            "message_too_long"
+        );
+        assert_eq!(outgoing("c", " ").unwrap_err().code(), "validation_failed");
+        let mut d = Dedupe::new(2);
+        d.remember(UserId(1), "a".into(), 1);
+        d.remember(UserId(1), "b".into(), 2);
+        assert_eq!(d.get(UserId(1), "a"), Some(1));
+        assert_eq!(d.get(UserId(2), "a"), None, "client ids are per author");
+        d.remember(UserId(1), "c".into(), 3);
+        assert_eq!(
+            d.get(UserId(1), "a"),
+            None,
+            "the oldest is forgotten past the window"
+        );
+        assert_eq!(d.get(UserId(1), "c"), Some(3));
     }
 
     #[test]
