@@ -157,13 +157,19 @@ impl ChatRoom {
         }
     }
 
-    fn presence(&self) {
+    /// Who is in the room: each user once, however many tabs they have.
+    fn present_users(&self) -> Vec<&Author> {
         let mut users: Vec<&Author> = Vec::new();
         for a in self.joined.values() {
             if !users.iter().any(|u| u.id == a.id) {
                 users.push(a);
             }
         }
+        users
+    }
+
+    fn presence(&self) {
+        let users = self.present_users();
         let frame = json!({ "type": "chat.presence", "room_id": self.id, "users": users })
             .to_string()
             .into();
@@ -434,7 +440,7 @@ impl ChatRoom {
                 let joined = json!({
                     "type": "chat.joined", "id": req, "room_id": act.id, "last_seq": act.last_seq,
                     "read_seq": read_seq, "closed": act.closed,
-                    "presence": act.joined.values().collect::<Vec<_>>(),
+                    "presence": act.present_users(),
                 });
                 act.push(conn, joined.to_string().into());
                 if let Some(l) = last_seq {

@@ -79,6 +79,10 @@ pub enum StudyMsg {
         leader: UserId,
         fields: StudyFields,
     },
+    /// Something already stored changed (a chat room opened or closed): tell the watchers.
+    Announce {
+        event: serde_json::Value,
+    },
 }
 
 /// Why a command failed, in a form that can cross nodes.
@@ -385,6 +389,10 @@ impl KeyedActor for Study {
                 },
                 move |act, _| act.status = status,
             ),
+            StudyMsg::Announce { event } => {
+                self.broadcast(&event);
+                reply.send(Ok(StudyOutcome::Done));
+            }
             StudyMsg::Edit { leader, fields } => self.run(
                 ctx,
                 reply,

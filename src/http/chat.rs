@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::auth::Authenticated;
 use crate::actors::chat_room::{ChatRoom, ChatRoomMsg};
+use crate::actors::study::{Study, StudyMsg};
 use crate::chat::{self, Category};
 use crate::error::ApiError;
 use crate::ids::{RoomId, StudyId};
@@ -41,10 +42,17 @@ pub async fn create(
             "category is general, qna, resources or off_topic",
         )
     })?;
+    let study = StudyId(*path);
     let room = state
         .store
-        .create_room(StudyId(*path), auth.user.id, &name, category, now_millis())
+        .create_room(study, auth.user.id, &name, category, now_millis())
         .await?;
+    announce(
+        &state,
+        study,
+        json!({ "kind": "room_opened", "room_id": room.id }),
+    )
+    .await;
     Ok(HttpResponse::Created().json(json!({ "room": room })))
 }
 
@@ -70,6 +78,12 @@ pub async fn close(
         .registry
         .tell_live::<ChatRoom>(RoomId(room), ChatRoomMsg::Closed)
         .await?;
+    announce(
+        &state,
+        StudyId(study),
+        json!({ "kind": "room_closed", "room_id": room }),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -87,6 +101,15 @@ pub async fn history(
         .history(StudyId(study), RoomId(room), auth.user.id, page, limit)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// Tells the tabs watching the study (best effort: the change is stored, and tabs re-read
+/// the room list when they reconnect).
+async fn announce(state: &AppState, study: StudyId, event: serde_json::Value) {
+    let _ = state
+        .registry
+        .tell_live::<Study>(study, StudyMsg::Announce { event })
+        .await;
 }
 
 /// `GET /api/dms`: my conversations with the last message and my unread count.

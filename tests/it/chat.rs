@@ -75,7 +75,8 @@ pub async fn next_of(ws: &mut WsConn, ty: &str) -> Value {
             matches!(
                 f["type"].as_str(),
                 Some(
-                    "chat.presence"
+                    "study.event"
+                        | "chat.presence"
                         | "chat.typing"
                         | "notification"
                         | "chat.message"
@@ -522,6 +523,32 @@ async fn presence_typing_unread_mentions_and_removal(b: &Backend) {
     .await;
     next_of(&mut bws, "ack").await;
     assert_eq!(unread(&m[1]).await, 2);
+
+    // A second tab of A does not count twice in presence.
+    let (_a2, joined) = join(&s, &m[0], room, None).await;
+    assert_eq!(joined["presence"].as_array().unwrap().len(), 2, "{joined}");
+    // Tabs watching the study learn of a new room live.
+    let mut watcher = ws_connect(&s, &leader.cookie).await;
+    hello(&mut watcher).await;
+    send_text(
+        &mut watcher,
+        json!({ "type": "study.watch", "id": "w", "study_id": study }).to_string(),
+    )
+    .await;
+    next_of(&mut watcher, "ack").await;
+    let (st, r, _) = post(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms"),
+        json!({ "name": "new", "category": "resources" }),
+        Some(&m[0].cookie),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let ev = next_of(&mut watcher, "study.event").await;
+    assert_eq!(
+        (ev["event"]["kind"].as_str(), &ev["event"]["room_id"]),
+        (Some("room_opened"), &r["room"]["id"])
+    );
 
     // Removal: B is out of the room at once.
     let (st, _, _) = post(
