@@ -381,3 +381,66 @@ export async function markRead(id: number): Promise<void> {
 export async function markAllRead(): Promise<void> {
   await request<void>('POST', '/api/notifications/read_all');
 }
+
+// ---- chat rooms -------------------------------------------------------------
+
+export type RoomCategory = 'general' | 'qna' | 'resources' | 'off_topic';
+export const ROOM_CATEGORIES: readonly RoomCategory[] = ['general', 'qna', 'resources', 'off_topic'];
+/** The fixed reaction set the server accepts. */
+export const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '🙏'] as const;
+export const CHAT_BODY_MAX = 4000;
+export const ROOM_NAME_MAX = 40;
+
+export interface ChatRoom {
+  id: number;
+  study_id: number;
+  name: string;
+  category: RoomCategory | (string & {});
+  closed: boolean;
+  /** The room's newest seq (0 when empty). */
+  last_seq: number;
+  /** Messages by others after my read marker. */
+  unread: number;
+}
+
+export interface Author {
+  id: number;
+  display_name: string;
+}
+
+export interface ChatMessage {
+  seq: number;
+  client_id: string;
+  author: Author;
+  body: string;
+  created_at: number;
+  edited_at: number | null;
+  deleted: boolean;
+  reactions: Record<string, number[]>;
+  mentions: number[];
+}
+
+export async function listRooms(studyId: number): Promise<ChatRoom[]> {
+  return (await request<{ items: ChatRoom[] }>('GET', `/api/studies/${studyId}/chat_rooms`)).items;
+}
+
+export async function createRoom(studyId: number, input: { name: string; category: RoomCategory }): Promise<ChatRoom> {
+  return (await request<{ room: ChatRoom }>('POST', `/api/studies/${studyId}/chat_rooms`, input)).room;
+}
+
+export async function closeRoom(studyId: number, roomId: number): Promise<void> {
+  await request<void>('POST', `/api/studies/${studyId}/chat_rooms/${roomId}/close`);
+}
+
+/** A page of a room's history, oldest first: before `before` (newest page when null), or after `after`. */
+export async function roomHistory(
+  studyId: number,
+  roomId: number,
+  page: { before?: number | null; after?: number; limit?: number },
+): Promise<ChatMessage[]> {
+  const params = new URLSearchParams();
+  if (page.before != null) params.set('before', String(page.before));
+  if (page.after != null) params.set('after', String(page.after));
+  params.set('limit', String(page.limit ?? 50));
+  return (await request<{ items: ChatMessage[] }>('GET', `/api/studies/${studyId}/chat_rooms/${roomId}/messages?${params}`)).items;
+}

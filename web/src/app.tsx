@@ -12,6 +12,8 @@ import { type AnyFrame, type ConnState, LiveClient } from './live';
 import type { AppNotification } from './api';
 import { HomePage } from './pages/Home';
 import { LoginPage } from './pages/Login';
+import { DmInbox, dmMessageOf } from './dm';
+import { ConversationPage, MessagesPage } from './pages/Messages';
 import { MyStudiesPage } from './pages/MyStudies';
 import { NotFoundPage } from './pages/NotFound';
 import { NotificationsPage } from './pages/Notifications';
@@ -25,7 +27,7 @@ import { navigate, usePath } from './router';
 type Session = { status: 'loading' } | { status: 'error'; error: ApiError } | { status: 'ready'; user: User | null };
 
 /** Routes that need a signed-in user, and the ones only for signed-out users. */
-const PRIVATE = /^\/(?:$|studies(?:\/|$)|me\/|users\/|notifications$)/;
+const PRIVATE = /^\/(?:$|studies(?:\/|$)|me\/|users\/|notifications$|messages(?:\/|$))/;
 const GUEST_ONLY = new Set(['/login', '/signup']);
 
 const TOAST_MS = 8_000;
@@ -39,6 +41,10 @@ export function App() {
   const [notice, setNotice] = useState<Notice>(null);
   const [unread, setUnread] = useState(0);
   const [toasts, setToasts] = useState<Toast[]>([]);
+  const [dm, setDm] = useState<DmInbox | null>(null);
+  const [dmUnread, setDmUnread] = useState(0);
+  const pathRef = useRef(path);
+  pathRef.current = path;
 
   const loadSession = useCallback(() => {
     setSession({ status: 'loading' });
@@ -129,6 +135,31 @@ export function App() {
       offNotif();
     };
   }, [live, refreshUnread]);
+  // Direct messages: the inbox (total unread) and a toast for a message whose conversation is not open.
+  useEffect(() => {
+    if (!live || !user) return;
+    const inbox = new DmInbox(live, user, setDmUnread);
+    setDm(inbox);
+    inbox.start();
+    let seq = 0;
+    const offMsg = live.on('dm.message', (frame) => {
+      const d = dmMessageOf(frame as AnyFrame);
+      if (!d || d.message.sender?.id === user.id) return;
+      if (pathRef.current === `/messages/${d.with}` && document.visibilityState === 'visible') return;
+      const key = Date.now() * 1000 + 500 + (seq++ % 500);
+      const excerpt = d.message.body.length > 80 ? `${d.message.body.slice(0, 80)}…` : d.message.body;
+      const text = t('dm.toast', { name: d.message.sender.display_name, body: excerpt });
+      setToasts((list) => [...list.slice(-3), { key, text, href: `/messages/${d.with}` }]);
+      setTimeout(() => setToasts((list) => list.filter((x) => x.key !== key)), TOAST_MS);
+    });
+    return () => {
+      offMsg();
+      inbox.stop();
+      setDm(null);
+      setDmUnread(0);
+    };
+  }, [live, user?.id]);
+
   const dismissToast = useCallback((key: number) => setToasts((list) => list.filter((x) => x.key !== key)), []);
 
   // Route guards.
@@ -139,8 +170,8 @@ export function App() {
   }, [redirect]);
 
   const state: AppState = useMemo(
-    () => ({ user, live, connState, notice, signedIn, signedOut, unread, refreshUnread }),
-    [user, live, connState, notice, signedIn, signedOut, unread, refreshUnread],
+    () => ({ user, live, connState, notice, signedIn, signedOut, unread, refreshUnread, dm, dmUnread }),
+    [user, live, connState, notice, signedIn, signedOut, unread, refreshUnread, dm, dmUnread],
   );
 
   let page;
@@ -189,5 +220,7 @@ function privatePage(path: string) {
   if (path === '/me/studies') return <MyStudiesPage />;
   if ((m = /^\/users\/(\d+)$/.exec(path))) return <ProfilePage key={m[1]} id={Number(m[1])} />;
   if (path === '/notifications') return <NotificationsPage />;
+  if (path === '/messages') return <MessagesPage />;
+  if ((m = /^\/messages\/(\d+)$/.exec(path))) return <ConversationPage key={`dm-${m[1]}`} userId={Number(m[1])} />;
   return <NotFoundPage />;
 }

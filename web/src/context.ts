@@ -4,6 +4,7 @@
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
 import type { User } from './api';
+import type { DmInbox } from './dm';
 import type { ConnState, LiveClient } from './live';
 
 export type Notice = 'revoked' | 'loggedOut' | null;
@@ -20,6 +21,9 @@ export interface AppState {
   unread: number;
   /** Re-read the unread count from the server (after marking notifications read). */
   refreshUnread(): void;
+  /** Direct messages: the inbox of the signed-in user and its total unread count. */
+  dm: DmInbox | null;
+  dmUnread: number;
 }
 
 export const AppContext = createContext<AppState | null>(null);

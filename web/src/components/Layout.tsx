@@ -57,6 +57,15 @@ export function Layout({ titleKey, children }: { titleKey: MessageKey; children:
               <NavLink href="/notifications" active={path === '/notifications'}>
                 {t('nav.notificationsPage')}
               </NavLink>
+              <NavLink href="/messages" active={path === '/messages' || path.startsWith('/messages/')}>
+                {t('nav.messages')}
+                {app.dmUnread > 0 && (
+                  <span data-testid="dm-unread" class="ml-1 rounded-full bg-red-600 px-1.5 text-xs text-white">
+                    <span aria-hidden="true">{app.dmUnread}</span>
+                    <span class="sr-only"> {t('dm.unreadTotal', { count: app.dmUnread })}</span>
+                  </span>
+                )}
+              </NavLink>
             </nav>
           )}
           {app.user && <NotificationBell />}

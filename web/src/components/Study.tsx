@@ -1,6 +1,7 @@
 // Small pieces shared by the study pages: status badge, tag chips, profile
 // links, rating text and the study card used in lists.
 import type { ComponentChildren } from 'preact';
+import { useId } from 'preact/hooks';
 import type { StudyRef, StudyStatus, StudySummary, User } from '../api';
 import { t as translate, useI18n } from '../i18n';
 import { statusText } from '../notifications';
@@ -67,6 +68,28 @@ export function UserLink({ user }: { user: Pick<User, 'id' | 'display_name'> }) 
   return (
     <a href={`/users/${user.id}`} onClick={linkClick} class={linkClass}>
       {user.display_name}
+    </a>
+  );
+}
+
+/** Opens the direct-message conversation with `user`. */
+export function MessageLink({ user }: { user: Pick<User, 'id' | 'display_name'> }) {
+  const { t } = useI18n();
+  // Named "Message", described by the person's name (so the name stays unique to their profile link).
+  const descId = `msg-${useId()}`;
+  return (
+    <a
+      href={`/messages/${user.id}`}
+      onClick={linkClick}
+      data-testid="message-user"
+      data-user-id={user.id}
+      aria-describedby={descId}
+      class="rounded border border-slate-300 bg-white px-2 py-0.5 text-xs font-semibold text-slate-800 hover:bg-slate-100 focus-visible:outline-2 focus-visible:outline-blue-600"
+    >
+      {t('dm.message')}
+      <span id={descId} hidden>
+        {t('dm.with', { name: user.display_name })}
+      </span>
     </a>
   );
 }

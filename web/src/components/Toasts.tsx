@@ -1,10 +1,14 @@
 import type { AppNotification } from '../api';
 import { useI18n } from '../i18n';
 import { notificationText } from '../notifications';
+import { linkClick } from '../router';
 
 export interface Toast {
   key: number;
-  notification: AppNotification;
+  /** A notification toast, or a plain `text` (e.g. a direct message) with an optional link. */
+  notification?: AppNotification;
+  text?: string;
+  href?: string;
 }
 
 /** Live notification toasts, bottom right; each is a `role="status"` message. */
@@ -19,7 +23,17 @@ export function Toasts({ toasts, onDismiss }: { toasts: Toast[]; onDismiss: (key
           data-testid="toast"
           class="pointer-events-auto flex items-start gap-2 rounded-lg border border-slate-300 bg-white p-3 text-sm text-slate-900 shadow-lg"
         >
-          <span class="flex-1">{notificationText(toast.notification)}</span>
+          <span class="flex-1">
+            {toast.text ?? (toast.notification ? notificationText(toast.notification) : '')}
+            {toast.href && (
+              <>
+                {' '}
+                <a href={toast.href} onClick={(e) => { linkClick(e); onDismiss(toast.key); }} class="font-semibold text-blue-800 underline">
+                  {t('dm.openToast')}
+                </a>
+              </>
+            )}
+          </span>
           <button
             type="button"
             aria-label={t('toast.dismiss')}

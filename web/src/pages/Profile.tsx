@@ -3,12 +3,14 @@ import * as api from '../api';
 import type { ApiError, Profile } from '../api';
 import { ErrorAlert } from '../components/Alert';
 import { Layout } from '../components/Layout';
-import { ratingText, Stars, StudyLink, UserLink } from '../components/Study';
+import { MessageLink, ratingText, Stars, StudyLink, UserLink } from '../components/Study';
+import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 
 export function ProfilePage({ id }: { id: number }) {
   const { t, lang } = useI18n();
+  const me = useApp().user;
   const [profile, setProfile] = useState<Profile | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
 
@@ -30,9 +32,12 @@ export function ProfilePage({ id }: { id: number }) {
       {profile && (
         <div class="flex flex-col gap-8">
           <header>
-            <h1 class="text-2xl font-bold" data-testid="profile-name">
-              {profile.user.display_name}
-            </h1>
+            <div class="flex flex-wrap items-center gap-3">
+              <h1 class="text-2xl font-bold" data-testid="profile-name">
+                {profile.user.display_name}
+              </h1>
+              {me && me.id !== profile.user.id && <MessageLink user={profile.user} />}
+            </div>
             <p class="mt-1 text-slate-700" data-testid="profile-rating">
               {ratingText(profile.review_average, profile.review_count)}
             </p>

@@ -3,8 +3,9 @@ import * as api from '../api';
 import type { ApiError, Application, Member, StudyDetail, StudyStatus } from '../api';
 import { ErrorAlert, Notice } from '../components/Alert';
 import { Button } from '../components/Button';
+import { ChatPanel } from '../components/ChatPanel';
 import { Layout } from '../components/Layout';
-import { linkClass, ratingText, Stars, StatusBadge, StudyLink, TagList, UserLink } from '../components/Study';
+import { linkClass, MessageLink, ratingText, Stars, StatusBadge, StudyLink, TagList, UserLink } from '../components/Study';
 import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
@@ -34,6 +35,8 @@ export function StudyDetailPage({ id }: { id: number }) {
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const [info, setInfo] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Set by `chat.removed` / `study.removed`: the chat panel closes at once, before the re-read.
+  const [chatRemoved, setChatRemoved] = useState(false);
   const seq = useRef(0);
   const loaded = useRef(false);
 
@@ -85,6 +88,7 @@ export function StudyDetailPage({ id }: { id: number }) {
       live.on('study.removed', (f) => {
         if ((f as AnyFrame).study_id !== id) return;
         setInfo(t('study.removedNotice'));
+        setChatRemoved(true);
         reload();
       }),
     ];
@@ -93,6 +97,20 @@ export function StudyDetailPage({ id }: { id: number }) {
       live.send({ type: 'study.unwatch', study_id: id });
     };
   }, [live, id, reload]);
+
+  // Member again later (re-accepted): the chat comes back.
+  const loadedRole = load.state === 'ready' ? load.study.my_role : null;
+  const wasMember = useRef(false);
+  useEffect(() => {
+    const isMember = loadedRole === 'member' || loadedRole === 'leader';
+    if (isMember && !wasMember.current) setChatRemoved(false);
+    if (loadedRole !== null) wasMember.current = isMember;
+  }, [loadedRole]);
+
+  const onChatRemoved = useCallback(() => {
+    setChatRemoved(true);
+    reload();
+  }, [reload]);
 
   /** Run a state-changing request, show its error, then re-fetch. */
   async function act(fn: () => Promise<unknown>, done?: string) {
@@ -209,6 +227,11 @@ export function StudyDetailPage({ id }: { id: number }) {
             <StatusChanger study={study} busy={busy} act={act} />
             <ApplicantPanel study={study} applications={applications} busy={busy} act={act} />
           </>
+        )}
+
+        {chatRemoved && <Notice>{t('chat.removedNotice')}</Notice>}
+        {(role === 'member' || role === 'leader') && !chatRemoved && (
+          <ChatPanel key={`chat-${id}`} studyId={id} isLeader={role === 'leader'} onRemoved={onChatRemoved} />
         )}
 
         {(role === 'member' || role === 'leader') && (
@@ -421,6 +444,7 @@ function ApplicationCard({ study, application: a, busy, act }: SectionProps & { 
 function MembersSection({ study, members, busy, act }: SectionProps & { members: Member[] }) {
   const { t } = useI18n();
   const isLeader = study.my_role === 'leader';
+  const me = useApp().user;
   const [confirmLeave, setConfirmLeave] = useState(false);
   return (
     <section aria-labelledby="members-h" class={sectionClass} data-testid="members">
@@ -431,6 +455,7 @@ function MembersSection({ study, members, busy, act }: SectionProps & { members:
         {members.map((m) => (
           <li key={m.user.id} data-testid="member" class="flex flex-wrap items-center gap-3">
             <UserLink user={m.user} />
+            {me && m.user.id !== me.id && <MessageLink user={m.user} />}
             {m.role === 'leader' && <span class="rounded bg-blue-100 px-1.5 text-xs font-semibold text-blue-900">{t('members.leader')}</span>}
             {isLeader && m.role === 'member' && <MemberAdmin study={study} member={m} busy={busy} act={act} />}
           </li>
