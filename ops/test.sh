@@ -34,8 +34,13 @@ fi
 (cd web && npm ci --no-audit --no-fund && npm run build)
 
 step "rust: unit and integration tests"
-cargo build --all-targets
-cargo test --all-targets
+cargo build --workspace --all-targets
+cargo test --workspace --all-targets
+
+step "load harness smoke (loopback, bounded, no baseline)"
+# Proves the harness and the chat fan-out path still work end to end: it fails on any lost or
+# duplicated message. The full benchmark is a separate command (see loadtest/README.md).
+"$CARGO_TARGET_DIR/debug/loadtest" chat-fanout --smoke --server-bin "$CARGO_TARGET_DIR/debug/studyon"
 
 step "browser tests"
 (cd web && STUDYON_BIN="$CARGO_TARGET_DIR/debug/studyon" npm test)
