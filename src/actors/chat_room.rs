@@ -737,6 +737,11 @@ impl KeyedActor for ChatRoom {
                 seq,
                 req,
             } => {
+                // Only a socket that joined (and so passed the membership check) moves a marker.
+                if !self.joined.contains_key(&conn) {
+                    self.push(conn, error_frame(req, &ApiError::NotFound));
+                    return reply.send(());
+                }
                 let persister = self.deps.persister.clone();
                 let write = DurableWrite::ChatRead {
                     room_id: self.id,

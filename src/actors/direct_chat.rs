@@ -342,6 +342,10 @@ impl DirectChat {
         seq: i64,
         req: Option<Value>,
     ) {
+        // Nothing to have read in an empty conversation: no marker is written for strangers.
+        if self.last_seq == 0 {
+            return self.push(conn, error_frame(req, &ApiError::NotFound));
+        }
         let seq = seq.clamp(0, self.last_seq);
         let persister = self.deps.persister.clone();
         let write = DurableWrite::DirectRead {

@@ -304,6 +304,20 @@ async fn limits_bad_input_and_moderation(b: &Backend) {
     assert_eq!(next_json(&mut o).await["error"], "not_found");
     send_text(&mut o, send(room, "sneak", "hi")).await;
     assert_eq!(next_json(&mut o).await["error"], "not_found");
+    // A failed join leaves no way to write: reading, typing and reacting are refused too.
+    send_text(
+        &mut o,
+        json!({ "type": "chat.read", "id": "rd", "room_id": room, "seq": 1 }).to_string(),
+    )
+    .await;
+    assert_eq!(next_json(&mut o).await["error"], "not_found");
+    let (st, _) = get(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms"),
+        Some(&outsider.cookie),
+    )
+    .await;
+    assert_eq!(st, 404);
 
     let (mut a, _) = join(&s, &m[0], room, None).await;
     let (mut lws, _) = join(&s, &leader, room, None).await;
@@ -686,6 +700,12 @@ async fn direct_messages_receipts_and_resume(b: &Backend) {
     let stranger = signup(&s).await;
     let mut st_ws = tab(&s, &stranger).await;
     send_text(&mut st_ws, dm(&a.user["id"], "z", "hello?")).await;
+    assert_eq!(next_of(&mut st_ws, "error").await["error"], "not_found");
+    send_text(
+        &mut st_ws,
+        json!({ "type": "dm.read", "id": "r", "with": a.user["id"], "seq": 5 }).to_string(),
+    )
+    .await;
     assert_eq!(next_of(&mut st_ws, "error").await["error"], "not_found");
     let (st, _) = get(
         &s,
