@@ -19,12 +19,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::actors::user_session::push_notifications;
+use crate::chat::sequencer::{Admit, Pending, Sequencer};
 use crate::chat::{self, Author, ChatMessage, NewChatMessage};
 use crate::error::ApiError;
 use crate::ids::{ConnId, RoomId, StudyId, UserId};
 use crate::keyed_actor_handlers;
 use crate::persist::PersistError;
-use crate::ratelimit::{Bucket, Policy};
+use crate::ratelimit::Policy;
 use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
 use crate::store::chat::Page;
 use crate::store::{DurableWrite, Rule, StoreError, now_millis};
@@ -56,22 +57,11 @@ pub struct ChatRoom {
     /// Newest committed seq.
     last_seq: i64,
     recent: VecDeque<(ChatMessage, ByteString)>,
-    dedupe: chat::Dedupe,
-    queue: VecDeque<Pending>,
-    in_flight: bool,
+    sends: Sequencer,
     /// Joined sockets and who they are.
     joined: HashMap<ConnId, Author>,
-    buckets: HashMap<UserId, Bucket>,
     typing: HashMap<UserId, (Instant, Author)>,
     typing_timer: bool,
-}
-
-struct Pending {
-    author: Author,
-    client_id: String,
-    body: String,
-    /// Sockets to ack (a resend while the first is in flight joins the first's waiters).
-    waiters: Vec<(ConnId, Option<Value>)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,49 +192,33 @@ impl ChatRoom {
             Ok(b) => b,
             Err(e) => return self.push(conn, error_frame(req, &e)),
         };
-        // A resend: the first ack again, nothing stored.
-        if let Some(seq) = self.dedupe.get(user.id, &client_id) {
-            let frame = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": client_id, "seq": seq });
-            return self.push(conn, frame.to_string().into());
-        }
-        if let Some(p) = self
-            .queue
-            .iter_mut()
-            .find(|p| p.author.id == user.id && p.client_id == client_id)
+        match self
+            .sends
+            .admit(user, client_id, body, (conn, req), Instant::now())
         {
-            p.waiters.push((conn, req));
-            return;
+            // A resend: the first ack again, nothing stored.
+            Admit::Stored {
+                seq,
+                client_id,
+                waiter: (conn, req),
+            } => {
+                let frame = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": client_id, "seq": seq });
+                self.push(conn, frame.to_string().into());
+            }
+            Admit::Waiting => {}
+            Admit::Queued => self.flush(ctx),
+            Admit::Refused {
+                waiter: (conn, req),
+                error,
+            } => self.push(conn, error_frame(req, &error)),
         }
-        let bucket = self
-            .buckets
-            .entry(user.id)
-            .or_insert_with(|| SEND_POLICY.bucket(Instant::now()));
-        if let Err(wait) = bucket.take(&SEND_POLICY, Instant::now()) {
-            let e = ApiError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            };
-            return self.push(conn, error_frame(req, &e));
-        }
-        if self.queue.len() >= QUEUE_MAX {
-            return self.push(conn, error_frame(req, &ApiError::Busy));
-        }
-        self.queue.push_back(Pending {
-            author: user,
-            client_id,
-            body,
-            waiters: vec![(conn, req)],
-        });
-        self.flush(ctx);
     }
 
     /// Commits the next batch unless one is in flight.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight || self.queue.is_empty() {
+        let Some(batch) = self.sends.next_batch() else {
             return;
-        }
-        let n = self.queue.len().min(BATCH_MAX);
-        let batch: Vec<Pending> = self.queue.drain(..n).collect();
-        self.in_flight = true;
+        };
         let store = self.deps.store.clone();
         let persister = self.deps.persister.clone();
         let (room, study, first_seq) = (self.id, self.study, self.last_seq + 1);
@@ -305,7 +279,7 @@ impl ChatRoom {
             Ok::<_, PersistError>(messages)
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.in_flight = false;
+            act.sends.settled();
             match res {
                 Ok(messages) => act.committed(batch, messages),
                 Err(PersistError::Store(StoreError::Rule(Rule::DuplicateMessage))) => {
@@ -358,7 +332,7 @@ impl ChatRoom {
                 });
             }
             self.typing.remove(&p.author.id);
-            self.dedupe.remember(p.author.id, m.client_id, m.seq);
+            self.sends.stored(p.author.id, m.client_id, m.seq);
             self.keep_recent(msg, frame);
         }
         if !notes.is_empty() {
@@ -396,9 +370,9 @@ impl ChatRoom {
                             let ack = json!({ "type": "chat.ack", "id": req, "room_id": act.id, "client_id": p.client_id, "seq": seq });
                             act.push(conn, ack.to_string().into());
                         }
-                        act.dedupe.remember(p.author.id, p.client_id, seq);
+                        act.sends.stored(p.author.id, p.client_id, seq);
                     }
-                    None => act.queue.push_front(p),
+                    None => act.sends.requeue(p),
                 }
             }
             act.flush(ctx);
@@ -635,11 +609,8 @@ impl KeyedActor for ChatRoom {
                 closed: state.closed,
                 last_seq: state.last_seq,
                 recent: VecDeque::new(),
-                dedupe: chat::Dedupe::new(DEDUPE_WINDOW),
-                queue: VecDeque::new(),
-                in_flight: false,
                 joined: HashMap::new(),
-                buckets: HashMap::new(),
+                sends: Sequencer::new(SEND_POLICY, DEDUPE_WINDOW, QUEUE_MAX, BATCH_MAX),
                 typing: HashMap::new(),
                 typing_timer: false,
                 deps: deps.clone(),
@@ -651,7 +622,7 @@ impl KeyedActor for ChatRoom {
                 .into_iter()
                 .rev()
             {
-                room.dedupe.remember(u, c, s);
+                room.sends.stored(u, c, s);
             }
             for m in deps
                 .store
@@ -670,7 +641,7 @@ impl KeyedActor for ChatRoom {
     }
 
     fn is_idle(&mut self) -> bool {
-        self.joined.is_empty() && self.queue.is_empty() && !self.in_flight
+        self.joined.is_empty() && self.sends.is_idle()
     }
 
     fn handle_msg(&mut self, msg: ChatRoomMsg, reply: ReplyTo<()>, ctx: &mut Context<Self>) {

@@ -3,7 +3,7 @@
 //! client ids and replays what a tab missed; unlike a room, it delivers to every open tab of
 //! both users (through their `UserSession`s), and it carries read receipts back to the sender.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,12 +15,12 @@ use tokio::sync::mpsc;
 
 use crate::actors::chat_room::SEND_POLICY;
 use crate::actors::user_session::{UserSession, UserSessionMsg};
+use crate::chat::sequencer::{Admit, Pending, Sequencer};
 use crate::chat::{self, Author, DirectMessage, NewDirectMessage};
 use crate::error::ApiError;
 use crate::ids::{ConnId, UserId};
 use crate::keyed_actor_handlers;
 use crate::persist::PersistError;
-use crate::ratelimit::Bucket;
 use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
 use crate::store::chat::Page;
 use crate::store::{DurableWrite, Rule, StoreError, now_millis};
@@ -45,19 +45,9 @@ pub struct DirectChat {
     /// How far each side has read (index 0: pair.0, 1: pair.1).
     read: [i64; 2],
     recent: VecDeque<DirectMessage>,
-    dedupe: chat::Dedupe,
-    queue: VecDeque<Pending>,
-    in_flight: bool,
-    buckets: HashMap<UserId, Bucket>,
+    sends: Sequencer,
     /// Frames for users' tabs, delivered in order by one task.
     outbox: mpsc::Sender<(UserId, String)>,
-}
-
-struct Pending {
-    sender: Author,
-    client_id: String,
-    body: String,
-    waiters: Vec<(ConnId, Option<Value>)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,51 +125,29 @@ impl DirectChat {
             Err(e) => return self.push(conn, error_frame(req, &e)),
         };
         let to = self.other(sender.id);
-        if let Some(seq) = self.dedupe.get(sender.id, &client_id) {
-            return self.ack(conn, req, to, &client_id, seq);
-        }
-        if let Some(p) = self
-            .queue
-            .iter_mut()
-            .find(|p| p.sender.id == sender.id && p.client_id == client_id)
+        match self
+            .sends
+            .admit(sender, client_id, body, (conn, req), Instant::now())
         {
-            p.waiters.push((conn, req));
-            return;
+            // A resend: the first ack again, nothing stored.
+            Admit::Stored {
+                seq,
+                client_id,
+                waiter: (conn, req),
+            } => self.ack(conn, req, to, &client_id, seq),
+            Admit::Waiting => {}
+            Admit::Queued => self.flush(ctx),
+            Admit::Refused {
+                waiter: (conn, req),
+                error,
+            } => self.push(conn, error_frame(req, &error)),
         }
-        let bucket = self
-            .buckets
-            .entry(sender.id)
-            .or_insert_with(|| SEND_POLICY.bucket(Instant::now()));
-        if let Err(wait) = bucket.take(&SEND_POLICY, Instant::now()) {
-            return self.push(
-                conn,
-                error_frame(
-                    req,
-                    &ApiError::RateLimited {
-                        retry_after_secs: wait.as_secs().max(1),
-                    },
-                ),
-            );
-        }
-        if self.queue.len() >= QUEUE_MAX {
-            return self.push(conn, error_frame(req, &ApiError::Busy));
-        }
-        self.queue.push_back(Pending {
-            sender,
-            client_id,
-            body,
-            waiters: vec![(conn, req)],
-        });
-        self.flush(ctx);
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight || self.queue.is_empty() {
+        let Some(batch) = self.sends.next_batch() else {
             return;
-        }
-        let n = self.queue.len().min(BATCH_MAX);
-        let batch: Vec<Pending> = self.queue.drain(..n).collect();
-        self.in_flight = true;
+        };
         let (store, persister, pair, first) = (
             self.deps.store.clone(),
             self.deps.persister.clone(),
@@ -193,7 +161,7 @@ impl DirectChat {
             .map(|(i, p)| NewDirectMessage {
                 seq: first + i as i64,
                 client_id: p.client_id.clone(),
-                sender_id: p.sender.id,
+                sender_id: p.author.id,
                 body: p.body.clone(),
                 at: now,
             })
@@ -213,7 +181,7 @@ impl DirectChat {
             Ok(messages)
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.in_flight = false;
+            act.sends.settled();
             match res {
                 Ok(messages) => act.committed(batch, messages),
                 Err(PersistError::Store(StoreError::Rule(Rule::DuplicateMessage))) => {
@@ -238,18 +206,18 @@ impl DirectChat {
             let msg = DirectMessage {
                 seq: m.seq,
                 client_id: m.client_id.clone(),
-                sender: p.sender.clone(),
+                sender: p.author.clone(),
                 body: m.body,
                 created_at: m.at,
             };
-            let to = self.other(p.sender.id);
+            let to = self.other(p.author.id);
             for user in [self.pair.0, self.pair.1] {
                 self.deliver(user, self.frame_for(user, &msg));
             }
             for (conn, req) in p.waiters {
                 self.ack(conn, req, to, &m.client_id, m.seq);
             }
-            self.dedupe.remember(p.sender.id, m.client_id, m.seq);
+            self.sends.stored(p.author.id, m.client_id, m.seq);
             if self.recent.len() >= RECENT {
                 self.recent.pop_front();
             }
@@ -261,7 +229,7 @@ impl DirectChat {
         let (store, pair) = (self.deps.store.clone(), self.pair);
         let keys: Vec<(UserId, String)> = batch
             .iter()
-            .map(|p| (p.sender.id, p.client_id.clone()))
+            .map(|p| (p.author.id, p.client_id.clone()))
             .collect();
         let fut = async move {
             let mut found = Vec::new();
@@ -274,13 +242,13 @@ impl DirectChat {
             for (p, seq) in batch.into_iter().zip(found).rev() {
                 match seq {
                     Some(seq) => {
-                        let to = act.other(p.sender.id);
+                        let to = act.other(p.author.id);
                         for (conn, req) in p.waiters {
                             act.ack(conn, req, to, &p.client_id, seq);
                         }
-                        act.dedupe.remember(p.sender.id, p.client_id, seq);
+                        act.sends.stored(p.author.id, p.client_id, seq);
                     }
-                    None => act.queue.push_front(p),
+                    None => act.sends.requeue(p),
                 }
             }
             act.flush(ctx);
@@ -409,10 +377,7 @@ impl KeyedActor for DirectChat {
                 last_seq,
                 read: [read_a, read_b],
                 recent: VecDeque::new(),
-                dedupe: chat::Dedupe::new(DEDUPE_WINDOW),
-                queue: VecDeque::new(),
-                in_flight: false,
-                buckets: HashMap::new(),
+                sends: Sequencer::new(SEND_POLICY, DEDUPE_WINDOW, QUEUE_MAX, BATCH_MAX),
                 outbox,
             };
             for (u, c, s) in deps
@@ -422,7 +387,7 @@ impl KeyedActor for DirectChat {
                 .into_iter()
                 .rev()
             {
-                chat.dedupe.remember(u, c, s);
+                chat.sends.stored(u, c, s);
             }
             chat.recent = deps
                 .store
@@ -438,7 +403,7 @@ impl KeyedActor for DirectChat {
     }
 
     fn is_idle(&mut self) -> bool {
-        self.queue.is_empty() && !self.in_flight
+        self.sends.is_idle()
     }
 
     fn handle_msg(&mut self, msg: DirectMsg, reply: ReplyTo<()>, ctx: &mut Context<Self>) {

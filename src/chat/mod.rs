@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod sequencer;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
