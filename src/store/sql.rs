@@ -1,6 +1,10 @@
 //! The query text both dialects share. SQLite accepts `$1` placeholders, `RETURNING` and
 //! `ON CONFLICT … DO UPDATE`, so one body serves both; the macro stamps it out per pool type.
 
+/// Rows per multi-row INSERT: 7 parameters each stays far below SQLite's 32766-parameter
+/// and Postgres's 65535-parameter limits.
+pub(crate) const ROWS_PER_INSERT: usize = 1000;
+
 macro_rules! shared_store_impl {
     ($store:ty, $db:ty) => {
         impl $store {
@@ -173,21 +177,23 @@ macro_rules! shared_store_impl {
                             .await?;
                         }
                         crate::store::DurableWrite::ChatMessages { room_id, messages } => {
-                            for m in messages {
-                                let mentions = serde_json::to_string(&m.mentions).unwrap_or_else(|_| "[]".into());
-                                sqlx::query(
-                                    "INSERT INTO chat_messages (room_id, seq, client_id, author_id, body, mentions, \
-                                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                                )
-                                .bind(room_id.0)
-                                .bind(m.seq)
-                                .bind(&m.client_id)
-                                .bind(m.author_id.0)
-                                .bind(&m.body)
-                                .bind(mentions)
-                                .bind(m.at)
-                                .execute(&mut **tx)
-                                .await?;
+                            // One statement for the whole batch: each statement is a round trip
+                            // to the database (for SQLite, to its worker thread).
+                            for chunk in messages.chunks(crate::store::sql::ROWS_PER_INSERT) {
+                                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                                    "INSERT INTO chat_messages (room_id, seq, client_id, author_id, body, mentions, created_at) ",
+                                );
+                                qb.push_values(chunk, |mut b, m| {
+                                    let mentions = serde_json::to_string(&m.mentions).unwrap_or_else(|_| "[]".into());
+                                    b.push_bind(room_id.0)
+                                        .push_bind(m.seq)
+                                        .push_bind(m.client_id.clone())
+                                        .push_bind(m.author_id.0)
+                                        .push_bind(m.body.clone())
+                                        .push_bind(mentions)
+                                        .push_bind(m.at);
+                                });
+                                qb.build().execute(&mut **tx).await?;
                             }
                         }
                         crate::store::DurableWrite::ChatEdit { room_id, seq, body, at } => {
@@ -225,20 +231,20 @@ macro_rules! shared_store_impl {
                                 .await?;
                         }
                         crate::store::DurableWrite::DirectMessages { pair, messages } => {
-                            for m in messages {
-                                sqlx::query(
-                                    "INSERT INTO direct_messages (user_a, user_b, seq, client_id, sender_id, body, \
-                                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                                )
-                                .bind(pair.0.0)
-                                .bind(pair.1.0)
-                                .bind(m.seq)
-                                .bind(&m.client_id)
-                                .bind(m.sender_id.0)
-                                .bind(&m.body)
-                                .bind(m.at)
-                                .execute(&mut **tx)
-                                .await?;
+                            for chunk in messages.chunks(crate::store::sql::ROWS_PER_INSERT) {
+                                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                                    "INSERT INTO direct_messages (user_a, user_b, seq, client_id, sender_id, body, created_at) ",
+                                );
+                                qb.push_values(chunk, |mut b, m| {
+                                    b.push_bind(pair.0.0)
+                                        .push_bind(pair.1.0)
+                                        .push_bind(m.seq)
+                                        .push_bind(m.client_id.clone())
+                                        .push_bind(m.sender_id.0)
+                                        .push_bind(m.body.clone())
+                                        .push_bind(m.at);
+                                });
+                                qb.build().execute(&mut **tx).await?;
                             }
                         }
                         crate::store::DurableWrite::DirectRead { pair, reader, seq } => {
