@@ -120,6 +120,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             .default_service(web::to(crate::http::fallback))
     })
     .workers(workers)
+    // Live frames are small: without TCP_NODELAY, Nagle holds each one until the peer's
+    // delayed ACK (up to 40 ms on Linux), which is exactly the latency a chat must not have.
+    .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(settings.shutdown_secs)
     .listen(listener)?
