@@ -49,6 +49,16 @@ pub enum UserSessionReply {
     Connections(Vec<ConnId>),
 }
 
+impl UserSession {
+    /// Queues one frame (shared bytes) for every open tab; returns how many took it.
+    fn fan_out(&self, frame: bytestring::ByteString) -> usize {
+        self.conns
+            .keys()
+            .filter(|c| self.hub.push(**c, frame.clone()))
+            .count()
+    }
+}
+
 impl Actor for UserSession {
     type Context = Context<Self>;
 }
@@ -110,22 +120,9 @@ impl KeyedActor for UserSession {
                     notification: &notification,
                 }
                 .to_text();
-                let reached = self
-                    .conns
-                    .keys()
-                    .filter(|c| self.hub.push(**c, frame.clone()))
-                    .count();
-                UserSessionReply::Reached(reached)
+                UserSessionReply::Reached(self.fan_out(frame))
             }
-            UserSessionMsg::Push { frame } => {
-                let frame = bytestring::ByteString::from(frame);
-                let reached = self
-                    .conns
-                    .keys()
-                    .filter(|c| self.hub.push(**c, frame.clone()))
-                    .count();
-                UserSessionReply::Reached(reached)
-            }
+            UserSessionMsg::Push { frame } => UserSessionReply::Reached(self.fan_out(frame.into())),
             UserSessionMsg::SessionRevoked { session } => {
                 let mut n = 0;
                 for (conn, s) in &self.conns {
