@@ -22,16 +22,7 @@ macro_rules! chat_store_impl {
                 m.edited_at, m.deleted_at, m.mentions FROM chat_messages m JOIN users u ON u.id = m.author_id";
             type MsgRow = (i64, String, i64, String, String, i64, Option<i64>, Option<i64>, String);
 
-            async fn is_member(c: &mut Conn, study: i64, user: i64) -> Result<Option<Role>, sqlx::Error> {
-                let m: Option<(String,)> = sqlx::query_as(
-                    "SELECT role FROM memberships WHERE study_id = $1 AND user_id = $2 AND left_at IS NULL",
-                )
-                .bind(study)
-                .bind(user)
-                .fetch_optional(&mut *c)
-                .await?;
-                Ok(m.map(|(r,)| if r == "leader" { Role::Leader } else { Role::Member }))
-            }
+            use super::studies_impl::membership as is_member;
 
             /// Messages with their reactions, oldest first.
             async fn load(c: &mut Conn, room: i64, page: Page, limit: i64) -> Result<Vec<ChatMessage>, sqlx::Error> {

@@ -142,6 +142,18 @@ macro_rules! studies_store_impl {
                 with_tags(c, rows).await
             }
 
+            /// `Leader` or `Member` for a current member, `None` otherwise (chat uses it too).
+            pub(super) async fn membership(c: &mut Conn, study: i64, user: i64) -> Result<Option<Role>, sqlx::Error> {
+                let m: Option<(String,)> = sqlx::query_as(
+                    "SELECT role FROM memberships WHERE study_id = $1 AND user_id = $2 AND left_at IS NULL",
+                )
+                .bind(study)
+                .bind(user)
+                .fetch_optional(&mut *c)
+                .await?;
+                Ok(m.map(|(r,)| if r == "leader" { Role::Leader } else { Role::Member }))
+            }
+
             /// The user's role, or `None` when the study does not exist.
             async fn role_in(c: &mut Conn, study: i64, user: i64) -> Result<Option<Role>, sqlx::Error> {
                 let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM studies WHERE id = $1")
@@ -151,15 +163,8 @@ macro_rules! studies_store_impl {
                 if n == 0 {
                     return Ok(None);
                 }
-                let m: Option<(String,)> = sqlx::query_as(
-                    "SELECT role FROM memberships WHERE study_id = $1 AND user_id = $2 AND left_at IS NULL",
-                )
-                .bind(study)
-                .bind(user)
-                .fetch_optional(&mut *c)
-                .await?;
-                if let Some((role,)) = m {
-                    return Ok(Some(if role == "leader" { Role::Leader } else { Role::Member }));
+                if let Some(role) = membership(c, study, user).await? {
+                    return Ok(Some(role));
                 }
                 let (p,): (i64,) = sqlx::query_as(
                     "SELECT COUNT(*) FROM applications WHERE study_id = $1 AND user_id = $2 AND status = 'pending'",
