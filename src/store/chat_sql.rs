@@ -24,26 +24,37 @@ macro_rules! chat_store_impl {
 
             use super::studies_impl::membership as is_member;
 
+            /// The seq condition, order and limit of one history page (rooms and DMs alike):
+            /// `Before` reads newest first so LIMIT keeps the newest, `After` oldest first.
+            fn push_page(qb: &mut QueryBuilder<Db>, seq_col: &'static str, page: Page, limit: i64) {
+                match page {
+                    Page::Before(Some(seq)) => {
+                        qb.push(format_args!(" AND {seq_col} < ")).push_bind(seq).push(format_args!(" ORDER BY {seq_col} DESC"));
+                    }
+                    Page::Before(None) => {
+                        qb.push(format_args!(" ORDER BY {seq_col} DESC"));
+                    }
+                    Page::After(seq) => {
+                        qb.push(format_args!(" AND {seq_col} > ")).push_bind(seq).push(format_args!(" ORDER BY {seq_col} ASC"));
+                    }
+                }
+                qb.push(" LIMIT ").push_bind(limit);
+            }
+
+            /// Pages are returned oldest first whichever way they were read.
+            fn oldest_first<T>(rows: &mut [T], page: Page) {
+                if matches!(page, Page::Before(_)) {
+                    rows.reverse();
+                }
+            }
+
             /// Messages with their reactions, oldest first.
             async fn load(c: &mut Conn, room: i64, page: Page, limit: i64) -> Result<Vec<ChatMessage>, sqlx::Error> {
                 let mut qb = QueryBuilder::<Db>::new(MSG_SELECT);
                 qb.push(" WHERE m.room_id = ").push_bind(room);
-                match page {
-                    Page::Before(Some(seq)) => {
-                        qb.push(" AND m.seq < ").push_bind(seq).push(" ORDER BY m.seq DESC");
-                    }
-                    Page::Before(None) => {
-                        qb.push(" ORDER BY m.seq DESC");
-                    }
-                    Page::After(seq) => {
-                        qb.push(" AND m.seq > ").push_bind(seq).push(" ORDER BY m.seq ASC");
-                    }
-                }
-                qb.push(" LIMIT ").push_bind(limit);
+                push_page(&mut qb, "m.seq", page, limit);
                 let mut rows: Vec<MsgRow> = qb.build_query_as().fetch_all(&mut *c).await?;
-                if matches!(page, Page::Before(_)) {
-                    rows.reverse();
-                }
+                oldest_first(&mut rows, page);
                 let mut reactions: BTreeMap<i64, BTreeMap<String, Vec<UserId>>> = BTreeMap::new();
                 if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
                     let rs: Vec<(i64, i64, String)> = sqlx::query_as(
@@ -282,22 +293,9 @@ macro_rules! chat_store_impl {
                          JOIN users u ON u.id = d.sender_id WHERE d.user_a = ",
                     );
                     qb.push_bind(pair.0.0).push(" AND d.user_b = ").push_bind(pair.1.0);
-                    match page {
-                        Page::Before(Some(seq)) => {
-                            qb.push(" AND d.seq < ").push_bind(seq).push(" ORDER BY d.seq DESC");
-                        }
-                        Page::Before(None) => {
-                            qb.push(" ORDER BY d.seq DESC");
-                        }
-                        Page::After(seq) => {
-                            qb.push(" AND d.seq > ").push_bind(seq).push(" ORDER BY d.seq ASC");
-                        }
-                    }
-                    qb.push(" LIMIT ").push_bind(limit);
+                    push_page(&mut qb, "d.seq", page, limit);
                     let mut rows: Vec<(i64, String, i64, String, String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
-                    if matches!(page, Page::Before(_)) {
-                        rows.reverse();
-                    }
+                    oldest_first(&mut rows, page);
                     Ok(rows
                         .into_iter()
                         .map(|r| crate::chat::DirectMessage {
