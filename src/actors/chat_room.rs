@@ -236,14 +236,7 @@ impl ChatRoom {
             let members = if logins.is_empty() {
                 Vec::new()
             } else {
-                let ids = store.members_by_login(study, &logins).await?;
-                let mut pairs = Vec::new();
-                for id in ids {
-                    if let Some(u) = store.user(id).await? {
-                        pairs.push((u.login_id, id));
-                    }
-                }
-                pairs
+                store.members_by_login(study, &logins).await?
             };
             let now = now_millis();
             let messages: Vec<NewChatMessage> = drafts

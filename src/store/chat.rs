@@ -73,9 +73,13 @@ pub trait ChatStore: Send + Sync {
         client_id: &str,
     ) -> StoreResult<Option<i64>>;
     async fn read_seq(&self, room: RoomId, user: UserId) -> StoreResult<i64>;
-    /// Current members of the study among these login ids (for @mentions).
-    async fn members_by_login(&self, study: StudyId, logins: &[String])
-    -> StoreResult<Vec<UserId>>;
+    /// (login id, user) of the current members of the study among these login ids (for
+    /// @mentions).
+    async fn members_by_login(
+        &self,
+        study: StudyId,
+        logins: &[String],
+    ) -> StoreResult<Vec<(String, UserId)>>;
 
     /// Both are current members of at least one common study (who may write to whom).
     async fn share_study(&self, a: UserId, b: UserId) -> StoreResult<bool>;

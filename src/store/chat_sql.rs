@@ -364,12 +364,12 @@ macro_rules! chat_store_impl {
                     Ok(out)
                 }
 
-                async fn members_by_login(&self, study: StudyId, logins: &[String]) -> StoreResult<Vec<UserId>> {
+                async fn members_by_login(&self, study: StudyId, logins: &[String]) -> StoreResult<Vec<(String, UserId)>> {
                     if logins.is_empty() {
                         return Ok(Vec::new());
                     }
                     let mut qb = QueryBuilder::<Db>::new(
-                        "SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.left_at IS NULL AND m.study_id = ",
+                        "SELECT u.login_id, u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.left_at IS NULL AND m.study_id = ",
                     );
                     qb.push_bind(study.0).push(" WHERE u.login_id IN (");
                     let mut sep = qb.separated(", ");
@@ -377,8 +377,8 @@ macro_rules! chat_store_impl {
                         sep.push_bind(l.clone());
                     }
                     qb.push(")");
-                    let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(&self.pool).await?;
-                    Ok(rows.into_iter().map(|(u,)| UserId(u)).collect())
+                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    Ok(rows.into_iter().map(|(l, u)| (l, UserId(u))).collect())
                 }
             }
         }
