@@ -57,16 +57,11 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, Ap
     if rec.revoked_at.is_some() || now >= rec.expires_at || now - rec.last_seen_at >= idle_ms {
         return Err(ApiError::Unauthenticated);
     }
-    let user = state
-        .store
-        .user(rec.user_id)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
     if now - rec.last_seen_at >= TOUCH_EVERY_MS {
         state.store.touch_session(rec.id, now).await?;
     }
     Ok(Authenticated {
-        user,
+        user: rec.user,
         session: rec.id,
         expires_at: rec.expires_at,
     })

@@ -65,7 +65,8 @@ pub struct NewSession {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     pub id: SessionId,
-    pub user_id: UserId,
+    /// The session's user, read with it (one query per authenticated request).
+    pub user: User,
     pub created_at: Millis,
     pub last_seen_at: Millis,
     pub expires_at: Millis,

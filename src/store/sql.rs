@@ -94,17 +94,22 @@ macro_rules! shared_store_impl {
                 &self,
                 token_hash: &[u8],
             ) -> crate::store::StoreResult<Option<crate::store::SessionRecord>> {
-                let row: Option<(i64, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
-                    "SELECT id, user_id, created_at, last_seen_at, expires_at, revoked_at \
-                     FROM sessions WHERE token_hash = $1",
+                let row: Option<(i64, i64, String, String, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT s.id, u.id, u.login_id, u.display_name, u.created_at, s.created_at, s.last_seen_at, \
+                     s.expires_at, s.revoked_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
                 )
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row.map(|(id, user_id, created_at, last_seen_at, expires_at, revoked_at)| {
+                Ok(row.map(|(id, user_id, login_id, display_name, user_created, created_at, last_seen_at, expires_at, revoked_at)| {
                     crate::store::SessionRecord {
                         id: crate::ids::SessionId(id),
-                        user_id: crate::ids::UserId(user_id),
+                        user: crate::store::User {
+                            id: crate::ids::UserId(user_id),
+                            login_id,
+                            display_name,
+                            created_at: user_created,
+                        },
                         created_at,
                         last_seen_at,
                         expires_at,

@@ -68,7 +68,7 @@ async fn sessions(b: &Backend) {
     assert_eq!(
         (
             rec.id,
-            rec.user_id,
+            rec.user.id,
             rec.last_seen_at,
             rec.expires_at,
             rec.revoked_at
