@@ -153,6 +153,41 @@ pub struct Settings {
     /// Log filter in `tracing` syntax, e.g. `info` or `studyon=debug,info`.
     #[arg(long, env = "STUDYON_LOG", default_value = "info", global = true)]
     pub log: String,
+
+    /// Largest file one upload may carry, in bytes.
+    #[arg(long, env = "STUDYON_UPLOAD_MAX_BYTES", default_value_t = 50 * 1024 * 1024, global = true)]
+    pub upload_max_bytes: u64,
+
+    /// Bytes of files one study may store in all.
+    #[arg(long, env = "STUDYON_STUDY_QUOTA_BYTES", default_value_t = 1024 * 1024 * 1024, global = true)]
+    pub study_quota_bytes: u64,
+
+    /// S3 bucket for file storage. Unset: files are stored under `<data-dir>/objects`.
+    /// Credentials come from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`).
+    #[arg(long, env = "STUDYON_S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint URL for an S3-compatible service (e.g. `http://127.0.0.1:9000`). Unset: AWS.
+    #[arg(long, env = "STUDYON_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region.
+    #[arg(
+        long,
+        env = "STUDYON_S3_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
+    pub s3_region: String,
+
+    /// Path-style S3 addressing (`endpoint/bucket/key`), which most S3-compatible services need.
+    #[arg(
+        long,
+        env = "STUDYON_S3_PATH_STYLE",
+        default_value_t = false,
+        global = true
+    )]
+    pub s3_path_style: bool,
 }
 
 /// A setting that cannot work; the message names the setting to change.
@@ -286,6 +321,26 @@ impl Settings {
             return Err(ConfigError(
                 "STUDYON_SHUTDOWN_SECS must be 1–9 so the process exits within 10 s".into(),
             ));
+        }
+        if self.upload_max_bytes == 0 || self.study_quota_bytes < self.upload_max_bytes {
+            return Err(ConfigError(
+                "STUDYON_UPLOAD_MAX_BYTES must be above 0 and at most STUDYON_STUDY_QUOTA_BYTES"
+                    .into(),
+            ));
+        }
+        if self.s3_endpoint.is_some() && self.s3_bucket.is_none() {
+            return Err(ConfigError(
+                "STUDYON_S3_ENDPOINT is set but STUDYON_S3_BUCKET is not: set the bucket to store \
+                 files on S3, or unset the endpoint to store them under the data dir"
+                    .into(),
+            ));
+        }
+        if let Some(e) = &self.s3_endpoint
+            && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(ConfigError(format!(
+                "STUDYON_S3_ENDPOINT / --s3-endpoint: {e:?} is not an http(s) URL"
+            )));
         }
         if self.db_max_connections == 0 {
             return Err(ConfigError(
@@ -444,7 +499,11 @@ mod tests {
             .lines()
             .map(|l| l.trim_start_matches('#').trim())
             .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
-            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .filter(|k| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
             .collect();
         in_sample.sort();
         in_sample.dedup();

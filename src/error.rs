@@ -26,6 +26,24 @@ pub enum ApiError {
     /// The body is larger than the route accepts.
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// The study's stored files would pass its quota.
+    #[error("the study's storage quota is used up; delete files to make room")]
+    QuotaExceeded,
+    /// An upload with no bytes.
+    #[error("the file is empty")]
+    EmptyFile,
+    /// A filename that tries to be a path, or is unusable.
+    #[error("{0}")]
+    InvalidFilename(String),
+    /// The declared content type contradicts the file's bytes.
+    #[error("the file's content is {sniffed}, not {declared}")]
+    ContentTypeMismatch { declared: String, sniffed: String },
+    /// The client stopped sending the body partway.
+    #[error("the upload was cut off: {0}")]
+    UploadAborted(String),
+    /// The requested byte range lies outside the file (`size` goes in `Content-Range`).
+    #[error("the requested range is outside the file")]
+    RangeNotSatisfiable { size: u64 },
     /// The route takes `application/json`.
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
@@ -78,6 +96,12 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::QuotaExceeded => "quota_exceeded",
+            ApiError::EmptyFile => "empty_file",
+            ApiError::InvalidFilename(_) => "invalid_filename",
+            ApiError::ContentTypeMismatch { .. } => "content_type_mismatch",
+            ApiError::UploadAborted(_) => "upload_aborted",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::InvalidCredentials => "invalid_credentials",
@@ -96,8 +120,14 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Validation { .. } | ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::EmptyFile | ApiError::InvalidFilename(_) | ApiError::UploadAborted(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::PayloadTooLarge | ApiError::QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType | ApiError::ContentTypeMismatch { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::BadOrigin | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -146,6 +176,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Busy | ApiError::Unavailable => {
                 resp.insert_header(("Retry-After", "1"));
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                resp.insert_header(("Content-Range", format!("bytes */{size}")));
             }
             _ => {}
         }
@@ -203,6 +236,17 @@ impl From<Rule> for ApiError {
             Rule::RoomLimit => conflict("room_limit"),
             Rule::RoomClosed => conflict("room_closed"),
             Rule::DuplicateMessage => conflict("duplicate_message"),
+            Rule::TaskLimit => conflict("task_limit"),
+            Rule::AttachmentLimit => conflict("attachment_limit"),
+            Rule::QuotaExceeded => ApiError::QuotaExceeded,
+            Rule::NotAuthor => ApiError::Forbidden {
+                code: "not_author",
+                message,
+            },
+            Rule::AssigneeNotMember => ApiError::Validation {
+                field: "assignee_id",
+                message,
+            },
         }
     }
 }

@@ -33,6 +33,12 @@ id_type!(
     NotificationId,
     /// A chat room of a study.
     RoomId,
+    /// A task on a study's board.
+    TaskId,
+    /// A post under a task.
+    PostId,
+    /// A stored file (an attachment of a post or of the recruiting post).
+    FileId,
 );
 
 /// One live WebSocket connection (one browser tab). Unique within a node's lifetime; the node

@@ -10,6 +10,8 @@
 //! | [`store`] | the `Store` trait and its SQLite and Postgres implementations |
 //! | [`studies`] | the study domain: statuses, roles and capabilities, input rules, markdown |
 //! | [`chat`] | the chat domain: rooms, messages, reactions, rules, mentions |
+//! | [`tasks`] | tasks, posts and file metadata: types and input rules |
+//! | [`storage`] | object storage (local directory, S3), upload spooling, sniffing, ranges |
 //! | [`persist`] | the group-commit persistence actor for durable writes on live paths |
 //! | [`auth`] | passwords (Argon2id), session tokens, input rules, login throttling |
 //! | [`ratelimit`] | the token-bucket core: a pure function of (bucket, now) |
@@ -36,6 +38,8 @@ pub mod persist;
 pub mod ratelimit;
 pub mod registry;
 pub mod server;
+pub mod storage;
 pub mod store;
 pub mod studies;
+pub mod tasks;
 pub mod ws;

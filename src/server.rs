@@ -19,6 +19,7 @@ use crate::auth::LoginThrottle;
 use crate::config::Settings;
 use crate::persist::Persister;
 use crate::registry::{Deps, LocalPlacement, Registry};
+use crate::storage::ObjectStore;
 use crate::store::{self, Store, now_millis};
 use crate::ws::close_code;
 use crate::ws::hub::ConnHub;
@@ -26,6 +27,9 @@ use crate::ws::hub::ConnHub;
 /// Durable writes that may wait for a commit before callers get `busy`: a few group commits'
 /// worth at MAX_BATCH each.
 pub const PERSIST_MAILBOX: usize = 4096;
+/// Uploads spooling at once on this node: each holds a temp file and a connection for up to
+/// minutes; beyond this, callers get `busy` instead of filling the disk.
+const MAX_CONCURRENT_UPLOADS: usize = 32;
 /// How often dead sessions are purged from the store (the scheduled-job part of foundation).
 const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -41,6 +45,12 @@ pub struct AppState {
     pub origins: Vec<String>,
     pub metrics: PrometheusHandle,
     pub cookie_name: &'static str,
+    /// File bytes (local directory or S3).
+    pub objects: Arc<dyn ObjectStore>,
+    /// Where uploads are spooled before they are stored.
+    pub spool_dir: std::path::PathBuf,
+    /// Uploads in flight on this node.
+    pub uploads: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
 }
 
@@ -64,6 +74,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let settings = Arc::new(settings);
     let store = store::open(&settings).await?;
     store.migrate().await?;
+    let objects = crate::storage::open(&settings).await?;
+    // Spool files left by a killed process belong to uploads that were never acknowledged.
+    let spool_dir = settings.data_dir.join("tmp");
+    let _ = std::fs::remove_dir_all(&spool_dir);
+    std::fs::create_dir_all(&spool_dir)?;
+    {
+        let (store, objects) = (store.clone(), objects.clone());
+        actix_rt::spawn(async move {
+            match crate::storage::sweep_orphans(&*store, &*objects, now_millis()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed orphaned objects"),
+                Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+            }
+        });
+    }
 
     let persister = Persister::start(store.clone(), PERSIST_MAILBOX);
     let mut node = [0u8; 8];
@@ -99,6 +124,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         persister,
         throttle: LoginThrottle::default(),
         metrics: crate::metrics::handle(),
+        objects,
+        spool_dir,
+        uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
         shutting_down: AtomicBool::new(false),
     });
 

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::actors::chat_room::drop_user_from_rooms;
+use crate::actors::chat_room::{ChatRoom, ChatRoomMsg, drop_user_from_rooms};
 use crate::actors::user_session::push_notifications;
 use crate::ids::{ApplicationId, ConnId, StudyId, UserId};
 use crate::keyed_actor_handlers;
@@ -83,6 +83,15 @@ pub enum StudyMsg {
     Announce {
         event: serde_json::Value,
     },
+    /// Study content changed (a task or post): tell the watchers who are members, the only
+    /// ones who may read it.
+    AnnounceToMembers {
+        event: serde_json::Value,
+    },
+    /// Deletes the study and everything in it (leader).
+    Delete {
+        leader: UserId,
+    },
 }
 
 /// Why a command failed, in a form that can cross nodes.
@@ -120,6 +129,8 @@ impl From<CommandError> for crate::error::ApiError {
 pub enum StudyOutcome {
     Done,
     Application(Application),
+    /// The study is gone; these objects are to be deleted from storage.
+    Deleted(Vec<String>),
 }
 
 pub type StudyReply = Result<StudyOutcome, CommandError>;
@@ -392,6 +403,40 @@ impl KeyedActor for Study {
             StudyMsg::Announce { event } => {
                 self.broadcast(&event);
                 reply.send(Ok(StudyOutcome::Done));
+            }
+            StudyMsg::AnnounceToMembers { event } => {
+                let frame = self.frame(&event);
+                for (conn, user) in &self.watchers {
+                    if self.members.contains(user) {
+                        self.deps.hub.push(*conn, frame.clone());
+                    }
+                }
+                reply.send(Ok(StudyOutcome::Done));
+            }
+            StudyMsg::Delete { leader } => {
+                let registry = self.registry.clone();
+                let write = async move {
+                    let rooms = store.room_ids(id).await?;
+                    let keys = store.delete_study(id, leader).await?;
+                    Ok::<_, StoreError>((rooms, keys))
+                };
+                ctx.wait(write.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok((rooms, keys)) => {
+                        act.broadcast(&json!({ "kind": "deleted" }));
+                        // People in its rooms are told the rooms closed.
+                        actix_rt::spawn(async move {
+                            for room in rooms {
+                                let _ = registry
+                                    .tell_live::<ChatRoom>(room, ChatRoomMsg::Closed)
+                                    .await;
+                            }
+                        });
+                        reply.send(Ok(StudyOutcome::Deleted(keys)));
+                        act.sup.stop_cleanly();
+                        actix::ActorContext::stop(ctx);
+                    }
+                    Err(e) => reply.send(Err(e.into())),
+                }));
             }
             StudyMsg::Edit { leader, fields } => self.run(
                 ctx,

@@ -6,10 +6,12 @@
 
 pub mod auth;
 pub mod chat;
+pub mod files;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod studies;
+pub mod tasks;
 
 use std::path::{Component, Path};
 
@@ -143,6 +145,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         web::patch().to(studies::edit),
     );
     t.add(
+        "delete",
+        "/api/studies/{study_id}",
+        Study(LEADER),
+        web::delete().to(files::delete_study),
+    );
+    t.add(
         "post",
         "/api/studies/{study_id}/status",
         Study(LEADER),
@@ -233,6 +241,92 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         web::get().to(chat::history),
     );
     t.add(
+        "get",
+        "/api/studies/{study_id}/tasks",
+        Study(MEMBERS),
+        web::get().to(tasks::list),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/tasks",
+        Study(MEMBERS),
+        web::post().to(tasks::create),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/tasks/{task_id}",
+        Study(MEMBERS),
+        web::get().to(tasks::get),
+    );
+    t.add(
+        "patch",
+        "/api/studies/{study_id}/tasks/{task_id}",
+        Study(MEMBERS),
+        web::patch().to(tasks::edit),
+    );
+    t.add(
+        "delete",
+        "/api/studies/{study_id}/tasks/{task_id}",
+        Study(MEMBERS),
+        web::delete().to(tasks::delete),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/tasks/{task_id}/posts",
+        Study(MEMBERS),
+        web::get().to(tasks::posts),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/tasks/{task_id}/posts",
+        Study(MEMBERS),
+        web::post().to(tasks::create_post),
+    );
+    // Editing a post and adding files to it is for its author, deleting also for the leader:
+    // both are members, so the table says members and the store checks authorship.
+    t.add(
+        "get",
+        "/api/studies/{study_id}/posts/{post_id}",
+        Study(MEMBERS),
+        web::get().to(tasks::get_post),
+    );
+    t.add(
+        "patch",
+        "/api/studies/{study_id}/posts/{post_id}",
+        Study(MEMBERS),
+        web::patch().to(tasks::edit_post),
+    );
+    t.add(
+        "delete",
+        "/api/studies/{study_id}/posts/{post_id}",
+        Study(MEMBERS),
+        web::delete().to(tasks::delete_post),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/posts/{post_id}/attachments",
+        Study(MEMBERS),
+        web::post().to(files::upload_to_post),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/attachments",
+        Study(LEADER),
+        web::post().to(files::upload_to_study),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/files/{file_id}",
+        Study(MEMBERS),
+        web::get().to(files::download),
+    );
+    t.add(
+        "delete",
+        "/api/studies/{study_id}/files/{file_id}",
+        Study(MEMBERS),
+        web::delete().to(files::delete),
+    );
+    t.add(
         "patch",
         "/api/reviews/{review_id}",
         User,
@@ -274,6 +368,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         "/api/notifications/{notification_id}/read",
         User,
         web::post().to(notifications::mark_read),
+    );
+    t.add(
+        "get",
+        "/api/highlight.css",
+        Public,
+        web::get().to(files::highlight_css),
     );
     t.add(
         "get",

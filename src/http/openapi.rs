@@ -323,6 +323,220 @@ const OPS: &[Op] = &[
         ],
     },
     Op {
+        method: "delete",
+        path: "/api/studies/{study_id}",
+        summary: "Delete the study with everything in it, files included (leader); watchers get a `deleted` event",
+        tag: "studies",
+        auth: true,
+        body: None,
+        responses: &[(204, "Deleted", None), (404, "not_found", Some("Error"))],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/tasks",
+        summary: "The task board (members): ?filter=all|open|done|mine, by due date (undated last)",
+        tag: "tasks",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{items: Task[]}", None),
+            (400, "validation_failed (filter)", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/tasks",
+        summary: "Create a task (members)",
+        tag: "tasks",
+        auth: true,
+        body: Some("TaskForm"),
+        responses: &[
+            (201, "{task}", None),
+            (
+                400,
+                "validation_failed (title, description, due_on, status, assignee_id)",
+                Some("Error"),
+            ),
+            (409, "task_limit (500 per study)", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/tasks/{task_id}",
+        summary: "One task (members)",
+        tag: "tasks",
+        auth: true,
+        body: None,
+        responses: &[(200, "{task}", None), (404, "not_found", Some("Error"))],
+    },
+    Op {
+        method: "patch",
+        path: "/api/studies/{study_id}/tasks/{task_id}",
+        summary: "Edit, complete (status done) or reopen (status open) a task (members); null clears due_on/assignee_id",
+        tag: "tasks",
+        auth: true,
+        body: Some("TaskForm"),
+        responses: &[
+            (200, "{task}", None),
+            (400, "validation_failed", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "delete",
+        path: "/api/studies/{study_id}/tasks/{task_id}",
+        summary: "Delete a task with its posts and their files (members)",
+        tag: "tasks",
+        auth: true,
+        body: None,
+        responses: &[(204, "Deleted", None), (404, "not_found", Some("Error"))],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/tasks/{task_id}/posts",
+        summary: "A task's posts, newest first (members): ?q= title search, ?cursor= from next_cursor, ?limit=1–50",
+        tag: "tasks",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{items: PostSummary[], next_cursor}", None),
+            (400, "validation_failed (q, cursor, limit)", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/tasks/{task_id}/posts",
+        summary: "Write a post under a task (members); markdown rendered, highlighted and sanitized on the server",
+        tag: "tasks",
+        auth: true,
+        body: Some("PostForm"),
+        responses: &[
+            (201, "{post}", None),
+            (400, "validation_failed (title, body)", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/posts/{post_id}",
+        summary: "One post with body_html and attachments (members)",
+        tag: "tasks",
+        auth: true,
+        body: None,
+        responses: &[(200, "{post}", None), (404, "not_found", Some("Error"))],
+    },
+    Op {
+        method: "patch",
+        path: "/api/studies/{study_id}/posts/{post_id}",
+        summary: "Edit a post (its author)",
+        tag: "tasks",
+        auth: true,
+        body: Some("PostForm"),
+        responses: &[
+            (200, "{post}", None),
+            (403, "not_author", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "delete",
+        path: "/api/studies/{study_id}/posts/{post_id}",
+        summary: "Delete a post and its files (its author, or the leader)",
+        tag: "tasks",
+        auth: true,
+        body: None,
+        responses: &[
+            (204, "Deleted", None),
+            (403, "not_author", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/posts/{post_id}/attachments",
+        summary: "Attach a file to a post (its author): the body is the raw bytes, ?name= the filename; type sniffed from the bytes",
+        tag: "files",
+        auth: true,
+        body: Some("binary"),
+        responses: &[
+            (201, "{file}", None),
+            (
+                400,
+                "empty_file, invalid_filename or upload_aborted",
+                Some("Error"),
+            ),
+            (403, "not_author", Some("Error")),
+            (409, "attachment_limit (10 per post)", Some("Error")),
+            (413, "payload_too_large or quota_exceeded", Some("Error")),
+            (415, "content_type_mismatch", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/studies/{study_id}/attachments",
+        summary: "Attach a file to the recruiting post (leader); as for post attachments",
+        tag: "files",
+        auth: true,
+        body: Some("binary"),
+        responses: &[
+            (201, "{file}", None),
+            (
+                400,
+                "empty_file, invalid_filename or upload_aborted",
+                Some("Error"),
+            ),
+            (409, "attachment_limit", Some("Error")),
+            (413, "payload_too_large or quota_exceeded", Some("Error")),
+            (415, "content_type_mismatch", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/studies/{study_id}/files/{file_id}",
+        summary: "Download a file (members): Content-Disposition attachment, nosniff, Range and If-Range, ETag",
+        tag: "files",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "The bytes", None),
+            (206, "A byte range", None),
+            (304, "Not modified (If-None-Match)", None),
+            (404, "not_found", Some("Error")),
+            (
+                416,
+                "range_not_satisfiable, with Content-Range: bytes */size",
+                Some("Error"),
+            ),
+        ],
+    },
+    Op {
+        method: "delete",
+        path: "/api/studies/{study_id}/files/{file_id}",
+        summary: "Delete a file (its uploader, or the leader)",
+        tag: "files",
+        auth: true,
+        body: None,
+        responses: &[
+            (204, "Deleted", None),
+            (403, "not_author", Some("Error")),
+            (404, "not_found", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/highlight.css",
+        summary: "Stylesheet for the hl-* classes of server-highlighted code blocks",
+        tag: "files",
+        auth: false,
+        body: None,
+        responses: &[(200, "text/css", None)],
+    },
+    Op {
         method: "post",
         path: "/api/studies/{study_id}/chat_rooms",
         summary: "Open a chat room (members; at most 3 open per study)",
@@ -532,8 +746,17 @@ pub fn document() -> Value {
         if !params.is_empty() {
             o["parameters"] = Value::Array(params);
         }
-        if let Some(b) = op.body {
-            o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(b) } } });
+        match op.body {
+            Some("binary") => {
+                o["requestBody"] = json!({ "required": true, "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } } });
+                o["parameters"].as_array_mut().expect("upload routes have path params").push(
+                    json!({ "name": "name", "in": "query", "required": true, "schema": { "type": "string" }, "description": "the original filename" }),
+                );
+            }
+            Some(b) => {
+                o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(b) } } });
+            }
+            None => {}
         }
         let entry = paths
             .entry(op.path.to_string())
@@ -661,6 +884,25 @@ pub fn document() -> Value {
                 "ReviewPatch": {
                     "type": "object",
                     "properties": { "rating": { "type": "integer" }, "body": { "type": "string" } }
+                },
+                "TaskForm": {
+                    "type": "object",
+                    "description": "title required on create; on edit every field is optional and null clears due_on/assignee_id",
+                    "properties": {
+                        "title": { "type": "string", "minLength": 1, "maxLength": 200 },
+                        "description": { "type": "string", "maxLength": 20000, "description": "markdown" },
+                        "due_on": { "type": ["string", "null"], "format": "date" },
+                        "assignee_id": { "type": ["integer", "null"], "description": "a current member" },
+                        "status": { "type": "string", "enum": ["open", "done"] }
+                    }
+                },
+                "PostForm": {
+                    "type": "object",
+                    "description": "title required on create",
+                    "properties": {
+                        "title": { "type": "string", "minLength": 1, "maxLength": 200 },
+                        "body": { "type": "string", "maxLength": 100000, "description": "markdown; fenced code is highlighted" }
+                    }
                 },
                 "Error": {
                     "type": "object",

@@ -36,7 +36,13 @@ async fn detail(state: &AppState, id: StudyId, viewer: UserId) -> Result<StudyDe
         .await?
         .ok_or(ApiError::NotFound)?;
     let description = v.study.description.clone();
+    let attachments = if v.role.is_member() {
+        state.store.study_files(id, viewer).await?
+    } else {
+        Vec::new()
+    };
     Ok(StudyDetail {
+        attachments,
         description_html: markdown::render(&description),
         description,
         summary: v.study,
@@ -251,7 +257,7 @@ pub struct ApplyBody {
 fn application(outcome: StudyOutcome) -> Result<Application, ApiError> {
     match outcome {
         StudyOutcome::Application(a) => Ok(a),
-        StudyOutcome::Done => Err(ApiError::Internal(anyhow::anyhow!(
+        _ => Err(ApiError::Internal(anyhow::anyhow!(
             "study actor returned no application"
         ))),
     }

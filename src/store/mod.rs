@@ -12,6 +12,8 @@ mod sql;
 mod sqlite;
 pub mod studies;
 mod studies_sql;
+pub mod tasks;
+mod tasks_sql;
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ pub use chat::ChatStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use studies::{Rule, StudyStore};
+pub use tasks::TaskStore;
 
 /// Milliseconds since the Unix epoch: the one time format in the store.
 pub type Millis = i64;
@@ -194,7 +197,7 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: StudyStore + ChatStore + Send + Sync + 'static {
+pub trait Store: StudyStore + ChatStore + TaskStore + Send + Sync + 'static {
     fn kind(&self) -> DbKind;
     /// Applies pending migrations of this dialect.
     async fn migrate(&self) -> StoreResult<()>;

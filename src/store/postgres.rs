@@ -8,6 +8,7 @@ use sqlx::{PgPool, Postgres};
 use super::chat_sql::chat_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
+use super::tasks_sql::tasks_store_impl;
 use crate::config::DbKind;
 
 pub struct PgStore {
@@ -41,3 +42,4 @@ impl PgStore {
 shared_store_impl!(PgStore, Postgres);
 studies_store_impl!(PgStore, Postgres);
 chat_store_impl!(PgStore, Postgres);
+tasks_store_impl!(PgStore, Postgres);

@@ -9,6 +9,7 @@ use sqlx::{Sqlite, SqlitePool};
 use super::chat_sql::chat_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
+use super::tasks_sql::tasks_store_impl;
 use crate::config::DbKind;
 
 /// How long a writer waits for SQLite's single write lock before failing: long enough to ride
@@ -55,3 +56,4 @@ impl SqliteStore {
 shared_store_impl!(SqliteStore, Sqlite);
 studies_store_impl!(SqliteStore, Sqlite);
 chat_store_impl!(SqliteStore, Sqlite);
+tasks_store_impl!(SqliteStore, Sqlite);

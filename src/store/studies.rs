@@ -50,6 +50,16 @@ pub enum Rule {
     RoomClosed,
     #[error("a message with this client_id was already stored")]
     DuplicateMessage,
+    #[error("a study holds at most 500 tasks")]
+    TaskLimit,
+    #[error("a post has at most 10 attachments")]
+    AttachmentLimit,
+    #[error("the study's storage quota is used up")]
+    QuotaExceeded,
+    #[error("only the author may do this")]
+    NotAuthor,
+    #[error("the assignee must be a member of the study")]
+    AssigneeNotMember,
 }
 
 /// The live state a `Study` actor loads.

@@ -72,7 +72,7 @@ macro_rules! studies_store_impl {
                 }
             }
 
-            fn like_pattern(q: &str) -> String {
+            pub(super) fn like_pattern(q: &str) -> String {
                 let mut p = String::from("%");
                 for ch in q.to_lowercase().chars() {
                     if matches!(ch, '%' | '_' | '\\') {

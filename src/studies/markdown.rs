@@ -1,7 +1,96 @@
-//! Markdown to safe HTML: pulldown-cmark renders, ammonia keeps only harmless tags and
-//! attributes (no scripts, event handlers, `javascript:`/`data:` URLs, or inline SVG).
+//! Markdown to safe HTML: pulldown-cmark renders, fenced code blocks are highlighted on the
+//! server by syntect (as `hl-*` classes, coloured by [`highlight_css`]), and ammonia then keeps
+//! only harmless tags and attributes (no scripts, event handlers, `javascript:`/`data:` URLs,
+//! inline SVG or styles; classes only from our own `hl-`/`language-` vocabulary). Sanitizing
+//! last means the highlighter's output is checked like everything else.
 
-use pulldown_cmark::{Options, Parser, html};
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd, html};
+use syntect::html::{ClassStyle, ClassedHTMLGenerator, css_for_theme_with_class_style};
+use syntect::parsing::SyntaxSet;
+use syntect::util::LinesWithEndings;
+
+/// Classes carry this prefix so page styles and user classes cannot collide with them.
+const CLASS_STYLE: ClassStyle = ClassStyle::SpacedPrefixed { prefix: "hl-" };
+/// Code highlighted per document, in bytes: beyond it blocks stay plain, which bounds the
+/// CPU one post can cost (the regex-based highlighter is the slow part of rendering).
+const HIGHLIGHT_BUDGET: usize = 64 * 1024;
+/// The light theme matching the web client.
+const THEME: &str = "InspiredGitHub";
+
+static SYNTAXES: LazyLock<SyntaxSet> = LazyLock::new(SyntaxSet::load_defaults_newlines);
+
+/// The stylesheet for highlighted code (`GET /api/highlight.css`).
+pub fn highlight_css() -> &'static str {
+    static CSS: LazyLock<String> = LazyLock::new(|| {
+        let themes = syntect::highlighting::ThemeSet::load_defaults();
+        css_for_theme_with_class_style(&themes.themes[THEME], CLASS_STYLE).unwrap_or_default()
+    });
+    &CSS
+}
+
+/// A fence's language, reduced to characters a class name and a lookup need.
+fn language(info: &str) -> String {
+    info.split([' ', ',', '{'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '#' | '_' | '.'))
+        .take(32)
+        .collect()
+}
+
+/// One highlighted block, or `None` to leave it to the plain renderer.
+fn highlight(lang: &str, code: &str) -> Option<String> {
+    let syntax = SYNTAXES.find_syntax_by_token(lang)?;
+    let mut generator = ClassedHTMLGenerator::new_with_class_style(syntax, &SYNTAXES, CLASS_STYLE);
+    for line in LinesWithEndings::from(code) {
+        generator
+            .parse_html_for_line_which_includes_newline(line)
+            .ok()?;
+    }
+    Some(format!(
+        "<pre class=\"hl-code\"><code class=\"language-{lang}\">{}</code></pre>\n",
+        generator.finalize()
+    ))
+}
+
+/// Replaces each fenced block with a known language by its highlighted HTML.
+fn highlighted<'a>(parser: Parser<'a>) -> Vec<Event<'a>> {
+    let mut out = Vec::new();
+    let mut budget = HIGHLIGHT_BUDGET;
+    let mut block: Option<(String, String)> = None;
+    for ev in parser {
+        match (&mut block, ev) {
+            (None, Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info)))) => {
+                block = Some((language(&info), String::new()));
+                out.push(Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))));
+            }
+            (Some((_, code)), Event::Text(t)) => code.push_str(&t),
+            (Some(_), Event::End(TagEnd::CodeBlock)) => {
+                let (lang, code) = block.take().expect("inside a block");
+                let html = (!lang.is_empty() && code.len() <= budget)
+                    .then(|| highlight(&lang, &code))
+                    .flatten();
+                match html {
+                    Some(h) => {
+                        budget -= code.len();
+                        out.pop(); // the Start pushed above
+                        out.push(Event::Html(CowStr::from(h)));
+                    }
+                    None => {
+                        out.push(Event::Text(CowStr::from(code)));
+                        out.push(Event::End(TagEnd::CodeBlock));
+                    }
+                }
+            }
+            (_, ev) => out.push(ev),
+        }
+    }
+    out
+}
 
 pub fn render(markdown: &str) -> String {
     let mut opts = Options::empty();
@@ -9,11 +98,26 @@ pub fn render(markdown: &str) -> String {
     opts.insert(Options::ENABLE_STRIKETHROUGH);
     opts.insert(Options::ENABLE_TASKLISTS);
     let mut raw = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut raw, Parser::new_ext(markdown, opts));
+    html::push_html(
+        &mut raw,
+        highlighted(Parser::new_ext(markdown, opts)).into_iter(),
+    );
     ammonia::Builder::default()
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer nofollow"))
         .add_tag_attributes("code", ["class"])
+        .add_tag_attributes("pre", ["class"])
+        .add_tag_attributes("span", ["class"])
+        .attribute_filter(|_, attr, value| {
+            if attr != "class" {
+                return Some(Cow::Borrowed(value));
+            }
+            let kept: Vec<&str> = value
+                .split_ascii_whitespace()
+                .filter(|c| c.starts_with("hl-") || c.starts_with("language-"))
+                .collect();
+            (!kept.is_empty()).then(|| Cow::Owned(kept.join(" ")))
+        })
         .clean(&raw)
         .to_string()
 }
@@ -31,6 +135,30 @@ mod tests {
     }
 
     #[test]
+    fn highlights_known_languages_only() {
+        let h = render("```rust\nfn main() { let x = 1; }\n```\n\n```nosuchlang\nplain <b>\n```");
+        assert!(
+            h.contains("<pre class=\"hl-code\"><code class=\"language-rust\">"),
+            "{h}"
+        );
+        assert!(h.contains("<span class=\"hl-"), "{h}");
+        assert!(h.contains("hl-keyword"), "{h}");
+        // An unknown language stays a plain, escaped block.
+        assert!(
+            h.contains("<code class=\"language-nosuchlang\">plain &lt;b&gt;"),
+            "{h}"
+        );
+        assert!(super::highlight_css().contains(".hl-keyword"));
+    }
+
+    #[test]
+    fn user_classes_outside_our_vocabulary_are_dropped() {
+        let h = render("<span class=\"admin-badge hl-x\">a</span><span class=\"evil\">b</span>");
+        assert!(h.contains("<span class=\"hl-x\">a</span>"), "{h}");
+        assert!(h.contains("<span>b</span>"), "{h}");
+    }
+
+    #[test]
     fn xss_comes_out_inert() {
         let corpus = [
             "<script>alert(1)</script>",
@@ -44,6 +172,15 @@ mod tests {
             "<<script>script>alert(1)<</script>/script>",
             "<a href=\"jav&#x09;ascript:alert(1)\">x</a>",
             "<p onclick=alert(1)>unclosed <b>tag",
+            "```html\n<script>alert(1)</script>\n```",
+            "```\"><script>alert(1)</script>\nx\n```",
+            "<svg><use href=\"data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=\"/></svg>",
+            "<img src=\"data:image/png;base64,iVBORw0KGgo=\">",
+            "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+            "<a href=\"JaVaScRiPt:alert(1)\">x</a>",
+            "<form action=\"javascript:alert(1)\"><button>x</button></form>",
+            "<object data=\"javascript:alert(1)\"></object><embed src=x>",
+            "[x](vbscript:msgbox(1))",
         ];
         for input in corpus {
             let out = render(input).to_lowercase();
@@ -57,6 +194,12 @@ mod tests {
                 "<iframe",
                 "data:text",
                 "style=",
+                "data:image",
+                "vbscript:",
+                "<form",
+                "<object",
+                "<embed",
+                "<math",
             ] {
                 assert!(!out.contains(bad), "{input:?} -> {out:?} contains {bad}");
             }

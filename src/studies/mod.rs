@@ -114,6 +114,8 @@ pub struct StudyDetail {
     pub my_role: Role,
     pub bookmarked: bool,
     pub my_application: Option<ApplicationRef>,
+    /// The recruiting post's files; listed for members only (only they may download).
+    pub attachments: Vec<crate::tasks::StoredFile>,
 }
 
 #[derive(Debug, Clone, Serialize)]

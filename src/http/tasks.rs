@@ -1,0 +1,329 @@
+//! Tasks and posts over HTTP. Writes go straight to the store, which checks the caller's
+//! role in the same transaction; the `Study` actor then pushes the change to the members who
+//! have the study open.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::auth::Authenticated;
+use crate::actors::study::{Study, StudyMsg};
+use crate::error::ApiError;
+use crate::ids::{PostId, StudyId, TaskId};
+use crate::server::AppState;
+use crate::store::now_millis;
+use crate::tasks::rules::{PostFields, PostForm, TaskForm};
+use crate::tasks::{self, TaskFields, TaskFilter};
+
+/// Post list page size: a screenful for infinite scroll.
+const PAGE_DEFAULT: i64 = 20;
+const PAGE_MAX: i64 = 50;
+/// Longest title search accepted.
+const MAX_QUERY_CHARS: usize = 100;
+
+type Res = Result<HttpResponse, ApiError>;
+
+/// Tells the members watching the study (best effort: the change is stored, and a tab that
+/// missed it re-reads on reconnect).
+pub(super) async fn announce(state: &AppState, study: StudyId, event: serde_json::Value) {
+    let _ = state
+        .registry
+        .tell_live::<Study>(study, StudyMsg::AnnounceToMembers { event })
+        .await;
+}
+
+/// Deletes objects whose rows are gone. A failure leaves an orphan object (never a row
+/// without its object), which the startup sweep removes.
+pub(super) async fn delete_objects(state: &AppState, keys: Vec<String>) {
+    for k in keys {
+        if let Err(e) = state.objects.delete(&k).await {
+            tracing::warn!(key = %k, error = %e, "could not delete an object; the sweep will");
+        }
+    }
+}
+
+/// Runs CPU-heavy form work (markdown rendering and highlighting) off the request threads.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("render task failed: {e}")))?
+}
+
+/// `GET /api/studies/{study_id}/tasks?filter=all|open|done|mine`
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+) -> Res {
+    let mut filter = TaskFilter::All;
+    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        if k == "filter" {
+            filter = match v.as_ref() {
+                "all" | "" => TaskFilter::All,
+                "open" => TaskFilter::Open,
+                "done" => TaskFilter::Done,
+                "mine" => TaskFilter::Mine,
+                _ => {
+                    return Err(ApiError::validation(
+                        "filter",
+                        "filter is all, open, done or mine",
+                    ));
+                }
+            };
+        }
+    }
+    let items = state
+        .store
+        .tasks(StudyId(*path), auth.user.id, filter)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// `POST /api/studies/{study_id}/tasks`
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<i64>,
+    body: web::Json<TaskForm>,
+) -> Res {
+    let study = StudyId(*path);
+    let fields = off_thread(move || body.into_inner().into_new()).await?;
+    let task = state
+        .store
+        .create_task(study, auth.user.id, &fields, now_millis())
+        .await?;
+    announce(
+        &state,
+        study,
+        json!({ "kind": "task_created", "task": task }),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(json!({ "task": task })))
+}
+
+/// `GET /api/studies/{study_id}/tasks/{task_id}`
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+) -> Res {
+    let (study, task) = path.into_inner();
+    let task = state
+        .store
+        .task(StudyId(study), TaskId(task), auth.user.id)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "task": task })))
+}
+
+/// `PATCH /api/studies/{study_id}/tasks/{task_id}`: edit, complete (`status: done`), reopen.
+pub async fn edit(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<TaskForm>,
+) -> Res {
+    let (study, task) = (StudyId(path.0), TaskId(path.1));
+    let t = state.store.task(study, task, auth.user.id).await?;
+    let current = TaskFields {
+        title: t.title,
+        description: t.description,
+        description_html: t.description_html,
+        due_on: t.due_on,
+        assignee: t.assignee.map(|a| a.id),
+        status: t.status,
+    };
+    let fields = off_thread(move || body.into_inner().apply_to(current)).await?;
+    let task = state
+        .store
+        .update_task(study, task, auth.user.id, &fields, now_millis())
+        .await?;
+    announce(
+        &state,
+        study,
+        json!({ "kind": "task_updated", "task": task }),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(json!({ "task": task })))
+}
+
+/// `DELETE /api/studies/{study_id}/tasks/{task_id}`: with its posts and their files.
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+) -> Res {
+    let (study, task) = (StudyId(path.0), TaskId(path.1));
+    let keys = state.store.delete_task(study, task, auth.user.id).await?;
+    delete_objects(&state, keys).await;
+    announce(
+        &state,
+        study,
+        json!({ "kind": "task_deleted", "task_id": task }),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/studies/{study_id}/tasks/{task_id}/posts?q=&cursor=&limit=`: newest first.
+pub async fn posts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+) -> Res {
+    let (study, task) = (StudyId(path.0), TaskId(path.1));
+    let (mut q, mut cursor, mut limit) = (None, None, PAGE_DEFAULT);
+    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.as_ref() {
+            "q" => {
+                if v.chars().count() > MAX_QUERY_CHARS {
+                    return Err(ApiError::validation(
+                        "q",
+                        "the search text is limited to 100 characters",
+                    ));
+                }
+                q = Some(v.trim().to_string());
+            }
+            "cursor" if !v.is_empty() => {
+                cursor = Some(
+                    tasks::decode_cursor(&v)
+                        .ok_or_else(|| ApiError::validation("cursor", "invalid cursor"))?,
+                );
+            }
+            "limit" => {
+                limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|l| (1..=PAGE_MAX).contains(l))
+                    .ok_or_else(|| ApiError::validation("limit", "limit is 1–50"))?;
+            }
+            _ => {}
+        }
+    }
+    let mut items = state
+        .store
+        .posts(study, task, auth.user.id, q.as_deref(), cursor, limit + 1)
+        .await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|p| tasks::encode_cursor(p.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+fn summary(p: &tasks::Post) -> tasks::PostSummary {
+    tasks::PostSummary {
+        id: p.id,
+        task_id: p.task_id,
+        title: p.title.clone(),
+        author: p.author.clone(),
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        attachment_count: p.attachments.len() as i64,
+    }
+}
+
+/// `POST /api/studies/{study_id}/tasks/{task_id}/posts`
+pub async fn create_post(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<PostForm>,
+) -> Res {
+    let (study, task) = (StudyId(path.0), TaskId(path.1));
+    let fields = off_thread(move || body.into_inner().into_new()).await?;
+    let post = state
+        .store
+        .create_post(study, task, auth.user.id, &fields, now_millis())
+        .await?;
+    announce(
+        &state,
+        study,
+        json!({ "kind": "post_created", "post": summary(&post) }),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(json!({ "post": post })))
+}
+
+/// `GET /api/studies/{study_id}/posts/{post_id}`
+pub async fn get_post(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+) -> Res {
+    let post = state
+        .store
+        .post(StudyId(path.0), PostId(path.1), auth.user.id)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "post": post })))
+}
+
+/// `PATCH /api/studies/{study_id}/posts/{post_id}` (the author)
+pub async fn edit_post(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<PostForm>,
+) -> Res {
+    let (study, post) = (StudyId(path.0), PostId(path.1));
+    let p = state.store.post(study, post, auth.user.id).await?;
+    if p.author.id != auth.user.id {
+        return Err(crate::store::Rule::NotAuthor.into());
+    }
+    let current = PostFields {
+        title: p.title,
+        body: p.body,
+        body_html: p.body_html,
+    };
+    let fields = off_thread(move || body.into_inner().apply_to(current)).await?;
+    let post = state
+        .store
+        .update_post(study, post, auth.user.id, &fields, now_millis())
+        .await?;
+    announce(
+        &state,
+        study,
+        json!({ "kind": "post_updated", "post": summary(&post) }),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(json!({ "post": post })))
+}
+
+/// `DELETE /api/studies/{study_id}/posts/{post_id}` (the author, or the leader)
+pub async fn delete_post(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(i64, i64)>,
+) -> Res {
+    let (study, post) = (StudyId(path.0), PostId(path.1));
+    let (task, keys) = state.store.delete_post(study, post, auth.user.id).await?;
+    delete_objects(&state, keys).await;
+    announce(
+        &state,
+        study,
+        json!({ "kind": "post_deleted", "task_id": task, "post_id": post }),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Re-reads a post after its attachments changed and tells the members.
+pub(super) async fn post_changed(
+    state: &AppState,
+    study: StudyId,
+    post: PostId,
+    user: crate::ids::UserId,
+) {
+    if let Ok(p) = state.store.post(study, post, user).await {
+        announce(
+            state,
+            study,
+            json!({ "kind": "post_updated", "post": summary(&p) }),
+        )
+        .await;
+    }
+}
