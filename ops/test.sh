@@ -26,6 +26,26 @@ redis-cli -h 127.0.0.1 ping
 psql "$STUDYON_TEST_PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'studyon_it_%'" |
   while read -r db; do psql "$STUDYON_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
 
+step "S3-compatible test server (moto, in memory, loopback only)"
+# moto over s3s-fs: it installs from PyPI in seconds instead of a 2.5-minute cargo build, and
+# keeps nothing on disk between runs. Pinned so every run tests against the same server.
+MOTO_VENV="${STUDYON_MOTO_VENV:-$HOME/.cache/studyon/moto-venv}"
+MOTO_VERSION=5.2.5
+if ! "$MOTO_VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+MOTO_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"${TMPDIR:-/tmp}/studyon-moto.log" 2>&1 &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$MOTO_PORT/" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$MOTO_PORT/" >/dev/null
+export STUDYON_TEST_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+# Test credentials for the test server only; the suite never talks to AWS.
+export AWS_ACCESS_KEY_ID=studyon-test AWS_SECRET_ACCESS_KEY=studyon-test
+unset AWS_SESSION_TOKEN AWS_PROFILE
+
 step "packages"
 if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq

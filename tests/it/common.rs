@@ -283,3 +283,85 @@ pub async fn hello(c: &mut WsConn) -> Value {
     assert_eq!(h["type"], "hello", "{h}");
     h
 }
+
+/// Sends a raw body (an upload) with the given content type.
+pub async fn post_bytes(
+    s: &RunningServer,
+    path: &str,
+    bytes: Vec<u8>,
+    content_type: &str,
+    cookie: Option<&str>,
+) -> (u16, Value) {
+    let mut req = client()
+        .post(format!("{}{}", s.url(), path))
+        .insert_header(("Origin", origin(s)))
+        .insert_header(("Content-Type", content_type.to_string()));
+    if let Some(c) = cookie {
+        req = req.insert_header(("Cookie", c.to_string()));
+    }
+    let mut resp = req.send_body(bytes).await.expect("request");
+    let status = resp.status().as_u16();
+    let body = resp.body().limit(1 << 20).await.unwrap_or_default();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+pub async fn delete(s: &RunningServer, path: &str, cookie: Option<&str>) -> (u16, Value) {
+    let mut req = client()
+        .delete(format!("{}{}", s.url(), path))
+        .insert_header(("Origin", origin(s)));
+    if let Some(c) = cookie {
+        req = req.insert_header(("Cookie", c.to_string()));
+    }
+    let mut resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let body = resp.body().limit(1 << 20).await.unwrap_or_default();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// A GET with extra headers, returning the raw bytes (downloads).
+pub async fn get_raw(
+    s: &RunningServer,
+    path: &str,
+    cookie: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, std::collections::HashMap<String, String>, Vec<u8>) {
+    let mut req = client().get(format!("{}{}", s.url(), path));
+    if let Some(c) = cookie {
+        req = req.insert_header(("Cookie", c.to_string()));
+    }
+    for (k, v) in headers {
+        req = req.insert_header((k.to_string(), v.to_string()));
+    }
+    let mut resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let h = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp.body().limit(256 << 20).await.expect("body");
+    (status, h, body.to_vec())
+}
+
+/// The S3-compatible test server (`ops/test.sh` starts one on loopback and sets this).
+pub fn s3_endpoint() -> String {
+    std::env::var("STUDYON_TEST_S3_ENDPOINT").expect(
+        "STUDYON_TEST_S3_ENDPOINT is not set: run the suite through ops/test.sh, which starts \
+         the S3-compatible test server (moto) on loopback",
+    )
+}
+
+/// Server flags for S3 storage in a fresh bucket of the test server.
+pub fn s3_args() -> Vec<String> {
+    assert!(
+        std::env::var("AWS_ACCESS_KEY_ID").is_ok(),
+        "AWS_ACCESS_KEY_ID must be set for the S3 tests (ops/test.sh sets test credentials)"
+    );
+    vec![
+        "--s3-bucket".into(),
+        format!("studyon-it-{}", unique("b").replace('_', "-")),
+        "--s3-endpoint".into(),
+        s3_endpoint(),
+        "--s3-path-style".into(),
+    ]
+}

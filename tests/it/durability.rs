@@ -11,7 +11,7 @@ use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_studyon");
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,6 +21,11 @@ fn free_port() -> u16 {
 
 /// Spawns `studyon serve` on a free port and waits for /readyz.
 async fn spawn_server(b: &Backend, port: u16) -> Child {
+    spawn_server_with(b, port, &[]).await
+}
+
+/// As [`spawn_server`], with extra `serve` arguments.
+pub async fn spawn_server_with(b: &Backend, port: u16, extra: &[&str]) -> Child {
     let child = Command::new(BIN)
         .args([
             "serve",
@@ -32,6 +37,7 @@ async fn spawn_server(b: &Backend, port: u16) -> Child {
         .arg("--data-dir")
         .arg(b.dir.path())
         .args(["--log", "warn"])
+        .args(extra)
         .env_remove("REDIS_URL")
         .stdout(Stdio::null())
         .kill_on_drop(true)

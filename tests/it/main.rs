@@ -5,6 +5,8 @@ mod api;
 mod chat;
 mod common;
 mod durability;
+mod files;
 mod store;
 mod studies;
+mod tasks;
 mod ws;

@@ -823,9 +823,40 @@ async fn authorization_matrix(b: &Backend) {
             } else {
                 0
             };
+            // Routes about tasks, posts and files get one of each in this study. Writing a
+            // post or a file is the author's; a member or leader persona acts on their own.
+            let author = if matches!(role, Role::Member | Role::Leader) {
+                who.unwrap()
+            } else {
+                &member
+            };
+            let (task, post_id, file) = if spec.path.contains("{task_id}")
+                || spec.path.contains("{post_id}")
+                || spec.path.contains("{file_id}")
+            {
+                let t = crate::tasks::new_task(&s, id, &leader, json!({ "title": "m" })).await;
+                let t = t["id"].as_i64().unwrap();
+                let p = crate::tasks::new_post(&s, id, t, author, "m", "").await;
+                let p = p["id"].as_i64().unwrap();
+                let (st, f) = post_bytes(
+                    &s,
+                    &format!("/api/studies/{id}/posts/{p}/attachments?name=m.txt"),
+                    b"matrix".to_vec(),
+                    "text/plain",
+                    Some(&author.cookie),
+                )
+                .await;
+                assert_eq!(st, 201, "{f}");
+                (t, p, f["file"]["id"].as_i64().unwrap())
+            } else {
+                (0, 0, 0)
+            };
             let path = spec
                 .path
                 .replace("{study_id}", &id.to_string())
+                .replace("{task_id}", &task.to_string())
+                .replace("{post_id}", &post_id.to_string())
+                .replace("{file_id}", &file.to_string())
                 .replace("{application_id}", &app.to_string())
                 .replace("{user_id}", &uid(&member).to_string())
                 .replace("{room_id}", &room.to_string());
@@ -847,6 +878,12 @@ async fn authorization_matrix(b: &Backend) {
                 ("post", p) if p.ends_with("/chat_rooms") => {
                     json!({ "name": "room", "category": "qna" })
                 }
+                ("post", p) if p.ends_with("/tasks") => json!({ "title": "t" }),
+                ("patch", p) if p.ends_with("/tasks/{task_id}") => json!({ "status": "done" }),
+                ("post", p) if p.ends_with("/posts") => json!({ "title": "p", "body": "b" }),
+                ("patch", p) if p.ends_with("/posts/{post_id}") => json!({ "title": "p2" }),
+                ("post", p) if p.ends_with("/attachments") => Value::String("upload".into()),
+                ("delete", _) => Value::Null,
                 ("post", p)
                     if p.ends_with("/bookmark")
                         || p.ends_with("/leave")
@@ -861,6 +898,13 @@ async fn authorization_matrix(b: &Backend) {
             let cookie = who.map(|w| w.cookie.as_str());
             let st = if spec.method == "get" {
                 get(&s, &path, cookie).await.0
+            } else if spec.method == "delete" {
+                delete(&s, &path, cookie).await.0
+            } else if body == Value::String("upload".into()) {
+                let path = format!("{path}?name=matrix.txt");
+                post_bytes(&s, &path, b"bytes".to_vec(), "text/plain", cookie)
+                    .await
+                    .0
             } else if spec.method == "patch" {
                 match cookie {
                     Some(c) => patch(&s, &path, body, c).await.0,

@@ -1,0 +1,434 @@
+//! Tasks and posts end to end over HTTP and the socket, on SQLite and Postgres.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use studyon::server::RunningServer;
+
+use crate::both_backends;
+use crate::common::*;
+use crate::studies::{create_study, patch, study_body};
+
+fn uid(s: &Session) -> i64 {
+    s.user["id"].as_i64().unwrap()
+}
+
+/// A study led by the first session with the others as members.
+pub async fn study_with_members(s: &RunningServer, leader: &Session, members: &[&Session]) -> i64 {
+    let id = create_study(s, &leader.cookie, study_body("Work", &[], 10, "2027-02-01")).await;
+    for m in members {
+        let (st, a, _) = post(
+            s,
+            &format!("/api/studies/{id}/applications"),
+            json!({ "message": "" }),
+            Some(&m.cookie),
+        )
+        .await;
+        assert_eq!(st, 201, "{a}");
+        let app = a["application"]["id"].as_i64().unwrap();
+        let (st, d, _) = post(
+            s,
+            &format!("/api/studies/{id}/applications/{app}/decision"),
+            json!({ "accept": true }),
+            Some(&leader.cookie),
+        )
+        .await;
+        assert_eq!(st, 200, "{d}");
+    }
+    id
+}
+
+pub async fn new_task(s: &RunningServer, study: i64, who: &Session, body: Value) -> Value {
+    let (st, t, _) = post(
+        s,
+        &format!("/api/studies/{study}/tasks"),
+        body,
+        Some(&who.cookie),
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
+    t["task"].clone()
+}
+
+pub async fn new_post(
+    s: &RunningServer,
+    study: i64,
+    task: i64,
+    who: &Session,
+    title: &str,
+    body: &str,
+) -> Value {
+    let (st, p, _) = post(
+        s,
+        &format!("/api/studies/{study}/tasks/{task}/posts"),
+        json!({ "title": title, "body": body }),
+        Some(&who.cookie),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    p["post"].clone()
+}
+
+fn titles(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn tasks_board_filters_and_edits(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, member, outsider) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&member]).await;
+    let base = format!("/api/studies/{id}/tasks");
+
+    new_task(&s, id, &member, json!({ "title": "undated" })).await;
+    let late = new_task(
+        &s,
+        id,
+        &member,
+        json!({ "title": "late", "due_on": "2026-12-20" }),
+    )
+    .await;
+    let soon = new_task(
+        &s,
+        id,
+        &leader,
+        json!({ "title": "soon", "description": "**읽기** <script>x</script>", "due_on": "2026-12-01", "assignee_id": uid(&member) }),
+    )
+    .await;
+    assert_eq!(soon["assignee"]["id"], uid(&member));
+    assert_eq!(soon["status"], "open");
+    assert_eq!(soon["description_html"], "<p><strong>읽기</strong> </p>\n");
+
+    // Ordered by due date, undated last.
+    let (st, all) = get(&s, &base, Some(&member.cookie)).await;
+    assert_eq!(st, 200);
+    assert_eq!(titles(&all), ["soon", "late", "undated"]);
+    let (_, mine) = get(&s, &format!("{base}?filter=mine"), Some(&member.cookie)).await;
+    assert_eq!(titles(&mine), ["soon"]);
+    let (_, mine) = get(&s, &format!("{base}?filter=mine"), Some(&leader.cookie)).await;
+    assert_eq!(titles(&mine), Vec::<String>::new());
+
+    // Complete, then reopen: completed_at follows.
+    let soon_path = format!("{base}/{}", soon["id"]);
+    let (st, done) = patch(&s, &soon_path, json!({ "status": "done" }), &leader.cookie).await;
+    assert_eq!(st, 200, "{done}");
+    assert_eq!(done["task"]["status"], "done");
+    assert!(done["task"]["completed_at"].is_i64());
+    assert_eq!(
+        done["task"]["due_on"], "2026-12-01",
+        "absent fields are kept"
+    );
+    let (_, open) = get(&s, &format!("{base}?filter=open"), Some(&member.cookie)).await;
+    assert_eq!(titles(&open), ["late", "undated"]);
+    let (_, dn) = get(&s, &format!("{base}?filter=done"), Some(&member.cookie)).await;
+    assert_eq!(titles(&dn), ["soon"]);
+    let (_, re) = patch(
+        &s,
+        &soon_path,
+        json!({ "status": "open", "due_on": null, "assignee_id": null }),
+        &member.cookie,
+    )
+    .await;
+    assert_eq!(re["task"]["status"], "open");
+    assert!(re["task"]["completed_at"].is_null());
+    assert!(re["task"]["due_on"].is_null());
+    assert!(re["task"]["assignee"].is_null());
+
+    // Bad input: a clear code and nothing changed.
+    let before = get(&s, &base, Some(&member.cookie)).await.1;
+    for (body, field) in [
+        (json!({ "title": "" }), "title"),
+        (json!({ "due_on": "2026-02-30" }), "due_on"),
+        (json!({ "status": "archived" }), "status"),
+        (json!({ "assignee_id": uid(&outsider) }), "assignee_id"),
+    ] {
+        let (st, e) = patch(
+            &s,
+            &format!("{base}/{}", late["id"]),
+            body.clone(),
+            &member.cookie,
+        )
+        .await;
+        assert_eq!(
+            (st, e["error"].as_str(), e["field"].as_str()),
+            (400, Some("validation_failed"), Some(field)),
+            "{body}"
+        );
+    }
+    let (st, e, _) = post(
+        &s,
+        &base,
+        json!({ "title": "x", "assignee_id": uid(&outsider) }),
+        Some(&member.cookie),
+    )
+    .await;
+    assert_eq!((st, e["field"].as_str()), (400, Some("assignee_id")));
+    let (st, e, _) = post(
+        &s,
+        &base,
+        json!({ "title": "x", "extra": 1 }),
+        Some(&member.cookie),
+    )
+    .await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("malformed_json")));
+    let (st, _) = get(&s, &format!("{base}?filter=someone"), Some(&member.cookie)).await;
+    assert_eq!(st, 400);
+    assert_eq!(get(&s, &base, Some(&member.cookie)).await.1, before);
+
+    // Outsiders and ids from another study see nothing and change nothing.
+    assert_eq!(get(&s, &base, Some(&outsider.cookie)).await.0, 404);
+    let other = create_study(
+        &s,
+        &outsider.cookie,
+        study_body("Other", &[], 5, "2027-02-01"),
+    )
+    .await;
+    let other_path = format!("/api/studies/{other}/tasks/{}", late["id"]);
+    assert_eq!(get(&s, &other_path, Some(&outsider.cookie)).await.0, 404);
+    assert_eq!(
+        patch(
+            &s,
+            &other_path,
+            json!({ "title": "hijack" }),
+            &outsider.cookie
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(delete(&s, &other_path, Some(&outsider.cookie)).await.0, 404);
+    assert_eq!(get(&s, &base, Some(&member.cookie)).await.1, before);
+
+    // Any member deletes.
+    assert_eq!(
+        delete(&s, &format!("{base}/{}", late["id"]), Some(&member.cookie))
+            .await
+            .0,
+        204
+    );
+    let (_, after) = get(&s, &base, Some(&member.cookie)).await;
+    // Both undated now (the reopen cleared "soon"'s date): by id.
+    assert_eq!(titles(&after), ["undated", "soon"]);
+    assert_eq!(
+        get(&s, &format!("{base}/{}", late["id"]), Some(&member.cookie))
+            .await
+            .0,
+        404
+    );
+    s.shutdown().await;
+}
+both_backends!(tasks_board_filters_and_edits);
+
+async fn posts_search_paging_and_authorship(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, alice, bob) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&alice, &bob]).await;
+    let task = new_task(&s, id, &alice, json!({ "title": "chapter 3" })).await;
+    let tid = task["id"].as_i64().unwrap();
+    let list = format!("/api/studies/{id}/tasks/{tid}/posts");
+    let mut made = Vec::new();
+    for i in 0..23 {
+        let title = match i % 3 {
+            0 => format!("Rust 정리 {i}"),
+            1 => format!("알고리즘 노트 {i}"),
+            _ => format!("misc_{i}%"),
+        };
+        made.push(
+            new_post(&s, id, tid, &alice, &title, "body").await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+
+    // Keyset pages, newest first: no repeats, no gaps.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (st, page) = get(
+            &s,
+            &format!("{list}?limit=10&cursor={cursor}"),
+            Some(&bob.cookie),
+        )
+        .await;
+        assert_eq!(st, 200, "{page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    made.reverse();
+    assert_eq!(seen, made);
+
+    // Title search: any case, Korean, and LIKE metacharacters taken literally.
+    let search = |q: &str| {
+        format!(
+            "{list}?q={}",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        )
+    };
+    let (_, r) = get(&s, &search("RUST"), Some(&bob.cookie)).await;
+    assert_eq!(r["items"].as_array().unwrap().len(), 8);
+    let (_, r) = get(&s, &search("노트"), Some(&bob.cookie)).await;
+    assert_eq!(r["items"].as_array().unwrap().len(), 8);
+    let (_, r) = get(&s, &search("%"), Some(&bob.cookie)).await;
+    assert_eq!(
+        r["items"].as_array().unwrap().len(),
+        7,
+        "only titles with a literal %"
+    );
+    // `_` is no wildcard: "_1" must not match "정리 12".
+    let (_, r) = get(&s, &search("_1"), Some(&bob.cookie)).await;
+    assert_eq!(titles(&r), ["misc_17%", "misc_14%", "misc_11%"]);
+
+    // Rendered markdown: highlighted code, inert scripts.
+    let p = new_post(
+        &s,
+        id,
+        tid,
+        &alice,
+        "code",
+        "```python\ndef f(): return 1\n```\n<img src=x onerror=alert(1)>",
+    )
+    .await;
+    let html = p["body_html"].as_str().unwrap();
+    assert!(
+        html.contains("<pre class=\"hl-code\"><code class=\"language-python\">"),
+        "{html}"
+    );
+    assert!(html.contains("hl-keyword"), "{html}");
+    assert!(!html.contains("onerror"), "{html}");
+
+    // Only the author edits; the author or the leader deletes.
+    let path = format!("/api/studies/{id}/posts/{}", p["id"]);
+    let (st, e) = patch(&s, &path, json!({ "title": "mine now" }), &bob.cookie).await;
+    assert_eq!((st, e["error"].as_str()), (403, Some("not_author")));
+    let (st, e) = patch(&s, &path, json!({ "title": "mine now" }), &leader.cookie).await;
+    assert_eq!((st, e["error"].as_str()), (403, Some("not_author")));
+    let (st, e) = patch(&s, &path, json!({ "body": "`x`" }), &alice.cookie).await;
+    assert_eq!(st, 200, "{e}");
+    assert_eq!(e["post"]["title"], "code");
+    assert_eq!(e["post"]["body_html"], "<p><code>x</code></p>\n");
+    let (st, e) = delete(&s, &path, Some(&bob.cookie)).await;
+    assert_eq!((st, e["error"].as_str()), (403, Some("not_author")));
+    assert_eq!(get(&s, &path, Some(&bob.cookie)).await.0, 200);
+    assert_eq!(delete(&s, &path, Some(&leader.cookie)).await.0, 204);
+    assert_eq!(get(&s, &path, Some(&bob.cookie)).await.0, 404);
+    let other = format!("/api/studies/{id}/posts/{}", made[0]);
+    assert_eq!(delete(&s, &other, Some(&alice.cookie)).await.0, 204);
+
+    // A post id under another study, or a task of another study, is not found.
+    let elsewhere = create_study(&s, &bob.cookie, study_body("B's", &[], 5, "2027-02-01")).await;
+    let (st, _) = get(
+        &s,
+        &format!("/api/studies/{elsewhere}/posts/{}", made[1]),
+        Some(&bob.cookie),
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{elsewhere}/tasks/{tid}/posts"),
+        json!({ "title": "t", "body": "" }),
+        Some(&bob.cookie),
+    )
+    .await;
+    assert_eq!(st, 404);
+
+    // Deleting the task takes its posts.
+    assert_eq!(
+        delete(
+            &s,
+            &format!("/api/studies/{id}/tasks/{tid}"),
+            Some(&bob.cookie)
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        get(
+            &s,
+            &format!("/api/studies/{id}/posts/{}", made[1]),
+            Some(&alice.cookie)
+        )
+        .await
+        .0,
+        404
+    );
+    s.shutdown().await;
+}
+both_backends!(posts_search_paging_and_authorship);
+
+/// Task and post changes reach members watching the study, not other watchers.
+#[actix_rt::test]
+async fn changes_are_pushed_to_member_watchers_only() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let (leader, member, outsider) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&member]).await;
+    let mut watch = Vec::new();
+    for who in [&member, &outsider] {
+        let mut c = ws_connect(&s, &who.cookie).await;
+        hello(&mut c).await;
+        send_text(
+            &mut c,
+            json!({ "type": "study.watch", "id": "w", "study_id": id }).to_string(),
+        )
+        .await;
+        assert_eq!(next_json(&mut c).await, json!({ "type": "ack", "id": "w" }));
+        watch.push(c);
+    }
+    let task = new_task(&s, id, &leader, json!({ "title": "live one" })).await;
+    let p = new_post(&s, id, task["id"].as_i64().unwrap(), &leader, "first", "hi").await;
+    patch(
+        &s,
+        &format!("/api/studies/{id}/tasks/{}", task["id"]),
+        json!({ "status": "done" }),
+        &leader.cookie,
+    )
+    .await;
+    delete(
+        &s,
+        &format!("/api/studies/{id}/posts/{}", p["id"]),
+        Some(&leader.cookie),
+    )
+    .await;
+
+    let mut kinds = Vec::new();
+    for _ in 0..4 {
+        let f = next_json(&mut watch[0]).await;
+        assert_eq!(f["type"], "study.event", "{f}");
+        kinds.push(f["event"]["kind"].as_str().unwrap().to_string());
+        match f["event"]["kind"].as_str().unwrap() {
+            "task_created" => assert_eq!(f["event"]["task"]["title"], "live one"),
+            "post_created" => assert_eq!(f["event"]["post"]["title"], "first"),
+            "task_updated" => assert_eq!(f["event"]["task"]["status"], "done"),
+            "post_deleted" => assert_eq!(f["event"]["post_id"], p["id"]),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            "task_created",
+            "post_created",
+            "task_updated",
+            "post_deleted"
+        ]
+    );
+    // The outsider watching the public study page hears none of it.
+    let quiet = tokio::time::timeout(Duration::from_millis(400), next_json(&mut watch[1])).await;
+    assert!(quiet.is_err(), "an outsider got {quiet:?}");
+    s.shutdown().await;
+}
