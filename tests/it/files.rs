@@ -177,6 +177,9 @@ fn upload_path(study: i64, post: i64, name: &str) -> String {
     )
 }
 
+/// (filename, body, declared type, who, status, code) of an upload that must be refused.
+type Refusal<'a> = (&'a str, Vec<u8>, &'a str, &'a Session, u16, &'a str);
+
 /// Everything a refused request could have touched.
 async fn snapshot(
     s: &RunningServer,
@@ -325,7 +328,7 @@ async fn uploads_and_downloads(objects: Objects) {
     // Refusals: each a 4xx with a stable code, storage and database untouched.
     let before = snapshot(&s, &*o, id, pid, &author).await;
     let big = bytes(1_048_577, 9);
-    let cases: Vec<(&str, Vec<u8>, &str, &Session, u16, &str)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "big.bin",
             big.clone(),
