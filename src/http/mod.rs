@@ -25,9 +25,13 @@ use crate::error::ApiError;
 use crate::server::AppState;
 use crate::studies::Role;
 
-/// Largest JSON body any route takes: account forms are tiny; later issues with bigger bodies
-/// (study descriptions) set their own limits per route.
+/// Largest JSON body a route takes unless it says otherwise: most forms are tiny.
 pub const JSON_LIMIT: usize = 64 * 1024;
+/// Routes carrying a 20k-character markdown description (studies, tasks): 20k characters of
+/// up to 4 UTF-8 bytes, JSON escaping, and the other fields.
+const DESCRIPTION_JSON_LIMIT: usize = 256 * 1024;
+/// Routes carrying a post body of up to 100k characters.
+const POST_JSON_LIMIT: usize = 1024 * 1024;
 
 /// Who may call a route. Study routes name the roles (in that study) that may act; every
 /// other caller gets the same answer as for a missing study.
@@ -83,6 +87,20 @@ impl Table {
                 .resources
                 .push((path, web::resource(path).route(route))),
         }
+    }
+}
+
+impl Table {
+    /// A larger JSON body limit for every method of one path.
+    fn json_limit(&mut self, path: &str, limit: usize) {
+        let i = self
+            .resources
+            .iter()
+            .position(|(p, _)| *p == path)
+            .unwrap_or_else(|| panic!("json_limit for an unregistered path {path}"));
+        let (p, r) = self.resources.remove(i);
+        self.resources
+            .insert(i, (p, r.app_data(json_config_with(limit))));
     }
 }
 
@@ -385,6 +403,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
     t.add("get", "/readyz", Public, web::get().to(ops::readyz));
     t.add("get", "/metrics", Public, web::get().to(ops::metrics));
     t.add("get", "/ws", User, web::get().to(crate::ws::conn::upgrade));
+    for (path, limit) in [
+        ("/api/studies", DESCRIPTION_JSON_LIMIT),
+        ("/api/studies/{study_id}", DESCRIPTION_JSON_LIMIT),
+        ("/api/studies/{study_id}/tasks", DESCRIPTION_JSON_LIMIT),
+        (
+            "/api/studies/{study_id}/tasks/{task_id}",
+            DESCRIPTION_JSON_LIMIT,
+        ),
+        (
+            "/api/studies/{study_id}/tasks/{task_id}/posts",
+            POST_JSON_LIMIT,
+        ),
+        ("/api/studies/{study_id}/posts/{post_id}", POST_JSON_LIMIT),
+    ] {
+        t.json_limit(path, limit);
+    }
     for (_, resource) in t.resources {
         cfg.service(resource.default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
@@ -400,8 +434,12 @@ pub fn path_config() -> web::PathConfig {
 
 /// JSON extractor settings: size limit and errors in our format.
 pub fn json_config() -> web::JsonConfig {
+    json_config_with(JSON_LIMIT)
+}
+
+fn json_config_with(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
-        .limit(JSON_LIMIT)
+        .limit(limit)
         .error_handler(|err, _req| {
             use actix_web::error::JsonPayloadError as J;
             let e = match &err {

@@ -309,6 +309,20 @@ async fn posts_search_paging_and_authorship(b: &Backend) {
     assert!(html.contains("hl-keyword"), "{html}");
     assert!(!html.contains("onerror"), "{html}");
 
+    // The longest body fits in a request even in Korean (3 bytes a character); one more
+    // character is a validation error, not a transport one.
+    let long = "가".repeat(100_000);
+    let p_long = new_post(&s, id, tid, &alice, "long", &long).await;
+    assert_eq!(p_long["body"].as_str().unwrap().chars().count(), 100_000);
+    let (st, e, _) = post(
+        &s,
+        &list,
+        json!({ "title": "too long", "body": format!("{long}가") }),
+        Some(&alice.cookie),
+    )
+    .await;
+    assert_eq!((st, e["field"].as_str()), (400, Some("body")));
+
     // Only the author edits; the author or the leader deletes.
     let path = format!("/api/studies/{id}/posts/{}", p["id"]);
     let (st, e) = patch(&s, &path, json!({ "title": "mine now" }), &bob.cookie).await;
