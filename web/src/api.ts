@@ -101,17 +101,18 @@ export async function request<T>(
     }
   }
 
-  if (!res.ok) {
-    const obj = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
-    // No JSON error body: a gateway/proxy answered because the server is down.
-    const code =
-      typeof obj.error === 'string' ? obj.error : [502, 503, 504].includes(res.status) ? 'network' : 'unknown';
-    const message =
-      typeof obj.message === 'string' ? obj.message : `HTTP ${res.status} ${res.statusText}`.trim();
-    const field = typeof obj.field === 'string' ? obj.field : null;
-    throw new ApiError(res.status, code, message, field, parseRetryAfter(res.headers.get('Retry-After')));
-  }
+  if (!res.ok) throw errorFromResponse(res.status, res.statusText, data, res.headers.get('Retry-After'));
   return data as T;
+}
+
+/** The `ApiError` for a non-2xx answer with the parsed JSON body `data` (shared with XHR uploads). */
+export function errorFromResponse(status: number, statusText: string, data: unknown, retryAfter: string | null): ApiError {
+  const obj = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
+  // No JSON error body: a gateway/proxy answered because the server is down.
+  const code = typeof obj.error === 'string' ? obj.error : [502, 503, 504].includes(status) ? 'network' : 'unknown';
+  const message = typeof obj.message === 'string' ? obj.message : `HTTP ${status} ${statusText}`.trim();
+  const field = typeof obj.field === 'string' ? obj.field : null;
+  return new ApiError(status, code, message, field, parseRetryAfter(retryAfter));
 }
 
 // ---- auth -----------------------------------------------------------------
@@ -175,6 +176,8 @@ export interface StudyDetail extends StudySummary {
   my_role: StudyRole;
   bookmarked: boolean;
   my_application: { id: number; status: ApplicationStatus } | null;
+  /** Files of the recruiting post (sent to members and the leader). */
+  attachments?: FileInfo[];
 }
 
 export interface StudyInput {
@@ -443,4 +446,126 @@ export async function roomHistory(
   if (page.after != null) params.set('after', String(page.after));
   params.set('limit', String(page.limit ?? 50));
   return (await request<{ items: ChatMessage[] }>('GET', `/api/studies/${studyId}/chat_rooms/${roomId}/messages?${params}`)).items;
+}
+
+// ---- tasks, posts and files ------------------------------------------------
+
+export type TaskStatus = 'open' | 'done';
+export type TaskFilter = 'all' | 'open' | 'done' | 'mine';
+export const TASK_FILTERS: readonly TaskFilter[] = ['all', 'open', 'done', 'mine'];
+export const TASK_TITLE_MAX = 200;
+export const TASK_DESCRIPTION_MAX = 20_000;
+export const POST_TITLE_MAX = 200;
+export const POST_BODY_MAX = 100_000;
+/** Attachments per post the server accepts. */
+export const ATTACHMENT_MAX = 10;
+
+export interface Task {
+  id: number;
+  study_id: number;
+  title: string;
+  description: string;
+  /** Server-sanitized HTML rendered from `description`. */
+  description_html: string;
+  /** `YYYY-MM-DD` or null. */
+  due_on: string | null;
+  assignee: Author | null;
+  status: TaskStatus;
+  created_by: Author;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+  post_count: number;
+}
+
+export interface TaskInput {
+  title: string;
+  description: string;
+  due_on: string | null;
+  assignee_id: number | null;
+}
+
+export interface FileInfo {
+  id: number;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  uploaded_by: Author;
+  created_at: number;
+  /** `/api/studies/{study_id}/files/{file_id}`: the bytes, as an attachment. */
+  url: string;
+}
+
+export interface PostSummary {
+  id: number;
+  task_id: number;
+  title: string;
+  author: Author;
+  created_at: number;
+  updated_at: number;
+  attachment_count: number;
+}
+
+export interface Post extends Omit<PostSummary, 'attachment_count'> {
+  study_id: number;
+  body: string;
+  /** Server-sanitized HTML; code blocks carry `hl-*` classes styled by `/api/highlight.css`. */
+  body_html: string;
+  attachments: FileInfo[];
+}
+
+const studyBase = (studyId: number) => `/api/studies/${studyId}`;
+
+export async function listTasks(studyId: number, filter: TaskFilter = 'all'): Promise<Task[]> {
+  return (await request<{ items: Task[] }>('GET', `${studyBase(studyId)}/tasks?filter=${filter}`)).items;
+}
+
+export async function getTask(studyId: number, taskId: number): Promise<Task> {
+  return (await request<{ task: Task }>('GET', `${studyBase(studyId)}/tasks/${taskId}`)).task;
+}
+
+export async function createTask(studyId: number, input: TaskInput): Promise<Task> {
+  return (await request<{ task: Task }>('POST', `${studyBase(studyId)}/tasks`, input)).task;
+}
+
+export async function updateTask(studyId: number, taskId: number, input: Partial<TaskInput> & { status?: TaskStatus }): Promise<Task> {
+  return (await request<{ task: Task }>('PATCH', `${studyBase(studyId)}/tasks/${taskId}`, input)).task;
+}
+
+export async function deleteTask(studyId: number, taskId: number): Promise<void> {
+  await request<void>('DELETE', `${studyBase(studyId)}/tasks/${taskId}`);
+}
+
+export function listPosts(
+  studyId: number,
+  taskId: number,
+  query: { q?: string; cursor?: string | null; limit?: number },
+  init?: { signal?: AbortSignal },
+): Promise<Page<PostSummary>> {
+  const params = new URLSearchParams();
+  if (query.q) params.set('q', query.q);
+  if (query.cursor) params.set('cursor', query.cursor);
+  params.set('limit', String(query.limit ?? 20));
+  return request<Page<PostSummary>>('GET', `${studyBase(studyId)}/tasks/${taskId}/posts?${params}`, undefined, init);
+}
+
+export async function createPost(studyId: number, taskId: number, input: { title: string; body: string }): Promise<Post> {
+  return (await request<{ post: Post }>('POST', `${studyBase(studyId)}/tasks/${taskId}/posts`, input)).post;
+}
+
+export async function getPost(studyId: number, postId: number): Promise<Post> {
+  return (await request<{ post: Post }>('GET', `${studyBase(studyId)}/posts/${postId}`)).post;
+}
+
+export async function updatePost(studyId: number, postId: number, input: { title?: string; body?: string }): Promise<Post> {
+  return (await request<{ post: Post }>('PATCH', `${studyBase(studyId)}/posts/${postId}`, input)).post;
+}
+
+export async function deletePost(studyId: number, postId: number): Promise<void> {
+  await request<void>('DELETE', `${studyBase(studyId)}/posts/${postId}`);
+}
+
+export async function deleteFile(studyId: number, fileId: number): Promise<void> {
+  await request<void>('DELETE', `${studyBase(studyId)}/files/${fileId}`);
 }

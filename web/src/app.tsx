@@ -22,6 +22,9 @@ import { SignupPage } from './pages/Signup';
 import { StudiesPage } from './pages/Studies';
 import { StudyDetailPage } from './pages/StudyDetail';
 import { StudyFormPage } from './pages/StudyForm';
+import { PostEditorPage } from './pages/PostEditor';
+import { PostViewPage } from './pages/PostView';
+import { TaskDetailPage } from './pages/TaskDetail';
 import { navigate, usePath } from './router';
 
 type Session = { status: 'loading' } | { status: 'error'; error: ApiError } | { status: 'ready'; user: User | null };
@@ -217,6 +220,14 @@ function privatePage(path: string) {
   if (path === '/studies/new') return <StudyFormPage key="new" id={null} />;
   if ((m = /^\/studies\/(\d+)$/.exec(path))) return <StudyDetailPage key={m[1]} id={Number(m[1])} />;
   if ((m = /^\/studies\/(\d+)\/edit$/.exec(path))) return <StudyFormPage key={`edit-${m[1]}`} id={Number(m[1])} />;
+  if ((m = /^\/studies\/(\d+)\/tasks\/(\d+)$/.exec(path)))
+    return <TaskDetailPage key={`task-${m[1]}-${m[2]}`} studyId={Number(m[1])} taskId={Number(m[2])} />;
+  if ((m = /^\/studies\/(\d+)\/tasks\/(\d+)\/posts\/new$/.exec(path)))
+    return <PostEditorPage key={`new-post-${m[1]}-${m[2]}`} studyId={Number(m[1])} taskId={Number(m[2])} postId={null} />;
+  if ((m = /^\/studies\/(\d+)\/posts\/(\d+)$/.exec(path)))
+    return <PostViewPage key={`post-${m[1]}-${m[2]}`} studyId={Number(m[1])} postId={Number(m[2])} />;
+  if ((m = /^\/studies\/(\d+)\/posts\/(\d+)\/edit$/.exec(path)))
+    return <PostEditorPage key={`edit-post-${m[1]}-${m[2]}`} studyId={Number(m[1])} taskId={null} postId={Number(m[2])} />;
   if (path === '/me/studies') return <MyStudiesPage />;
   if ((m = /^\/users\/(\d+)$/.exec(path))) return <ProfilePage key={m[1]} id={Number(m[1])} />;
   if (path === '/notifications') return <NotificationsPage />;

@@ -11,6 +11,7 @@ import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, hasKey, type MessageKey, useI18n } from '../i18n';
 import type { AnyFrame } from '../live';
+import { isContentEvent } from '../studyLive';
 import { Button } from './Button';
 import { ErrorAlert, Notice } from './Alert';
 import { ConnIndicator } from './ConnIndicator';
@@ -49,7 +50,7 @@ export function ChatPanel({ studyId, isLeader, onRemoved }: { studyId: number; i
     c.start();
     // New or closed rooms show up as study events (and are re-read after every hello).
     const off = live.on('study.event', (f) => {
-      if ((f as AnyFrame).study_id === studyId) void c.reloadRooms();
+      if ((f as AnyFrame).study_id === studyId && !isContentEvent(f as AnyFrame)) void c.reloadRooms();
     });
     return () => {
       off();

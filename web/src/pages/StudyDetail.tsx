@@ -2,8 +2,10 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import * as api from '../api';
 import type { ApiError, Application, Member, StudyDetail, StudyStatus } from '../api';
 import { ErrorAlert, Notice } from '../components/Alert';
+import { AttachmentList } from '../components/Attachments';
 import { Button } from '../components/Button';
 import { ChatPanel } from '../components/ChatPanel';
+import { TaskBoard } from '../components/TaskBoard';
 import { Layout } from '../components/Layout';
 import { linkClass, MessageLink, ratingText, Stars, StatusBadge, StudyLink, TagList, UserLink } from '../components/Study';
 import { useApp } from '../context';
@@ -12,6 +14,7 @@ import { errorMessage, useI18n } from '../i18n';
 import type { AnyFrame } from '../live';
 import { statusText } from '../notifications';
 import { linkClick } from '../router';
+import { isContentEvent } from '../studyLive';
 import { inputClass } from './Studies';
 
 export const MESSAGE_MAX = 1000;
@@ -78,8 +81,9 @@ export function StudyDetailPage({ id }: { id: number }) {
         watch();
         reload(); // we may have missed events while disconnected
       }),
+      // Task and post events are the task board's (it applies them itself).
       live.on('study.event', (f) => {
-        if ((f as AnyFrame).study_id === id) reload();
+        if ((f as AnyFrame).study_id === id && !isContentEvent(f as AnyFrame)) reload();
       }),
       // The study's actor restarted: the server already re-watched; re-read.
       live.on('resync', (f) => {
@@ -216,6 +220,12 @@ export function StudyDetailPage({ id }: { id: number }) {
           </h2>
           {/* description_html is sanitized by the server. */}
           <div class="markdown" data-testid="description" dangerouslySetInnerHTML={{ __html: study.description_html }} />
+          {study.attachments && study.attachments.length > 0 && (
+            <div class="mt-4 flex flex-col gap-1 border-t border-slate-200 pt-3">
+              <h3 class="text-sm font-semibold text-slate-800">{t('post.attachments')}</h3>
+              <AttachmentList studyId={id} files={study.attachments} />
+            </div>
+          )}
         </section>
 
         {(role === 'none' || role === 'applicant') && (
@@ -228,6 +238,8 @@ export function StudyDetailPage({ id }: { id: number }) {
             <ApplicantPanel study={study} applications={applications} busy={busy} act={act} />
           </>
         )}
+
+        {(role === 'member' || role === 'leader') && <TaskBoard key={`tasks-${id}`} studyId={id} members={members} />}
 
         {chatRemoved && <Notice>{t('chat.removedNotice')}</Notice>}
         {(role === 'member' || role === 'leader') && !chatRemoved && (

@@ -1,0 +1,117 @@
+// Pieces shared by the task board and the task page: status badge, the
+// due/assignee line and the complete/reopen/edit/delete controls.
+import { useState } from 'preact/hooks';
+import * as api from '../api';
+import type { ApiError, Task } from '../api';
+import { toApiError } from '../forms';
+import { errorMessage, useI18n } from '../i18n';
+import { isOverdue } from '../tasks';
+import { ErrorAlert } from './Alert';
+import { Button } from './Button';
+import { UserLink } from './Study';
+
+export function TaskStatusBadge({ task }: { task: Task }) {
+  const { t } = useI18n();
+  const done = task.status === 'done';
+  return (
+    <span
+      data-testid="task-status"
+      data-status={task.status}
+      class={`inline-block rounded-full border px-2 py-0.5 text-xs font-semibold ${
+        done ? 'border-emerald-300 bg-emerald-50 text-emerald-900' : 'border-sky-300 bg-sky-50 text-sky-900'
+      }`}
+    >
+      {done ? t('task.status.done') : t('task.status.open')}
+    </span>
+  );
+}
+
+/** Due date, assignee, post count. */
+export function TaskMeta({ task }: { task: Task }) {
+  const { t } = useI18n();
+  const overdue = isOverdue(task);
+  return (
+    <dl class="grid grid-cols-[auto_1fr] gap-x-3 gap-y-1 text-sm text-slate-700 sm:grid-cols-[auto_1fr_auto_1fr]">
+      <dt class="text-slate-500">{t('task.due')}</dt>
+      <dd data-testid="task-due" class={overdue ? 'font-semibold text-red-800' : undefined}>
+        {task.due_on ?? t('task.noDue')}
+        {overdue && ` (${t('task.overdue')})`}
+      </dd>
+      <dt class="text-slate-500">{t('task.assignee')}</dt>
+      <dd data-testid="task-assignee">{task.assignee ? <UserLink user={task.assignee} /> : t('task.noAssignee')}</dd>
+      <dt class="text-slate-500">{t('task.posts')}</dt>
+      <dd data-testid="task-post-count">{task.post_count}</dd>
+      <dt class="text-slate-500">{t('task.createdBy')}</dt>
+      <dd>
+        <UserLink user={task.created_by} />
+      </dd>
+    </dl>
+  );
+}
+
+interface ControlsProps {
+  task: Task;
+  onChanged: (task: Task) => void;
+  onDeleted: () => void;
+  onEdit: () => void;
+}
+
+/** Complete / reopen, edit, delete (with a confirmation step). Any member may use them. */
+export function TaskControls({ task, onChanged, onDeleted, onEdit }: ControlsProps) {
+  const { t } = useI18n();
+  const [busy, setBusy] = useState(false);
+  const [confirm, setConfirm] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  async function run(fn: () => Promise<void>) {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+    } catch (e) {
+      setError(toApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+  const toggle = () =>
+    run(async () => onChanged(await api.updateTask(task.study_id, task.id, { status: task.status === 'done' ? 'open' : 'done' })));
+  const remove = () =>
+    run(async () => {
+      await api.deleteTask(task.study_id, task.id);
+      onDeleted();
+    });
+
+  return (
+    <div class="flex flex-col gap-2">
+      <div class="flex flex-wrap items-center gap-2">
+        <Button variant={task.status === 'done' ? 'secondary' : 'primary'} disabled={busy} onClick={toggle}>
+          {task.status === 'done' ? t('task.reopen') : t('task.complete')}
+          <span class="sr-only">: {task.title}</span>
+        </Button>
+        <Button variant="secondary" disabled={busy} onClick={onEdit}>
+          {t('task.edit')}
+          <span class="sr-only">: {task.title}</span>
+        </Button>
+        {!confirm ? (
+          <Button variant="secondary" disabled={busy} onClick={() => setConfirm(true)}>
+            {t('task.delete')}
+            <span class="sr-only">: {task.title}</span>
+          </Button>
+        ) : (
+          <>
+            <span class="text-sm text-slate-800">{t('task.deleteConfirm')}</span>
+            <Button disabled={busy} onClick={remove}>
+              {t('task.deleteYes')}
+            </Button>
+            <Button variant="secondary" onClick={() => setConfirm(false)}>
+              {t('task.cancel')}
+            </Button>
+          </>
+        )}
+      </div>
+      {error && <ErrorAlert>{errorMessage(error, 'task')}</ErrorAlert>}
+    </div>
+  );
+}

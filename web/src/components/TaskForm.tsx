@@ -1,0 +1,146 @@
+// Create or edit a task: title, markdown description, optional due date and
+// optional assignee (one of the study's members).
+import { useId, useState } from 'preact/hooks';
+import { ApiError, type Member, type Task, TASK_DESCRIPTION_MAX, TASK_TITLE_MAX, type TaskInput } from '../api';
+import { toApiError } from '../forms';
+import { errorMessage, useI18n } from '../i18n';
+import { inputClass } from '../pages/Studies';
+import { ErrorAlert } from './Alert';
+import { Button } from './Button';
+import { Field } from './Field';
+
+interface TaskFormProps {
+  members: Member[];
+  /** The task being edited; null for a new one. */
+  task: Task | null;
+  onSubmit: (input: TaskInput) => Promise<unknown>;
+  onCancel?: () => void;
+}
+
+export function TaskForm({ members, task, onSubmit, onCancel }: TaskFormProps) {
+  const { t } = useI18n();
+  const uid = useId();
+  const id = (f: string) => `task-${uid}-${f}`;
+  const [title, setTitle] = useState(task?.title ?? '');
+  const [description, setDescription] = useState(task?.description ?? '');
+  const [dueOn, setDueOn] = useState(task?.due_on ?? '');
+  const [assignee, setAssignee] = useState(task?.assignee ? String(task.assignee.id) : '');
+  const [error, setError] = useState<ApiError | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(e: Event) {
+    e.preventDefault();
+    if (busy) return;
+    const input: TaskInput = {
+      title: title.trim(),
+      description,
+      due_on: dueOn || null,
+      assignee_id: assignee ? Number(assignee) : null,
+    };
+    if (!input.title) {
+      setError(new ApiError(400, 'required', '', 'title'));
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      await onSubmit(input);
+      if (!task) {
+        setTitle('');
+        setDescription('');
+        setDueOn('');
+        setAssignee('');
+      }
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const invalid = error?.field ?? null;
+  const errId = id('error');
+  // A task may still name someone who has left; keep them selectable so an edit does not clear it silently.
+  const options = members.map((m) => m.user);
+  if (task?.assignee && !options.some((u) => u.id === task.assignee!.id)) options.push({ ...task.assignee, login_id: '' });
+
+  return (
+    <form class="flex flex-col gap-3" onSubmit={submit} data-testid="task-form" noValidate>
+      <Field
+        id={id('title')}
+        name="title"
+        label={t('task.field.title')}
+        value={title}
+        onInput={setTitle}
+        hint={t('task.hint.title', { max: TASK_TITLE_MAX })}
+        invalid={invalid === 'title'}
+        errorId={errId}
+      />
+      <div class="flex flex-col gap-1">
+        <label for={id('description')} class="text-sm font-medium text-slate-800">
+          {t('task.field.description')}
+        </label>
+        <textarea
+          id={id('description')}
+          rows={3}
+          maxLength={TASK_DESCRIPTION_MAX}
+          value={description}
+          onInput={(e) => setDescription(e.currentTarget.value)}
+          aria-invalid={invalid === 'description' ? 'true' : undefined}
+          aria-describedby={`${id('description')}-hint${invalid === 'description' ? ` ${errId}` : ''}`}
+          class={inputClass}
+        />
+        <p id={`${id('description')}-hint`} class="text-xs text-slate-600">
+          {t('hint.description')}
+        </p>
+      </div>
+      <div class="flex flex-wrap gap-4">
+        <div class="flex flex-col gap-1">
+          <label for={id('due')} class="text-sm font-medium text-slate-800">
+            {t('task.field.due_on')}
+          </label>
+          <input
+            id={id('due')}
+            type="date"
+            value={dueOn}
+            onInput={(e) => setDueOn(e.currentTarget.value)}
+            aria-invalid={invalid === 'due_on' ? 'true' : undefined}
+            aria-describedby={invalid === 'due_on' ? errId : undefined}
+            class={inputClass}
+          />
+        </div>
+        <div class="flex flex-col gap-1">
+          <label for={id('assignee')} class="text-sm font-medium text-slate-800">
+            {t('task.field.assignee')}
+          </label>
+          <select
+            id={id('assignee')}
+            value={assignee}
+            onChange={(e) => setAssignee(e.currentTarget.value)}
+            aria-invalid={invalid === 'assignee_id' ? 'true' : undefined}
+            aria-describedby={invalid === 'assignee_id' ? errId : undefined}
+            class={inputClass}
+          >
+            <option value="">{t('task.noAssignee')}</option>
+            {options.map((u) => (
+              <option key={u.id} value={String(u.id)}>
+                {u.display_name}
+              </option>
+            ))}
+          </select>
+        </div>
+      </div>
+      {error && <ErrorAlert id={errId}>{errorMessage(error, 'task')}</ErrorAlert>}
+      <div class="flex flex-wrap gap-2">
+        <Button type="submit" disabled={busy}>
+          {busy ? t('task.saving') : task ? t('task.save') : t('task.create')}
+        </Button>
+        {onCancel && (
+          <Button variant="secondary" onClick={onCancel}>
+            {t('task.cancel')}
+          </Button>
+        )}
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,71 @@
+// Live study events for the task board, task and post pages.
+//
+// A tab receives `study.event` frames for the studies it watches
+// (`study.watch`). The study page watches its study itself; the task and post
+// pages use `useStudyEvents(..., { watch: true })`, which sends `study.watch`
+// when connected and after every `hello`, and `study.unwatch` on unmount.
+// `onReconnect` runs after every `hello` and on a `resync` for the study:
+// events may have been missed, so the caller re-reads what it shows.
+// `onRemoved` runs on `study.removed` (this user was removed from the study).
+import { useEffect, useRef } from 'preact/hooks';
+import type { PostSummary, Task } from './api';
+import { useApp } from './context';
+import type { AnyFrame } from './live';
+
+export type ContentEvent =
+  | { kind: 'task_created' | 'task_updated'; task: Task }
+  | { kind: 'task_deleted'; task_id: number }
+  | { kind: 'post_created' | 'post_updated'; post: PostSummary }
+  | { kind: 'post_deleted'; task_id: number; post_id: number };
+
+const CONTENT_KINDS = new Set(['task_created', 'task_updated', 'task_deleted', 'post_created', 'post_updated', 'post_deleted']);
+
+/** The task/post event carried by a `study.event` frame, or null for other kinds. */
+export function contentEvent(frame: AnyFrame): ContentEvent | null {
+  const event = frame.event as { kind?: unknown } | undefined;
+  if (!event || typeof event !== 'object' || typeof event.kind !== 'string' || !CONTENT_KINDS.has(event.kind)) return null;
+  return event as ContentEvent;
+}
+
+/** True for `study.event` frames about tasks and posts (the study page itself need not re-read for those). */
+export function isContentEvent(frame: AnyFrame): boolean {
+  return contentEvent(frame) !== null;
+}
+
+export function useStudyEvents(
+  studyId: number,
+  handlers: { onEvent: (e: ContentEvent) => void; onReconnect: () => void; onRemoved?: () => void },
+  { watch }: { watch: boolean },
+): void {
+  const live = useApp().live;
+  const ref = useRef(handlers);
+  ref.current = handlers;
+  useEffect(() => {
+    if (!live) return;
+    const sendWatch = () => live.send({ type: 'study.watch', id: `watch-${studyId}`, study_id: studyId });
+    if (watch && live.state === 'connected') sendWatch();
+    const offs = [
+      live.on('hello', () => {
+        if (watch) sendWatch();
+        ref.current.onReconnect();
+      }),
+      live.on('resync', (f) => {
+        if ((f as AnyFrame).study_id === studyId) ref.current.onReconnect();
+      }),
+      // Removed from the study: the server ended the watch; nothing here is readable any more.
+      live.on('study.removed', (f) => {
+        if ((f as AnyFrame).study_id === studyId) ref.current.onRemoved?.();
+      }),
+      live.on('study.event', (f) => {
+        const frame = f as AnyFrame;
+        if (frame.study_id !== studyId) return;
+        const e = contentEvent(frame);
+        if (e) ref.current.onEvent(e);
+      }),
+    ];
+    return () => {
+      for (const off of offs) off();
+      if (watch) live.send({ type: 'study.unwatch', study_id: studyId });
+    };
+  }, [live, studyId, watch]);
+}

@@ -1,0 +1,422 @@
+// Test 7: tasks, posts and attachments, against the real server. A leader and
+// an accepted member (set up over HTTP from node; the session cookie is handed
+// to each browser context) keep their pages open without reloads:
+// - the leader creates a task on the study page's board (due date, the member
+//   as assignee); the member's open board shows it live, also under "Assigned
+//   to me"; completing and reopening travel live both ways;
+// - the leader opens the task, writes a post whose body has a ```rust block
+//   and attaches 200 KB of random bytes named `노트 notes.bin`: the upload's
+//   progress bar reaches 100 % ("done"), the post shows highlighted code
+//   (hl-* spans whose colour, from /api/highlight.css, differs from the text
+//   colour) and the attachment, whose download is byte-for-byte the upload;
+//   the member's open task page receives the post live;
+// - a second test pages 45 posts by infinite scroll (no repeats, newest
+//   first), searches titles (Korean, case-insensitive), shows upload errors
+//   (empty file, wrong declared type) in words, and removes an attachment
+//   while editing.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { after, before, test } from 'node:test';
+import { launchBrowser, newPage, randomLoginId, STEP_TIMEOUT_MS, waitForConnState, waitForPath } from './browser.mjs';
+import { startServer } from './server.mjs';
+
+const LIVE_TIMEOUT_MS = 20_000;
+
+// Expected English texts (source of truth: src/i18n.ts).
+const EN = {
+  newTask: 'New task',
+  taskTitle: 'Task title',
+  taskDescription: 'Task description',
+  due: 'Due date (optional)',
+  assignee: 'Assignee (optional)',
+  addTask: 'Add task',
+  markDone: /^Mark done/,
+  reopen: /^Reopen/,
+  writePost: 'Write a post',
+  postTitle: 'Title',
+  postBody: 'Body',
+  publish: 'Publish',
+  editPost: 'Edit post',
+  deletePost: 'Delete post',
+  savePost: 'Save post',
+  remove: /^Remove/,
+  searchPosts: 'Search post titles',
+  emptyFile: 'This file is empty.',
+  tooLarge: 'This file is too large.',
+  typeMismatch: 'The file’s contents do not match its type.',
+  uploadsFailed: 'The post was saved, but some files were not uploaded. Remove them or try again.',
+  retryUploads: 'Save and retry uploads',
+};
+
+let server;
+let browser;
+
+// A small per-file limit, so `payload_too_large` can be shown without sending 50 MiB.
+const UPLOAD_MAX_BYTES = 1024 * 1024;
+
+before(async () => {
+  server = await startServer({ env: { STUDYON_UPLOAD_MAX_BYTES: String(UPLOAD_MAX_BYTES) } });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** A JSON API call from node with a session cookie (state-changing calls need Origin). */
+async function call(session, method, path, body) {
+  const headers = { Accept: 'application/json', Origin: server.url };
+  if (session) headers.Cookie = `studyon_session=${session}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(server.url + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+}
+
+async function signup(displayName) {
+  const res = await call(null, 'POST', '/api/auth/signup', {
+    login_id: randomLoginId('t'),
+    display_name: displayName,
+    password: 'correct horse battery staple',
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  const cookie = res.headers.getSetCookie().find((c) => c.startsWith('studyon_session='));
+  assert.ok(cookie, 'signup sets the session cookie');
+  return { user: res.body.user, session: cookie.split(';')[0].slice('studyon_session='.length) };
+}
+
+function isoDay(offsetDays) {
+  return new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
+}
+
+/** A study led by `leader` with `members` accepted into it; returns its id. */
+async function studyWith(leader, members, title) {
+  const created = await call(leader.session, 'POST', '/api/studies', {
+    title,
+    description: 'Tasks and posts.',
+    tags: ['tasks'],
+    capacity: 5,
+    recruit_opens_on: isoDay(0),
+    recruit_closes_on: isoDay(10),
+    starts_on: isoDay(11),
+    ends_on: isoDay(40),
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.study.id;
+  for (const m of members) {
+    const applied = await call(m.session, 'POST', `/api/studies/${id}/applications`, { message: 'hi' });
+    assert.equal(applied.status, 201, JSON.stringify(applied.body));
+    const decided = await call(leader.session, 'POST', `/api/studies/${id}/applications/${applied.body.application.id}/decision`, {
+      accept: true,
+    });
+    assert.ok(decided.status < 300, JSON.stringify(decided.body));
+  }
+  return id;
+}
+
+async function pageFor(who) {
+  const { context, page } = await newPage(browser, server);
+  await context.addCookies([{ name: 'studyon_session', value: who.session, url: server.url }]);
+  return { context, page };
+}
+
+async function waitUntil(what, fn, timeout = STEP_TIMEOUT_MS) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out after ${timeout} ms waiting for ${what}`);
+}
+
+/** Marks the page's window; `stillSamePage` is false once it was reloaded. */
+async function markPage(page) {
+  await page.evaluate(() => {
+    /** @type {any} */ (window).__noReload = true;
+  });
+}
+async function stillSamePage(page) {
+  return page.evaluate(() => /** @type {any} */ (window).__noReload === true);
+}
+
+/** Record every (state, progress) an upload bar shows, in the page, so no step is missed. */
+async function recordUploadProgress(page) {
+  await page.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    w.__uploads = [];
+    const seen = (el) => {
+      const entry = { state: el.getAttribute('data-state'), progress: Number(el.getAttribute('data-progress')) };
+      const last = w.__uploads[w.__uploads.length - 1];
+      if (!last || last.state !== entry.state || last.progress !== entry.progress) w.__uploads.push(entry);
+    };
+    document.querySelectorAll('[data-testid="upload-progress"]').forEach(seen);
+    new MutationObserver((records) => {
+      for (const r of records) {
+        const el = /** @type {Element} */ (r.target);
+        if (el.getAttribute && el.getAttribute('data-testid') === 'upload-progress') seen(el);
+      }
+    }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-state', 'data-progress'] });
+  });
+}
+
+test('task board live, post with highlighted code and an attachment that downloads byte-for-byte', { timeout: 240_000 }, async () => {
+  const suffix = randomBytes(3).toString('hex');
+  const leader = await signup(`Lead ${suffix}`);
+  const member = await signup(`Mem ${suffix}`);
+  const id = await studyWith(leader, [member], `Tasks ${suffix}`);
+
+  // ---- the member keeps the study page open ----
+  const { page: mp } = await pageFor(member);
+  await mp.goto(`/studies/${id}`);
+  await waitForConnState(mp, 'connected');
+  const mBoard = mp.getByTestId('task-board');
+  await mBoard.getByTestId('tasks-empty').waitFor();
+  await markPage(mp);
+
+  // ---- the leader creates a task through the board's form ----
+  const { page: lp } = await pageFor(leader);
+  await lp.goto(`/studies/${id}`);
+  await waitForConnState(lp, 'connected');
+  const lBoard = lp.getByTestId('task-board');
+  await lBoard.getByRole('button', { name: EN.newTask, exact: true }).click();
+  const form = lBoard.getByTestId('task-create');
+  const taskTitle = `Chapter 3 summary ${suffix}`;
+  const due = isoDay(7);
+  await form.getByLabel(EN.taskTitle, { exact: true }).fill(taskTitle);
+  await form.getByLabel(EN.taskDescription, { exact: true }).fill('Read chapter 3 and **summarise** it.');
+  await form.getByLabel(EN.due, { exact: true }).fill(due);
+  await form.getByLabel(EN.assignee, { exact: true }).selectOption({ label: `Mem ${suffix}` });
+  await form.getByRole('button', { name: EN.addTask, exact: true }).click();
+  const lTask = lBoard.getByTestId('task').filter({ hasText: taskTitle });
+  await lTask.waitFor();
+  assert.equal(await lTask.getByTestId('task-due').textContent(), due);
+  assert.equal((await lTask.getByTestId('task-assignee').textContent())?.trim(), `Mem ${suffix}`);
+  const taskId = Number(await lTask.getAttribute('data-task-id'));
+  const stored = await call(leader.session, 'GET', `/api/studies/${id}/tasks/${taskId}`);
+  assert.equal(stored.status, 200);
+  assert.equal(stored.body.task.assignee.id, member.user.id);
+  assert.equal(stored.body.task.due_on, due);
+
+  // ---- the member's open board receives it live, also under "Assigned to me" ----
+  const mTask = mBoard.getByTestId('task').filter({ hasText: taskTitle });
+  await mTask.waitFor({ timeout: LIVE_TIMEOUT_MS });
+  await mp.getByTestId('task-filter-mine').click();
+  await mBoard.locator(`[data-testid="task"][data-task-id="${taskId}"]`).waitFor();
+  assert.equal(await mBoard.getByTestId('task').count(), 1);
+
+  // Completing and reopening travel live, both ways.
+  await lTask.getByRole('button', { name: EN.markDone }).click();
+  await mBoard.locator(`[data-testid="task"][data-task-id="${taskId}"][data-status="done"]`).waitFor({ timeout: LIVE_TIMEOUT_MS });
+  await mTask.getByRole('button', { name: EN.reopen }).click();
+  await lBoard.locator(`[data-testid="task"][data-task-id="${taskId}"][data-status="open"]`).waitFor({ timeout: LIVE_TIMEOUT_MS });
+  assert.ok(await stillSamePage(mp), 'the member page was never reloaded');
+
+  // ---- the member opens the task and keeps it open ----
+  await mTask.getByTestId('task-link').click();
+  await waitForPath(mp, `/studies/${id}/tasks/${taskId}`);
+  await mp.getByTestId('posts-empty').waitFor();
+
+  // ---- the leader writes a post with a code block and an attachment ----
+  await lTask.getByTestId('task-link').click();
+  await waitForPath(lp, `/studies/${id}/tasks/${taskId}`);
+  assert.equal(await lp.getByTestId('task-title').textContent(), taskTitle);
+  await lp.getByRole('link', { name: EN.writePost, exact: true }).click();
+  await waitForPath(lp, `/studies/${id}/tasks/${taskId}/posts/new`);
+
+  const postTitle = `Notes on ownership ${suffix}`;
+  const body = ['Here is my summary.', '', '```rust', 'fn main() {', '    let s = String::from("hello");', '    println!("{}", s.len());', '}', '```', ''].join('\n');
+  await lp.getByLabel(EN.postTitle, { exact: true }).fill(postTitle);
+  await lp.getByLabel(EN.postBody, { exact: true }).fill(body);
+  const bytes = randomBytes(200 * 1024);
+  const fileName = '노트 notes.bin';
+  await lp.getByTestId('file-input').setInputFiles({ name: fileName, mimeType: 'application/octet-stream', buffer: bytes });
+  await lp.locator(`[data-testid="upload"][data-state="queued"]`).filter({ hasText: fileName }).waitFor();
+  await recordUploadProgress(lp);
+  await lp.getByRole('button', { name: EN.publish, exact: true }).click();
+  await waitUntil('the post page', async () => /^\/studies\/\d+\/posts\/\d+$/.test(new URL(lp.url()).pathname), LIVE_TIMEOUT_MS);
+  const postId = Number(new URL(lp.url()).pathname.split('/').pop());
+
+  // The progress bar went through "uploading" and reached 100 % / done, never going back.
+  const progress = await lp.evaluate(() => /** @type {any} */ (window).__uploads);
+  assert.ok(progress.some((p) => p.state === 'uploading'), `uploading was shown: ${JSON.stringify(progress)}`);
+  const last = progress[progress.length - 1];
+  assert.deepEqual(last, { state: 'done', progress: 100 }, `the bar ends at done/100: ${JSON.stringify(progress)}`);
+  for (let i = 1; i < progress.length; i++) assert.ok(progress[i].progress >= progress[i - 1].progress, 'progress never goes back');
+
+  // ---- the post: title, author, highlighted code, attachment ----
+  await lp.getByTestId('post-view').waitFor();
+  assert.equal(await lp.getByTestId('post-title').textContent(), postTitle);
+  assert.equal((await lp.getByTestId('post-author').textContent())?.trim(), `Lead ${suffix}`);
+  await lp.locator('[data-testid="post-body"] pre.hl-code code span[class*="hl-"]').first().waitFor();
+  const colours = await lp.evaluate(() => {
+    const bodyEl = document.querySelector('[data-testid="post-body"]');
+    const pre = bodyEl.querySelector('pre.hl-code');
+    const spans = [...pre.querySelectorAll('span')].filter((s) => [...s.classList].some((c) => c.startsWith('hl-')));
+    const sheet = [...document.styleSheets].find((s) => s.href && new URL(s.href).pathname === '/api/highlight.css');
+    return {
+      text: getComputedStyle(bodyEl).color,
+      pre: getComputedStyle(pre).color,
+      spans: spans.map((s) => ({ cls: s.className, color: getComputedStyle(s).color, text: s.textContent })),
+      sheetRules: sheet ? sheet.cssRules.length : -1,
+    };
+  });
+  assert.ok(colours.sheetRules > 0, `/api/highlight.css is loaded as a stylesheet (${colours.sheetRules} rules)`);
+  assert.ok(colours.spans.length > 0, 'the code block has hl-* spans');
+  assert.ok(
+    colours.spans.some((s) => s.color !== colours.text),
+    `some hl-* span has a colour other than the text colour ${colours.text}: ${JSON.stringify(colours.spans.slice(0, 8))}`,
+  );
+  assert.ok(
+    colours.spans.some((s) => s.color !== colours.pre),
+    `tokens are coloured, not just the block (${colours.pre}): ${JSON.stringify(colours.spans.slice(0, 8))}`,
+  );
+  assert.ok(await lp.getByRole('link', { name: EN.editPost, exact: true }).isVisible(), 'the author may edit');
+
+  const link = lp.getByTestId('attachment-link');
+  assert.equal(await link.textContent(), fileName);
+  assert.equal(await link.getAttribute('download'), fileName);
+  assert.equal(await lp.getByTestId('attachment-size').textContent(), '200 KB');
+
+  // ---- the download is the upload, byte for byte ----
+  const [download] = await Promise.all([lp.waitForEvent('download'), link.click()]);
+  assert.equal(download.suggestedFilename(), fileName);
+  const downloaded = await readFile(await download.path());
+  assert.equal(downloaded.length, bytes.length);
+  assert.ok(downloaded.equals(bytes), 'downloaded bytes equal the uploaded bytes');
+  // The same over fetch with the page's session, plus the stored checksum.
+  const fetched = await lp.evaluate(async (url) => {
+    const res = await fetch(url);
+    const buf = await res.arrayBuffer();
+    const digest = await crypto.subtle.digest('SHA-256', buf);
+    return {
+      status: res.status,
+      disposition: res.headers.get('Content-Disposition'),
+      sha256: [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join(''),
+    };
+  }, await link.getAttribute('href'));
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  assert.equal(fetched.status, 200);
+  assert.equal(fetched.sha256, sha);
+  assert.match(fetched.disposition ?? '', /attachment/);
+  const apiPost = await call(leader.session, 'GET', `/api/studies/${id}/posts/${postId}`);
+  assert.equal(apiPost.body.post.attachments.length, 1);
+  assert.equal(apiPost.body.post.attachments[0].sha256, sha);
+  assert.equal(apiPost.body.post.attachments[0].name, fileName);
+
+  // ---- the member's open task page received the post live ----
+  const mPost = mp.locator(`[data-testid="post-item"][data-post-id="${postId}"]`);
+  await mPost.waitFor({ timeout: LIVE_TIMEOUT_MS });
+  assert.match((await mPost.textContent()) ?? '', new RegExp(postTitle));
+  await mp.locator('[data-testid="task-post-count"]', { hasText: '1' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+  assert.ok(await stillSamePage(mp), 'the member page was never reloaded');
+  // The member (not the author, not the leader) may read but neither edit nor delete.
+  await mPost.getByRole('link', { name: postTitle }).click();
+  await waitForPath(mp, `/studies/${id}/posts/${postId}`);
+  await mp.locator('[data-testid="post-body"] pre.hl-code span[class*="hl-"]').first().waitFor();
+  assert.equal(await mp.getByTestId('attachment-link').textContent(), fileName);
+  assert.equal(await mp.getByRole('link', { name: EN.editPost, exact: true }).count(), 0);
+  assert.equal(await mp.getByRole('button', { name: EN.deletePost, exact: true }).count(), 0);
+});
+
+test('post list pages by cursor without repeats, searches titles; upload errors; removing an attachment', { timeout: 240_000 }, async () => {
+  const suffix = randomBytes(3).toString('hex');
+  const leader = await signup(`Lead2 ${suffix}`);
+  const id = await studyWith(leader, [], `Posts ${suffix}`);
+  const task = await call(leader.session, 'POST', `/api/studies/${id}/tasks`, { title: `Many posts ${suffix}` });
+  assert.equal(task.status, 201, JSON.stringify(task.body));
+  const taskId = task.body.task.id;
+
+  // 45 posts; every fifth has a Korean title.
+  const ids = [];
+  for (let i = 1; i <= 45; i++) {
+    const title = i % 5 === 0 ? `한글 제목 ${i}` : `Note ${i}`;
+    const res = await call(leader.session, 'POST', `/api/studies/${id}/tasks/${taskId}/posts`, { title, body: `Post ${i}` });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    ids.push(res.body.post.id);
+  }
+
+  const { page } = await pageFor(leader);
+  await page.goto(`/studies/${id}/tasks/${taskId}`);
+  const items = page.getByTestId('post-item');
+  await waitUntil('the first page', async () => (await items.count()) === 20);
+  // Scrolling to the sentinel loads the next pages, until the cursor runs out.
+  await waitUntil(
+    'all 45 posts by infinite scroll',
+    async () => {
+      await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+      return (await items.count()) === 45;
+    },
+    LIVE_TIMEOUT_MS,
+  );
+  await page.getByRole('button', { name: 'Load more posts' }).waitFor({ state: 'detached' });
+  const shown = await page.$$eval('[data-testid="post-item"]', (els) => els.map((el) => Number(el.getAttribute('data-post-id'))));
+  assert.equal(new Set(shown).size, 45, 'no post is shown twice');
+  assert.deepEqual(shown, [...ids].reverse(), 'newest first');
+
+  // Title search: Korean, and case-insensitive.
+  const search = page.getByLabel(EN.searchPosts, { exact: true });
+  await search.fill('한글');
+  await waitUntil('the Korean titles', async () => {
+    const titles = await page.$$eval('[data-testid="post-item"] a', (els) => els.map((el) => el.textContent));
+    return titles.length === 9 && titles.every((t) => t.startsWith('한글 제목'));
+  });
+  await search.fill('NOTE 1');
+  const expected = ['Note 19', 'Note 18', 'Note 17', 'Note 16', 'Note 14', 'Note 13', 'Note 12', 'Note 11', 'Note 1'];
+  let titles = [];
+  await waitUntil(`${expected.join(', ')} (case-insensitive), got ${JSON.stringify(titles)}`, async () => {
+    titles = await page.$$eval('[data-testid="post-item"] a', (els) => els.map((el) => el.textContent));
+    return JSON.stringify(titles) === JSON.stringify(expected);
+  });
+
+  // ---- upload errors are explained; the post is kept ----
+  await page.goto(`/studies/${id}/tasks/${taskId}/posts/new`);
+  await page.getByLabel(EN.postTitle, { exact: true }).fill('With files');
+  await page.getByLabel(EN.postBody, { exact: true }).fill('Some files.');
+  await page.getByTestId('file-input').setInputFiles([
+    { name: 'empty.txt', mimeType: 'text/plain', buffer: Buffer.alloc(0) },
+    { name: 'not-a-picture.png', mimeType: 'image/png', buffer: Buffer.from('plain text, not a PNG at all\n'.repeat(20)) },
+    { name: 'big.bin', mimeType: 'application/octet-stream', buffer: randomBytes(UPLOAD_MAX_BYTES + 512 * 1024) },
+    { name: 'ok.txt', mimeType: 'text/plain', buffer: Buffer.from('hello, attachments\n') },
+  ]);
+  await page.getByRole('button', { name: EN.publish, exact: true }).click();
+  const row = (name) => page.locator(`[data-testid="upload"][data-name="${name}"]`);
+  await row('empty.txt').locator('[data-state="error"]').waitFor();
+  assert.equal(await row('empty.txt').getByTestId('upload-error').textContent(), EN.emptyFile);
+  await row('not-a-picture.png').locator('[data-state="error"]').waitFor();
+  assert.equal(await row('not-a-picture.png').getByTestId('upload-error').textContent(), EN.typeMismatch);
+  await row('big.bin').locator('[data-state="error"]').waitFor();
+  assert.equal(await row('big.bin').getByTestId('upload-error').textContent(), EN.tooLarge);
+  await row('ok.txt').locator('[data-state="done"]').waitFor();
+  await page.getByText(EN.uploadsFailed).waitFor();
+  // Drop the failed files; saving again opens the post with the one good file.
+  await row('empty.txt').getByRole('button', { name: EN.remove }).click();
+  await row('not-a-picture.png').getByRole('button', { name: EN.remove }).click();
+  await row('big.bin').getByRole('button', { name: EN.remove }).click();
+  await page.getByRole('button', { name: EN.savePost, exact: true }).click();
+  await waitUntil('the post page', async () => /^\/studies\/\d+\/posts\/\d+$/.test(new URL(page.url()).pathname));
+  await page.getByTestId('post-view').waitFor();
+  assert.equal(await page.getByTestId('attachment-link').textContent(), 'ok.txt');
+  const postId = Number(new URL(page.url()).pathname.split('/').pop());
+
+  // ---- editing: remove the attachment ----
+  await page.getByRole('link', { name: EN.editPost, exact: true }).click();
+  await waitForPath(page, `/studies/${id}/posts/${postId}/edit`);
+  const att = page.getByTestId('attachment').filter({ hasText: 'ok.txt' });
+  await att.getByRole('button', { name: EN.remove }).click();
+  await att.waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: EN.savePost, exact: true }).click();
+  await waitForPath(page, `/studies/${id}/posts/${postId}`);
+  await page.getByTestId('post-view').waitFor();
+  assert.equal(await page.getByTestId('attachment').count(), 0);
+  const stored = await call(leader.session, 'GET', `/api/studies/${id}/posts/${postId}`);
+  assert.equal(stored.body.post.attachments.length, 0);
+});
