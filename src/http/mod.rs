@@ -387,6 +387,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         User,
         web::post().to(notifications::mark_read),
     );
+    t.add("get", "/api/limits", User, web::get().to(tasks::limits));
     t.add(
         "get",
         "/api/highlight.css",

@@ -529,6 +529,18 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/api/limits",
+        summary: "Limits a client checks before sending: upload_max_bytes, study_quota_bytes, attachments_per_post, tasks_per_study",
+        tag: "files",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{upload_max_bytes, …}", None),
+            (401, "unauthenticated", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
         path: "/api/highlight.css",
         summary: "Stylesheet for the hl-* classes of server-highlighted code blocks",
         tag: "files",

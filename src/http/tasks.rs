@@ -50,6 +50,17 @@ async fn off_thread<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("render task failed: {e}")))?
 }
 
+/// `GET /api/limits`: the bounds a client checks before sending (an upload refused by its
+/// `Content-Length` may reach a browser as a reset connection rather than a 413).
+pub async fn limits(state: web::Data<AppState>, _auth: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "upload_max_bytes": state.settings.upload_max_bytes,
+        "study_quota_bytes": state.settings.study_quota_bytes,
+        "attachments_per_post": tasks::MAX_ATTACHMENTS,
+        "tasks_per_study": tasks::MAX_TASKS_PER_STUDY,
+    }))
+}
+
 /// `GET /api/studies/{study_id}/tasks?filter=all|open|done|mine`
 pub async fn list(
     req: HttpRequest,
@@ -246,6 +257,7 @@ pub async fn create_post(
         json!({ "kind": "post_created", "post": summary(&post) }),
     )
     .await;
+    task_changed(&state, study, task, auth.user.id).await;
     Ok(HttpResponse::Created().json(json!({ "post": post })))
 }
 
@@ -308,7 +320,15 @@ pub async fn delete_post(
         json!({ "kind": "post_deleted", "task_id": task, "post_id": post }),
     )
     .await;
+    task_changed(&state, study, task, auth.user.id).await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Re-reads a task whose post count changed and tells the members.
+async fn task_changed(state: &AppState, study: StudyId, task: TaskId, user: crate::ids::UserId) {
+    if let Ok(t) = state.store.task(study, task, user).await {
+        announce(state, study, json!({ "kind": "task_updated", "task": t })).await;
+    }
 }
 
 /// Re-reads a post after its attachments changed and tells the members.

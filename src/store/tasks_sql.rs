@@ -170,10 +170,10 @@ macro_rules! tasks_store_impl {
                 Ok(rows.into_iter().map(|r| r.0).collect())
             }
 
-            /// Checks an upload target inside a transaction. Touching the post (or study) row
+            /// Checks an upload target. With `lock`, a no-op update of the post (or study) row
             /// first serializes concurrent uploads to it on Postgres, so the attachment count
-            /// cannot be raced past its limit.
-            async fn check_upload(c: &mut Conn, study: StudyId, post: Option<PostId>, user: UserId, touch: Option<Millis>) -> StoreResult<i64> {
+            /// cannot be raced past its limit (SQLite's write lock already does).
+            async fn check_upload(c: &mut Conn, study: StudyId, post: Option<PostId>, user: UserId, lock: bool) -> StoreResult<i64> {
                 let role = member(c, study, user).await?;
                 match post {
                     Some(p) => {
@@ -187,13 +187,13 @@ macro_rules! tasks_store_impl {
                             Some((a,)) if a != user.0 => return Err(rule(Rule::NotAuthor)),
                             _ => {}
                         }
-                        if let Some(now) = touch {
-                            sqlx::query("UPDATE posts SET updated_at = $1 WHERE id = $2").bind(now).bind(p.0).execute(&mut *c).await?;
+                        if lock {
+                            sqlx::query("UPDATE posts SET updated_at = updated_at WHERE id = $1").bind(p.0).execute(&mut *c).await?;
                         }
                     }
                     None if role != Role::Leader => return Err(rule(Rule::NotAuthor)),
                     None => {
-                        if touch.is_some() {
+                        if lock {
                             sqlx::query("UPDATE studies SET updated_at = updated_at WHERE id = $1").bind(study.0).execute(&mut *c).await?;
                         }
                     }
@@ -404,12 +404,12 @@ macro_rules! tasks_store_impl {
                 }
 
                 async fn upload_allowed(&self, study: StudyId, post: Option<PostId>, user: UserId) -> StoreResult<i64> {
-                    check_upload(&mut *self.pool.acquire().await?, study, post, user, None).await
+                    check_upload(&mut *self.pool.acquire().await?, study, post, user, false).await
                 }
 
                 async fn add_file(&self, n: &NewFile) -> StoreResult<StoredFile> {
                     let mut tx = self.begin_write().await?;
-                    check_upload(&mut tx, n.study_id, n.post_id, n.uploader, Some(n.now)).await?;
+                    check_upload(&mut tx, n.study_id, n.post_id, n.uploader, true).await?;
                     let charged = sqlx::query(
                         "UPDATE studies SET storage_bytes = storage_bytes + $1 WHERE id = $2 AND storage_bytes + $1 <= $3",
                     )

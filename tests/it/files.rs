@@ -245,6 +245,23 @@ async fn uploads_and_downloads(objects: Objects) {
     assert_eq!(f["sha256"], hex::encode(Sha256::digest(&data)));
     assert_eq!(f["content_type"], "application/octet-stream");
     let url = f["url"].as_str().unwrap().to_string();
+    // Attaching is not editing: the post keeps its updated_at.
+    let (_, p) = get(
+        &s,
+        &format!("/api/studies/{id}/posts/{pid}"),
+        Some(&member.cookie),
+    )
+    .await;
+    assert_eq!(p["post"]["updated_at"], p["post"]["created_at"]);
+    // Clients learn the limits before sending.
+    let (_, l) = get(&s, "/api/limits", Some(&member.cookie)).await;
+    assert_eq!(
+        (
+            l["upload_max_bytes"].as_i64(),
+            l["study_quota_bytes"].as_i64()
+        ),
+        (Some(1_048_576), Some(2_621_440))
+    );
     let (st, h, got) = get_raw(&s, &url, Some(&member.cookie), &[]).await;
     assert_eq!(st, 200);
     assert_eq!(got, data);

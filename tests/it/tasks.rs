@@ -420,14 +420,18 @@ async fn changes_are_pushed_to_member_watchers_only() {
     .await;
 
     let mut kinds = Vec::new();
-    for _ in 0..4 {
+    let mut counts = Vec::new();
+    for _ in 0..6 {
         let f = next_json(&mut watch[0]).await;
         assert_eq!(f["type"], "study.event", "{f}");
         kinds.push(f["event"]["kind"].as_str().unwrap().to_string());
         match f["event"]["kind"].as_str().unwrap() {
             "task_created" => assert_eq!(f["event"]["task"]["title"], "live one"),
             "post_created" => assert_eq!(f["event"]["post"]["title"], "first"),
-            "task_updated" => assert_eq!(f["event"]["task"]["status"], "done"),
+            "task_updated" => counts.push((
+                f["event"]["task"]["post_count"].as_i64().unwrap(),
+                f["event"]["task"]["status"].as_str().unwrap().to_string(),
+            )),
             "post_deleted" => assert_eq!(f["event"]["post_id"], p["id"]),
             other => panic!("unexpected {other}"),
         }
@@ -438,7 +442,18 @@ async fn changes_are_pushed_to_member_watchers_only() {
             "task_created",
             "post_created",
             "task_updated",
-            "post_deleted"
+            "task_updated",
+            "post_deleted",
+            "task_updated"
+        ]
+    );
+    // The post count follows posts; the status follows the edit.
+    assert_eq!(
+        counts,
+        [
+            (1, "open".to_string()),
+            (1, "done".to_string()),
+            (0, "done".to_string())
         ]
     );
     // The outsider watching the public study page hears none of it.
