@@ -24,6 +24,10 @@ pub const PERSIST_BATCH_SIZE: &str = "studyon_persist_batch_size";
 pub const PERSIST_COMMIT_SECONDS: &str = "studyon_persist_commit_seconds";
 /// Counter, labels `method`, `status`: HTTP responses.
 pub const HTTP_RESPONSES: &str = "studyon_http_responses_total";
+/// Counter, label `result` (`stored` or the error code): uploads by outcome.
+pub const UPLOADS: &str = "studyon_uploads_total";
+/// Counter: bytes of files stored.
+pub const UPLOAD_BYTES: &str = "studyon_upload_bytes_total";
 
 /// Installs the global recorder on first call; later calls (tests start many servers in one
 /// process) share it.

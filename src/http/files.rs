@@ -76,9 +76,30 @@ pub async fn upload_to_study(
     Ok(HttpResponse::Created().json(json!({ "file": file })))
 }
 
-/// The upload path. Everything that can be refused from the headers is refused before the
-/// body is read; the rest is checked on the spooled file before anything is stored.
+/// The upload path, counted by outcome for operators.
 async fn upload(
+    req: &HttpRequest,
+    state: &AppState,
+    user: UserId,
+    study: StudyId,
+    post: Option<PostId>,
+    body: web::Payload,
+) -> Result<crate::tasks::StoredFile, ApiError> {
+    let res = checked_upload(req, state, user, study, post, body).await;
+    let result = match &res {
+        Ok(f) => {
+            metrics::counter!(crate::metrics::UPLOAD_BYTES).increment(f.size as u64);
+            "stored"
+        }
+        Err(e) => e.code(),
+    };
+    metrics::counter!(crate::metrics::UPLOADS, "result" => result).increment(1);
+    res
+}
+
+/// Everything that can be refused from the headers is refused before the body is read; the
+/// rest is checked on the spooled file before anything is stored.
+async fn checked_upload(
     req: &HttpRequest,
     state: &AppState,
     user: UserId,
