@@ -335,33 +335,41 @@ macro_rules! chat_store_impl {
                 }
 
                 async fn conversations(&self, user: UserId) -> StoreResult<Vec<crate::chat::Conversation>> {
-                    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-                        "SELECT user_a, user_b, MAX(seq) FROM direct_messages WHERE user_a = $1 OR user_b = $1 \
-                         GROUP BY user_a, user_b ORDER BY MAX(created_at) DESC LIMIT 200",
+                    // One query for the whole list: each conversation's last message, the other
+                    // user, and my unread count past my read marker.
+                    type Row = (i64, i64, String, String, i64, String, i64, String, String, i64, i64);
+                    let rows: Vec<Row> = sqlx::query_as(
+                        "WITH convs AS (SELECT user_a, user_b, MAX(seq) AS last_seq FROM direct_messages \
+                           WHERE user_a = $1 OR user_b = $1 GROUP BY user_a, user_b) \
+                         SELECT c.last_seq, o.id, o.login_id, o.display_name, o.created_at, \
+                           m.client_id, m.sender_id, s.display_name, m.body, m.created_at, \
+                           (SELECT COUNT(*) FROM direct_messages d WHERE d.user_a = c.user_a AND d.user_b = c.user_b \
+                              AND d.sender_id <> $1 AND d.seq > COALESCE((SELECT r.read_seq FROM direct_read_markers r \
+                                WHERE r.user_a = c.user_a AND r.user_b = c.user_b AND r.reader_id = $1), 0)) \
+                         FROM convs c \
+                         JOIN direct_messages m ON m.user_a = c.user_a AND m.user_b = c.user_b AND m.seq = c.last_seq \
+                         JOIN users s ON s.id = m.sender_id \
+                         JOIN users o ON o.id = CASE WHEN c.user_a = $1 THEN c.user_b ELSE c.user_a END \
+                         ORDER BY m.created_at DESC, c.last_seq DESC LIMIT 200",
                     )
                     .bind(user.0)
                     .fetch_all(&self.pool)
                     .await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for (a, b, last) in rows {
-                        let pair = (UserId(a), UserId(b));
-                        let other = if a == user.0 { UserId(b) } else { UserId(a) };
-                        let Some(other_user) = self.fetch_user(other).await? else { continue };
-                        let (_, read_a, read_b) = self.direct_state(pair).await?;
-                        let mine = if a == user.0 { read_a } else { read_b };
-                        let (unread,): (i64,) = sqlx::query_as(
-                            "SELECT COUNT(*) FROM direct_messages WHERE user_a = $1 AND user_b = $2 AND sender_id <> $3 AND seq > $4",
-                        )
-                        .bind(a)
-                        .bind(b)
-                        .bind(user.0)
-                        .bind(mine)
-                        .fetch_one(&self.pool)
-                        .await?;
-                        let last_message = self.direct_messages(pair, Page::Before(None), 1).await?.pop();
-                        out.push(crate::chat::Conversation { user: other_user, last_message, last_seq: last, unread });
-                    }
-                    Ok(out)
+                    Ok(rows
+                        .into_iter()
+                        .map(|r| crate::chat::Conversation {
+                            user: crate::store::User { id: UserId(r.1), login_id: r.2, display_name: r.3, created_at: r.4 },
+                            last_message: Some(crate::chat::DirectMessage {
+                                seq: r.0,
+                                client_id: r.5,
+                                sender: Author { id: UserId(r.6), display_name: r.7 },
+                                body: r.8,
+                                created_at: r.9,
+                            }),
+                            last_seq: r.0,
+                            unread: r.10,
+                        })
+                        .collect())
                 }
 
                 async fn members_by_login(&self, study: StudyId, logins: &[String]) -> StoreResult<Vec<(String, UserId)>> {

@@ -207,3 +207,69 @@ async fn both_dialects_have_the_same_tables_and_columns() {
     ps.close().await;
     p.drop_db().await;
 }
+
+/// The DM inbox in one query: newest conversation first, the other user, the last message,
+/// and only the other side's messages past my read marker counted as unread.
+async fn conversation_list(b: &Backend) {
+    let st = open(b).await;
+    let me = st.create_user(&new_user("me", "Me")).await.unwrap();
+    let x = st.create_user(&new_user("xx", "X")).await.unwrap();
+    let y = st.create_user(&new_user("yy", "Y")).await.unwrap();
+    let dm = |with: UserId, seq: i64, from: UserId, at: i64| {
+        let pair = studyon::chat::pair(me.id, with);
+        DurableWrite::DirectMessages {
+            pair,
+            messages: vec![studyon::chat::NewDirectMessage {
+                seq,
+                client_id: format!("c{seq}-{}", from.0),
+                sender_id: from,
+                body: format!("m{seq}"),
+                at,
+            }],
+        }
+    };
+    st.commit_batch(&[
+        dm(x.id, 1, x.id, 10),
+        dm(x.id, 2, x.id, 11),
+        dm(x.id, 3, me.id, 12),
+        dm(y.id, 1, y.id, 20),
+    ])
+    .await
+    .unwrap();
+    st.commit_batch(&[DurableWrite::DirectRead {
+        pair: studyon::chat::pair(me.id, x.id),
+        reader: me.id,
+        seq: 1,
+    }])
+    .await
+    .unwrap();
+    let list = st.conversations(me.id).await.unwrap();
+    let got: Vec<(UserId, i64, i64, Option<String>)> = list
+        .iter()
+        .map(|c| {
+            (
+                c.user.id,
+                c.last_seq,
+                c.unread,
+                c.last_message.as_ref().map(|m| m.body.clone()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (y.id, 1, 1, Some("m1".into())),
+            // x sent 1 and 2, I read 1 and wrote 3: one unread.
+            (x.id, 3, 1, Some("m3".into())),
+        ]
+    );
+    assert_eq!(list[1].last_message.as_ref().unwrap().sender.id, me.id);
+    // The other side's view counts my message.
+    let theirs = st.conversations(x.id).await.unwrap();
+    assert_eq!(
+        (theirs.len(), theirs[0].user.id, theirs[0].unread),
+        (1, me.id, 1)
+    );
+    st.close().await;
+}
+both_backends!(conversation_list);
