@@ -296,15 +296,14 @@ pub async fn applications(
         .store
         .applications(StudyId(*path), auth.user.id)
         .await?;
-    let mut reputations = std::collections::HashMap::new();
+    let mut ids: Vec<UserId> = rows.iter().map(|(_, u)| u.id).collect();
+    ids.sort();
+    ids.dedup();
+    let reputations = state.store.reputations(&ids).await?;
+    let none = Default::default();
     let mut items = Vec::with_capacity(rows.len());
     for (a, user) in rows {
-        let r = match reputations.entry(user.id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(state.store.reputation(user.id).await?)
-            }
-        };
+        let r = reputations.get(&user.id).unwrap_or(&none);
         let mut v = serde_json::to_value(&a).map_err(|e| ApiError::Internal(e.into()))?;
         v["applicant"] = json!({
             "user": user,

@@ -183,6 +183,11 @@ pub trait StudyStore: Send + Sync {
         now: Millis,
     ) -> StoreResult<Review>;
     async fn reputation(&self, user: UserId) -> StoreResult<Reputation>;
+    /// The reputations of many users in a fixed number of queries (the applicant list).
+    async fn reputations(
+        &self,
+        users: &[UserId],
+    ) -> StoreResult<std::collections::HashMap<UserId, Reputation>>;
     async fn my_studies(&self, user: UserId) -> StoreResult<MyStudies>;
     async fn notifications(
         &self,

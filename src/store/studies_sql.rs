@@ -30,6 +30,9 @@ macro_rules! studies_store_impl {
             const APP_COLUMNS: &str = "a.id, a.study_id, a.user_id, a.message, a.status, a.reason, a.created_at, a.decided_at";
             type AppRow = (i64, i64, i64, String, String, Option<String>, i64, Option<i64>);
 
+            /// Reviews and completed studies listed per user in a reputation.
+            const REPUTATION_LIST_MAX: i64 = 50;
+
             const REVIEW_SELECT: &str = "SELECT r.id, r.study_id, s.title, a.id, a.login_id, a.display_name, \
                 a.created_at, e.id, e.login_id, e.display_name, e.created_at, r.rating, r.body, r.created_at, \
                 r.updated_at FROM reviews r JOIN studies s ON s.id = r.study_id \
@@ -833,33 +836,66 @@ macro_rules! studies_store_impl {
                 }
 
                 async fn reputation(&self, u: UserId) -> StoreResult<Reputation> {
+                    Ok(self.reputations(&[u]).await?.remove(&u).unwrap_or_default())
+                }
+
+                async fn reputations(&self, users: &[UserId]) -> StoreResult<std::collections::HashMap<UserId, Reputation>> {
+                    let mut out: std::collections::HashMap<UserId, Reputation> =
+                        users.iter().map(|u| (*u, Reputation::default())).collect();
+                    if users.is_empty() {
+                        return Ok(out);
+                    }
+                    // Three queries for any number of users; the newest REPUTATION_LIST_MAX
+                    // reviews and completed studies of each, picked by a window function.
+                    let in_list = |qb: &mut QueryBuilder<Db>| {
+                        qb.push(" IN (");
+                        let mut sep = qb.separated(", ");
+                        for u in users {
+                            sep.push_bind(u.0);
+                        }
+                        qb.push(")");
+                    };
                     let mut tx = self.pool.begin().await?;
-                    let (count, sum): (i64, i64) = sqlx::query_as(
-                        "SELECT COUNT(*), CAST(COALESCE(SUM(rating), 0) AS BIGINT) FROM reviews WHERE reviewee_id = $1",
-                    )
-                    .bind(u.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let rows: Vec<ReviewRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "{REVIEW_SELECT} WHERE r.reviewee_id = $1 ORDER BY r.id DESC LIMIT 50"
-                    )))
-                    .bind(u.0)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let done: Vec<(i64, String)> = sqlx::query_as(
-                        "SELECT s.id, s.title FROM memberships m JOIN studies s ON s.id = m.study_id \
-                         WHERE m.user_id = $1 AND m.left_at IS NULL AND s.status = 'completed' ORDER BY s.ends_on DESC LIMIT 50",
-                    )
-                    .bind(u.0)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "SELECT reviewee_id, COUNT(*), CAST(COALESCE(SUM(rating), 0) AS BIGINT) FROM reviews WHERE reviewee_id",
+                    );
+                    in_list(&mut qb);
+                    qb.push(" GROUP BY reviewee_id");
+                    let counts: Vec<(i64, i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for (u, count, sum) in counts {
+                        if let Some(r) = out.get_mut(&UserId(u)) {
+                            r.review_count = count;
+                            r.review_average = (count > 0).then(|| (sum as f64 / count as f64 * 100.0).round() / 100.0);
+                        }
+                    }
+                    let mut qb = QueryBuilder::<Db>::new(format!(
+                        "{REVIEW_SELECT} WHERE r.id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+                         (PARTITION BY reviewee_id ORDER BY id DESC) AS rn FROM reviews WHERE reviewee_id"
+                    ));
+                    in_list(&mut qb);
+                    qb.push(") t WHERE t.rn <= ").push_bind(REPUTATION_LIST_MAX).push(") ORDER BY r.id DESC");
+                    let rows: Vec<ReviewRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for row in rows {
+                        let r = review(row);
+                        if let Some(rep) = out.get_mut(&r.reviewee.id) {
+                            rep.reviews.push(r);
+                        }
+                    }
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "SELECT user_id, id, title FROM (SELECT m.user_id, s.id, s.title, s.ends_on, ROW_NUMBER() OVER \
+                         (PARTITION BY m.user_id ORDER BY s.ends_on DESC, s.id DESC) AS rn FROM memberships m \
+                         JOIN studies s ON s.id = m.study_id WHERE m.left_at IS NULL AND s.status = 'completed' AND m.user_id",
+                    );
+                    in_list(&mut qb);
+                    qb.push(") t WHERE t.rn <= ").push_bind(REPUTATION_LIST_MAX).push(" ORDER BY t.user_id, t.ends_on DESC, t.id DESC");
+                    let done: Vec<(i64, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
                     tx.commit().await?;
-                    Ok(Reputation {
-                        review_average: (count > 0).then(|| (sum as f64 / count as f64 * 100.0).round() / 100.0),
-                        review_count: count,
-                        reviews: rows.into_iter().map(review).collect(),
-                        completed_studies: done.into_iter().map(|(id, title)| StudyRef { id: StudyId(id), title }).collect(),
-                    })
+                    for (u, id, title) in done {
+                        if let Some(rep) = out.get_mut(&UserId(u)) {
+                            rep.completed_studies.push(StudyRef { id: StudyId(id), title });
+                        }
+                    }
+                    Ok(out)
                 }
 
                 async fn my_studies(&self, u: UserId) -> StoreResult<MyStudies> {

@@ -193,7 +193,7 @@ pub struct StudyRef {
 
 /// What others wrote about a user, and what they finished: the profile, and what a leader
 /// sees about each applicant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Reputation {
     pub review_average: Option<f64>,
     pub review_count: i64,

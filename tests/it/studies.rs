@@ -709,13 +709,34 @@ async fn reviews_and_profiles(b: &Backend) {
     )
     .await;
     apply(&s, other, &m2).await;
+    let fresh = signup(&s).await;
+    apply(&s, other, &fresh).await;
     let (_, apps) = get(
         &s,
         &format!("/api/studies/{other}/applications"),
         Some(&outsider.cookie),
     )
     .await;
-    let a = &apps["items"][0]["applicant"];
+    // Each applicant gets their own reputation, read for all of them at once.
+    let of = |who: &Session| {
+        apps["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["applicant"]["user"]["id"] == who.user["id"])
+            .unwrap()["applicant"]
+            .clone()
+    };
+    let f = of(&fresh);
+    assert_eq!(
+        (
+            f["review_count"].as_i64(),
+            f["reviews"].as_array().unwrap().len()
+        ),
+        (Some(0), 0)
+    );
+    assert!(f["review_average"].is_null());
+    let a = &of(&m2);
     // m1 gave 5, edited to 3; the leader gave 3.
     assert_eq!(
         (a["review_count"].as_i64(), a["review_average"].as_f64()),
