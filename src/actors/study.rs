@@ -20,6 +20,7 @@ use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision
 use crate::store::{Rule, StoreError, now_millis};
 use crate::studies::rules::StudyFields;
 use crate::studies::{Application, ApplicationStatus, Notification, StudyStatus};
+use crate::ws::hub::Control;
 
 /// Studies one socket may watch at once: a tab shows one study; a few spare for overlays.
 pub const MAX_WATCHED_PER_CONN: usize = 16;
@@ -187,6 +188,9 @@ impl Study {
             self.watchers.remove(&c);
             self.sup.unwatch(&c);
             self.deps.hub.push(c, frame.clone());
+            self.deps
+                .hub
+                .control(c, Control::Unwatched { study: self.id });
         }
     }
 
@@ -423,6 +427,10 @@ impl KeyedActor for Study {
                 ctx.wait(write.into_actor(self).map(move |res, act, ctx| match res {
                     Ok((rooms, keys)) => {
                         act.broadcast(&json!({ "kind": "deleted" }));
+                        for (conn, _) in act.watchers.drain() {
+                            act.sup.unwatch(&conn);
+                            act.deps.hub.control(conn, Control::Unwatched { study: id });
+                        }
                         // People in its rooms are told the rooms closed.
                         actix_rt::spawn(async move {
                             for room in rooms {

@@ -258,6 +258,10 @@ impl Connection {
                 code: close_code::SLOW_CONSUMER,
                 reason: "slow_consumer",
             }),
+            Control::Unwatched { study } => {
+                self.watching.remove(&study);
+                None
+            }
             Control::Resync { key } => {
                 let (study_id, room_id) = match key {
                     ActorKey::UserSession(_) => {

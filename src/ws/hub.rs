@@ -21,6 +21,9 @@ pub enum Control {
     Resync { key: ActorKey },
     /// The outbound queue overflowed.
     SlowConsumer,
+    /// A study this connection watches let it go (the user was removed, or the study was
+    /// deleted); the client was told by a frame. Frees the watch slot.
+    Unwatched { study: crate::ids::StudyId },
 }
 
 /// A frame on its way to the client: text frames are serialized once and shared.

@@ -461,3 +461,56 @@ async fn changes_are_pushed_to_member_watchers_only() {
     assert!(quiet.is_err(), "an outsider got {quiet:?}");
     s.shutdown().await;
 }
+
+/// Deleting a study ends every watch of it: the watchers are told, and the socket's watch
+/// slot (16 per socket) is free again.
+#[actix_rt::test]
+async fn deleting_a_study_ends_its_watches() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let (leader, member) = (signup(&s).await, signup(&s).await);
+    let doomed = study_with_members(&s, &leader, &[&member]).await;
+    let mut c = ws_connect(&s, &member.cookie).await;
+    hello(&mut c).await;
+    let watch = |id: i64| json!({ "type": "study.watch", "id": id, "study_id": id }).to_string();
+    send_text(&mut c, watch(doomed)).await;
+    assert_eq!(next_json(&mut c).await["type"], "ack");
+    let mut others = Vec::new();
+    for _ in 0..16 {
+        others.push(
+            create_study(
+                &s,
+                &leader.cookie,
+                study_body("Other", &[], 5, "2027-02-01"),
+            )
+            .await,
+        );
+    }
+    for id in &others[..15] {
+        send_text(&mut c, watch(*id)).await;
+        assert_eq!(next_json(&mut c).await["type"], "ack");
+    }
+    // All 16 slots are taken.
+    send_text(&mut c, watch(others[15])).await;
+    assert_eq!(next_json(&mut c).await["error"], "validation_failed");
+
+    assert_eq!(
+        delete(&s, &format!("/api/studies/{doomed}"), Some(&leader.cookie))
+            .await
+            .0,
+        204
+    );
+    let f = next_json(&mut c).await;
+    assert_eq!(
+        (f["type"].as_str(), f["event"]["kind"].as_str()),
+        (Some("study.event"), Some("deleted"))
+    );
+    // The deleted study's slot is free.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send_text(&mut c, watch(others[15])).await;
+    assert_eq!(
+        next_json(&mut c).await,
+        json!({ "type": "ack", "id": others[15] })
+    );
+    s.shutdown().await;
+}
