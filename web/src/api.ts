@@ -285,6 +285,11 @@ export async function updateStudy(id: number, input: Partial<StudyInput>): Promi
   return (await request<{ study: StudyDetail }>('PATCH', `/api/studies/${id}`, input)).study;
 }
 
+/** Deletes the study with everything in it and all of its files (leader). */
+export async function deleteStudy(id: number): Promise<void> {
+  await request<void>('DELETE', `/api/studies/${id}`);
+}
+
 export async function setStudyStatus(id: number, status: StudyStatus): Promise<StudyDetail> {
   return (await request<{ study: StudyDetail }>('POST', `/api/studies/${id}/status`, { status })).study;
 }
@@ -457,8 +462,6 @@ export const TASK_TITLE_MAX = 200;
 export const TASK_DESCRIPTION_MAX = 20_000;
 export const POST_TITLE_MAX = 200;
 export const POST_BODY_MAX = 100_000;
-/** Attachments per post the server accepts. */
-export const ATTACHMENT_MAX = 10;
 
 export interface Task {
   id: number;
@@ -564,6 +567,21 @@ export async function updatePost(studyId: number, postId: number, input: { title
 
 export async function deletePost(studyId: number, postId: number): Promise<void> {
   await request<void>('DELETE', `${studyBase(studyId)}/posts/${postId}`);
+}
+
+/** The server's bounds a client checks before sending (`GET /api/limits`). */
+export interface Limits {
+  /** Largest file the server accepts, in bytes. */
+  upload_max_bytes: number;
+  /** Storage per study, in bytes. */
+  study_quota_bytes: number;
+  /** Files per post (also for the recruiting post). */
+  attachments_per_post: number;
+  tasks_per_study: number;
+}
+
+export async function getLimits(): Promise<Limits> {
+  return request<Limits>('GET', '/api/limits');
 }
 
 export async function deleteFile(studyId: number, fileId: number): Promise<void> {

@@ -8,6 +8,7 @@ import { type Toast, Toasts } from './components/Toasts';
 import { AppContext, type AppState, type Notice } from './context';
 import { toApiError } from './forms';
 import { errorMessage, useI18n } from './i18n';
+import { resetLimits } from './limits';
 import { type AnyFrame, type ConnState, LiveClient } from './live';
 import type { AppNotification } from './api';
 import { HomePage } from './pages/Home';
@@ -73,6 +74,8 @@ export function App() {
 
   // One live connection per signed-in user; closed on logout / user change.
   const userId = user?.id ?? null;
+  // Server limits are read once per session: a new session reads them again.
+  useEffect(() => resetLimits, [userId]);
   useEffect(() => {
     if (userId === null) {
       setConnState('offline');

@@ -25,6 +25,14 @@ export function navigate(path: string, { replace = false } = {}): void {
   notify();
 }
 
+/** Calls `fn` after every navigation (in-app or Back/Forward); returns the unsubscribe. */
+export function onNavigate(fn: () => void): () => void {
+  listeners.add(fn);
+  return () => {
+    listeners.delete(fn);
+  };
+}
+
 /** The current path; re-renders the caller on navigation. */
 export function usePath(): string {
   const [path, setPath] = useState(currentPath);

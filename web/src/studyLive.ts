@@ -6,10 +6,16 @@
 // when connected and after every `hello`, and `study.unwatch` on unmount.
 // `onReconnect` runs after every `hello` and on a `resync` for the study:
 // events may have been missed, so the caller re-reads what it shows.
-// `onRemoved` runs on `study.removed` (this user was removed from the study).
+// `onRemoved` runs on `study.removed` (this user was removed from the study),
+// `onDeleted` on the `deleted` study event (the leader deleted the study; see
+// `leaveDeletedStudy`).
+//
+// There is no task or post event for a post count: a created or deleted post is
+// followed by `task_updated` carrying the task with its new `post_count`.
 import { useEffect, useRef } from 'preact/hooks';
 import type { PostSummary, Task } from './api';
 import { useApp } from './context';
+import { goWithNotice } from './flash';
 import type { AnyFrame } from './live';
 
 export type ContentEvent =
@@ -32,9 +38,25 @@ export function isContentEvent(frame: AnyFrame): boolean {
   return contentEvent(frame) !== null;
 }
 
+/** The `kind` of a `study.event` frame's event (`deleted`, `study_attachments_changed`, ...). */
+export function studyEventKind(frame: AnyFrame): string | null {
+  const event = frame.event as { kind?: unknown } | undefined;
+  return event && typeof event === 'object' && typeof event.kind === 'string' ? event.kind : null;
+}
+
+/**
+ * The study was deleted while one of its pages was open: go to my studies
+ * (`toMine`; else the study list) and say so there.
+ */
+export function leaveDeletedStudy(title: string | null, toMine = true): void {
+  const path = toMine ? '/me/studies' : '/studies';
+  if (title) goWithNotice(path, 'study.deletedNotice', { title });
+  else goWithNotice(path, 'study.deletedNoticeUntitled');
+}
+
 export function useStudyEvents(
   studyId: number,
-  handlers: { onEvent: (e: ContentEvent) => void; onReconnect: () => void; onRemoved?: () => void },
+  handlers: { onEvent: (e: ContentEvent) => void; onReconnect: () => void; onRemoved?: () => void; onDeleted?: () => void },
   { watch }: { watch: boolean },
 ): void {
   const live = useApp().live;
@@ -59,6 +81,10 @@ export function useStudyEvents(
       live.on('study.event', (f) => {
         const frame = f as AnyFrame;
         if (frame.study_id !== studyId) return;
+        if (studyEventKind(frame) === 'deleted') {
+          ref.current.onDeleted?.();
+          return;
+        }
         const e = contentEvent(frame);
         if (e) ref.current.onEvent(e);
       }),

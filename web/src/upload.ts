@@ -5,17 +5,26 @@
 // on a same-origin POST, and the session cookie (`withCredentials`).
 import { ApiError, errorFromResponse, type FileInfo } from './api';
 
-/** The server's default per-file limit (50 MiB); used only to explain a dropped connection. */
-export const UPLOAD_MAX_BYTES = 50 * 1024 * 1024;
-
 export interface UploadHandle {
   /** Resolves with the stored file, or rejects with an `ApiError`. */
   done: Promise<FileInfo>;
   abort(): void;
 }
 
-export function attachmentUrl(studyId: number, postId: number, name: string): string {
-  return `/api/studies/${studyId}/posts/${postId}/attachments?name=${encodeURIComponent(name)}`;
+/** Where a file goes: a post's attachments, or (`postId` null) the study's recruiting post. */
+export interface UploadTarget {
+  studyId: number;
+  postId: number | null;
+}
+
+export function attachmentUrl(target: UploadTarget, name: string): string {
+  const base = target.postId === null ? `/api/studies/${target.studyId}` : `/api/studies/${target.studyId}/posts/${target.postId}`;
+  return `${base}/attachments?name=${encodeURIComponent(name)}`;
+}
+
+/** The error for a file over the server's per-file limit, refused before anything is sent. */
+export function tooLargeError(): ApiError {
+  return new ApiError(413, 'payload_too_large', 'file too large');
 }
 
 function parseJson(text: string): unknown {
@@ -28,18 +37,23 @@ function parseJson(text: string): unknown {
 }
 
 /**
- * Upload `file` to a post. `onProgress(loaded, total)` follows the request
- * body; it reports `total` once more when the server has answered with success.
+ * Upload `file` to a post or the recruiting post. `onProgress(loaded, total)`
+ * follows the request body; it reports `total` once more when the server has
+ * answered with success. A file over `maxBytes` (the server's
+ * `upload_max_bytes`, when known) is refused here without a request.
  */
 export function uploadAttachment(
-  studyId: number,
-  postId: number,
+  target: UploadTarget,
   file: File,
   onProgress: (loaded: number, total: number) => void,
+  maxBytes: number | null,
 ): UploadHandle {
+  if (maxBytes !== null && file.size > maxBytes) {
+    return { done: Promise.reject(tooLargeError()), abort: () => {} };
+  }
   const xhr = new XMLHttpRequest();
   const done = new Promise<FileInfo>((resolve, reject) => {
-    xhr.open('POST', attachmentUrl(studyId, postId, file.name));
+    xhr.open('POST', attachmentUrl(target, file.name));
     xhr.withCredentials = true;
     xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
     xhr.setRequestHeader('Accept', 'application/json');
@@ -58,12 +72,10 @@ export function uploadAttachment(
       }
       reject(errorFromResponse(xhr.status, xhr.statusText, data, xhr.getResponseHeader('Retry-After')));
     };
-    xhr.onerror = () => {
-      // A server refusing an oversized body may close the connection before
-      // the browser has sent it all, which XHR only reports as a network error.
-      if (file.size > UPLOAD_MAX_BYTES) reject(new ApiError(413, 'payload_too_large', 'file too large'));
-      else reject(new ApiError(0, 'network', 'upload failed'));
-    };
+    // A server refusing a body may close the connection before the browser has
+    // sent it all, which XHR only reports as a network error (oversized files
+    // never get here: they are refused above).
+    xhr.onerror = () => reject(new ApiError(0, 'network', 'upload failed'));
     xhr.onabort = () => reject(new ApiError(0, 'aborted', 'upload cancelled'));
     xhr.send(file);
   });

@@ -12,8 +12,16 @@
 //   the member's open task page receives the post live;
 // - a second test pages 45 posts by infinite scroll (no repeats, newest
 //   first), searches titles (Korean, case-insensitive), shows upload errors
-//   (empty file, wrong declared type) in words, and removes an attachment
-//   while editing.
+//   (empty file, wrong declared type) in words, refuses a file over the
+//   server's limit on the client (no request is made for it), and removes an
+//   attachment while editing;
+// - a third test covers the recruiting post's files on the study page (the
+//   leader uploads with a progress bar, the member's open page lists the file
+//   live and downloads it byte-for-byte, an oversized file is refused without
+//   a request, the picker stops at `attachments_per_post`, `/api/limits` is
+//   read once per session), post counts on the board coming from
+//   `task_updated` alone (no re-read of the task list), and deleting the study:
+//   the member's open study and task pages show a notice and leave.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -47,6 +55,14 @@ const EN = {
   typeMismatch: 'The file’s contents do not match its type.',
   uploadsFailed: 'The post was saved, but some files were not uploaded. Remove them or try again.',
   retryUploads: 'Save and retry uploads',
+  edited: '(edited)',
+  uploadFiles: 'Upload files',
+  attachToStudy: 'Attach files to the recruiting post',
+  deleteStudy: 'Delete study',
+  deleteStudyYes: 'Yes, delete the study',
+  deletedSelf: (title) => `The study “${title}” was deleted.`,
+  deletedByLeader: (title) => `The study “${title}” was deleted by its leader.`,
+  full: (max) => `This post has ${max} files, as many as it can have. Remove one to attach another.`,
 };
 
 let server;
@@ -280,6 +296,8 @@ test('task board live, post with highlighted code and an attachment that downloa
     `tokens are coloured, not just the block (${colours.pre}): ${JSON.stringify(colours.spans.slice(0, 8))}`,
   );
   assert.ok(await lp.getByRole('link', { name: EN.editPost, exact: true }).isVisible(), 'the author may edit');
+  // Attaching a file does not count as an edit.
+  assert.equal(await lp.getByTestId('post-edited').count(), 0, 'a new post with a file is not "(edited)"');
 
   const link = lp.getByTestId('attachment-link');
   assert.equal(await link.textContent(), fileName);
@@ -378,6 +396,10 @@ test('post list pages by cursor without repeats, searches titles; upload errors;
   });
 
   // ---- upload errors are explained; the post is kept ----
+  const posted = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && new URL(r.url()).pathname.endsWith('/attachments')) posted.push(new URL(r.url()).searchParams.get('name'));
+  });
   await page.goto(`/studies/${id}/tasks/${taskId}/posts/new`);
   await page.getByLabel(EN.postTitle, { exact: true }).fill('With files');
   await page.getByLabel(EN.postBody, { exact: true }).fill('Some files.');
@@ -396,6 +418,8 @@ test('post list pages by cursor without repeats, searches titles; upload errors;
   await row('big.bin').locator('[data-state="error"]').waitFor();
   assert.equal(await row('big.bin').getByTestId('upload-error').textContent(), EN.tooLarge);
   await row('ok.txt').locator('[data-state="done"]').waitFor();
+  // The oversized file was refused in the browser: it was never sent.
+  assert.deepEqual(posted.sort(), ['empty.txt', 'not-a-picture.png', 'ok.txt'], `attachment POSTs: ${JSON.stringify(posted)}`);
   await page.getByText(EN.uploadsFailed).waitFor();
   // Drop the failed files; saving again opens the post with the one good file.
   await row('empty.txt').getByRole('button', { name: EN.remove }).click();
@@ -419,4 +443,200 @@ test('post list pages by cursor without repeats, searches titles; upload errors;
   assert.equal(await page.getByTestId('attachment').count(), 0);
   const stored = await call(leader.session, 'GET', `/api/studies/${id}/posts/${postId}`);
   assert.equal(stored.body.post.attachments.length, 0);
+});
+
+/** A raw-body upload from node (as the browser client sends it). */
+async function uploadRaw(session, path, name, buffer, type = 'text/plain') {
+  const res = await fetch(`${server.url}${path}?name=${encodeURIComponent(name)}`, {
+    method: 'POST',
+    headers: { Accept: 'application/json', Origin: server.url, Cookie: `studyon_session=${session}`, 'Content-Type': type },
+    body: buffer,
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+/** Every request a page makes, as `METHOD path?query`. */
+function recordRequests(page) {
+  const seen = [];
+  page.on('request', (r) => {
+    const url = new URL(r.url());
+    seen.push({ method: r.method(), path: url.pathname, name: url.searchParams.get('name') });
+  });
+  return seen;
+}
+
+test('recruiting-post files, limits from the server, post counts from task_updated, deleting the study', { timeout: 240_000 }, async () => {
+  const suffix = randomBytes(3).toString('hex');
+  const leader = await signup(`Lead3 ${suffix}`);
+  const member = await signup(`Mem3 ${suffix}`);
+  const studyTitle = `Files ${suffix}`;
+  const id = await studyWith(leader, [member], studyTitle);
+  const task = await call(leader.session, 'POST', `/api/studies/${id}/tasks`, { title: `Read ${suffix}` });
+  assert.equal(task.status, 201, JSON.stringify(task.body));
+  const taskId = task.body.task.id;
+  const limits = await call(leader.session, 'GET', '/api/limits');
+  assert.equal(limits.status, 200);
+  assert.equal(limits.body.upload_max_bytes, UPLOAD_MAX_BYTES, 'the server runs with the small test limit');
+  const perPost = limits.body.attachments_per_post;
+  assert.ok(perPost >= 3, `attachments_per_post is ${perPost}`);
+
+  // ---- the member keeps the study page open, and a second tab on the task ----
+  const { page: mp } = await pageFor(member);
+  const mRequests = recordRequests(mp);
+  await mp.goto(`/studies/${id}`);
+  await waitForConnState(mp, 'connected');
+  const mBoard = mp.getByTestId('task-board');
+  await mBoard.locator(`[data-testid="task"][data-task-id="${taskId}"]`).waitFor();
+  assert.equal(await mp.getByTestId('study-files').count(), 0, 'no files section for members while there are none');
+  await markPage(mp);
+  const { page: mtp } = await pageFor(member);
+  await mtp.goto(`/studies/${id}/tasks/${taskId}`);
+  await mtp.getByTestId('posts-empty').waitFor();
+
+  // ---- the leader attaches a file to the recruiting post ----
+  const { page: lp } = await pageFor(leader);
+  const lRequests = recordRequests(lp);
+  await lp.goto(`/studies/${id}`);
+  await waitForConnState(lp, 'connected');
+  const lFiles = lp.getByTestId('study-files');
+  await lFiles.getByText('No files are attached to the recruiting post yet.').waitFor();
+  // The hint carries the server's limits, not a built-in 50 MiB.
+  await lFiles.getByTestId('upload-hint').getByText(`Up to ${perPost} files, 1 MB each.`, { exact: false }).waitFor();
+  const bytes = randomBytes(300 * 1024);
+  const fileName = '모집 안내 guide.bin';
+  const input = lFiles.getByLabel(EN.attachToStudy, { exact: true });
+  await input.setInputFiles({ name: fileName, mimeType: 'application/octet-stream', buffer: bytes });
+  await lFiles.locator('[data-testid="upload"][data-state="queued"]').filter({ hasText: fileName }).waitFor();
+  await recordUploadProgress(lp);
+  await lFiles.getByRole('button', { name: EN.uploadFiles, exact: true }).click();
+  const lLink = lFiles.getByTestId('attachment-link').filter({ hasText: fileName });
+  await lLink.waitFor({ timeout: LIVE_TIMEOUT_MS });
+  const progress = await lp.evaluate(() => /** @type {any} */ (window).__uploads);
+  assert.ok(progress.some((p) => p.state === 'uploading'), `uploading was shown: ${JSON.stringify(progress)}`);
+  await waitUntil('the bar at done/100', async () => {
+    const p = await lp.evaluate(() => /** @type {any} */ (window).__uploads);
+    return JSON.stringify(p[p.length - 1]) === JSON.stringify({ state: 'done', progress: 100 });
+  });
+  const final = await lp.evaluate(() => /** @type {any} */ (window).__uploads);
+  for (let i = 1; i < final.length; i++) assert.ok(final[i].progress >= final[i - 1].progress, `progress never goes back: ${JSON.stringify(final)}`);
+  const studyPosts = lRequests.filter((r) => r.method === 'POST' && r.path === `/api/studies/${id}/attachments`);
+  assert.deepEqual(
+    studyPosts.map((r) => r.name),
+    [fileName],
+    'one raw POST to the study attachments route, with the name in ?name=',
+  );
+  // The finished bar gives way to the file list.
+  await lFiles.getByTestId('upload').waitFor({ state: 'detached' });
+
+  // ---- the member's open page lists it live; the download is the upload ----
+  const mFiles = mp.getByTestId('study-files');
+  const mLink = mFiles.getByTestId('attachment-link').filter({ hasText: fileName });
+  await mLink.waitFor({ timeout: LIVE_TIMEOUT_MS });
+  assert.equal(await mFiles.getByTestId('file-input').count(), 0, 'members get no file picker');
+  assert.equal(await mFiles.getByRole('button', { name: EN.remove }).count(), 0, 'members cannot remove the leader’s files');
+  const [download] = await Promise.all([mp.waitForEvent('download'), mLink.click()]);
+  assert.equal(download.suggestedFilename(), fileName);
+  const downloaded = await readFile(await download.path());
+  assert.ok(downloaded.equals(bytes), 'the member downloads the uploaded bytes');
+  const studyNow = await call(member.session, 'GET', `/api/studies/${id}`);
+  assert.equal(studyNow.body.study.attachments.length, 1);
+  assert.equal(studyNow.body.study.attachments[0].sha256, createHash('sha256').update(bytes).digest('hex'));
+  assert.ok(await stillSamePage(mp), 'the member page was never reloaded');
+
+  // ---- a file over upload_max_bytes is refused in the browser; no request is made for it ----
+  const bigName = 'too-big.bin';
+  await input.setInputFiles([
+    { name: bigName, mimeType: 'application/octet-stream', buffer: randomBytes(UPLOAD_MAX_BYTES + 1) },
+    { name: 'small.txt', mimeType: 'text/plain', buffer: Buffer.from('a small file\n') },
+  ]);
+  const bigRow = lFiles.locator(`[data-testid="upload"][data-name="${bigName}"]`);
+  await bigRow.locator('[data-testid="upload-progress"][data-state="error"]').waitFor();
+  assert.equal(await bigRow.getByTestId('upload-error').textContent(), EN.tooLarge, 'refused as soon as it is chosen');
+  await lFiles.getByRole('button', { name: EN.uploadFiles, exact: true }).click();
+  await lFiles.getByTestId('attachment-link').filter({ hasText: 'small.txt' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+  assert.equal(await bigRow.getByTestId('upload-error').textContent(), EN.tooLarge, 'still refused after pressing upload');
+  assert.equal(
+    lRequests.filter((r) => r.name === bigName).length,
+    0,
+    `no request for the oversized file: ${JSON.stringify(lRequests.filter((r) => r.method === 'POST'))}`,
+  );
+  assert.deepEqual(
+    lRequests.filter((r) => r.method === 'POST' && r.path.endsWith('/attachments')).map((r) => r.name),
+    [fileName, 'small.txt'],
+  );
+  await bigRow.getByRole('button', { name: EN.remove }).click();
+  await bigRow.waitFor({ state: 'detached' });
+
+  // ---- the picker stops at attachments_per_post ----
+  for (let i = 2; i < perPost; i++) {
+    const res = await uploadRaw(leader.session, `/api/studies/${id}/attachments`, `fill-${i}.txt`, Buffer.from(`file ${i}\n`));
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+  }
+  // The leader's page re-reads on study_attachments_changed.
+  await waitUntil(`${perPost} files listed`, async () => (await lFiles.getByTestId('attachment').count()) === perPost, LIVE_TIMEOUT_MS);
+  await lFiles.getByTestId('upload-full').getByText(EN.full(perPost)).waitFor();
+  assert.ok(await input.isDisabled(), 'no more files are offered');
+  await lFiles.getByTestId('attachment').filter({ hasText: 'fill-2.txt' }).getByRole('button', { name: EN.remove }).click();
+  await waitUntil('one file removed', async () => (await lFiles.getByTestId('attachment').count()) === perPost - 1, LIVE_TIMEOUT_MS);
+  await lFiles.getByTestId('upload-full').waitFor({ state: 'detached' });
+  assert.ok(await input.isEnabled(), 'a freed slot can be used again');
+  await waitUntil('the member sees the removal live', async () => (await mFiles.getByTestId('attachment').count()) === perPost - 1, LIVE_TIMEOUT_MS);
+
+  // ---- limits are read once per session: the post editor (reached in-app) reuses them ----
+  await lp.getByTestId('task-board').locator(`[data-task-id="${taskId}"] [data-testid="task-link"]`).click();
+  await waitForPath(lp, `/studies/${id}/tasks/${taskId}`);
+  await lp.getByRole('link', { name: EN.writePost, exact: true }).click();
+  await waitForPath(lp, `/studies/${id}/tasks/${taskId}/posts/new`);
+  await lp.getByTestId('upload-hint').getByText(`Up to ${perPost} files, 1 MB each.`, { exact: false }).waitFor();
+  await lp.getByRole('link', { name: 'Cancel', exact: true }).click();
+  await waitForPath(lp, `/studies/${id}/tasks/${taskId}`);
+  await lp.getByTestId('back-to-study').click();
+  await waitForPath(lp, `/studies/${id}`);
+  await lFiles.waitFor();
+  const limitReads = lRequests.filter((r) => r.method === 'GET' && r.path === '/api/limits');
+  assert.equal(limitReads.length, 1, `GET /api/limits was read ${limitReads.length} times`);
+
+  // ---- post counts on the open board come from task_updated alone ----
+  const taskReads = () => mRequests.filter((r) => r.method === 'GET' && r.path === `/api/studies/${id}/tasks`).length;
+  const readsBefore = taskReads();
+  const mCount = mBoard.locator(`[data-testid="task"][data-task-id="${taskId}"] [data-testid="task-post-count"]`);
+  assert.equal(await mCount.textContent(), '0');
+  const post = await call(leader.session, 'POST', `/api/studies/${id}/tasks/${taskId}/posts`, { title: 'Counted', body: 'One post.' });
+  assert.equal(post.status, 201, JSON.stringify(post.body));
+  await mBoard.locator(`[data-testid="task"][data-task-id="${taskId}"] [data-testid="task-post-count"]`, { hasText: '1' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+  await mtp.locator('[data-testid="task-post-count"]', { hasText: '1' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+  const removed = await call(leader.session, 'DELETE', `/api/studies/${id}/posts/${post.body.post.id}`);
+  assert.equal(removed.status, 204);
+  await mBoard.locator(`[data-testid="task"][data-task-id="${taskId}"] [data-testid="task-post-count"]`, { hasText: '0' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(taskReads(), readsBefore, 'the board did not re-read the task list for post events');
+
+  // ---- the leader deletes the study; the member's open pages show a notice and leave ----
+  const fileUrl = studyNow.body.study.attachments[0].url;
+  await lp.getByRole('button', { name: EN.deleteStudy, exact: true }).click();
+  await lp.getByTestId('delete-study-confirm').waitFor();
+  assert.equal((await call(leader.session, 'GET', `/api/studies/${id}`)).status, 200, 'nothing is deleted before confirming');
+  await lp.getByRole('button', { name: EN.deleteStudyYes, exact: true }).click();
+  await waitForPath(lp, '/me/studies');
+  assert.equal((await lp.getByTestId('flash').textContent())?.trim(), EN.deletedSelf(studyTitle));
+
+  await waitForPath(mp, '/me/studies', LIVE_TIMEOUT_MS);
+  assert.equal((await mp.getByTestId('flash').textContent())?.trim(), EN.deletedByLeader(studyTitle));
+  assert.ok(await stillSamePage(mp), 'the member left without a reload');
+  await waitForPath(mtp, '/me/studies', LIVE_TIMEOUT_MS);
+  assert.equal((await mtp.getByTestId('flash').textContent())?.trim(), EN.deletedByLeader(studyTitle));
+  // My studies no longer lists it.
+  await mp.getByTestId('joined').waitFor();
+  assert.equal(await mp.getByTestId('joined').getByText(studyTitle).count(), 0);
+  // The study and its files are gone.
+  assert.equal((await call(member.session, 'GET', `/api/studies/${id}`)).status, 404);
+  const gone = await fetch(server.url + fileUrl, { headers: { Cookie: `studyon_session=${member.session}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+  await gone.arrayBuffer();
+  assert.equal(gone.status, 404, 'the file is gone with the study');
+  // The notice belongs to that one page: it is gone after navigating on.
+  await mp.getByRole('link', { name: 'Studies', exact: true }).first().click();
+  await waitForPath(mp, '/studies');
+  assert.equal(await mp.getByTestId('flash').count(), 0);
 });

@@ -15,9 +15,11 @@ interface Props {
   files: FileInfo[];
   /** Given when files may be removed (the editor); called with the removed file's id. */
   onRemoved?: (fileId: number) => void;
+  /** Which files get a remove button when `onRemoved` is given (default: all). */
+  canRemove?: (file: FileInfo) => boolean;
 }
 
-export function AttachmentList({ studyId, files, onRemoved }: Props) {
+export function AttachmentList({ studyId, files, onRemoved, canRemove }: Props) {
   const { t } = useI18n();
   const [busy, setBusy] = useState<number | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -48,7 +50,7 @@ export function AttachmentList({ studyId, files, onRemoved }: Props) {
             <span class="text-sm text-slate-600" data-testid="attachment-size">
               {formatSize(file.size)}
             </span>
-            {onRemoved && (
+            {onRemoved && (!canRemove || canRemove(file)) && (
               <Button variant="secondary" disabled={busy !== null} onClick={() => void remove(file)}>
                 {t('post.removeAttachment')}
                 <span class="sr-only"> {file.name}</span>

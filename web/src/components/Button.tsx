@@ -2,7 +2,7 @@ import type { ComponentChildren } from 'preact';
 
 interface ButtonProps {
   type?: 'button' | 'submit';
-  variant?: 'primary' | 'secondary';
+  variant?: 'primary' | 'secondary' | 'danger';
   disabled?: boolean;
   onClick?: () => void;
   children: ComponentChildren;
@@ -16,6 +16,7 @@ const base =
 const variants = {
   primary: 'bg-blue-700 text-white hover:bg-blue-800',
   secondary: 'border border-slate-300 bg-white text-slate-800 hover:bg-slate-100',
+  danger: 'bg-red-700 text-white hover:bg-red-800',
 };
 
 export function Button({ type = 'button', variant = 'primary', disabled, onClick, children }: ButtonProps) {

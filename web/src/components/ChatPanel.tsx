@@ -11,7 +11,7 @@ import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, hasKey, type MessageKey, useI18n } from '../i18n';
 import type { AnyFrame } from '../live';
-import { isContentEvent } from '../studyLive';
+import { isContentEvent, studyEventKind } from '../studyLive';
 import { Button } from './Button';
 import { ErrorAlert, Notice } from './Alert';
 import { ConnIndicator } from './ConnIndicator';
@@ -49,8 +49,13 @@ export function ChatPanel({ studyId, isLeader, onRemoved }: { studyId: number; i
     setChat(c);
     c.start();
     // New or closed rooms show up as study events (and are re-read after every hello).
+    // Files of the recruiting post change no room; a deleted study is left by the page.
     const off = live.on('study.event', (f) => {
-      if ((f as AnyFrame).study_id === studyId && !isContentEvent(f as AnyFrame)) void c.reloadRooms();
+      const frame = f as AnyFrame;
+      if (frame.study_id !== studyId || isContentEvent(frame)) return;
+      const kind = studyEventKind(frame);
+      if (kind === 'deleted' || kind === 'study_attachments_changed') return;
+      void c.reloadRooms();
     });
     return () => {
       off();

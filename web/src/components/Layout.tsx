@@ -1,8 +1,10 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect } from 'preact/hooks';
 import { useApp } from '../context';
+import { useFlash } from '../flash';
 import { useI18n, type MessageKey } from '../i18n';
 import { linkClick, usePath } from '../router';
+import { Notice } from './Alert';
 import { Button } from './Button';
 import { NotificationBell } from './NotificationBell';
 
@@ -26,6 +28,7 @@ export function Layout({ titleKey, children }: { titleKey: MessageKey; children:
   const { lang, t, setLang } = useI18n();
   const app = useApp();
   const path = usePath();
+  const flash = useFlash();
   useEffect(() => {
     document.title = `${t(titleKey)} · ${t('app.name')}`;
   }, [lang, titleKey]);
@@ -78,6 +81,11 @@ export function Layout({ titleKey, children }: { titleKey: MessageKey; children:
         </div>
       </header>
       <main id="main" tabIndex={-1} class="mx-auto max-w-4xl px-4 py-8 focus:outline-none">
+        {flash && (
+          <div class="mb-6" data-testid="flash">
+            <Notice>{t(flash.key, flash.params)}</Notice>
+          </div>
+        )}
         {children}
       </main>
     </>

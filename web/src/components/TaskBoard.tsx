@@ -1,8 +1,9 @@
 // The study page's task board (members and the leader): filters
 // (all/open/done/mine), the task list, a form for a new task, and per-task
 // complete/reopen, edit and delete. The study page watches the study; the
-// board applies `task_*` events to its list as they come and re-reads it
-// after post events (post counts), every `hello` and a `resync`.
+// board applies `task_*` events to its list as they come (a created or deleted
+// post is followed by `task_updated` with the new `post_count`, so post events
+// need nothing here) and re-reads it after every `hello` and a `resync`.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import * as api from '../api';
 import { type ApiError, type Member, type Task, TASK_FILTERS, type TaskFilter } from '../api';
@@ -18,7 +19,6 @@ import { TaskControls, TaskMeta, TaskStatusBadge } from './Task';
 import { TaskForm } from './TaskForm';
 
 const sectionClass = 'flex flex-col gap-3 rounded-lg border border-slate-200 bg-white p-4';
-const REFETCH_DEBOUNCE_MS = 250;
 
 export function TaskBoard({ studyId, members }: { studyId: number; members: Member[] }) {
   const { t } = useI18n();
@@ -35,7 +35,6 @@ export function TaskBoard({ studyId, members }: { studyId: number; members: Memb
   // read that was in flight while an event arrived is followed by another.
   const gen = useRef(0);
   const eventsSeen = useRef(0);
-  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
   const reload = useCallback(async () => {
     const mine = ++gen.current;
@@ -56,20 +55,6 @@ export function TaskBoard({ studyId, members }: { studyId: number; members: Memb
     setLoaded(false);
     void reload();
   }, [reload]);
-  useEffect(
-    () => () => {
-      if (timer.current) clearTimeout(timer.current);
-    },
-    [],
-  );
-
-  const reloadSoon = () => {
-    if (timer.current) clearTimeout(timer.current);
-    timer.current = setTimeout(() => {
-      timer.current = null;
-      void reload();
-    }, REFETCH_DEBOUNCE_MS);
-  };
 
   const put = (task: Task) => setTasks((list) => upsertTask(list, task, filterRef.current, myId));
   const drop = (id: number) => setTasks((list) => list.filter((x) => x.id !== id));
@@ -78,10 +63,10 @@ export function TaskBoard({ studyId, members }: { studyId: number; members: Memb
     studyId,
     {
       onEvent: (e: ContentEvent) => {
-        eventsSeen.current += 1;
         if (e.kind === 'task_created' || e.kind === 'task_updated') put(e.task);
         else if (e.kind === 'task_deleted') drop(e.task_id);
-        else reloadSoon(); // a post changed a task's post count
+        else return; // post events: the `task_updated` that follows carries the post count
+        eventsSeen.current += 1;
       },
       onReconnect: () => void reload(),
     },

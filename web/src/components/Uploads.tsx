@@ -1,61 +1,72 @@
-// The editor's file picker and the files waiting to be (or being) uploaded,
-// each with a progress bar and, on failure, the server's error in words.
-import { useId } from 'preact/hooks';
-import type { ApiError } from '../api';
-import { ATTACHMENT_MAX } from '../api';
+// A file picker and the files waiting to be (or being) uploaded, each with a
+// progress bar and, on failure, the error in words. Used by the post editor
+// and by the leader's recruiting-post files on the study page. The server's
+// limits (`GET /api/limits`) are shown, and the picker stops offering files
+// once the post would have `attachments_per_post` of them.
+import { useId, useState } from 'preact/hooks';
 import { errorMessage, useI18n } from '../i18n';
+import { useLimits } from '../limits';
 import { formatSize } from '../tasks';
-import { UPLOAD_MAX_BYTES } from '../upload';
+import { percent, slotsLeft, type Upload } from '../uploadQueue';
 
-export type UploadState = 'queued' | 'uploading' | 'done' | 'error';
-
-export interface Upload {
-  key: number;
-  file: File;
-  state: UploadState;
-  /** Bytes of the body sent so far. */
-  loaded: number;
-  error: ApiError | null;
-}
-
-export function percent(u: Upload): number {
-  if (u.state === 'done') return 100;
-  if (u.file.size === 0) return 0;
-  return Math.min(100, Math.floor((u.loaded / u.file.size) * 100));
-}
+export type { Upload, UploadState } from '../uploadQueue';
 
 interface Props {
+  /** The file input's label. */
+  label: string;
+  /** Said after the limits in the hint (when the files are sent). */
+  note: string;
   uploads: Upload[];
+  /** Files the post has already. */
+  stored: number;
   disabled: boolean;
   onAdd: (files: File[]) => void;
   onRemove: (key: number) => void;
 }
 
-export function UploadPicker({ uploads, disabled, onAdd, onRemove }: Props) {
+export function UploadPicker({ label, note, uploads, stored, disabled, onAdd, onRemove }: Props) {
   const { t } = useI18n();
   const id = `files-${useId()}`;
+  const limits = useLimits();
+  const [dropped, setDropped] = useState(0);
+  const left = slotsLeft(stored, uploads, limits);
+  const full = left !== null && left <= 0;
+  const max = limits?.attachments_per_post ?? 0;
   return (
     <div class="flex flex-col gap-2">
       <label for={id} class="text-sm font-medium text-slate-800">
-        {t('post.attach')}
+        {label}
       </label>
       <input
         id={id}
         type="file"
         multiple
-        disabled={disabled}
-        aria-describedby={`${id}-hint`}
+        disabled={disabled || full}
+        aria-describedby={`${id}-hint${full ? ` ${id}-full` : ''}`}
         data-testid="file-input"
         onChange={(e) => {
           const input = e.currentTarget;
-          onAdd(Array.from(input.files ?? []));
+          const chosen = Array.from(input.files ?? []);
           input.value = ''; // the same file can be chosen again
+          const taken = left === null ? chosen : chosen.slice(0, left);
+          setDropped(chosen.length - taken.length);
+          if (taken.length > 0) onAdd(taken);
         }}
-        class="text-sm file:mr-3 file:rounded-md file:border file:border-slate-300 file:bg-white file:px-3 file:py-1.5 file:font-semibold file:text-slate-800"
+        class="text-sm file:mr-3 file:rounded-md file:border file:border-slate-300 file:bg-white file:px-3 file:py-1.5 file:font-semibold file:text-slate-800 disabled:opacity-60"
       />
-      <p id={`${id}-hint`} class="text-xs text-slate-600">
-        {t('post.attachHint', { max: ATTACHMENT_MAX, size: formatSize(UPLOAD_MAX_BYTES) })}
+      <p id={`${id}-hint`} class="text-xs text-slate-600" data-testid="upload-hint">
+        {limits ? `${t('upload.limits', { max: limits.attachments_per_post, size: formatSize(limits.upload_max_bytes) })} ${note}` : note}
       </p>
+      {full && (
+        <p id={`${id}-full`} role="status" data-testid="upload-full" class="text-sm font-medium text-slate-800">
+          {t('upload.full', { max })}
+        </p>
+      )}
+      {dropped > 0 && (
+        <p role="status" data-testid="upload-dropped" class="text-sm font-medium text-amber-900">
+          {t('upload.notAdded', { count: dropped, max })}
+        </p>
+      )}
       {uploads.length > 0 && (
         <ul class="flex flex-col gap-2" data-testid="uploads">
           {uploads.map((u) => (

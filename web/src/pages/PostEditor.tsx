@@ -4,7 +4,7 @@
 // file is uploaded in turn (XHR, raw body, a progress bar per file). When every
 // upload succeeded the post is shown; otherwise the editor stays (now editing
 // the saved post) with each failure explained, and saving again retries them.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import * as api from '../api';
 import { ApiError, type FileInfo, POST_BODY_MAX, POST_TITLE_MAX } from '../api';
 import { ErrorAlert, Notice } from '../components/Alert';
@@ -13,18 +13,16 @@ import { Button } from '../components/Button';
 import { Field } from '../components/Field';
 import { Layout } from '../components/Layout';
 import { linkClass } from '../components/Study';
-import { type Upload, UploadPicker } from '../components/Uploads';
+import { UploadPicker } from '../components/Uploads';
 import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { linkClick, navigate } from '../router';
-import { type UploadHandle, uploadAttachment } from '../upload';
+import { useUploadQueue } from '../uploadQueue';
 import { inputClass } from './Studies';
 
 /** How long finished progress bars stay visible before the post is shown. */
 const DONE_PAUSE_MS = 600;
-/** Attempts after a `busy` answer before the file counts as failed. */
-const BUSY_RETRIES = 3;
 
 type Load = { state: 'loading' } | { state: 'error'; error: ApiError } | { state: 'ready'; taskId: number; taskTitle: string };
 
@@ -43,13 +41,13 @@ export function PostEditorPage({ studyId, taskId, postId }: Props) {
   const [title, setTitle] = useState('');
   const [body, setBody] = useState('');
   const [files, setFiles] = useState<FileInfo[]>([]);
-  const [uploads, setUploads] = useState<Upload[]>([]);
+  const queue = useUploadQueue();
+  const { uploads, alive } = queue;
   const [savedId, setSavedId] = useState<number | null>(postId);
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
-  const nextKey = useRef(1);
-  const active = useRef<UploadHandle | null>(null);
-  const alive = useRef(true);
+  // Uploads were tried since the page opened (a file refused for its size is marked when chosen).
+  const [attempted, setAttempted] = useState(false);
 
   useEffect(() => {
     let cancelled = false;
@@ -76,54 +74,6 @@ export function PostEditorPage({ studyId, taskId, postId }: Props) {
     };
   }, [studyId, taskId, postId, me?.id]);
 
-  // Leaving the page stops an upload in flight.
-  useEffect(
-    () => () => {
-      alive.current = false;
-      active.current?.abort();
-    },
-    [],
-  );
-
-  const patch = (key: number, change: Partial<Upload>) =>
-    setUploads((list) => list.map((u) => (u.key === key ? { ...u, ...change } : u)));
-
-  /** One file; a `busy` server (too many uploads at once) is asked again after its Retry-After. */
-  async function uploadOne(pid: number, u: Upload): Promise<FileInfo> {
-    for (let attempt = 0; ; attempt++) {
-      patch(u.key, { state: 'uploading', loaded: 0, error: null });
-      const handle = uploadAttachment(studyId, pid, u.file, (loaded) => patch(u.key, { loaded }));
-      active.current = handle;
-      try {
-        return await handle.done;
-      } catch (e) {
-        const err = toApiError(e);
-        if (err.code !== 'busy' || attempt >= BUSY_RETRIES || !alive.current) throw err;
-        await new Promise((r) => setTimeout(r, (err.retryAfter ?? 1) * 1000));
-      } finally {
-        active.current = null;
-      }
-    }
-  }
-
-  /** Upload the files not yet stored, one at a time; true when all of them are. */
-  async function uploadAll(pid: number, list: Upload[]): Promise<boolean> {
-    let ok = true;
-    for (const u of list) {
-      if (u.state === 'done') continue;
-      try {
-        const info = await uploadOne(pid, u);
-        patch(u.key, { state: 'done', loaded: u.file.size });
-        setFiles((prev) => [...prev, info]);
-      } catch (e) {
-        if (!alive.current) return false;
-        patch(u.key, { state: 'error', error: toApiError(e) });
-        ok = false;
-      }
-    }
-    return ok;
-  }
-
   async function submit(e: Event) {
     e.preventDefault();
     if (busy || load.state !== 'ready') return;
@@ -137,7 +87,8 @@ export function PostEditorPage({ studyId, taskId, postId }: Props) {
     try {
       const post = savedId === null ? await api.createPost(studyId, load.taskId, input) : await api.updatePost(studyId, savedId, input);
       setSavedId(post.id);
-      const allUploaded = await uploadAll(post.id, uploads);
+      const allUploaded = await queue.uploadAll({ studyId, postId: post.id }, uploads, (info) => setFiles((prev) => [...prev, info]));
+      setAttempted(true);
       if (!alive.current) return;
       if (allUploaded) {
         // Let the finished bars show for a moment, then open the post.
@@ -170,7 +121,7 @@ export function PostEditorPage({ studyId, taskId, postId }: Props) {
     );
   }
 
-  const failed = uploads.some((u) => u.state === 'error');
+  const failed = attempted && uploads.some((u) => u.state === 'error');
   const invalid = error?.field ?? null;
   const cancelHref = savedId !== null ? `/studies/${studyId}/posts/${savedId}` : `/studies/${studyId}/tasks/${load.taskId}`;
 
@@ -225,12 +176,13 @@ export function PostEditorPage({ studyId, taskId, postId }: Props) {
             </div>
           )}
           <UploadPicker
+            label={t('post.attach')}
+            note={t('post.attachNote')}
             uploads={uploads}
+            stored={files.length}
             disabled={busy}
-            onAdd={(chosen) =>
-              setUploads((list) => [...list, ...chosen.map((file) => ({ key: nextKey.current++, file, state: 'queued' as const, loaded: 0, error: null }))])
-            }
-            onRemove={(key) => setUploads((list) => list.filter((u) => u.key !== key))}
+            onAdd={queue.add}
+            onRemove={queue.remove}
           />
           {error && <ErrorAlert id="post-error">{errorMessage(error, 'post')}</ErrorAlert>}
           {failed && !busy && <Notice>{t('post.uploadsFailed')}</Notice>}

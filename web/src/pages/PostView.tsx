@@ -14,9 +14,9 @@ import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { linkClick, navigate } from '../router';
-import { useStudyEvents } from '../studyLive';
+import { leaveDeletedStudy, useStudyEvents } from '../studyLive';
 
-type Load = { state: 'loading' } | { state: 'error'; error: ApiError } | { state: 'ready'; post: Post; role: StudyRole };
+type Load = { state: 'loading' } | { state: 'error'; error: ApiError } | { state: 'ready'; post: Post; role: StudyRole; studyTitle: string };
 
 export function PostViewPage({ studyId, postId }: { studyId: number; postId: number }) {
   const { t, lang } = useI18n();
@@ -33,7 +33,7 @@ export function PostViewPage({ studyId, postId }: { studyId: number; postId: num
       const [post, study] = await Promise.all([api.getPost(studyId, postId), api.getStudy(studyId)]);
       if (mine !== seq.current) return;
       loaded.current = true;
-      setLoad({ state: 'ready', post, role: study.my_role });
+      setLoad({ state: 'ready', post, role: study.my_role, studyTitle: study.title });
     } catch (e) {
       if (mine !== seq.current) return;
       const err = toApiError(e);
@@ -58,6 +58,7 @@ export function PostViewPage({ studyId, postId }: { studyId: number; postId: num
       },
       onReconnect: () => void reload(),
       onRemoved: () => setRemoved(true),
+      onDeleted: () => leaveDeletedStudy(load.state === 'ready' ? load.studyTitle : null),
     },
     { watch: true },
   );
@@ -123,8 +124,15 @@ export function PostViewPage({ studyId, postId }: { studyId: number; postId: num
               <UserLink user={post.author} />
             </span>{' '}
             · <time dateTime={created.toISOString()}>{created.toLocaleString(lang)}</time>
-            {/* Adding or removing an attachment also moves updated_at. */}
-            {post.updated_at !== post.created_at && ` · ${t('post.updated', { time: new Date(post.updated_at).toLocaleString(lang) })}`}
+            {/* Only edits move updated_at (attaching or removing files does not). */}
+            {post.updated_at > post.created_at && (
+              <>
+                {' '}
+                <span data-testid="post-edited" title={new Date(post.updated_at).toLocaleString(lang)}>
+                  {t('post.edited')}
+                </span>
+              </>
+            )}
           </p>
         </header>
         {/* body_html is sanitized by the server. */}

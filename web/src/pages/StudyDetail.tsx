@@ -1,23 +1,28 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import * as api from '../api';
-import type { ApiError, Application, Member, StudyDetail, StudyStatus } from '../api';
+import type { ApiError, Application, FileInfo, Member, StudyDetail, StudyStatus } from '../api';
 import { ErrorAlert, Notice } from '../components/Alert';
 import { AttachmentList } from '../components/Attachments';
 import { Button } from '../components/Button';
 import { ChatPanel } from '../components/ChatPanel';
 import { TaskBoard } from '../components/TaskBoard';
+import { UploadPicker } from '../components/Uploads';
 import { Layout } from '../components/Layout';
 import { linkClass, MessageLink, ratingText, Stars, StatusBadge, StudyLink, TagList, UserLink } from '../components/Study';
 import { useApp } from '../context';
+import { goWithNotice } from '../flash';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import type { AnyFrame } from '../live';
 import { statusText } from '../notifications';
 import { linkClick } from '../router';
-import { isContentEvent } from '../studyLive';
+import { isContentEvent, leaveDeletedStudy, studyEventKind } from '../studyLive';
+import { useUploadQueue } from '../uploadQueue';
 import { inputClass } from './Studies';
 
 export const MESSAGE_MAX = 1000;
+/** How long finished progress bars stay before they give way to the file list. */
+const DONE_PAUSE_MS = 1500;
 
 /** Status changes a leader may make: recruiting ↔ in_progress, either → completed (final). */
 export function allowedTransitions(status: StudyStatus): StudyStatus[] {
@@ -42,6 +47,12 @@ export function StudyDetailPage({ id }: { id: number }) {
   const [chatRemoved, setChatRemoved] = useState(false);
   const seq = useRef(0);
   const loaded = useRef(false);
+  // This tab is deleting the study: its own answer moves on, not the `deleted` event.
+  const deleting = useRef(false);
+  // What the `deleted` event needs to say where it went.
+  const shown = useRef<{ title: string; member: boolean } | null>(null);
+  shown.current =
+    load.state === 'ready' ? { title: load.study.title, member: load.study.my_role !== 'none' } : shown.current;
 
   // Fetch detail, then members (member/leader) and applications (leader).
   // Only the newest of overlapping reloads is applied.
@@ -83,7 +94,14 @@ export function StudyDetailPage({ id }: { id: number }) {
       }),
       // Task and post events are the task board's (it applies them itself).
       live.on('study.event', (f) => {
-        if ((f as AnyFrame).study_id === id && !isContentEvent(f as AnyFrame)) reload();
+        const frame = f as AnyFrame;
+        if (frame.study_id !== id || isContentEvent(frame)) return;
+        if (studyEventKind(frame) === 'deleted') {
+          // Gone for good: say so on my studies (or the list, for a visitor) and leave.
+          if (!deleting.current) leaveDeletedStudy(shown.current?.title ?? null, shown.current?.member ?? true);
+          return;
+        }
+        reload(); // also `study_attachments_changed`: the recruiting post's files
       }),
       // The study's actor restarted: the server already re-watched; re-read.
       live.on('resync', (f) => {
@@ -220,12 +238,7 @@ export function StudyDetailPage({ id }: { id: number }) {
           </h2>
           {/* description_html is sanitized by the server. */}
           <div class="markdown" data-testid="description" dangerouslySetInnerHTML={{ __html: study.description_html }} />
-          {study.attachments && study.attachments.length > 0 && (
-            <div class="mt-4 flex flex-col gap-1 border-t border-slate-200 pt-3">
-              <h3 class="text-sm font-semibold text-slate-800">{t('post.attachments')}</h3>
-              <AttachmentList studyId={id} files={study.attachments} />
-            </div>
-          )}
+          <StudyFiles study={study} onChanged={reload} />
         </section>
 
         {(role === 'none' || role === 'applicant') && (
@@ -252,8 +265,144 @@ export function StudyDetailPage({ id }: { id: number }) {
             {me && <ReviewForm study={study} members={members.filter((m) => m.user.id !== me.id)} busy={busy} act={act} />}
           </>
         )}
+
+        {role === 'leader' && (
+          <DeleteStudy
+            study={study}
+            onDeleting={(on) => {
+              deleting.current = on;
+            }}
+          />
+        )}
       </article>
     </Layout>
+  );
+}
+
+/**
+ * The recruiting post's files (`study.attachments`, sent to members and the
+ * leader) as download links. The leader attaches files here (uploaded one at
+ * a time with a progress bar each) and removes them; the uploader may remove
+ * their own. Other tabs re-read on `study_attachments_changed`.
+ */
+function StudyFiles({ study, onChanged }: { study: StudyDetail; onChanged: () => Promise<void> }) {
+  const { t } = useI18n();
+  const me = useApp().user;
+  const queue = useUploadQueue();
+  const { uploads, alive } = queue;
+  const [busy, setBusy] = useState(false);
+  const [attempted, setAttempted] = useState(false);
+  const files = study.attachments ?? [];
+  const isLeader = study.my_role === 'leader';
+  if (!isLeader && files.length === 0) return null;
+
+  // Stored here but not yet in the re-read list: they count against the limit too.
+  const ids = new Set(files.map((f) => f.id));
+  const stored = files.length + uploads.filter((u) => u.state === 'done' && u.info && !ids.has(u.info.id)).length;
+  const queued = uploads.some((u) => u.state === 'queued');
+  const failed = uploads.some((u) => u.state === 'error');
+
+  async function upload() {
+    if (busy) return;
+    setBusy(true);
+    const ok = await queue.uploadAll({ studyId: study.id, postId: null }, uploads, () => {});
+    if (!alive.current) return;
+    setBusy(false);
+    setAttempted(true);
+    await onChanged();
+    // Let the finished bars show for a moment; the files are listed above by now.
+    if (ok) setTimeout(() => alive.current && queue.clearDone(), DONE_PAUSE_MS);
+  }
+
+  const mayRemove = (f: FileInfo) => isLeader || f.uploaded_by.id === me?.id;
+  return (
+    <div class="mt-4 flex flex-col gap-3 border-t border-slate-200 pt-3" data-testid="study-files">
+      <h3 class="text-sm font-semibold text-slate-800">{t('study.files')}</h3>
+      {files.length === 0 && <p class="text-sm text-slate-600">{t('study.files.none')}</p>}
+      <AttachmentList studyId={study.id} files={files} onRemoved={() => void onChanged()} canRemove={mayRemove} />
+      {isLeader && (
+        <>
+          <UploadPicker
+            label={t('study.files.attach')}
+            note={t('study.files.note')}
+            uploads={uploads}
+            stored={stored}
+            disabled={busy}
+            onAdd={queue.add}
+            onRemove={queue.remove}
+          />
+          {attempted && failed && !queued && !busy && <Notice>{t('study.files.failed')}</Notice>}
+          {(queued || failed || busy) && (
+            <div>
+              <Button disabled={busy} onClick={() => void upload()}>
+                {busy ? t('study.files.uploading') : queued || !attempted ? t('study.files.upload') : t('study.files.retry')}
+              </Button>
+            </div>
+          )}
+        </>
+      )}
+    </div>
+  );
+}
+
+/** The leader deletes the study (after a confirmation) and lands on their studies. */
+function DeleteStudy({ study, onDeleting }: { study: StudyDetail; onDeleting: (on: boolean) => void }) {
+  const { t } = useI18n();
+  const [confirm, setConfirm] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  async function remove() {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    onDeleting(true);
+    try {
+      await api.deleteStudy(study.id);
+    } catch (e) {
+      const err = toApiError(e);
+      // Already gone (a second tab, or a retried request): the outcome is the same.
+      if (err.code !== 'not_found') {
+        onDeleting(false);
+        setError(err);
+        setBusy(false);
+        return;
+      }
+    }
+    goWithNotice('/me/studies', 'study.deletedSelf', { title: study.title });
+  }
+
+  return (
+    <section aria-labelledby="delete-h" class={sectionClass} data-testid="delete-study">
+      <h2 id="delete-h" class="text-lg font-semibold">
+        {t('study.deleteTitle')}
+      </h2>
+      {!confirm ? (
+        <>
+          <p class="text-sm text-slate-700">{t('study.deleteHint')}</p>
+          <div>
+            <Button variant="secondary" onClick={() => setConfirm(true)}>
+              {t('study.delete')}
+            </Button>
+          </div>
+        </>
+      ) : (
+        <div class="flex flex-col gap-2" data-testid="delete-study-confirm">
+          <p id="delete-confirm-text" class="text-sm font-medium text-red-800">
+            {t('study.deleteConfirm', { title: study.title })}
+          </p>
+          <div class="flex flex-wrap gap-2" role="group" aria-labelledby="delete-confirm-text">
+            <Button variant="danger" disabled={busy} onClick={() => void remove()}>
+              {busy ? t('study.deleting') : t('study.deleteYes')}
+            </Button>
+            <Button variant="secondary" disabled={busy} onClick={() => setConfirm(false)}>
+              {t('members.cancel')}
+            </Button>
+          </div>
+        </div>
+      )}
+      {error && <ErrorAlert>{errorMessage(error)}</ErrorAlert>}
+    </section>
   );
 }
 

@@ -13,7 +13,7 @@ import { TaskForm } from '../components/TaskForm';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { linkClick, navigate } from '../router';
-import { useStudyEvents } from '../studyLive';
+import { leaveDeletedStudy, useStudyEvents } from '../studyLive';
 
 type Load =
   | { state: 'loading' }
@@ -61,11 +61,11 @@ export function TaskDetailPage({ studyId, taskId }: { studyId: number; taskId: n
       onEvent: (e) => {
         if ((e.kind === 'task_updated' || e.kind === 'task_created') && e.task.id === taskId) setTask(e.task);
         else if (e.kind === 'task_deleted' && e.task_id === taskId) setDeleted(true);
-        else if ((e.kind === 'post_created' && e.post.task_id === taskId) || (e.kind === 'post_deleted' && e.task_id === taskId))
-          void reload(); // the post count changed
+        // A new or deleted post is followed by `task_updated` with the new post count.
       },
       onReconnect: () => void reload(),
       onRemoved: () => setRemoved(true),
+      onDeleted: () => leaveDeletedStudy(load.state === 'ready' ? load.study.title : null),
     },
     { watch: true },
   );
