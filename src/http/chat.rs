@@ -156,13 +156,7 @@ fn history_page(req: &HttpRequest) -> Result<(Page, i64), ApiError> {
         match k.as_ref() {
             "before" if !v.is_empty() => page = Page::Before(Some(seq(&v, "before")?)),
             "after" if !v.is_empty() => page = Page::After(seq(&v, "after")?),
-            "limit" => {
-                limit = v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|l| (1..=PAGE_MAX).contains(l))
-                    .ok_or_else(|| ApiError::validation("limit", "limit is 1–100"))?;
-            }
+            "limit" => limit = super::paging::limit(&v, PAGE_MAX)?,
             _ => {}
         }
     }

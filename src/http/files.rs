@@ -107,6 +107,8 @@ async fn checked_upload(
     post: Option<PostId>,
     body: web::Payload,
 ) -> Result<crate::tasks::StoredFile, ApiError> {
+    // The caller's role first: someone who may not see the study learns nothing else.
+    let used = state.store.upload_allowed(study, post, user).await?.max(0) as u64;
     let name = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "name")
         .map(|(_, v)| v.into_owned())
@@ -131,7 +133,6 @@ async fn checked_upload(
         Some(0) => return Err(ApiError::EmptyFile),
         _ => {}
     }
-    let used = state.store.upload_allowed(study, post, user).await?.max(0) as u64;
     if used + length.unwrap_or(1) > quota {
         return Err(ApiError::QuotaExceeded);
     }

@@ -10,6 +10,7 @@ pub mod files;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod paging;
 pub mod studies;
 pub mod tasks;
 

@@ -5,13 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::auth::Authenticated;
+use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
 use crate::error::ApiError;
 use crate::ids::NotificationId;
 use crate::server::AppState;
 use crate::store::now_millis;
-
-const PAGE_DEFAULT: i64 = 20;
-const PAGE_MAX: i64 = 50;
 
 type Res = Result<HttpResponse, ApiError>;
 
@@ -27,13 +25,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, auth: Authentica
                         ApiError::validation("cursor", "invalid cursor")
                     })?));
             }
-            "limit" => {
-                limit = v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|l| (1..=PAGE_MAX).contains(l))
-                    .ok_or_else(|| ApiError::validation("limit", "limit is 1–50"))?;
-            }
+            "limit" => limit = paging::limit(&v, PAGE_MAX)?,
             _ => {}
         }
     }
@@ -41,12 +33,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, auth: Authentica
         .store
         .notifications(auth.user.id, before, limit + 1)
         .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|n| n.id.0.to_string())
-    } else {
-        None
-    };
+    let next_cursor = paging::finish(&mut items, limit, |n| n.id.0.to_string());
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
 }
 

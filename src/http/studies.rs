@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Authenticated;
+use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
 use crate::actors::study::{Study, StudyMsg, StudyOutcome};
 use crate::actors::user_session::push_notifications;
 use crate::error::ApiError;
@@ -19,13 +20,8 @@ use crate::studies::{
     Application, StudyCursor, StudyDetail, StudyQuery, StudySort, StudyStatus, markdown,
 };
 
-/// Page size bounds for lists: enough to fill a screen, small enough to stay fast.
-const PAGE_DEFAULT: i64 = 20;
-const PAGE_MAX: i64 = 50;
 /// Tags one search may filter by.
 const MAX_FILTER_TAGS: usize = 5;
-/// Longest title search accepted.
-const MAX_QUERY_CHARS: usize = 100;
 
 type Res = Result<HttpResponse, ApiError>;
 
@@ -80,15 +76,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, _auth: Authentic
     let mut tags = Vec::new();
     for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
         match k.as_ref() {
-            "q" => {
-                if v.chars().count() > MAX_QUERY_CHARS {
-                    return Err(ApiError::validation(
-                        "q",
-                        "the search text is limited to 100 characters",
-                    ));
-                }
-                q.q = Some(v.trim().to_string());
-            }
+            "q" => q.q = Some(paging::search(&v)?),
             "status" if !v.is_empty() => {
                 q.status = Some(
                     StudyStatus::parse(&v)
@@ -113,13 +101,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, _auth: Authentic
                         .ok_or_else(|| ApiError::validation("cursor", "invalid cursor"))?,
                 );
             }
-            "limit" => {
-                q.limit = v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|l| (1..=PAGE_MAX).contains(l))
-                    .ok_or_else(|| ApiError::validation("limit", "limit is 1–50"))?;
-            }
+            "limit" => q.limit = paging::limit(&v, PAGE_MAX)?,
             _ => {}
         }
     }
@@ -139,18 +121,13 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, _auth: Authentic
     let limit = q.limit;
     q.limit += 1;
     let mut items = state.store.list_studies(&q).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|s| {
-            StudyCursor {
-                closes_on: (q.sort == StudySort::Deadline).then(|| s.recruit_closes_on.clone()),
-                id: s.id.0,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = paging::finish(&mut items, limit, |s| {
+        StudyCursor {
+            closes_on: (q.sort == StudySort::Deadline).then(|| s.recruit_closes_on.clone()),
+            id: s.id.0,
+        }
+        .encode()
+    });
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
 }
 

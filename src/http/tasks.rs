@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::auth::Authenticated;
+use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
 use crate::actors::study::{Study, StudyMsg};
 use crate::error::ApiError;
 use crate::ids::{PostId, StudyId, TaskId};
@@ -13,12 +14,6 @@ use crate::server::AppState;
 use crate::store::now_millis;
 use crate::tasks::rules::{PostFields, PostForm, TaskForm};
 use crate::tasks::{self, TaskFields, TaskFilter};
-
-/// Post list page size: a screenful for infinite scroll.
-const PAGE_DEFAULT: i64 = 20;
-const PAGE_MAX: i64 = 50;
-/// Longest title search accepted.
-const MAX_QUERY_CHARS: usize = 100;
 
 type Res = Result<HttpResponse, ApiError>;
 
@@ -188,28 +183,14 @@ pub async fn posts(
     let (mut q, mut cursor, mut limit) = (None, None, PAGE_DEFAULT);
     for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
         match k.as_ref() {
-            "q" => {
-                if v.chars().count() > MAX_QUERY_CHARS {
-                    return Err(ApiError::validation(
-                        "q",
-                        "the search text is limited to 100 characters",
-                    ));
-                }
-                q = Some(v.trim().to_string());
-            }
+            "q" => q = Some(paging::search(&v)?),
             "cursor" if !v.is_empty() => {
                 cursor = Some(
                     tasks::decode_cursor(&v)
                         .ok_or_else(|| ApiError::validation("cursor", "invalid cursor"))?,
                 );
             }
-            "limit" => {
-                limit = v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|l| (1..=PAGE_MAX).contains(l))
-                    .ok_or_else(|| ApiError::validation("limit", "limit is 1–50"))?;
-            }
+            "limit" => limit = paging::limit(&v, PAGE_MAX)?,
             _ => {}
         }
     }
@@ -217,12 +198,7 @@ pub async fn posts(
         .store
         .posts(study, task, auth.user.id, q.as_deref(), cursor, limit + 1)
         .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|p| tasks::encode_cursor(p.id))
-    } else {
-        None
-    };
+    let next_cursor = paging::finish(&mut items, limit, |p| tasks::encode_cursor(p.id));
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
 }
 

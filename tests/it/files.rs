@@ -426,6 +426,23 @@ async fn uploads_and_downloads(objects: Objects) {
             404,
             "not_found",
         ),
+        // An outsider learns nothing else first, not even that the name or size is bad.
+        (
+            "../x",
+            bytes(10, 1),
+            "application/octet-stream",
+            &outsider,
+            404,
+            "not_found",
+        ),
+        (
+            "big.bin",
+            big.clone(),
+            "application/octet-stream",
+            &outsider,
+            404,
+            "not_found",
+        ),
     ];
     for (name, body, ct, who, status, code) in cases {
         let (st, e) =
