@@ -12,8 +12,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { launchBrowser, newPage, randomLoginId, STEP_TIMEOUT_MS, waitForConnState } from './browser.mjs';
+import { launchBrowser, waitForConnState } from './browser.mjs';
 import { startServer } from './server.mjs';
+import { api, isoDay, waitUntil } from './api.mjs';
 
 const LIVE_TIMEOUT_MS = 20_000;
 
@@ -22,6 +23,7 @@ let browser;
 
 before(async () => {
   server = await startServer();
+  client = api(server);
   browser = await launchBrowser();
 });
 
@@ -30,53 +32,10 @@ after(async () => {
   await server?.close();
 });
 
-/** A JSON API call from node with a session cookie (state-changing calls need Origin). */
-async function call(session, method, path, body) {
-  const headers = { Accept: 'application/json', Origin: server.url };
-  if (session) headers.Cookie = `studyon_session=${session}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(server.url + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
-}
-
-async function signup(displayName) {
-  const res = await call(null, 'POST', '/api/auth/signup', {
-    login_id: randomLoginId('c'),
-    display_name: displayName,
-    password: 'correct horse battery staple',
-  });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  const cookie = res.headers.getSetCookie().find((c) => c.startsWith('studyon_session='));
-  assert.ok(cookie, 'signup sets the session cookie');
-  return { user: res.body.user, session: cookie.split(';')[0].slice('studyon_session='.length) };
-}
-
-function isoDay(offsetDays) {
-  return new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
-}
-
-async function pageFor(who) {
-  const { context, page } = await newPage(browser, server);
-  await context.addCookies([{ name: 'studyon_session', value: who.session, url: server.url }]);
-  return { context, page };
-}
-
-async function waitUntil(what, fn, timeout = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out after ${timeout} ms waiting for ${what}`);
-}
+let client;
+const call = (...args) => client.call(...args);
+const signup = (displayName) => client.signup(displayName, 'c');
+const pageFor = (who) => client.pageFor(browser, who);
 
 /** The messages shown in the open room: [{seq, body}] in DOM order. */
 function shown(page) {

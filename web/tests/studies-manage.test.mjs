@@ -10,8 +10,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { launchBrowser, newPage, randomLoginId, STEP_TIMEOUT_MS, waitForPath } from './browser.mjs';
+import { launchBrowser, newPage, randomLoginId, waitForPath } from './browser.mjs';
 import { startServer } from './server.mjs';
+import { isoDay, waitUntil } from './api.mjs';
 
 const LIVE_TIMEOUT_MS = 20_000;
 
@@ -54,10 +55,6 @@ async function api(page, method, url, body) {
   );
 }
 
-function isoDay(offsetDays) {
-  return new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
-}
-
 function studyBody(title, tags) {
   return {
     title,
@@ -69,15 +66,6 @@ function studyBody(title, tags) {
     starts_on: isoDay(11),
     ends_on: isoDay(40),
   };
-}
-
-async function waitUntil(what, fn, timeout = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out after ${timeout} ms waiting for ${what}`);
 }
 
 const unread = async (page) => Number((await page.getByTestId('unread-count').textContent()).trim());

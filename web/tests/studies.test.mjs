@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { launchBrowser, newPage, randomLoginId, STEP_TIMEOUT_MS, waitForPath } from './browser.mjs';
+import { launchBrowser, newPage, randomLoginId, waitForPath } from './browser.mjs';
 import { startServer } from './server.mjs';
+import { isoDay, waitUntil } from './api.mjs';
 
 // Expected English texts (source of truth: src/i18n.ts).
 const EN = {
@@ -68,19 +69,6 @@ function recordFrames(page) {
     ws.on('framereceived', (f) => frames.received.push(parse(f.payload)));
   });
   return frames;
-}
-
-async function waitUntil(what, fn, timeout = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out after ${timeout} ms waiting for ${what}`);
-}
-
-function isoDay(offsetDays) {
-  return new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
 }
 
 test('create, search, apply, accept live, notifications', { timeout: 240_000 }, async () => {

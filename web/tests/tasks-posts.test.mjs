@@ -26,8 +26,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { launchBrowser, newPage, randomLoginId, STEP_TIMEOUT_MS, waitForConnState, waitForPath } from './browser.mjs';
+import { launchBrowser, STEP_TIMEOUT_MS, waitForConnState, waitForPath } from './browser.mjs';
 import { startServer } from './server.mjs';
+import { api, isoDay, waitUntil } from './api.mjs';
 
 const LIVE_TIMEOUT_MS = 20_000;
 
@@ -73,6 +74,7 @@ const UPLOAD_MAX_BYTES = 1024 * 1024;
 
 before(async () => {
   server = await startServer({ env: { STUDYON_UPLOAD_MAX_BYTES: String(UPLOAD_MAX_BYTES) } });
+  client = api(server);
   browser = await launchBrowser();
 });
 
@@ -81,78 +83,12 @@ after(async () => {
   await server?.close();
 });
 
-/** A JSON API call from node with a session cookie (state-changing calls need Origin). */
-async function call(session, method, path, body) {
-  const headers = { Accept: 'application/json', Origin: server.url };
-  if (session) headers.Cookie = `studyon_session=${session}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(server.url + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
-}
+let client;
+const call = (...args) => client.call(...args);
+const signup = (displayName) => client.signup(displayName, 't');
+const pageFor = (who) => client.pageFor(browser, who);
 
-async function signup(displayName) {
-  const res = await call(null, 'POST', '/api/auth/signup', {
-    login_id: randomLoginId('t'),
-    display_name: displayName,
-    password: 'correct horse battery staple',
-  });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  const cookie = res.headers.getSetCookie().find((c) => c.startsWith('studyon_session='));
-  assert.ok(cookie, 'signup sets the session cookie');
-  return { user: res.body.user, session: cookie.split(';')[0].slice('studyon_session='.length) };
-}
-
-function isoDay(offsetDays) {
-  return new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
-}
-
-/** A study led by `leader` with `members` accepted into it; returns its id. */
-async function studyWith(leader, members, title) {
-  const created = await call(leader.session, 'POST', '/api/studies', {
-    title,
-    description: 'Tasks and posts.',
-    tags: ['tasks'],
-    capacity: 5,
-    recruit_opens_on: isoDay(0),
-    recruit_closes_on: isoDay(10),
-    starts_on: isoDay(11),
-    ends_on: isoDay(40),
-  });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const id = created.body.study.id;
-  for (const m of members) {
-    const applied = await call(m.session, 'POST', `/api/studies/${id}/applications`, { message: 'hi' });
-    assert.equal(applied.status, 201, JSON.stringify(applied.body));
-    const decided = await call(leader.session, 'POST', `/api/studies/${id}/applications/${applied.body.application.id}/decision`, {
-      accept: true,
-    });
-    assert.ok(decided.status < 300, JSON.stringify(decided.body));
-  }
-  return id;
-}
-
-async function pageFor(who) {
-  const { context, page } = await newPage(browser, server);
-  await context.addCookies([{ name: 'studyon_session', value: who.session, url: server.url }]);
-  return { context, page };
-}
-
-async function waitUntil(what, fn, timeout = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out after ${timeout} ms waiting for ${what}`);
-}
+const studyWith = (leader, members, title) => client.studyWith(leader, members, title, 'Tasks and posts.');
 
 /** Marks the page's window; `stillSamePage` is false once it was reloaded. */
 async function markPage(page) {
