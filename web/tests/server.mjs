@@ -122,6 +122,9 @@ export class StudyOnServer {
     // Redis or origin setting leak in (pass `env` to startServer to opt in).
     const env = { ...process.env };
     for (const k of ['DATABASE_URL', 'REDIS_URL', 'STUDYON_PUBLIC_ORIGIN', 'STUDYON_LISTEN', 'STUDYON_DATA_DIR', 'STUDYON_WEB_DIR']) delete env[k];
+    // The deliberate opt-in: ops/test.sh runs the file tests again on Postgres (+ S3 through
+    // the STUDYON_S3_* settings, which pass through).
+    if (process.env.STUDYON_TEST_DATABASE_URL) env.DATABASE_URL = process.env.STUDYON_TEST_DATABASE_URL;
     Object.assign(env, this.env);
     const child = spawn(this.bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = child;
