@@ -18,6 +18,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::actors::sequenced::{SequencedSends, settle};
 use crate::actors::user_session::push_notifications;
 use crate::chat::sequencer::{Admit, Pending, Sequencer};
 use crate::chat::{self, Author, ChatMessage, NewChatMessage};
@@ -271,24 +272,10 @@ impl ChatRoom {
                 .await?;
             Ok::<_, PersistError>(messages)
         };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.sends.settled();
-            match res {
-                Ok(messages) => act.committed(batch, messages),
-                Err(PersistError::Store(StoreError::Rule(Rule::DuplicateMessage))) => {
-                    act.resolve_duplicates(ctx, batch)
-                }
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    for p in batch {
-                        for (conn, req) in p.waiters {
-                            act.push(conn, error_frame(req, &e));
-                        }
-                    }
-                }
-            }
-            act.flush(ctx);
-        }));
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |res, act, ctx| settle(act, ctx, batch, res)),
+        );
     }
 
     fn committed(&mut self, batch: Vec<Pending>, messages: Vec<NewChatMessage>) {
@@ -337,39 +324,6 @@ impl ChatRoom {
                 }
             });
         }
-    }
-
-    /// A batch hit the unique index: some client id was stored before this actor's memory.
-    /// Ack those with their stored seq and queue the rest again, first in line.
-    fn resolve_duplicates(&mut self, ctx: &mut Context<Self>, batch: Vec<Pending>) {
-        let store = self.deps.store.clone();
-        let room = self.id;
-        let keys: Vec<(UserId, String)> = batch
-            .iter()
-            .map(|p| (p.author.id, p.client_id.clone()))
-            .collect();
-        let fut = async move {
-            let mut found = Vec::new();
-            for (u, c) in keys {
-                found.push(store.client_seq(room, u, &c).await.ok().flatten());
-            }
-            found
-        };
-        ctx.wait(fut.into_actor(self).map(move |found, act, ctx| {
-            for (p, seq) in batch.into_iter().zip(found).rev() {
-                match seq {
-                    Some(seq) => {
-                        for (conn, req) in p.waiters {
-                            let ack = json!({ "type": "chat.ack", "id": req, "room_id": act.id, "client_id": p.client_id, "seq": seq });
-                            act.push(conn, ack.to_string().into());
-                        }
-                        act.sends.stored(p.author.id, p.client_id, seq);
-                    }
-                    None => act.sends.requeue(p),
-                }
-            }
-            act.flush(ctx);
-        }));
     }
 
     fn join(
@@ -571,6 +525,42 @@ enum Change {
     Edit(String),
     Delete,
     React(String, bool),
+}
+
+impl SequencedSends for ChatRoom {
+    type Committed = Vec<NewChatMessage>;
+
+    fn sends(&mut self) -> &mut Sequencer {
+        &mut self.sends
+    }
+
+    fn push(&self, conn: ConnId, frame: ByteString) {
+        ChatRoom::push(self, conn, frame)
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        ChatRoom::flush(self, ctx)
+    }
+
+    fn committed(&mut self, batch: Vec<Pending>, messages: Vec<NewChatMessage>) {
+        ChatRoom::committed(self, batch, messages)
+    }
+
+    fn ack_stored(&mut self, conn: ConnId, req: Option<Value>, send: &Pending, seq: i64) {
+        let ack = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": send.client_id, "seq": seq });
+        ChatRoom::push(self, conn, ack.to_string().into());
+    }
+
+    fn stored_seqs(&self, keys: Vec<(UserId, String)>) -> BoxFuture<'static, Vec<Option<i64>>> {
+        let (store, room) = (self.deps.store.clone(), self.id);
+        Box::pin(async move {
+            let mut found = Vec::with_capacity(keys.len());
+            for (u, c) in keys {
+                found.push(store.client_seq(room, u, &c).await.ok().flatten());
+            }
+            found
+        })
+    }
 }
 
 impl KeyedActor for ChatRoom {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::actors::chat_room::SEND_POLICY;
+use crate::actors::sequenced::{SequencedSends, settle};
 use crate::actors::user_session::{UserSession, UserSessionMsg};
 use crate::chat::sequencer::{Admit, Pending, Sequencer};
 use crate::chat::{self, Author, DirectMessage, NewDirectMessage};
@@ -180,24 +181,10 @@ impl DirectChat {
                 .await?;
             Ok(messages)
         };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.sends.settled();
-            match res {
-                Ok(messages) => act.committed(batch, messages),
-                Err(PersistError::Store(StoreError::Rule(Rule::DuplicateMessage))) => {
-                    act.resolve_duplicates(ctx, batch)
-                }
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    for p in batch {
-                        for (conn, req) in p.waiters {
-                            act.push(conn, error_frame(req, &e));
-                        }
-                    }
-                }
-            }
-            act.flush(ctx);
-        }));
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |res, act, ctx| settle(act, ctx, batch, res)),
+        );
     }
 
     fn committed(&mut self, batch: Vec<Pending>, messages: Vec<NewDirectMessage>) {
@@ -223,36 +210,6 @@ impl DirectChat {
             }
             self.recent.push_back(msg);
         }
-    }
-
-    fn resolve_duplicates(&mut self, ctx: &mut Context<Self>, batch: Vec<Pending>) {
-        let (store, pair) = (self.deps.store.clone(), self.pair);
-        let keys: Vec<(UserId, String)> = batch
-            .iter()
-            .map(|p| (p.author.id, p.client_id.clone()))
-            .collect();
-        let fut = async move {
-            let mut found = Vec::new();
-            for (u, c) in keys {
-                found.push(store.direct_client_seq(pair, u, &c).await.ok().flatten());
-            }
-            found
-        };
-        ctx.wait(fut.into_actor(self).map(move |found, act, ctx| {
-            for (p, seq) in batch.into_iter().zip(found).rev() {
-                match seq {
-                    Some(seq) => {
-                        let to = act.other(p.author.id);
-                        for (conn, req) in p.waiters {
-                            act.ack(conn, req, to, &p.client_id, seq);
-                        }
-                        act.sends.stored(p.author.id, p.client_id, seq);
-                    }
-                    None => act.sends.requeue(p),
-                }
-            }
-            act.flush(ctx);
-        }));
     }
 
     fn sync(
@@ -338,6 +295,42 @@ impl DirectChat {
                     Err(e) => act.push(conn, error_frame(req, &e.into())),
                 }),
         );
+    }
+}
+
+impl SequencedSends for DirectChat {
+    type Committed = Vec<NewDirectMessage>;
+
+    fn sends(&mut self) -> &mut Sequencer {
+        &mut self.sends
+    }
+
+    fn push(&self, conn: ConnId, frame: bytestring::ByteString) {
+        DirectChat::push(self, conn, frame)
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        DirectChat::flush(self, ctx)
+    }
+
+    fn committed(&mut self, batch: Vec<Pending>, messages: Vec<NewDirectMessage>) {
+        DirectChat::committed(self, batch, messages)
+    }
+
+    fn ack_stored(&mut self, conn: ConnId, req: Option<Value>, send: &Pending, seq: i64) {
+        let to = self.other(send.author.id);
+        self.ack(conn, req, to, &send.client_id, seq);
+    }
+
+    fn stored_seqs(&self, keys: Vec<(UserId, String)>) -> BoxFuture<'static, Vec<Option<i64>>> {
+        let (store, pair) = (self.deps.store.clone(), self.pair);
+        Box::pin(async move {
+            let mut found = Vec::with_capacity(keys.len());
+            for (u, c) in keys {
+                found.push(store.direct_client_seq(pair, u, &c).await.ok().flatten());
+            }
+            found
+        })
     }
 }
 

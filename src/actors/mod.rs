@@ -3,6 +3,7 @@
 
 pub mod chat_room;
 pub mod direct_chat;
+pub mod sequenced;
 pub mod study;
 pub mod user_session;
 

@@ -719,3 +719,113 @@ async fn direct_messages_receipts_and_resume(b: &Backend) {
     s.shutdown().await;
 }
 both_backends!(direct_messages_receipts_and_resume);
+
+/// A client id stored where the room's memory does not reach (written by another node, or
+/// older than the in-memory window) is caught by the unique index: the resend gets the
+/// stored seq back, and the other sends of the same batch are stored normally.
+async fn resend_of_a_client_id_the_room_does_not_remember(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (_leader, m, study, room) = room_with_members(&s, 1).await;
+    let (mut ws, joined) = join(&s, &m[0], room, None).await;
+    assert_eq!(joined["last_seq"].as_i64(), Some(0));
+    // Stored behind the live room's back, at a seq it will not reach in this test.
+    let author = studyon::ids::UserId(m[0].user["id"].as_i64().unwrap());
+    s.state
+        .store
+        .commit_batch(&[studyon::store::DurableWrite::ChatMessages {
+            room_id: studyon::ids::RoomId(room),
+            messages: vec![studyon::chat::NewChatMessage {
+                seq: 1000,
+                client_id: "old".into(),
+                author_id: author,
+                body: "stored long ago".into(),
+                mentions: vec![],
+                at: 1,
+            }],
+        }])
+        .await
+        .unwrap();
+    for c in ["new-1", "old", "new-2"] {
+        send_text(&mut ws, send(room, c, c)).await;
+    }
+    let mut acks = std::collections::BTreeMap::new();
+    while acks.len() < 3 {
+        let f = next_of(&mut ws, "chat.ack").await;
+        acks.insert(
+            f["client_id"].as_str().unwrap().to_string(),
+            f["seq"].as_i64().unwrap(),
+        );
+    }
+    assert_eq!(acks["old"], 1000, "{acks:?}");
+    let mut fresh = [acks["new-1"], acks["new-2"]];
+    fresh.sort();
+    assert_eq!(fresh, [1, 2], "{acks:?}");
+    // Nothing was stored twice.
+    let (_, h) = get(
+        &s,
+        &format!("/api/studies/{study}/chat_rooms/{room}/messages?after=0&limit=100"),
+        Some(&m[0].cookie),
+    )
+    .await;
+    let bodies: Vec<&str> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bodies.iter().filter(|b| **b == "old").count(),
+        0,
+        "{bodies:?}"
+    );
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+
+    // Another writer takes the room's next seq: the send is refused (never retried in a
+    // loop), the room restarts from the store, and the resend after re-joining is stored
+    // after the other writer's message.
+    s.state
+        .store
+        .commit_batch(&[studyon::store::DurableWrite::ChatMessages {
+            room_id: studyon::ids::RoomId(room),
+            messages: vec![studyon::chat::NewChatMessage {
+                seq: 3,
+                client_id: "elsewhere".into(),
+                author_id: author,
+                body: "from another node".into(),
+                mentions: vec![],
+                at: 2,
+            }],
+        }])
+        .await
+        .unwrap();
+    send_text(&mut ws, send(room, "late", "late")).await;
+    let (mut refused, mut resync) = (false, false);
+    while !(refused && resync) {
+        let f = next_json(&mut ws).await;
+        match f["type"].as_str().unwrap() {
+            "error" => {
+                assert_eq!(
+                    (f["id"].as_str(), f["error"].as_str()),
+                    (Some("late"), Some("unavailable")),
+                    "{f}"
+                );
+                refused = true;
+            }
+            "resync" => {
+                assert_eq!(f["room_id"].as_i64(), Some(room), "{f}");
+                resync = true;
+            }
+            "chat.message" | "chat.presence" => {}
+            other => panic!("unexpected {other}: {f}"),
+        }
+    }
+    let (mut again, joined) = join(&s, &m[0], room, Some(1000)).await;
+    assert_eq!(joined["last_seq"].as_i64(), Some(1000));
+    send_text(&mut again, send(room, "late", "late")).await;
+    assert_eq!(
+        next_of(&mut again, "chat.ack").await["seq"].as_i64(),
+        Some(1001)
+    );
+    s.shutdown().await;
+}
+both_backends!(resend_of_a_client_id_the_room_does_not_remember);
