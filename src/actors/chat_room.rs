@@ -143,9 +143,7 @@ impl ChatRoom {
     }
 
     fn broadcast(&self, frame: &ByteString) {
-        for conn in self.joined.keys() {
-            self.deps.hub.push(*conn, frame.clone());
-        }
+        self.deps.hub.push_many(self.joined.keys(), frame);
     }
 
     /// Who is in the room: each user once, however many tabs they have.

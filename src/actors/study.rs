@@ -155,10 +155,9 @@ impl Study {
     }
 
     fn broadcast(&self, event: &serde_json::Value) {
-        let frame = self.frame(event);
-        for conn in self.watchers.keys() {
-            self.deps.hub.push(*conn, frame.clone());
-        }
+        self.deps
+            .hub
+            .push_many(self.watchers.keys(), &self.frame(event));
     }
 
     /// Notifications are already stored; this is only the live push to open tabs.

@@ -102,6 +102,18 @@ impl ConnHub {
     /// marked as a slow consumer.
     pub fn push(&self, id: ConnId, frame: ByteString) -> bool {
         let conns = self.conns.lock().expect("hub lock");
+        Self::queue(&conns, id, frame)
+    }
+
+    /// Queues the same frame for many connections under one lock (a room's fan-out).
+    pub fn push_many<'a>(&self, ids: impl IntoIterator<Item = &'a ConnId>, frame: &ByteString) {
+        let conns = self.conns.lock().expect("hub lock");
+        for id in ids {
+            Self::queue(&conns, *id, frame.clone());
+        }
+    }
+
+    fn queue(conns: &HashMap<ConnId, Entry>, id: ConnId, frame: ByteString) -> bool {
         let Some(e) = conns.get(&id) else {
             return false;
         };
@@ -181,6 +193,24 @@ mod tests {
         hub.unregister(reg.id);
         assert!(!hub.push(reg.id, ByteString::from("gone")));
         assert!(hub.is_empty());
+    }
+
+    #[test]
+    fn push_many_reaches_every_live_connection_and_marks_slow_ones() {
+        let hub = ConnHub::new(3);
+        let mut fast = hub.register(UserId(1), SessionId(1), 8);
+        let mut slow = hub.register(UserId(2), SessionId(2), 8);
+        for i in 0..8 {
+            assert!(hub.push(slow.id, ByteString::from(format!("{i}"))));
+        }
+        let gone = ConnId { node: 3, seq: 999 };
+        hub.push_many([fast.id, slow.id, gone].iter(), &ByteString::from("all"));
+        match fast.out.try_recv().unwrap() {
+            Outbound::Text(t) => assert_eq!(&*t, "all"),
+            other => panic!("unexpected frame {other:?}"),
+        }
+        assert_eq!(slow.ctl.try_recv().unwrap(), Control::SlowConsumer);
+        assert!(fast.ctl.try_recv().is_err());
     }
 
     #[test]
