@@ -269,6 +269,15 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<crate::auth::password::HashError> for ApiError {
+    fn from(e: crate::auth::password::HashError) -> Self {
+        match e {
+            crate::auth::password::HashError::Busy => ApiError::Busy,
+            crate::auth::password::HashError::Failed(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<PersistError> for ApiError {
     fn from(e: PersistError) -> Self {
         match e {

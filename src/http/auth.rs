@@ -90,9 +90,7 @@ pub async fn signup(
     let login_id = rules::login_id(&body.login_id)?;
     let display_name = rules::display_name(&body.display_name)?;
     rules::password(&body.password)?;
-    let hash = password::hash(body.password)
-        .await
-        .map_err(ApiError::Internal)?;
+    let hash = password::hash(body.password).await?;
     let user = state
         .store
         .create_user(&NewUser {
@@ -138,9 +136,7 @@ pub async fn login(
         Some((u, h)) => (Some(u), h),
         None => (None, password::decoy_hash().to_string()),
     };
-    let ok = password::verify(body.password, phc)
-        .await
-        .map_err(ApiError::Internal)?;
+    let ok = password::verify(body.password, phc).await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => return Err(ApiError::InvalidCredentials),
