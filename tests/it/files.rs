@@ -866,3 +866,93 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Uploads racing for the last of a study's quota: exactly as many are stored as fit, the
+/// rest get quota_exceeded, and the quota counter matches the stored files.
+async fn uploads_race_for_the_quota(objects: Objects) {
+    // 1 MiB quota; five 300 kB uploads at once: three fit.
+    let (b, s, o) = deployment(
+        objects,
+        &[
+            "--upload-max-bytes",
+            "1048576",
+            "--study-quota-bytes",
+            "1048576",
+        ],
+    )
+    .await;
+    let (leader, author) = (signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&author]).await;
+    let task = new_task(&s, id, &author, json!({ "title": "race" })).await["id"]
+        .as_i64()
+        .unwrap();
+    let mut posts = Vec::new();
+    for n in 0..5 {
+        posts.push(
+            new_post(&s, id, task, &author, &format!("p{n}"), "").await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let uploads = posts.iter().enumerate().map(|(n, pid)| {
+        let path = upload_path(id, *pid, &format!("{n}.bin"));
+        let (s, cookie) = (&s, author.cookie.clone());
+        async move {
+            post_bytes(
+                s,
+                &path,
+                bytes(300_000, n as u64 + 1),
+                "application/octet-stream",
+                Some(&cookie),
+            )
+            .await
+        }
+    });
+    let results = futures_util::future::join_all(uploads).await;
+    let stored = results.iter().filter(|(st, _)| *st == 201).count();
+    let refused = results
+        .iter()
+        .filter(|(st, e)| *st == 413 && e["error"] == "quota_exceeded")
+        .count();
+    assert_eq!((stored, refused), (3, 2), "{results:?}");
+    assert_eq!(
+        o.list().await.unwrap().len(),
+        3,
+        "refused uploads leave no object"
+    );
+    // Deleting one frees exactly its bytes.
+    let fid = results.iter().find(|(st, _)| *st == 201).unwrap().1["file"]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        delete(
+            &s,
+            &format!("/api/studies/{id}/files/{fid}"),
+            Some(&author.cookie)
+        )
+        .await
+        .0,
+        204
+    );
+    let (st, e) = post_bytes(
+        &s,
+        &upload_path(id, posts[0], "again.bin"),
+        bytes(300_000, 9),
+        "application/octet-stream",
+        Some(&author.cookie),
+    )
+    .await;
+    assert_eq!(st, 201, "{e}");
+    s.shutdown().await;
+    b.drop_db().await;
+}
+
+#[actix_rt::test]
+async fn uploads_race_for_the_quota_sqlite_local() {
+    uploads_race_for_the_quota(Objects::Local).await;
+}
+
+#[actix_rt::test]
+async fn uploads_race_for_the_quota_postgres_s3() {
+    uploads_race_for_the_quota(Objects::S3).await;
+}
