@@ -1,5 +1,7 @@
-// Helpers shared by the auth forms: client-side checks that mirror the
-// server's rules (the server stays the authority) and error focusing.
+// Helpers shared by the forms: client-side checks that mirror the server's
+// rules (the server stays the authority), and the busy/error state of a form
+// that sends one request at a time.
+import { useState } from 'preact/hooks';
 import { ApiError, isApiError } from './api';
 import { t } from './i18n';
 
@@ -9,15 +11,17 @@ export const PASSWORD_MIN_BYTES = 10;
 export const PASSWORD_MAX_BYTES = 256;
 
 export type FieldName = 'login_id' | 'display_name' | 'password';
+/** Fields checked for being filled in: the auth forms', and the title of a task or a post. */
+type RequiredField = FieldName | 'title';
 
 // Client-side failures use the same shape as server errors, so one code path
 // shows them (`required` is client-only; `validation_failed` matches the server).
-function clientError(field: FieldName, code: 'validation_failed' | 'required'): ApiError {
+function clientError(field: RequiredField, code: 'validation_failed' | 'required'): ApiError {
   return new ApiError(400, code, t(`field.${field}`), field);
 }
 
-export function required(values: Partial<Record<FieldName, string>>): ApiError | null {
-  for (const [field, value] of Object.entries(values) as [FieldName, string][]) {
+export function required(values: Partial<Record<RequiredField, string>>): ApiError | null {
+  for (const [field, value] of Object.entries(values) as [RequiredField, string][]) {
     const empty = field === 'password' ? value === '' : value.trim() === '';
     if (empty) return clientError(field, 'required');
   }
@@ -38,4 +42,35 @@ export function validateSignup(v: { login_id: string; display_name: string; pass
 export function toApiError(e: unknown): ApiError {
   if (isApiError(e)) return e;
   return new ApiError(0, 'unknown', e instanceof Error ? e.message : String(e));
+}
+
+/**
+ * Busy and error state for a form (or a row of buttons) that sends one request
+ * at a time. `fail` shows an error (client-side checks use it too); `onError`
+ * sees every error shown, e.g. to focus the field it names.
+ */
+export function useSubmit(onError?: (err: ApiError) => void) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  function fail(err: ApiError) {
+    setError(err);
+    onError?.(err);
+  }
+
+  /** Runs `fn` unless one is running; what it throws is shown as the error. */
+  async function run(fn: () => Promise<unknown>) {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+    } catch (e) {
+      fail(toApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return { busy, error, fail, run };
 }

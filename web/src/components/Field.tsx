@@ -54,3 +54,47 @@ export function Field(props: FieldProps) {
     </div>
   );
 }
+
+interface TextAreaFieldProps {
+  id: string;
+  label: string;
+  value: string;
+  onInput: (value: string) => void;
+  rows: number;
+  maxLength: number;
+  /** The line under the box (`<id>-hint`). */
+  hint: string;
+  invalid?: boolean;
+  /** id of the error alert, linked through aria-describedby when invalid. */
+  errorId?: string;
+  disabled?: boolean;
+  spellcheck?: boolean;
+  class: string;
+}
+
+/** A labelled textarea (`<label for>`) with a hint line. */
+export function TextAreaField(props: TextAreaFieldProps) {
+  const hintId = `${props.id}-hint`;
+  return (
+    <div class="flex flex-col gap-1">
+      <label for={props.id} class="text-sm font-medium text-slate-800">
+        {props.label}
+      </label>
+      <textarea
+        id={props.id}
+        rows={props.rows}
+        maxLength={props.maxLength}
+        value={props.value}
+        disabled={props.disabled}
+        spellcheck={props.spellcheck}
+        onInput={(e) => props.onInput(e.currentTarget.value)}
+        aria-invalid={props.invalid ? 'true' : undefined}
+        aria-describedby={`${hintId}${props.invalid ? ` ${props.errorId}` : ''}`}
+        class={props.class}
+      />
+      <p id={hintId} class="text-xs text-slate-600">
+        {props.hint}
+      </p>
+    </div>
+  );
+}

@@ -3,38 +3,24 @@
 // sentinel, plus a "Load more" button for keyboards). Posts are kept by id, so
 // a page overlapping a live-added post never shows it twice. Live
 // `post_created/updated/deleted` events for the task are applied in place.
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import * as api from '../api';
-import type { ApiError, PostSummary } from '../api';
-import { toApiError } from '../forms';
-import { errorMessage, useI18n } from '../i18n';
+import type { PostSummary } from '../api';
+import { useI18n } from '../i18n';
+import { useInfiniteList } from '../infiniteList';
 import { inputClass } from '../pages/Studies';
 import { linkClick } from '../router';
 import { useStudyEvents } from '../studyLive';
 import { titleMatches } from '../tasks';
-import { ErrorAlert } from './Alert';
-import { Button } from './Button';
+import { ListError, ListTail } from './InfiniteList';
 
 const SEARCH_DEBOUNCE_MS = 300;
 const PAGE_SIZE = 20;
-
-/** `prev` followed by the posts of `page` not already in it. */
-function appendNew(prev: PostSummary[], page: PostSummary[]): PostSummary[] {
-  const seen = new Set(prev.map((p) => p.id));
-  return [...prev, ...page.filter((p) => !seen.has(p.id))];
-}
 
 export function PostList({ studyId, taskId }: { studyId: number; taskId: number }) {
   const { t, lang } = useI18n();
   const [q, setQ] = useState('');
   const [appliedQ, setAppliedQ] = useState('');
-  const [items, setItems] = useState<PostSummary[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(false);
-  const [loaded, setLoaded] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-  const generation = useRef(0);
-  const sentinel = useRef<HTMLDivElement>(null);
   const qRef = useRef(appliedQ);
   qRef.current = appliedQ;
 
@@ -43,50 +29,10 @@ export function PostList({ studyId, taskId }: { studyId: number; taskId: number 
     return () => clearTimeout(timer);
   }, [q]);
 
-  const fetchPage = useCallback(
-    async (from: string | null) => {
-      const gen = from === null ? ++generation.current : generation.current;
-      setLoading(true);
-      setError(null);
-      try {
-        const page = await api.listPosts(studyId, taskId, { q: appliedQ, cursor: from, limit: PAGE_SIZE });
-        if (gen !== generation.current) return;
-        setItems((prev) => (from === null ? page.items : appendNew(prev, page.items)));
-        setCursor(page.next_cursor);
-        setLoaded(true);
-      } catch (e) {
-        if (gen === generation.current) setError(toApiError(e));
-      } finally {
-        if (gen === generation.current) setLoading(false);
-      }
-    },
-    [studyId, taskId, appliedQ],
+  const list = useInfiniteList<PostSummary>(JSON.stringify([studyId, taskId, appliedQ]), (cursor) =>
+    api.listPosts(studyId, taskId, { q: appliedQ, cursor, limit: PAGE_SIZE }),
   );
-
-  // A new search starts over from the first page.
-  useEffect(() => {
-    setItems([]);
-    setCursor(null);
-    setLoaded(false);
-    void fetchPage(null);
-  }, [fetchPage]);
-
-  const loadMore = useCallback(() => {
-    if (cursor && !loading && !error) void fetchPage(cursor);
-  }, [cursor, loading, error, fetchPage]);
-
-  useEffect(() => {
-    const el = sentinel.current;
-    if (!el || !cursor || typeof IntersectionObserver === 'undefined') return;
-    const io = new IntersectionObserver(
-      (entries) => {
-        if (entries.some((e) => e.isIntersecting)) loadMore();
-      },
-      { rootMargin: '200px' },
-    );
-    io.observe(el);
-    return () => io.disconnect();
-  }, [cursor, loadMore]);
+  const { items, setItems, loading, loaded, error } = list;
 
   useStudyEvents(
     studyId,
@@ -103,7 +49,7 @@ export function PostList({ studyId, taskId }: { studyId: number; taskId: number 
         }
       },
       // Missed events: start over from the first page.
-      onReconnect: () => void fetchPage(null),
+      onReconnect: () => void list.fetchPage(null),
     },
     { watch: false },
   );
@@ -132,14 +78,7 @@ export function PostList({ studyId, taskId }: { studyId: number; taskId: number 
         </label>
         <input id="posts-q" type="search" value={q} onInput={(e) => setQ(e.currentTarget.value)} class={inputClass} />
       </form>
-      {error && (
-        <div class="flex flex-col items-start gap-2">
-          <ErrorAlert>{errorMessage(error)}</ErrorAlert>
-          <Button variant="secondary" onClick={() => void fetchPage(items.length ? cursor : null)}>
-            {t('error.retry')}
-          </Button>
-        </div>
-      )}
+      <ListError list={list} />
       {loaded && items.length === 0 && !error && (
         <p data-testid="posts-empty" class="rounded-lg border border-dashed border-slate-300 p-6 text-center text-slate-600">
           {appliedQ ? t('posts.noMatch') : t('posts.empty')}
@@ -162,19 +101,7 @@ export function PostList({ studyId, taskId }: { studyId: number; taskId: number 
           </li>
         ))}
       </ul>
-      <div ref={sentinel} aria-hidden="true" class="h-1" />
-      {loading && (
-        <p role="status" class="py-2 text-center text-slate-600">
-          {t('app.loading')}
-        </p>
-      )}
-      {cursor && !loading && !error && (
-        <div class="flex justify-center">
-          <Button variant="secondary" onClick={loadMore}>
-            {t('posts.loadMore')}
-          </Button>
-        </div>
-      )}
+      <ListTail list={list} loadMoreLabel={t('posts.loadMore')} />
     </section>
   );
 }

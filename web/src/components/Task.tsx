@@ -1,13 +1,13 @@
 // Pieces shared by the task board and the task page: status badge, the
 // due/assignee line and the complete/reopen/edit/delete controls.
-import { useState } from 'preact/hooks';
 import * as api from '../api';
-import type { ApiError, Task } from '../api';
-import { toApiError } from '../forms';
+import type { Task } from '../api';
+import { useSubmit } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { isOverdue } from '../tasks';
 import { ErrorAlert } from './Alert';
 import { Button } from './Button';
+import { ConfirmDelete } from './ConfirmDelete';
 import { UserLink } from './Study';
 
 export function TaskStatusBadge({ task }: { task: Task }) {
@@ -59,22 +59,7 @@ interface ControlsProps {
 /** Complete / reopen, edit, delete (with a confirmation step). Any member may use them. */
 export function TaskControls({ task, onChanged, onDeleted, onEdit }: ControlsProps) {
   const { t } = useI18n();
-  const [busy, setBusy] = useState(false);
-  const [confirm, setConfirm] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-
-  async function run(fn: () => Promise<void>) {
-    if (busy) return;
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(toApiError(e));
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, run } = useSubmit();
   const toggle = () =>
     run(async () => onChanged(await api.updateTask(task.study_id, task.id, { status: task.status === 'done' ? 'open' : 'done' })));
   const remove = () =>
@@ -94,22 +79,19 @@ export function TaskControls({ task, onChanged, onDeleted, onEdit }: ControlsPro
           {t('task.edit')}
           <span class="sr-only">: {task.title}</span>
         </Button>
-        {!confirm ? (
-          <Button variant="secondary" disabled={busy} onClick={() => setConfirm(true)}>
-            {t('task.delete')}
-            <span class="sr-only">: {task.title}</span>
-          </Button>
-        ) : (
-          <>
-            <span class="text-sm text-slate-800">{t('task.deleteConfirm')}</span>
-            <Button disabled={busy} onClick={remove}>
-              {t('task.deleteYes')}
-            </Button>
-            <Button variant="secondary" onClick={() => setConfirm(false)}>
-              {t('task.cancel')}
-            </Button>
-          </>
-        )}
+        <ConfirmDelete
+          label={
+            <>
+              {t('task.delete')}
+              <span class="sr-only">: {task.title}</span>
+            </>
+          }
+          question={t('task.deleteConfirm')}
+          yes={t('task.deleteYes')}
+          busy={busy}
+          disabled={busy}
+          onConfirm={remove}
+        />
       </div>
       {error && <ErrorAlert>{errorMessage(error, 'task')}</ErrorAlert>}
     </div>

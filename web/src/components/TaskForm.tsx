@@ -1,13 +1,13 @@
 // Create or edit a task: title, markdown description, optional due date and
 // optional assignee (one of the study's members).
 import { useId, useState } from 'preact/hooks';
-import { ApiError, type Member, type Task, TASK_DESCRIPTION_MAX, TASK_TITLE_MAX, type TaskInput } from '../api';
-import { toApiError } from '../forms';
+import { type Member, type Task, TASK_DESCRIPTION_MAX, TASK_TITLE_MAX, type TaskInput } from '../api';
+import { required, useSubmit } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { inputClass } from '../pages/Studies';
 import { ErrorAlert } from './Alert';
 import { Button } from './Button';
-import { Field } from './Field';
+import { Field, TextAreaField } from './Field';
 
 interface TaskFormProps {
   members: Member[];
@@ -25,8 +25,7 @@ export function TaskForm({ members, task, onSubmit, onCancel }: TaskFormProps) {
   const [description, setDescription] = useState(task?.description ?? '');
   const [dueOn, setDueOn] = useState(task?.due_on ?? '');
   const [assignee, setAssignee] = useState(task?.assignee ? String(task.assignee.id) : '');
-  const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, fail, run } = useSubmit();
 
   async function submit(e: Event) {
     e.preventDefault();
@@ -37,13 +36,9 @@ export function TaskForm({ members, task, onSubmit, onCancel }: TaskFormProps) {
       due_on: dueOn || null,
       assignee_id: assignee ? Number(assignee) : null,
     };
-    if (!input.title) {
-      setError(new ApiError(400, 'required', '', 'title'));
-      return;
-    }
-    setBusy(true);
-    setError(null);
-    try {
+    const missing = required({ title: input.title });
+    if (missing) return fail(missing);
+    await run(async () => {
       await onSubmit(input);
       if (!task) {
         setTitle('');
@@ -51,11 +46,7 @@ export function TaskForm({ members, task, onSubmit, onCancel }: TaskFormProps) {
         setDueOn('');
         setAssignee('');
       }
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   const invalid = error?.field ?? null;
@@ -76,24 +67,18 @@ export function TaskForm({ members, task, onSubmit, onCancel }: TaskFormProps) {
         invalid={invalid === 'title'}
         errorId={errId}
       />
-      <div class="flex flex-col gap-1">
-        <label for={id('description')} class="text-sm font-medium text-slate-800">
-          {t('task.field.description')}
-        </label>
-        <textarea
-          id={id('description')}
-          rows={3}
-          maxLength={TASK_DESCRIPTION_MAX}
-          value={description}
-          onInput={(e) => setDescription(e.currentTarget.value)}
-          aria-invalid={invalid === 'description' ? 'true' : undefined}
-          aria-describedby={`${id('description')}-hint${invalid === 'description' ? ` ${errId}` : ''}`}
-          class={inputClass}
-        />
-        <p id={`${id('description')}-hint`} class="text-xs text-slate-600">
-          {t('hint.description')}
-        </p>
-      </div>
+      <TextAreaField
+        id={id('description')}
+        label={t('task.field.description')}
+        value={description}
+        onInput={setDescription}
+        rows={3}
+        maxLength={TASK_DESCRIPTION_MAX}
+        hint={t('hint.description')}
+        invalid={invalid === 'description'}
+        errorId={errId}
+        class={inputClass}
+      />
       <div class="flex flex-wrap gap-4">
         <div class="flex flex-col gap-1">
           <label for={id('due')} class="text-sm font-medium text-slate-800">

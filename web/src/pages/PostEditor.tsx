@@ -10,12 +10,13 @@ import { ApiError, type FileInfo, POST_BODY_MAX, POST_TITLE_MAX } from '../api';
 import { ErrorAlert, Notice } from '../components/Alert';
 import { AttachmentList } from '../components/Attachments';
 import { Button } from '../components/Button';
-import { Field } from '../components/Field';
+import { Field, TextAreaField } from '../components/Field';
 import { Layout } from '../components/Layout';
+import { BackLink, PageNotice } from '../components/PageNotice';
 import { linkClass } from '../components/Study';
 import { UploadPicker } from '../components/Uploads';
 import { useApp } from '../context';
-import { toApiError } from '../forms';
+import { required, toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { linkClick, navigate } from '../router';
 import { useUploadQueue } from '../uploadQueue';
@@ -78,10 +79,8 @@ export function PostEditorPage({ studyId, taskId, postId }: Props) {
     e.preventDefault();
     if (busy || load.state !== 'ready') return;
     const input = { title: title.trim(), body };
-    if (!input.title) {
-      setError(new ApiError(400, 'required', '', 'title'));
-      return;
-    }
+    const missing = required({ title: input.title });
+    if (missing) return setError(missing);
     setBusy(true);
     setError(null);
     try {
@@ -110,12 +109,9 @@ export function PostEditorPage({ studyId, taskId, postId }: Props) {
         {load.state === 'loading' ? (
           <p role="status">{t('app.loading')}</p>
         ) : (
-          <div class="flex flex-col items-start gap-4">
-            <ErrorAlert>{errorMessage(load.error)}</ErrorAlert>
-            <a href={`/studies/${studyId}`} onClick={linkClick} class={linkClass}>
-              {t('task.backToStudy')}
-            </a>
-          </div>
+          <PageNotice error back={<BackLink href={`/studies/${studyId}`}>{t('task.backToStudy')}</BackLink>}>
+            {errorMessage(load.error)}
+          </PageNotice>
         )}
       </Layout>
     );
@@ -149,26 +145,20 @@ export function PostEditorPage({ studyId, taskId, postId }: Props) {
             errorId="post-error"
             disabled={busy}
           />
-          <div class="flex flex-col gap-1">
-            <label for="post-body" class="text-sm font-medium text-slate-800">
-              {t('post.field.body')}
-            </label>
-            <textarea
-              id="post-body"
-              rows={14}
-              maxLength={POST_BODY_MAX}
-              value={body}
-              disabled={busy}
-              spellcheck={false}
-              onInput={(e) => setBody(e.currentTarget.value)}
-              aria-invalid={invalid === 'body' ? 'true' : undefined}
-              aria-describedby={`post-body-hint${invalid === 'body' ? ' post-error' : ''}`}
-              class={`${inputClass} font-mono text-sm`}
-            />
-            <p id="post-body-hint" class="text-xs text-slate-600">
-              {t('post.hint.body')}
-            </p>
-          </div>
+          <TextAreaField
+            id="post-body"
+            label={t('post.field.body')}
+            value={body}
+            onInput={setBody}
+            rows={14}
+            maxLength={POST_BODY_MAX}
+            hint={t('post.hint.body')}
+            invalid={invalid === 'body'}
+            errorId="post-error"
+            disabled={busy}
+            spellcheck={false}
+            class={`${inputClass} font-mono text-sm`}
+          />
           {files.length > 0 && (
             <div class="flex flex-col gap-1">
               <h2 class="text-sm font-medium text-slate-800">{t('post.attachments')}</h2>

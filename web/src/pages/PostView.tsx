@@ -2,50 +2,30 @@
 // body (sanitized HTML; code blocks carry `hl-*` classes coloured by
 // `/api/highlight.css`, linked from index.html), attachments with download
 // links, and edit/delete for the author (delete also for the leader).
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import * as api from '../api';
-import type { ApiError, Post, StudyRole } from '../api';
-import { ErrorAlert, Notice } from '../components/Alert';
+import type { ApiError, Post } from '../api';
+import { ErrorAlert } from '../components/Alert';
 import { AttachmentList } from '../components/Attachments';
-import { Button } from '../components/Button';
+import { ConfirmDelete } from '../components/ConfirmDelete';
 import { Layout } from '../components/Layout';
-import { linkClass, UserLink } from '../components/Study';
+import { BackLink, PageNotice } from '../components/PageNotice';
+import { UserLink } from '../components/Study';
 import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
+import { useItemLoad } from '../itemLoad';
 import { linkClick, navigate } from '../router';
 import { leaveDeletedStudy, useStudyEvents } from '../studyLive';
-
-type Load = { state: 'loading' } | { state: 'error'; error: ApiError } | { state: 'ready'; post: Post; role: StudyRole; studyTitle: string };
 
 export function PostViewPage({ studyId, postId }: { studyId: number; postId: number }) {
   const { t, lang } = useI18n();
   const me = useApp().user;
-  const [load, setLoad] = useState<Load>({ state: 'loading' });
-  const [deleted, setDeleted] = useState(false);
-  const [removed, setRemoved] = useState(false);
-  const seq = useRef(0);
-  const loaded = useRef(false);
-
-  const reload = useCallback(async () => {
-    const mine = ++seq.current;
-    try {
-      const [post, study] = await Promise.all([api.getPost(studyId, postId), api.getStudy(studyId)]);
-      if (mine !== seq.current) return;
-      loaded.current = true;
-      setLoad({ state: 'ready', post, role: study.my_role, studyTitle: study.title });
-    } catch (e) {
-      if (mine !== seq.current) return;
-      const err = toApiError(e);
-      // Shown before and gone now: it was deleted.
-      if (err.code === 'not_found' && loaded.current) setDeleted(true);
-      setLoad((prev) => (prev.state === 'ready' ? prev : { state: 'error', error: err }));
-    }
+  const { load, reload, deleted, setDeleted } = useItemLoad(async () => {
+    const [post, study] = await Promise.all([api.getPost(studyId, postId), api.getStudy(studyId)]);
+    return { post, role: study.my_role, studyTitle: study.title };
   }, [studyId, postId]);
-
-  useEffect(() => {
-    void reload();
-  }, [reload]);
+  const [removed, setRemoved] = useState(false);
 
   const taskId = load.state === 'ready' ? load.post.task_id : null;
   useStudyEvents(
@@ -63,42 +43,22 @@ export function PostViewPage({ studyId, postId }: { studyId: number; postId: num
     { watch: true },
   );
 
-  if (removed) {
+  const toStudy = <BackLink href={`/studies/${studyId}`}>{t('task.backToStudy')}</BackLink>;
+  if (removed || deleted || load.state !== 'ready') {
     return (
       <Layout titleKey="post.pageTitle">
-        <div class="flex flex-col items-start gap-4">
-          <Notice>{t('study.removedNotice')}</Notice>
-          <a href={`/studies/${studyId}`} onClick={linkClick} class={linkClass}>
-            {t('task.backToStudy')}
-          </a>
-        </div>
-      </Layout>
-    );
-  }
-  if (deleted) {
-    return (
-      <Layout titleKey="post.pageTitle">
-        <div class="flex flex-col items-start gap-4">
-          <Notice>{t('post.deletedNotice')}</Notice>
-          <a href={taskId ? `/studies/${studyId}/tasks/${taskId}` : `/studies/${studyId}`} onClick={linkClick} class={linkClass}>
-            {taskId ? t('post.backToTask') : t('task.backToStudy')}
-          </a>
-        </div>
-      </Layout>
-    );
-  }
-  if (load.state !== 'ready') {
-    return (
-      <Layout titleKey="post.pageTitle">
-        {load.state === 'loading' ? (
-          <p role="status">{t('app.loading')}</p>
+        {removed ? (
+          <PageNotice back={toStudy}>{t('study.removedNotice')}</PageNotice>
+        ) : deleted ? (
+          <PageNotice back={taskId ? <BackLink href={`/studies/${studyId}/tasks/${taskId}`}>{t('post.backToTask')}</BackLink> : toStudy}>
+            {t('post.deletedNotice')}
+          </PageNotice>
+        ) : load.state === 'error' ? (
+          <PageNotice error back={toStudy}>
+            {load.error.code === 'not_found' ? t('post.notFound') : errorMessage(load.error)}
+          </PageNotice>
         ) : (
-          <div class="flex flex-col items-start gap-4">
-            <ErrorAlert>{load.error.code === 'not_found' ? t('post.notFound') : errorMessage(load.error)}</ErrorAlert>
-            <a href={`/studies/${studyId}`} onClick={linkClick} class={linkClass}>
-              {t('task.backToStudy')}
-            </a>
-          </div>
+          <p role="status">{t('app.loading')}</p>
         )}
       </Layout>
     );
@@ -111,9 +71,7 @@ export function PostViewPage({ studyId, postId }: { studyId: number; postId: num
     <Layout titleKey="post.pageTitle">
       <article class="flex flex-col gap-4" data-testid="post-view" data-post-id={post.id}>
         <nav aria-label={t('task.breadcrumb')}>
-          <a href={`/studies/${studyId}/tasks/${post.task_id}`} onClick={linkClick} class={linkClass}>
-            {t('post.backToTask')}
-          </a>
+          <BackLink href={`/studies/${studyId}/tasks/${post.task_id}`}>{t('post.backToTask')}</BackLink>
         </nav>
         <header class="flex flex-col gap-1">
           <h1 class="text-2xl font-bold" data-testid="post-title">
@@ -157,7 +115,6 @@ export function PostViewPage({ studyId, postId }: { studyId: number; postId: num
 
 function PostActions({ studyId, post, isAuthor }: { studyId: number; post: Post; isAuthor: boolean }) {
   const { t } = useI18n();
-  const [confirm, setConfirm] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
 
@@ -185,21 +142,13 @@ function PostActions({ studyId, post, isAuthor }: { studyId: number; post: Post;
             {t('post.edit')}
           </a>
         )}
-        {!confirm ? (
-          <Button variant="secondary" onClick={() => setConfirm(true)}>
-            {t('post.delete')}
-          </Button>
-        ) : (
-          <>
-            <span class="text-sm text-slate-800">{t('post.deleteConfirm')}</span>
-            <Button disabled={busy} onClick={() => void remove()}>
-              {t('post.deleteYes')}
-            </Button>
-            <Button variant="secondary" onClick={() => setConfirm(false)}>
-              {t('task.cancel')}
-            </Button>
-          </>
-        )}
+        <ConfirmDelete
+          label={t('post.delete')}
+          question={t('post.deleteConfirm')}
+          yes={t('post.deleteYes')}
+          busy={busy}
+          onConfirm={() => void remove()}
+        />
       </div>
       {error && <ErrorAlert>{errorMessage(error)}</ErrorAlert>}
     </div>

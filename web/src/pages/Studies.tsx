@@ -1,12 +1,11 @@
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import * as api from '../api';
 import { type StudyQuery, STUDY_STATUSES, type StudyStatus, type StudySummary } from '../api';
-import { ErrorAlert } from '../components/Alert';
-import { Button } from '../components/Button';
+import { ListError, ListTail } from '../components/InfiniteList';
 import { Layout } from '../components/Layout';
 import { Chips, StudyCard } from '../components/Study';
-import { toApiError } from '../forms';
-import { errorMessage, useI18n } from '../i18n';
+import { useI18n } from '../i18n';
+import { useInfiniteList } from '../infiniteList';
 import { statusText } from '../notifications';
 import { linkClick } from '../router';
 
@@ -46,14 +45,6 @@ export function StudiesPage() {
   const [tagText, setTagText] = useState('');
   const [sort, setSort] = useState<'newest' | 'deadline'>(init.sort);
 
-  const [items, setItems] = useState<StudySummary[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(false);
-  const [loaded, setLoaded] = useState(false);
-  const [error, setError] = useState<api.ApiError | null>(null);
-  const generation = useRef(0);
-  const sentinel = useRef<HTMLDivElement>(null);
-
   // Debounce typing in the search box.
   useEffect(() => {
     const timer = setTimeout(() => setAppliedQ(q.trim()), SEARCH_DEBOUNCE_MS);
@@ -62,30 +53,6 @@ export function StudiesPage() {
 
   const query: StudyQuery = { q: appliedQ, status, tags, sort, limit: PAGE_SIZE };
   const queryKey = JSON.stringify(query);
-
-  const fetchPage = useCallback(
-    async (from: string | null) => {
-      const gen = from === null ? ++generation.current : generation.current;
-      setLoading(true);
-      setError(null);
-      try {
-        const page = await api.listStudies({ ...(JSON.parse(queryKey) as StudyQuery), cursor: from });
-        if (gen !== generation.current) return;
-        setItems((prev) => {
-          if (from === null) return page.items;
-          const seen = new Set(prev.map((s) => s.id));
-          return [...prev, ...page.items.filter((s) => !seen.has(s.id))];
-        });
-        setCursor(page.next_cursor);
-        setLoaded(true);
-      } catch (e) {
-        if (gen === generation.current) setError(toApiError(e));
-      } finally {
-        if (gen === generation.current) setLoading(false);
-      }
-    },
-    [queryKey],
-  );
 
   // Mirror the filters into the address without adding history entries.
   useEffect(() => {
@@ -99,31 +66,8 @@ export function StudiesPage() {
     if (location.pathname === '/studies' && url !== location.pathname + location.search) history.replaceState(null, '', url);
   }, [queryKey]);
 
-  // A new query starts over from the first page.
-  useEffect(() => {
-    setItems([]);
-    setCursor(null);
-    setLoaded(false);
-    fetchPage(null);
-  }, [fetchPage]);
-
-  const loadMore = useCallback(() => {
-    if (cursor && !loading && !error) fetchPage(cursor);
-  }, [cursor, loading, error, fetchPage]);
-
-  // Infinite scroll: load the next page when the sentinel scrolls into view.
-  useEffect(() => {
-    const el = sentinel.current;
-    if (!el || !cursor || typeof IntersectionObserver === 'undefined') return;
-    const io = new IntersectionObserver(
-      (entries) => {
-        if (entries.some((e) => e.isIntersecting)) loadMore();
-      },
-      { rootMargin: '200px' },
-    );
-    io.observe(el);
-    return () => io.disconnect();
-  }, [cursor, loadMore]);
+  const list = useInfiniteList<StudySummary>(queryKey, (cursor) => api.listStudies({ ...query, cursor }));
+  const { items, loading, loaded, error } = list;
 
   function addTags(text: string) {
     const add = parseTags(text);
@@ -233,14 +177,7 @@ export function StudiesPage() {
           </div>
         </form>
 
-        {error && (
-          <div class="flex flex-col items-start gap-2">
-            <ErrorAlert>{errorMessage(error)}</ErrorAlert>
-            <Button variant="secondary" onClick={() => fetchPage(items.length ? cursor : null)}>
-              {t('error.retry')}
-            </Button>
-          </div>
-        )}
+        <ListError list={list} />
 
         <section aria-labelledby="studies-results" aria-busy={loading}>
           <h2 id="studies-results" class="sr-only">
@@ -258,19 +195,7 @@ export function StudiesPage() {
               </li>
             ))}
           </ul>
-          <div ref={sentinel} aria-hidden="true" class="h-1" />
-          {loading && (
-            <p role="status" class="py-4 text-center text-slate-600">
-              {t('app.loading')}
-            </p>
-          )}
-          {cursor && !loading && !error && (
-            <div class="flex justify-center py-4">
-              <Button variant="secondary" onClick={loadMore}>
-                {t('studies.loadMore')}
-              </Button>
-            </div>
-          )}
+          <ListTail list={list} loadMoreLabel={t('studies.loadMore')} roomy />
         </section>
       </div>
     </Layout>

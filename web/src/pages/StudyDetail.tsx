@@ -8,6 +8,7 @@ import { ChatPanel } from '../components/ChatPanel';
 import { TaskBoard } from '../components/TaskBoard';
 import { UploadPicker } from '../components/Uploads';
 import { Layout } from '../components/Layout';
+import { BackLink, PageNotice } from '../components/PageNotice';
 import { linkClass, MessageLink, ratingText, Stars, StatusBadge, StudyLink, TagList, UserLink } from '../components/Study';
 import { useApp } from '../context';
 import { goWithNotice } from '../flash';
@@ -164,12 +165,9 @@ export function StudyDetailPage({ id }: { id: number }) {
   if (load.state === 'error') {
     return (
       <Layout titleKey="study.title">
-        <div class="flex flex-col items-start gap-4">
-          <ErrorAlert>{load.error.code === 'not_found' ? t('study.notFound') : errorMessage(load.error)}</ErrorAlert>
-          <a href="/studies" onClick={linkClick} class={linkClass}>
-            {t('study.backToList')}
-          </a>
-        </div>
+        <PageNotice error back={<BackLink href="/studies">{t('study.backToList')}</BackLink>}>
+          {load.error.code === 'not_found' ? t('study.notFound') : errorMessage(load.error)}
+        </PageNotice>
       </Layout>
     );
   }

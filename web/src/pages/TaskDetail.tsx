@@ -1,57 +1,31 @@
 // One task (`/studies/:id/tasks/:taskId`): its details, controls and posts.
 // Watches the study, so edits, completion, deletion and new posts by others
 // show up live.
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import * as api from '../api';
-import type { ApiError, Member, StudyDetail, Task } from '../api';
-import { ErrorAlert, Notice } from '../components/Alert';
+import type { Member, Task } from '../api';
 import { Layout } from '../components/Layout';
+import { BackLink, PageNotice } from '../components/PageNotice';
 import { PostList } from '../components/PostList';
-import { linkClass } from '../components/Study';
 import { TaskControls, TaskMeta, TaskStatusBadge } from '../components/Task';
 import { TaskForm } from '../components/TaskForm';
-import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
-import { linkClick, navigate } from '../router';
+import { useItemLoad } from '../itemLoad';
+import { navigate } from '../router';
 import { leaveDeletedStudy, useStudyEvents } from '../studyLive';
-
-type Load =
-  | { state: 'loading' }
-  | { state: 'error'; error: ApiError }
-  | { state: 'ready'; study: StudyDetail; task: Task; members: Member[] };
 
 export function TaskDetailPage({ studyId, taskId }: { studyId: number; taskId: number }) {
   const { t } = useI18n();
-  const [load, setLoad] = useState<Load>({ state: 'loading' });
-  const [deleted, setDeleted] = useState(false);
+  const { load, setLoad, reload, deleted, setDeleted } = useItemLoad(async () => {
+    const [study, task, members] = await Promise.all([
+      api.getStudy(studyId),
+      api.getTask(studyId, taskId),
+      api.listMembers(studyId).catch(() => [] as Member[]),
+    ]);
+    return { study, task, members };
+  }, [studyId, taskId]);
   const [removed, setRemoved] = useState(false);
   const [editing, setEditing] = useState(false);
-  const seq = useRef(0);
-  const loaded = useRef(false);
-
-  const reload = useCallback(async () => {
-    const mine = ++seq.current;
-    try {
-      const [study, task, members] = await Promise.all([
-        api.getStudy(studyId),
-        api.getTask(studyId, taskId),
-        api.listMembers(studyId).catch(() => [] as Member[]),
-      ]);
-      if (mine !== seq.current) return;
-      loaded.current = true;
-      setLoad({ state: 'ready', study, task, members });
-    } catch (e) {
-      if (mine !== seq.current) return;
-      const err = toApiError(e);
-      // Still showing the task and it is gone now: say so instead of a bare error.
-      if (err.code === 'not_found' && loaded.current) setDeleted(true);
-      setLoad((prev) => (prev.state === 'ready' ? prev : { state: 'error', error: err }));
-    }
-  }, [studyId, taskId]);
-
-  useEffect(() => {
-    void reload();
-  }, [reload]);
 
   const setTask = (task: Task) => setLoad((prev) => (prev.state === 'ready' ? { ...prev, task } : prev));
 
@@ -71,43 +45,24 @@ export function TaskDetailPage({ studyId, taskId }: { studyId: number; taskId: n
   );
 
   const back = (
-    <a href={`/studies/${studyId}`} onClick={linkClick} class={linkClass} data-testid="back-to-study">
+    <BackLink href={`/studies/${studyId}`} testId="back-to-study">
       {load.state === 'ready' ? t('task.backTo', { study: load.study.title }) : t('task.backToStudy')}
-    </a>
+    </BackLink>
   );
 
-  if (removed) {
+  if (removed || deleted || load.state !== 'ready') {
     return (
       <Layout titleKey="task.pageTitle">
-        <div class="flex flex-col items-start gap-4">
-          <Notice>{t('study.removedNotice')}</Notice>
-          <a href={`/studies/${studyId}`} onClick={linkClick} class={linkClass}>
-            {t('task.backToStudy')}
-          </a>
-        </div>
-      </Layout>
-    );
-  }
-  if (deleted) {
-    return (
-      <Layout titleKey="task.pageTitle">
-        <div class="flex flex-col items-start gap-4">
-          <Notice>{t('task.deletedNotice')}</Notice>
-          {back}
-        </div>
-      </Layout>
-    );
-  }
-  if (load.state !== 'ready') {
-    return (
-      <Layout titleKey="task.pageTitle">
-        {load.state === 'loading' ? (
-          <p role="status">{t('app.loading')}</p>
+        {removed ? (
+          <PageNotice back={<BackLink href={`/studies/${studyId}`}>{t('task.backToStudy')}</BackLink>}>{t('study.removedNotice')}</PageNotice>
+        ) : deleted ? (
+          <PageNotice back={back}>{t('task.deletedNotice')}</PageNotice>
+        ) : load.state === 'error' ? (
+          <PageNotice error back={back}>
+            {load.error.code === 'not_found' ? t('task.notFound') : errorMessage(load.error)}
+          </PageNotice>
         ) : (
-          <div class="flex flex-col items-start gap-4">
-            <ErrorAlert>{load.error.code === 'not_found' ? t('task.notFound') : errorMessage(load.error)}</ErrorAlert>
-            {back}
-          </div>
+          <p role="status">{t('app.loading')}</p>
         )}
       </Layout>
     );
