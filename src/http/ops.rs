@@ -17,7 +17,13 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         return Err(ApiError::Unavailable);
     }
     state.store.ping().await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "database": format!("{:?}", state.store.kind()).to_lowercase() })))
+    // The object store is named, not probed: a network round trip to S3 on every readiness
+    // probe would cost more than it tells (uploads report their own failures).
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "database": format!("{:?}", state.store.kind()).to_lowercase(),
+        "storage": state.objects.kind(),
+    })))
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

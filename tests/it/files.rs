@@ -211,6 +211,15 @@ async fn uploads_and_downloads(objects: Objects) {
         ],
     )
     .await;
+    let (_, ready) = get(&s, "/readyz", None).await;
+    assert_eq!(
+        ready["storage"],
+        if objects == Objects::S3 {
+            "s3"
+        } else {
+            "local"
+        }
+    );
     let (leader, author, member, outsider) = (
         signup(&s).await,
         signup(&s).await,
