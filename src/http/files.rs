@@ -178,7 +178,8 @@ async fn checked_upload(
     }
 }
 
-/// `GET /api/studies/{study_id}/files/{file_id}` (members): the bytes, as an attachment.
+/// `GET` (and `HEAD`) `/api/studies/{study_id}/files/{file_id}` (members): the bytes, as an
+/// attachment.
 pub async fn download(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -212,7 +213,6 @@ pub async fn download(
         }
         RangeAnswer::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
     };
-    let body = state.objects.get(&f.object_key, start, end).await?;
     resp.insert_header((header::CONTENT_TYPE, f.content_type.as_str()))
         .insert_header((header::CONTENT_DISPOSITION, content_disposition(&f.name)))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -224,8 +224,18 @@ pub async fn download(
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "private, no-cache"));
+    let len = end + 1 - start;
+    // HEAD (download managers probe with it): the same headers and length, and no object
+    // read; the server sends no body for HEAD whatever the body says.
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(resp.body(SizedStream::new(
+            len,
+            futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
+        )));
+    }
+    let body = state.objects.get(&f.object_key, start, end).await?;
     Ok(resp.body(SizedStream::new(
-        end + 1 - start,
+        len,
         ReaderStream::with_capacity(body, DOWNLOAD_CHUNK),
     )))
 }

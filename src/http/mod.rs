@@ -340,6 +340,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         web::get().to(files::download),
     );
     t.add(
+        "head",
+        "/api/studies/{study_id}/files/{file_id}",
+        Study(MEMBERS),
+        web::head().to(files::download),
+    );
+    t.add(
         "delete",
         "/api/studies/{study_id}/files/{file_id}",
         Study(MEMBERS),

@@ -515,6 +515,19 @@ const OPS: &[Op] = &[
         ],
     },
     Op {
+        method: "head",
+        path: "/api/studies/{study_id}/files/{file_id}",
+        summary: "A download's headers and length without the bytes (members); ranges as for GET",
+        tag: "files",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "Headers of the whole file", None),
+            (206, "Headers of a byte range", None),
+            (404, "not_found", None),
+        ],
+    },
+    Op {
         method: "delete",
         path: "/api/studies/{study_id}/files/{file_id}",
         summary: "Delete a file (its uploader, or the leader)",

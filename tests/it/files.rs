@@ -284,6 +284,33 @@ async fn uploads_and_downloads(objects: Objects) {
     let etag = h["etag"].clone();
     assert_eq!(etag, format!("\"{}\"", f["sha256"].as_str().unwrap()));
 
+    // HEAD: the same headers and length, no body.
+    let mut r = client()
+        .head(format!("{}{url}", s.url()))
+        .insert_header(("Cookie", member.cookie.clone()))
+        .insert_header(("Range", "bytes=0-99"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    let h = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(h("content-length").as_deref(), Some("100"));
+    assert_eq!(h("content-range").as_deref(), Some("bytes 0-99/300000"));
+    assert_eq!(h("etag"), Some(etag.clone()));
+    assert!(r.body().await.unwrap().is_empty());
+    let r = client()
+        .head(format!("{}{url}", s.url()))
+        .insert_header(("Cookie", outsider.cookie.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
     // Ranges: a slice, a suffix, past the end; a changed validator gets the whole file.
     let (st, h, got) = get_raw(
         &s,

@@ -904,7 +904,7 @@ async fn authorization_matrix(b: &Backend) {
                 ("post", p) if p.ends_with("/posts") => json!({ "title": "p", "body": "b" }),
                 ("patch", p) if p.ends_with("/posts/{post_id}") => json!({ "title": "p2" }),
                 ("post", p) if p.ends_with("/attachments") => Value::String("upload".into()),
-                ("delete", _) => Value::Null,
+                ("delete", _) | ("head", _) => Value::Null,
                 ("post", p)
                     if p.ends_with("/bookmark")
                         || p.ends_with("/leave")
@@ -921,6 +921,12 @@ async fn authorization_matrix(b: &Backend) {
                 get(&s, &path, cookie).await.0
             } else if spec.method == "delete" {
                 delete(&s, &path, cookie).await.0
+            } else if spec.method == "head" {
+                let mut req = client().head(format!("{}{path}", s.url()));
+                if let Some(c) = cookie {
+                    req = req.insert_header(("Cookie", c.to_string()));
+                }
+                req.send().await.unwrap().status().as_u16()
             } else if body == Value::String("upload".into()) {
                 let path = format!("{path}?name=matrix.txt");
                 post_bytes(&s, &path, b"bytes".to_vec(), "text/plain", cookie)
