@@ -829,3 +829,44 @@ async fn resend_of_a_client_id_the_room_does_not_remember(b: &Backend) {
     s.shutdown().await;
 }
 both_backends!(resend_of_a_client_id_the_room_does_not_remember);
+
+/// Deleting a study takes everything in it: rooms with messages, reactions and read markers,
+/// tasks and posts; the people in its rooms are told the room closed.
+async fn deleting_a_study_takes_its_rooms_and_work(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, m, study, room) = room_with_members(&s, 1).await;
+    let (mut ws, _) = join(&s, &m[0], room, None).await;
+    send_text(&mut ws, send(room, "c1", "hello")).await;
+    assert_eq!(next_of(&mut ws, "chat.ack").await["seq"].as_i64(), Some(1));
+    send_text(
+        &mut ws,
+        json!({ "type": "chat.react", "id": "r", "room_id": room, "seq": 1, "emoji": "👍", "on": true }).to_string(),
+    )
+    .await;
+    assert_eq!(next_of(&mut ws, "ack").await["id"], "r");
+    send_text(
+        &mut ws,
+        json!({ "type": "chat.read", "id": "rd", "room_id": room, "seq": 1 }).to_string(),
+    )
+    .await;
+    assert_eq!(next_of(&mut ws, "ack").await["id"], "rd");
+    let task = crate::tasks::new_task(&s, study, &m[0], json!({ "title": "t" })).await;
+    crate::tasks::new_post(&s, study, task["id"].as_i64().unwrap(), &m[0], "p", "b").await;
+
+    let (st, _) = delete(&s, &format!("/api/studies/{study}"), Some(&leader.cookie)).await;
+    assert_eq!(st, 204);
+    let f = next_of(&mut ws, "chat.closed").await;
+    assert_eq!(f["room_id"].as_i64(), Some(room));
+    for path in [
+        format!("/api/studies/{study}"),
+        format!("/api/studies/{study}/chat_rooms/{room}/messages"),
+        format!("/api/studies/{study}/tasks"),
+    ] {
+        assert_eq!(get(&s, &path, Some(&leader.cookie)).await.0, 404, "{path}");
+    }
+    // The member's study list no longer has it.
+    let (_, mine) = get(&s, "/api/me/studies", Some(&m[0].cookie)).await;
+    assert_eq!(mine["joined"], json!([]));
+    s.shutdown().await;
+}
+both_backends!(deleting_a_study_takes_its_rooms_and_work);
