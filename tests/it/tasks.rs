@@ -223,6 +223,77 @@ async fn tasks_board_filters_and_edits(b: &Backend) {
 }
 both_backends!(tasks_board_filters_and_edits);
 
+/// A member who leaves or is removed gives back their open tasks (an assignee must be a
+/// member); the tasks they finished keep their name.
+async fn leaving_unassigns_open_tasks(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, quitter, removed) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&quitter, &removed]).await;
+    let mut open = Vec::new();
+    for who in [&quitter, &removed] {
+        open.push(
+            new_task(
+                &s,
+                id,
+                &leader,
+                json!({ "title": "open", "assignee_id": uid(who) }),
+            )
+            .await,
+        );
+        new_task(
+            &s,
+            id,
+            &leader,
+            json!({ "title": "done", "assignee_id": uid(who), "status": "done" }),
+        )
+        .await;
+    }
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{id}/leave"),
+        json!({}),
+        Some(&quitter.cookie),
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{id}/members/{}/remove", uid(&removed)),
+        json!({ "ban": false }),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (_, board) = get(
+        &s,
+        &format!("/api/studies/{id}/tasks"),
+        Some(&leader.cookie),
+    )
+    .await;
+    let assignees: Vec<(String, Value)> = board["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["title"].as_str().unwrap().to_string(),
+                t["assignee"]["id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        assignees,
+        [
+            ("open".to_string(), Value::Null),
+            ("done".to_string(), json!(uid(&quitter))),
+            ("open".to_string(), Value::Null),
+            ("done".to_string(), json!(uid(&removed))),
+        ]
+    );
+    s.shutdown().await;
+}
+both_backends!(leaving_unassigns_open_tasks);
+
 async fn posts_search_paging_and_authorship(b: &Backend) {
     let s = start(b, &[]).await;
     let (leader, alice, bob) = (signup(&s).await, signup(&s).await, signup(&s).await);
