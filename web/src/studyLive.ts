@@ -6,6 +6,8 @@
 // when connected and after every `hello`, and `study.unwatch` on unmount.
 // `onReconnect` runs after every `hello` and on a `resync` for the study:
 // events may have been missed, so the caller re-reads what it shows.
+// `onMembersChanged` runs on `member_left` / `member_removed`: the leaver's open
+// tasks were unassigned by the server, so a board re-reads.
 // `onRemoved` runs on `study.removed` (this user was removed from the study),
 // `onDeleted` on the `deleted` study event (the leader deleted the study; see
 // `leaveDeletedStudy`).
@@ -56,7 +58,13 @@ export function leaveDeletedStudy(title: string | null, toMine = true): void {
 
 export function useStudyEvents(
   studyId: number,
-  handlers: { onEvent: (e: ContentEvent) => void; onReconnect: () => void; onRemoved?: () => void; onDeleted?: () => void },
+  handlers: {
+    onEvent: (e: ContentEvent) => void;
+    onReconnect: () => void;
+    onRemoved?: () => void;
+    onDeleted?: () => void;
+    onMembersChanged?: () => void;
+  },
   { watch }: { watch: boolean },
 ): void {
   const live = useApp().live;
@@ -81,8 +89,14 @@ export function useStudyEvents(
       live.on('study.event', (f) => {
         const frame = f as AnyFrame;
         if (frame.study_id !== studyId) return;
-        if (studyEventKind(frame) === 'deleted') {
+        const kind = studyEventKind(frame);
+        if (kind === 'deleted') {
           ref.current.onDeleted?.();
+          return;
+        }
+        // Someone left or was removed: the server gave their open tasks back to the pool.
+        if (kind === 'member_left' || kind === 'member_removed') {
+          ref.current.onMembersChanged?.();
           return;
         }
         const e = contentEvent(frame);

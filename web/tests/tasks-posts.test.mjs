@@ -576,3 +576,28 @@ test('recruiting-post files, limits from the server, post counts from task_updat
   await waitForPath(mp, '/studies');
   assert.equal(await mp.getByTestId('flash').count(), 0);
 });
+
+test('a member who leaves gives back their open tasks, live on the leader\'s board', { timeout: 120_000 }, async () => {
+  const suffix = randomBytes(3).toString('hex');
+  const leader = await signup(`Lead ${suffix}`);
+  const member = await signup(`Quits ${suffix}`);
+  const id = await studyWith(leader, [member], `Leaving ${suffix}`);
+  const open = await call(leader.session, 'POST', `/api/studies/${id}/tasks`, { title: `open ${suffix}`, assignee_id: member.user.id });
+  const done = await call(leader.session, 'POST', `/api/studies/${id}/tasks`, { title: `done ${suffix}`, assignee_id: member.user.id, status: 'done' });
+  assert.equal(open.status, 201, JSON.stringify(open.body));
+  assert.equal(done.status, 201, JSON.stringify(done.body));
+
+  const { page } = await pageFor(leader);
+  await page.goto(`/studies/${id}`);
+  await waitForConnState(page, 'connected');
+  const board = page.getByTestId('task-board');
+  const assignee = (task) => board.locator(`[data-testid="task"][data-task-id="${task.body.task.id}"]`).getByTestId('task-assignee');
+  await waitUntil('the board shows both assignees', async () => (await assignee(open).textContent())?.trim() === `Quits ${suffix}`);
+  await markPage(page);
+
+  const left = await call(member.session, 'POST', `/api/studies/${id}/leave`, {});
+  assert.equal(left.status, 204, JSON.stringify(left.body));
+  await waitUntil('the open task is unassigned live', async () => (await assignee(open).textContent())?.trim() === 'Nobody', LIVE_TIMEOUT_MS);
+  assert.equal((await assignee(done).textContent())?.trim(), `Quits ${suffix}`, 'a done task keeps who did it');
+  assert.ok(await stillSamePage(page), 'the leader page was never reloaded');
+});

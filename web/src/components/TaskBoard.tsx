@@ -69,6 +69,7 @@ export function TaskBoard({ studyId, members }: { studyId: number; members: Memb
         eventsSeen.current += 1;
       },
       onReconnect: () => void reload(),
+      onMembersChanged: () => void reload(),
     },
     { watch: false },
   );
