@@ -1,6 +1,6 @@
 //! Object storage for file bytes: one [`ObjectStore`] trait, a local directory (the default,
 //! under the data dir) and S3 (any S3-compatible service). The same conformance suite
-//! (`tests/it/storage.rs`) runs on both.
+//! (`tests/it/files.rs`, `conformance`) runs on both.
 //!
 //! Keys are random and never derived from a filename. An upload is spooled to a temp file
 //! first (hashed, sniffed and size-checked on the way), then stored, and only then is its
