@@ -755,11 +755,23 @@ async fn uploads_and_downloads_postgres_s3() {
 
 /// `kill -9` in the middle of an upload: after a restart no row points at a missing object
 /// and nothing half-written is left; an upload acknowledged just before the kill is whole.
-#[actix_rt::test]
-async fn upload_killed_midway_leaves_nothing_behind() {
-    let b = Backend::new(Db::Sqlite).await;
+async fn upload_killed_midway(objects: Objects) {
+    let b = Backend::new(if objects == Objects::S3 {
+        Db::Postgres
+    } else {
+        Db::Sqlite
+    })
+    .await;
+    let args: Vec<String> = if objects == Objects::S3 {
+        s3_args()
+    } else {
+        vec![]
+    };
+    let extra: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The test's own handle on the same object store, to list what is there.
+    let store = open_objects(&b, objects, &args).await;
     let port = free_port();
-    let mut child = spawn_server_with(&b, port, &[]).await;
+    let mut child = spawn_server_with(&b, port, &extra).await;
     let s_url = format!("http://127.0.0.1:{port}");
     // The HTTP helpers want a RunningServer; drive this one by hand.
     let signup = |id: String| {
@@ -854,7 +866,7 @@ async fn upload_killed_midway_leaves_nothing_behind() {
     child.wait().await.unwrap();
     drop(sock);
 
-    let mut child = spawn_server_with(&b, port, &[]).await;
+    let mut child = spawn_server_with(&b, port, &extra).await;
     let (st, p) = call(
         "GET",
         &format!("/api/studies/{id}/posts/{pid}"),
@@ -885,22 +897,22 @@ async fn upload_killed_midway_leaves_nothing_behind() {
     assert_eq!(files[0]["id"], kept_file["file"]["id"]);
     // Nothing half-written: the spool is empty and the only object is the kept one.
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
-    let objects: Vec<_> = walk(&b.dir.path().join("objects"));
-    assert_eq!(objects.len(), 1, "{objects:?}");
+    let stored = store.list().await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].size, kept.len() as u64);
     child.start_kill().unwrap();
     child.wait().await.unwrap();
+    b.drop_db().await;
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
+#[actix_rt::test]
+async fn upload_killed_midway_sqlite_local() {
+    upload_killed_midway(Objects::Local).await;
+}
+
+#[actix_rt::test]
+async fn upload_killed_midway_postgres_s3() {
+    upload_killed_midway(Objects::S3).await;
 }
 
 /// Uploads racing for the last of a study's quota: exactly as many are stored as fit, the
