@@ -18,9 +18,9 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::actors::sequenced::{SequencedSends, settle};
+use crate::actors::sequenced::{SequencedSends, admit, settle};
 use crate::actors::user_session::push_notifications;
-use crate::chat::sequencer::{Admit, Pending, Sequencer};
+use crate::chat::sequencer::{Pending, Sequencer};
 use crate::chat::{self, Author, ChatMessage, NewChatMessage};
 use crate::error::ApiError;
 use crate::ids::{ConnId, RoomId, StudyId, UserId};
@@ -187,30 +187,7 @@ impl ChatRoom {
         if !self.joined.contains_key(&conn) {
             return self.push(conn, error_frame(req, &ApiError::NotFound));
         }
-        let body = match chat::outgoing(&client_id, &body) {
-            Ok(b) => b,
-            Err(e) => return self.push(conn, error_frame(req, &e)),
-        };
-        match self
-            .sends
-            .admit(user, client_id, body, (conn, req), Instant::now())
-        {
-            // A resend: the first ack again, nothing stored.
-            Admit::Stored {
-                seq,
-                client_id,
-                waiter: (conn, req),
-            } => {
-                let frame = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": client_id, "seq": seq });
-                self.push(conn, frame.to_string().into());
-            }
-            Admit::Waiting => {}
-            Admit::Queued => self.flush(ctx),
-            Admit::Refused {
-                waiter: (conn, req),
-                error,
-            } => self.push(conn, error_frame(req, &error)),
-        }
+        admit(self, ctx, user, client_id, body, (conn, req));
     }
 
     /// Commits the next batch unless one is in flight.
@@ -295,8 +272,7 @@ impl ChatRoom {
             let frame = message_frame(self.id, &msg);
             self.broadcast(&frame);
             for (conn, req) in p.waiters {
-                let ack = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": m.client_id, "seq": m.seq });
-                self.push(conn, ack.to_string().into());
+                self.ack(conn, req, p.author.id, &m.client_id, m.seq);
             }
             for u in &m.mentions {
                 let excerpt: String = msg.body.chars().take(100).collect();
@@ -544,8 +520,8 @@ impl SequencedSends for ChatRoom {
         ChatRoom::committed(self, batch, messages)
     }
 
-    fn ack_stored(&mut self, conn: ConnId, req: Option<Value>, send: &Pending, seq: i64) {
-        let ack = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": send.client_id, "seq": seq });
+    fn ack(&self, conn: ConnId, req: Option<Value>, _author: UserId, client_id: &str, seq: i64) {
+        let ack = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": client_id, "seq": seq });
         ChatRoom::push(self, conn, ack.to_string().into());
     }
 

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use futures_util::future::BoxFuture;
@@ -14,10 +13,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::actors::chat_room::SEND_POLICY;
-use crate::actors::sequenced::{SequencedSends, settle};
+use crate::actors::sequenced::{SequencedSends, admit, settle};
 use crate::actors::user_session::{UserSession, UserSessionMsg};
-use crate::chat::sequencer::{Admit, Pending, Sequencer};
-use crate::chat::{self, Author, DirectMessage, NewDirectMessage};
+use crate::chat::sequencer::{Pending, Sequencer};
+use crate::chat::{Author, DirectMessage, NewDirectMessage};
 use crate::error::ApiError;
 use crate::ids::{ConnId, UserId};
 use crate::keyed_actor_handlers;
@@ -106,12 +105,6 @@ impl DirectChat {
         }
     }
 
-    fn ack(&self, conn: ConnId, req: Option<Value>, to: UserId, client_id: &str, seq: i64) {
-        let ack =
-            json!({ "type": "dm.ack", "id": req, "to": to, "client_id": client_id, "seq": seq });
-        self.push(conn, ack.to_string().into());
-    }
-
     fn send(
         &mut self,
         ctx: &mut Context<Self>,
@@ -121,28 +114,7 @@ impl DirectChat {
         body: String,
         req: Option<Value>,
     ) {
-        let body = match chat::outgoing(&client_id, &body) {
-            Ok(b) => b,
-            Err(e) => return self.push(conn, error_frame(req, &e)),
-        };
-        let to = self.other(sender.id);
-        match self
-            .sends
-            .admit(sender, client_id, body, (conn, req), Instant::now())
-        {
-            // A resend: the first ack again, nothing stored.
-            Admit::Stored {
-                seq,
-                client_id,
-                waiter: (conn, req),
-            } => self.ack(conn, req, to, &client_id, seq),
-            Admit::Waiting => {}
-            Admit::Queued => self.flush(ctx),
-            Admit::Refused {
-                waiter: (conn, req),
-                error,
-            } => self.push(conn, error_frame(req, &error)),
-        }
+        admit(self, ctx, sender, client_id, body, (conn, req));
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -197,12 +169,11 @@ impl DirectChat {
                 body: m.body,
                 created_at: m.at,
             };
-            let to = self.other(p.author.id);
             for user in [self.pair.0, self.pair.1] {
                 self.deliver(user, self.frame_for(user, &msg));
             }
             for (conn, req) in p.waiters {
-                self.ack(conn, req, to, &m.client_id, m.seq);
+                self.ack(conn, req, p.author.id, &m.client_id, m.seq);
             }
             self.sends.stored(p.author.id, m.client_id, m.seq);
             if self.recent.len() >= RECENT {
@@ -317,9 +288,9 @@ impl SequencedSends for DirectChat {
         DirectChat::committed(self, batch, messages)
     }
 
-    fn ack_stored(&mut self, conn: ConnId, req: Option<Value>, send: &Pending, seq: i64) {
-        let to = self.other(send.author.id);
-        self.ack(conn, req, to, &send.client_id, seq);
+    fn ack(&self, conn: ConnId, req: Option<Value>, author: UserId, client_id: &str, seq: i64) {
+        let ack = json!({ "type": "dm.ack", "id": req, "to": self.other(author), "client_id": client_id, "seq": seq });
+        DirectChat::push(self, conn, ack.to_string().into());
     }
 
     fn stored_seqs(&self, keys: Vec<(UserId, String)>) -> BoxFuture<'static, Vec<Option<i64>>> {

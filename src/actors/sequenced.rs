@@ -1,5 +1,5 @@
-//! What `ChatRoom` and `DirectChat` share after a batch of sends was handed to the
-//! persistence actor: settle the outcome (acks and delivery on commit, error frames on
+//! What `ChatRoom` and `DirectChat` share about sends: admitting one (body check, resend ack,
+//! queueing), and after a batch was handed to the persistence actor: settle the outcome (acks and delivery on commit, error frames on
 //! failure) and, when the batch hit the unique index because a client id was stored before
 //! the actor's memory, ack those sends with their stored seq and queue the rest again. The
 //! two actors differ only in the store lookup, the ack frame and what a commit delivers.
@@ -9,7 +9,10 @@ use bytestring::ByteString;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use crate::chat::sequencer::{Pending, Sequencer};
+use std::time::Instant;
+
+use crate::chat::sequencer::{Admit, Pending, Sequencer, Waiter};
+use crate::chat::{self, Author};
 use crate::error::ApiError;
 use crate::ids::{ConnId, UserId};
 use crate::persist::PersistError;
@@ -27,10 +30,44 @@ pub trait SequencedSends: Actor<Context = Context<Self>> {
     fn flush(&mut self, ctx: &mut Context<Self>);
     /// The batch is stored: ack, deliver, remember.
     fn committed(&mut self, batch: Vec<Pending>, committed: Self::Committed);
-    /// Acks one waiter of a send that was stored before, at `seq`.
-    fn ack_stored(&mut self, conn: ConnId, req: Option<Value>, send: &Pending, seq: i64);
+    /// Acks one waiter of `author`'s send `client_id`, stored at `seq`.
+    fn ack(&self, conn: ConnId, req: Option<Value>, author: UserId, client_id: &str, seq: i64);
     /// The stored seq of each (author, client id), `None` where it is not stored.
     fn stored_seqs(&self, keys: Vec<(UserId, String)>) -> BoxFuture<'static, Vec<Option<i64>>>;
+}
+
+/// Takes one send: checks the body, then acks a resend at once, queues a new one (committing
+/// if no batch is in flight) or refuses it.
+pub fn admit<A: SequencedSends>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    author: Author,
+    client_id: String,
+    body: String,
+    (conn, req): Waiter,
+) {
+    let body = match chat::outgoing(&client_id, &body) {
+        Ok(b) => b,
+        Err(e) => return act.push(conn, error_frame(req, &e)),
+    };
+    let author_id = author.id;
+    match act
+        .sends()
+        .admit(author, client_id, body, (conn, req), Instant::now())
+    {
+        // A resend: the first ack again, nothing stored.
+        Admit::Stored {
+            seq,
+            client_id,
+            waiter: (conn, req),
+        } => act.ack(conn, req, author_id, &client_id, seq),
+        Admit::Waiting => {}
+        Admit::Queued => act.flush(ctx),
+        Admit::Refused {
+            waiter: (conn, req),
+            error,
+        } => act.push(conn, error_frame(req, &error)),
+    }
 }
 
 /// Handles the outcome of one batch, then starts the next.
@@ -96,7 +133,7 @@ fn rearm<A: SequencedSends>(
         match seq {
             Some(seq) => {
                 for (conn, req) in p.waiters.clone() {
-                    act.ack_stored(conn, req, &p, seq);
+                    act.ack(conn, req, p.author.id, &p.client_id, seq);
                 }
                 act.sends().stored(p.author.id, p.client_id, seq);
             }
