@@ -14,13 +14,10 @@ import type { AnyFrame } from '../live';
 import { isContentEvent, studyEventKind } from '../studyLive';
 import { Button } from './Button';
 import { ErrorAlert, Notice } from './Alert';
+import { chatInputClass, chatSmallButton, Composer } from './Composer';
 import { ConnIndicator } from './ConnIndicator';
 
 const sectionClass = 'flex flex-col gap-3 rounded-lg border border-slate-200 bg-white p-4';
-const inputClass =
-  'rounded-md border border-slate-400 px-3 py-2 text-base focus-visible:outline-2 focus-visible:outline-offset-1 focus-visible:outline-blue-600';
-const smallButton =
-  'rounded border border-slate-300 bg-white px-2 py-0.5 text-xs font-semibold text-slate-800 hover:bg-slate-100 focus-visible:outline-2 focus-visible:outline-blue-600 disabled:opacity-60';
 
 export function categoryText(category: string, t: (k: MessageKey) => string): string {
   const key = `chat.category.${category}`;
@@ -84,7 +81,7 @@ export function ChatPanel({ studyId, isLeader, onRemoved }: { studyId: number; i
           <div class="flex-1">
             <ErrorAlert>{errorMessage(chat.lastError)}</ErrorAlert>
           </div>
-          <button type="button" class={smallButton} onClick={() => chat.clearError()} aria-label={t('toast.dismiss')}>
+          <button type="button" class={chatSmallButton} onClick={() => chat.clearError()} aria-label={t('toast.dismiss')}>
             ×
           </button>
         </div>
@@ -298,7 +295,7 @@ function RoomPane({ chat, view, isLeader }: { chat: StudyChat; view: RoomView; i
         <ol class="flex flex-col gap-2">
         {view.hasOlder && (
           <li class="self-center">
-            <button type="button" class={smallButton} disabled={view.loadingOlder} onClick={() => void chat.loadOlder()}>
+            <button type="button" class={chatSmallButton} disabled={view.loadingOlder} onClick={() => void chat.loadOlder()}>
               {view.loadingOlder ? t('app.loading') : t('chat.loadOlder')}
             </button>
           </li>
@@ -325,10 +322,10 @@ function RoomPane({ chat, view, isLeader }: { chat: StudyChat; view: RoomView; i
             {p.failed ? (
               <p class="mt-1 flex flex-wrap items-center gap-2 text-xs text-red-800">
                 {t('chat.failed', { reason: errorMessage({ code: p.failed }) })}
-                <button type="button" class={smallButton} onClick={() => chat.retry(p.client_id)}>
+                <button type="button" class={chatSmallButton} onClick={() => chat.retry(p.client_id)}>
                   {t('chat.retry')}
                 </button>
-                <button type="button" class={smallButton} onClick={() => chat.discard(p.client_id)}>
+                <button type="button" class={chatSmallButton} onClick={() => chat.discard(p.client_id)}>
                   {t('chat.discard')}
                 </button>
               </p>
@@ -344,35 +341,18 @@ function RoomPane({ chat, view, isLeader }: { chat: StudyChat; view: RoomView; i
       </p>
 
       {!view.closed && (
-        <form class="flex flex-col gap-2" onSubmit={submit}>
-          <label for={composerId} class="text-sm font-medium text-slate-800">
-            {t('chat.composer')}
-          </label>
-          <div class="flex items-end gap-2">
-            <textarea
-              id={composerId}
-              rows={2}
-              maxLength={CHAT_BODY_MAX}
-              value={body}
-              onInput={(e) => {
-                setBody(e.currentTarget.value);
-                if (e.currentTarget.value) chat.typing();
-                else chat.stopTyping();
-              }}
-              onBlur={() => chat.stopTyping()}
-              onKeyDown={(e) => {
-                if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-                  e.preventDefault();
-                  submit();
-                }
-              }}
-              class={`${inputClass} flex-1`}
-            />
-            <Button type="submit" disabled={!body.trim()}>
-              {t('chat.send')}
-            </Button>
-          </div>
-        </form>
+        <Composer
+          id={composerId}
+          label={t('chat.composer')}
+          body={body}
+          onInput={(value) => {
+            setBody(value);
+            if (value) chat.typing();
+            else chat.stopTyping();
+          }}
+          onBlur={() => chat.stopTyping()}
+          onSubmit={submit}
+        />
       )}
     </div>
   );
@@ -413,12 +393,12 @@ function MessageItem({ chat, message: m, isLeader, closed }: { chat: StudyChat; 
           <label for={editId} class="sr-only">
             {t('chat.editLabel')}
           </label>
-          <textarea id={editId} rows={2} maxLength={CHAT_BODY_MAX} value={draft} onInput={(e) => setDraft(e.currentTarget.value)} class={inputClass} />
+          <textarea id={editId} rows={2} maxLength={CHAT_BODY_MAX} value={draft} onInput={(e) => setDraft(e.currentTarget.value)} class={chatInputClass} />
           <div class="flex gap-2">
-            <button type="submit" class={smallButton} disabled={!draft.trim()}>
+            <button type="submit" class={chatSmallButton} disabled={!draft.trim()}>
               {t('chat.save')}
             </button>
-            <button type="button" class={smallButton} onClick={() => setEditing(false)}>
+            <button type="button" class={chatSmallButton} onClick={() => setEditing(false)}>
               {t('chat.cancel')}
             </button>
           </div>
@@ -450,7 +430,7 @@ function MessageItem({ chat, message: m, isLeader, closed }: { chat: StudyChat; 
           })}
           {!closed && (
             <details class="relative">
-              <summary class={`${smallButton} cursor-pointer list-none`} aria-label={t('chat.react')}>
+              <summary class={`${chatSmallButton} cursor-pointer list-none`} aria-label={t('chat.react')}>
                 <span aria-hidden="true">☺+</span>
               </summary>
               <div class="absolute z-10 mt-1 flex gap-1 rounded-md border border-slate-300 bg-white p-1 shadow">
@@ -475,7 +455,7 @@ function MessageItem({ chat, message: m, isLeader, closed }: { chat: StudyChat; 
           {!closed && mine && !editing && (
             <button
               type="button"
-              class={smallButton}
+              class={chatSmallButton}
               onClick={() => {
                 setDraft(m.body);
                 setEditing(true);
@@ -485,7 +465,7 @@ function MessageItem({ chat, message: m, isLeader, closed }: { chat: StudyChat; 
             </button>
           )}
           {!closed && (mine || isLeader) && (
-            <button type="button" class={smallButton} onClick={() => chat.remove(m.seq)}>
+            <button type="button" class={chatSmallButton} onClick={() => chat.remove(m.seq)}>
               {t('chat.delete')}
             </button>
           )}
@@ -527,13 +507,13 @@ function NewRoomForm({ studyId, openCount, onCreated }: { studyId: number; openC
             <label for="room-name" class="text-sm font-medium text-slate-800">
               {t('chat.roomName')}
             </label>
-            <input id="room-name" type="text" maxLength={ROOM_NAME_MAX} value={name} onInput={(e) => setName(e.currentTarget.value)} required class={inputClass} />
+            <input id="room-name" type="text" maxLength={ROOM_NAME_MAX} value={name} onInput={(e) => setName(e.currentTarget.value)} required class={chatInputClass} />
           </div>
           <div class="flex flex-col gap-1">
             <label for="room-category" class="text-sm font-medium text-slate-800">
               {t('chat.roomCategory')}
             </label>
-            <select id="room-category" value={category} onChange={(e) => setCategory(e.currentTarget.value as RoomCategory)} class={inputClass}>
+            <select id="room-category" value={category} onChange={(e) => setCategory(e.currentTarget.value as RoomCategory)} class={chatInputClass}>
               {ROOM_CATEGORIES.map((c) => (
                 <option key={c} value={c}>
                   {categoryText(c, t)}

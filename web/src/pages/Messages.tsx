@@ -3,9 +3,8 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import * as api from '../api';
 import type { ApiError } from '../api';
-import { CHAT_BODY_MAX } from '../api';
 import { ErrorAlert } from '../components/Alert';
-import { Button } from '../components/Button';
+import { chatSmallButton, Composer } from '../components/Composer';
 import { ConnIndicator } from '../components/ConnIndicator';
 import { Layout } from '../components/Layout';
 import { linkClass } from '../components/Study';
@@ -15,10 +14,6 @@ import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { linkClick } from '../router';
 
-const inputClass =
-  'rounded-md border border-slate-400 px-3 py-2 text-base focus-visible:outline-2 focus-visible:outline-offset-1 focus-visible:outline-blue-600';
-const smallButton =
-  'rounded border border-slate-300 bg-white px-2 py-0.5 text-xs font-semibold text-slate-800 hover:bg-slate-100 focus-visible:outline-2 focus-visible:outline-blue-600 disabled:opacity-60';
 
 export function MessagesPage() {
   const { t, lang } = useI18n();
@@ -179,7 +174,7 @@ export function ConversationPage({ userId }: { userId: number }) {
           <ol class="flex flex-col gap-2">
             {view?.hasOlder && (
               <li class="self-center">
-                <button type="button" class={smallButton} disabled={view.loadingOlder} onClick={() => void thread?.loadOlder()}>
+                <button type="button" class={chatSmallButton} disabled={view.loadingOlder} onClick={() => void thread?.loadOlder()}>
                   {view.loadingOlder ? t('app.loading') : t('chat.loadOlder')}
                 </button>
               </li>
@@ -231,10 +226,10 @@ export function ConversationPage({ userId }: { userId: number }) {
                 {p.failed ? (
                   <p class="mt-1 flex flex-wrap items-center gap-2 text-xs text-red-800">
                     {t('chat.failed', { reason: p.failed === 'not_found' ? t('dm.notFound') : errorMessage({ code: p.failed }) })}
-                    <button type="button" class={smallButton} onClick={() => thread?.retry(p.client_id)}>
+                    <button type="button" class={chatSmallButton} onClick={() => thread?.retry(p.client_id)}>
                       {t('chat.retry')}
                     </button>
-                    <button type="button" class={smallButton} onClick={() => thread?.discard(p.client_id)}>
+                    <button type="button" class={chatSmallButton} onClick={() => thread?.discard(p.client_id)}>
                       {t('chat.discard')}
                     </button>
                   </p>
@@ -245,30 +240,7 @@ export function ConversationPage({ userId }: { userId: number }) {
             ))}
           </ol>
         </div>
-        <form class="flex flex-col gap-2" onSubmit={submit}>
-          <label for="dm-input" class="text-sm font-medium text-slate-800">
-            {t('dm.composer', { name: title })}
-          </label>
-          <div class="flex items-end gap-2">
-            <textarea
-              id="dm-input"
-              rows={2}
-              maxLength={CHAT_BODY_MAX}
-              value={body}
-              onInput={(e) => setBody(e.currentTarget.value)}
-              onKeyDown={(e) => {
-                if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-                  e.preventDefault();
-                  submit();
-                }
-              }}
-              class={`${inputClass} flex-1`}
-            />
-            <Button type="submit" disabled={!body.trim()}>
-              {t('chat.send')}
-            </Button>
-          </div>
-        </form>
+        <Composer id="dm-input" label={t('dm.composer', { name: title })} body={body} onInput={setBody} onSubmit={submit} />
       </div>
     </Layout>
   );
