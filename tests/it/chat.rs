@@ -8,33 +8,16 @@ use studyon::server::RunningServer;
 
 use crate::both_backends;
 use crate::common::*;
-use crate::studies::{create_study, study_body};
 
 /// A study with a leader and `n` accepted members, and one open room.
 pub async fn room_with_members(s: &RunningServer, n: usize) -> (Session, Vec<Session>, i64, i64) {
     let leader = signup(s).await;
-    let study = create_study(s, &leader.cookie, study_body("Chat", &[], 20, "2027-02-01")).await;
     let mut members = Vec::new();
     for _ in 0..n {
-        let m = signup(s).await;
-        let (_, a, _) = post(
-            s,
-            &format!("/api/studies/{study}/applications"),
-            json!({}),
-            Some(&m.cookie),
-        )
-        .await;
-        let aid = a["application"]["id"].as_i64().unwrap();
-        let (st, _, _) = post(
-            s,
-            &format!("/api/studies/{study}/applications/{aid}/decision"),
-            json!({ "accept": true }),
-            Some(&leader.cookie),
-        )
-        .await;
-        assert_eq!(st, 200);
-        members.push(m);
+        members.push(signup(s).await);
     }
+    let study =
+        crate::tasks::study_with_members(s, &leader, &members.iter().collect::<Vec<_>>()).await;
     let (st, r, _) = post(
         s,
         &format!("/api/studies/{study}/chat_rooms"),
