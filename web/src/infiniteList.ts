@@ -25,6 +25,13 @@ export function useInfiniteList<T extends { id: number }>(key: string, fetch: (c
   const [loaded, setLoaded] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
   const generation = useRef(0);
+  // The generation whose answer set the `cursor` shown now, and whether a page
+  // is on its way. A cursor belongs to the query that produced it: a load
+  // fired from a stale closure (an observer created just before the query
+  // changed sees the old cursor) would read the new query past the old
+  // query's position and append the wrong items to the new first page.
+  const cursorGeneration = useRef(-1);
+  const inFlight = useRef(false);
   const sentinel = useRef<HTMLDivElement>(null);
   // The newest `fetch`: it reads the query that `key` names.
   const fetchRef = useRef(fetch);
@@ -32,7 +39,9 @@ export function useInfiniteList<T extends { id: number }>(key: string, fetch: (c
 
   const fetchPage = useCallback(
     async (from: string | null) => {
+      if (from !== null && (cursorGeneration.current !== generation.current || inFlight.current)) return;
       const gen = from === null ? ++generation.current : generation.current;
+      inFlight.current = true;
       setLoading(true);
       setError(null);
       try {
@@ -40,11 +49,15 @@ export function useInfiniteList<T extends { id: number }>(key: string, fetch: (c
         if (gen !== generation.current) return;
         setItems((prev) => (from === null ? page.items : appendNew(prev, page.items)));
         setCursor(page.next_cursor);
+        cursorGeneration.current = gen;
         setLoaded(true);
       } catch (e) {
         if (gen === generation.current) setError(toApiError(e));
       } finally {
-        if (gen === generation.current) setLoading(false);
+        if (gen === generation.current) {
+          inFlight.current = false;
+          setLoading(false);
+        }
       }
     },
     [key],

@@ -9,7 +9,10 @@ export function isoDay(offsetDays) {
   return new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
 }
 
-/** Polls `fn` until it returns something truthy; fails with `what` after `timeout`. */
+/**
+ * Polls `fn` until it returns something truthy; fails with `what` after `timeout`
+ * (`what` may be a function, called then, to say what was seen last).
+ */
 export async function waitUntil(what, fn, timeout = STEP_TIMEOUT_MS) {
   const deadline = Date.now() + timeout;
   let last;
@@ -18,7 +21,16 @@ export async function waitUntil(what, fn, timeout = STEP_TIMEOUT_MS) {
     if (last) return last;
     await new Promise((r) => setTimeout(r, 100));
   }
-  assert.fail(`timed out after ${timeout} ms waiting for ${what}`);
+  assert.fail(`timed out after ${timeout} ms waiting for ${typeof what === 'function' ? what() : what}`);
+}
+
+/** Waits until `locator` matches exactly `n` elements; the failure names the last count seen. */
+export async function waitForCount(locator, n, what) {
+  let seen;
+  await waitUntil(
+    () => `${what} (${n} expected, ${seen} seen)`,
+    async () => (seen = await locator.count()) === n,
+  );
 }
 
 /** API calls against one running server, as signed-up users ({user, session}). */

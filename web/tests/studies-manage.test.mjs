@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { launchBrowser, newPage, randomLoginId, waitForPath } from './browser.mjs';
 import { startServer } from './server.mjs';
-import { isoDay, waitUntil } from './api.mjs';
+import { isoDay, waitForCount, waitUntil } from './api.mjs';
 
 const LIVE_TIMEOUT_MS = 20_000;
 
@@ -68,6 +68,45 @@ function studyBody(title, tags) {
   };
 }
 
+/**
+ * Records the study list's page loads on `page`. `check()` fails when a load
+ * used a cursor that no earlier answer to the same query handed out: a cursor
+ * from another query (say, from before the filter changed) reads the new query
+ * from the old position and appends items that are not its next page.
+ */
+function watchListCursors(page) {
+  // In the order the browser saw them: a sent request or a received answer.
+  const events = [];
+  const isList = (r) => new URL(r.url()).pathname === '/api/studies' && r.method() === 'GET';
+  const queryOf = (url) => {
+    const u = new URL(url);
+    u.searchParams.delete('cursor');
+    u.searchParams.sort();
+    return u.search;
+  };
+  page.on('request', (req) => {
+    if (isList(req)) events.push({ sent: queryOf(req.url()), cursor: new URL(req.url()).searchParams.get('cursor') });
+  });
+  page.on('response', (res) => {
+    if (isList(res.request())) events.push({ answered: queryOf(res.url()), body: res.json().catch(() => null) });
+  });
+  return {
+    async check() {
+      const issued = new Set();
+      const strays = [];
+      for (const e of events) {
+        if (e.answered !== undefined) {
+          const body = await e.body;
+          if (body?.next_cursor) issued.add(`${e.answered} ${body.next_cursor}`);
+        } else if (e.cursor && !issued.has(`${e.sent} ${e.cursor}`)) {
+          strays.push(e.sent);
+        }
+      }
+      assert.deepEqual(strays, [], 'page loads with a cursor no earlier answer to that query gave');
+    },
+  };
+}
+
 const unread = async (page) => Number((await page.getByTestId('unread-count').textContent()).trim());
 
 test('manage a study: reject, accept, status, review, remove, notifications', { timeout: 240_000 }, async () => {
@@ -87,24 +126,26 @@ test('manage a study: reject, accept, status, review, remove, notifications', { 
     const r = await api(leader, 'POST', '/api/studies', studyBody(`Bulk ${suffix} #${i}`, [bulkTag]));
     assert.equal(r.status, 201, JSON.stringify(r.body));
   }
+  const cursors = watchListCursors(leader);
   await leader.goto('/studies');
   const tagFilter = leader.getByLabel('Filter by tags', { exact: true });
   await tagFilter.fill(bulkTag);
   await tagFilter.press('Enter');
   const cards = leader.getByTestId('study-card');
   await leader.getByTestId('study-card').filter({ hasText: `Bulk ${suffix} #22` }).waitFor();
-  await waitUntil('the first page', async () => (await cards.count()) === 20);
+  await waitForCount(cards, 20, 'the first page');
   await cards.nth(19).scrollIntoViewIfNeeded();
   await leader.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
-  await waitUntil('the second page via the sentinel', async () => (await cards.count()) === 23);
+  await waitForCount(cards, 23, 'the second page via the sentinel');
   await leader.getByTestId('study-card').filter({ hasText: `Bulk ${suffix} #0` }).waitFor();
   assert.equal(await leader.getByRole('button', { name: 'Load more', exact: true }).count(), 0);
   // The filter lives in the address, so a reload keeps it.
   assert.equal(new URL(leader.url()).searchParams.get('tag'), bulkTag);
   await leader.reload();
   await leader.getByTestId('chip').filter({ hasText: bulkTag }).waitFor();
-  await waitUntil('the filtered first page after reload', async () => (await cards.count()) === 20);
+  await waitForCount(cards, 20, 'the filtered first page after reload');
   await leader.getByRole('button', { name: 'Load more', exact: true }).waitFor();
+  await cursors.check();
 
   // ---- the study under test; every page below stays open ----
   const created = await api(leader, 'POST', '/api/studies', studyBody(title, ['manage']));

@@ -28,7 +28,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { launchBrowser, STEP_TIMEOUT_MS, waitForConnState, waitForPath } from './browser.mjs';
 import { startServer } from './server.mjs';
-import { api, isoDay, waitUntil } from './api.mjs';
+import { api, isoDay, waitForCount, waitUntil } from './api.mjs';
 
 const LIVE_TIMEOUT_MS = 20_000;
 
@@ -301,7 +301,7 @@ test('post list pages by cursor without repeats, searches titles; upload errors;
   const { page } = await pageFor(leader);
   await page.goto(`/studies/${id}/tasks/${taskId}`);
   const items = page.getByTestId('post-item');
-  await waitUntil('the first page', async () => (await items.count()) === 20);
+  await waitForCount(items, 20, 'the first page');
   // Scrolling to the sentinel loads the next pages, until the cursor runs out.
   await waitUntil(
     'all 45 posts by infinite scroll',
