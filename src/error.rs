@@ -238,6 +238,7 @@ impl From<Rule> for ApiError {
             Rule::DuplicateMessage => conflict("duplicate_message"),
             Rule::TaskLimit => conflict("task_limit"),
             Rule::AttachmentLimit => conflict("attachment_limit"),
+            Rule::Stale => conflict("edit_conflict"),
             Rule::QuotaExceeded => ApiError::QuotaExceeded,
             Rule::NotAuthor => ApiError::Forbidden {
                 code: "not_author",

@@ -20,6 +20,7 @@ use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision
 use crate::store::{Rule, StoreError, now_millis};
 use crate::studies::rules::StudyFields;
 use crate::studies::{Application, ApplicationStatus, Notification, StudyStatus};
+use crate::tasks::order::{Item, Newest, Step};
 use crate::ws::hub::Control;
 
 /// Studies one socket may watch at once: a tab shows one study; a few spare for overlays.
@@ -35,6 +36,8 @@ pub struct Study {
     members: HashSet<UserId>,
     /// Sockets with this study open, and whose they are.
     watchers: HashMap<ConnId, UserId>,
+    /// The newest version of each task and post announced, so none goes out of order.
+    newest: Newest,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,9 +88,10 @@ pub enum StudyMsg {
         event: serde_json::Value,
     },
     /// Study content changed (a task or post): tell the watchers who are members, the only
-    /// ones who may read it.
+    /// ones who may read it. With `order`, only if nothing newer about that item went out.
     AnnounceToMembers {
         event: serde_json::Value,
+        order: Option<(Item, Step)>,
     },
     /// Deletes the study and everything in it (leader).
     Delete {
@@ -254,6 +258,7 @@ impl KeyedActor for Study {
                 status: state.status,
                 members: state.members.into_iter().collect(),
                 watchers: HashMap::new(),
+                newest: Newest::default(),
                 deps,
             })
         })
@@ -407,7 +412,13 @@ impl KeyedActor for Study {
                 self.broadcast(&event);
                 reply.send(Ok(StudyOutcome::Done));
             }
-            StudyMsg::AnnounceToMembers { event } => {
+            StudyMsg::AnnounceToMembers { event, order } => {
+                if let Some((item, step)) = order
+                    && !self.newest.admit(item, step)
+                {
+                    reply.send(Ok(StudyOutcome::Done));
+                    return;
+                }
                 let frame = self.frame(&event);
                 for (conn, user) in &self.watchers {
                     if self.members.contains(user) {

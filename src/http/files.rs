@@ -71,6 +71,7 @@ pub async fn upload_to_study(
         &state,
         study,
         json!({ "kind": "study_attachments_changed" }),
+        None,
     )
     .await;
     Ok(HttpResponse::Created().json(json!({ "file": file })))
@@ -259,6 +260,7 @@ pub async fn delete(
                 &state,
                 study,
                 json!({ "kind": "study_attachments_changed" }),
+                None,
             )
             .await
         }

@@ -382,6 +382,11 @@ const OPS: &[Op] = &[
             (200, "{task}", None),
             (400, "validation_failed", Some("Error")),
             (404, "not_found", Some("Error")),
+            (
+                409,
+                "edit_conflict (version given and stale)",
+                Some("Error"),
+            ),
         ],
     },
     Op {
@@ -439,6 +444,11 @@ const OPS: &[Op] = &[
             (200, "{post}", None),
             (403, "not_author", Some("Error")),
             (404, "not_found", Some("Error")),
+            (
+                409,
+                "edit_conflict (version given and stale)",
+                Some("Error"),
+            ),
         ],
     },
     Op {
@@ -918,7 +928,8 @@ pub fn document() -> Value {
                         "description": { "type": "string", "maxLength": 20000, "description": "markdown" },
                         "due_on": { "type": ["string", "null"], "format": "date" },
                         "assignee_id": { "type": ["integer", "null"], "description": "a current member" },
-                        "status": { "type": "string", "enum": ["open", "done"] }
+                        "status": { "type": "string", "enum": ["open", "done"] },
+                        "version": { "type": "integer", "description": "edit only: refuse with edit_conflict if the task changed since this version; without it the given fields apply to the current task" }
                     }
                 },
                 "PostForm": {
@@ -926,7 +937,8 @@ pub fn document() -> Value {
                     "description": "title required on create",
                     "properties": {
                         "title": { "type": "string", "minLength": 1, "maxLength": 200 },
-                        "body": { "type": "string", "maxLength": 100000, "description": "markdown; fenced code is highlighted" }
+                        "body": { "type": "string", "maxLength": 100000, "description": "markdown; fenced code is highlighted" },
+                        "version": { "type": "integer", "description": "edit only: as in TaskForm" }
                     }
                 },
                 "Error": {

@@ -11,18 +11,48 @@ use crate::actors::study::{Study, StudyMsg};
 use crate::error::ApiError;
 use crate::ids::{PostId, StudyId, TaskId};
 use crate::server::AppState;
-use crate::store::now_millis;
+use crate::store::{Rule, StoreError, now_millis};
+use crate::tasks::order::{Item, Step};
 use crate::tasks::rules::{PostFields, PostForm, TaskForm};
 use crate::tasks::{self, TaskFields, TaskFilter};
 
 type Res = Result<HttpResponse, ApiError>;
 
+/// Rounds of read-apply-write an edit without a `version` makes when another edit of the
+/// same task or post commits in between. Concurrent edits of one item are rare, so a fifth
+/// collision means sustained contention: answered with `edit_conflict`, never by writing
+/// over the other edit.
+const EDIT_ROUNDS: usize = 5;
+
+/// Runs `round` (read, apply the form, write if still at the version read) until it does
+/// not collide with another edit, at most `EDIT_ROUNDS` times; a client that named the
+/// version it edited gets the collision at once.
+async fn edit_rounds<T, F, Fut>(client_version: Option<i64>, mut round: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Result<T, StoreError>, ApiError>>,
+{
+    for n in 1.. {
+        match round().await? {
+            Err(StoreError::Rule(Rule::Stale)) if client_version.is_none() && n < EDIT_ROUNDS => {}
+            done => return Ok(done?),
+        }
+    }
+    unreachable!("the loop returns by its last round")
+}
+
 /// Tells the members watching the study (best effort: the change is stored, and a tab that
-/// missed it re-reads on reconnect).
-pub(super) async fn announce(state: &AppState, study: StudyId, event: serde_json::Value) {
+/// missed it re-reads on reconnect). `order` names the task or post and the version the
+/// event shows, so the actor drops it if a newer one already went out.
+pub(super) async fn announce(
+    state: &AppState,
+    study: StudyId,
+    event: serde_json::Value,
+    order: Option<(Item, Step)>,
+) {
     let _ = state
         .registry
-        .tell_live::<Study>(study, StudyMsg::AnnounceToMembers { event })
+        .tell_live::<Study>(study, StudyMsg::AnnounceToMembers { event, order })
         .await;
 }
 
@@ -104,6 +134,7 @@ pub async fn create(
         &state,
         study,
         json!({ "kind": "task_created", "task": task }),
+        Some((Item::Task(task.id), Step::At(task.version))),
     )
     .await;
     Ok(HttpResponse::Created().json(json!({ "task": task })))
@@ -131,24 +162,33 @@ pub async fn edit(
     body: web::Json<TaskForm>,
 ) -> Res {
     let (study, task) = (StudyId(path.0), TaskId(path.1));
-    let t = state.store.task(study, task, auth.user.id).await?;
-    let current = TaskFields {
-        title: t.title,
-        description: t.description,
-        description_html: t.description_html,
-        due_on: t.due_on,
-        assignee: t.assignee.map(|a| a.id),
-        status: t.status,
-    };
-    let fields = off_thread(move || body.into_inner().apply_to(current)).await?;
-    let task = state
-        .store
-        .update_task(study, task, auth.user.id, &fields, now_millis())
-        .await?;
+    let form = body.into_inner();
+    let task = edit_rounds(form.version, || async {
+        let t = state.store.task(study, task, auth.user.id).await?;
+        if form.version.is_some_and(|v| v != t.version) {
+            return Err(Rule::Stale.into());
+        }
+        let current = TaskFields {
+            title: t.title,
+            description: t.description,
+            description_html: t.description_html,
+            due_on: t.due_on,
+            assignee: t.assignee.map(|a| a.id),
+            status: t.status,
+        };
+        let f = form.clone();
+        let fields = off_thread(move || f.apply_to(current)).await?;
+        Ok(state
+            .store
+            .update_task(study, task, auth.user.id, &fields, t.version, now_millis())
+            .await)
+    })
+    .await?;
     announce(
         &state,
         study,
         json!({ "kind": "task_updated", "task": task }),
+        Some((Item::Task(task.id), Step::At(task.version))),
     )
     .await;
     Ok(HttpResponse::Ok().json(json!({ "task": task })))
@@ -167,6 +207,7 @@ pub async fn delete(
         &state,
         study,
         json!({ "kind": "task_deleted", "task_id": task }),
+        Some((Item::Task(task), Step::Deleted)),
     )
     .await;
     Ok(HttpResponse::NoContent().finish())
@@ -211,6 +252,7 @@ fn summary(p: &tasks::Post) -> tasks::PostSummary {
         created_at: p.created_at,
         updated_at: p.updated_at,
         attachment_count: p.attachments.len() as i64,
+        version: p.version,
     }
 }
 
@@ -231,6 +273,7 @@ pub async fn create_post(
         &state,
         study,
         json!({ "kind": "post_created", "post": summary(&post) }),
+        Some((Item::Post(post.id), Step::At(post.version))),
     )
     .await;
     task_changed(&state, study, task, auth.user.id).await;
@@ -258,24 +301,33 @@ pub async fn edit_post(
     body: web::Json<PostForm>,
 ) -> Res {
     let (study, post) = (StudyId(path.0), PostId(path.1));
-    let p = state.store.post(study, post, auth.user.id).await?;
-    if p.author.id != auth.user.id {
-        return Err(crate::store::Rule::NotAuthor.into());
-    }
-    let current = PostFields {
-        title: p.title,
-        body: p.body,
-        body_html: p.body_html,
-    };
-    let fields = off_thread(move || body.into_inner().apply_to(current)).await?;
-    let post = state
-        .store
-        .update_post(study, post, auth.user.id, &fields, now_millis())
-        .await?;
+    let form = body.into_inner();
+    let post = edit_rounds(form.version, || async {
+        let p = state.store.post(study, post, auth.user.id).await?;
+        if p.author.id != auth.user.id {
+            return Err(Rule::NotAuthor.into());
+        }
+        if form.version.is_some_and(|v| v != p.version) {
+            return Err(Rule::Stale.into());
+        }
+        let current = PostFields {
+            title: p.title,
+            body: p.body,
+            body_html: p.body_html,
+        };
+        let f = form.clone();
+        let fields = off_thread(move || f.apply_to(current)).await?;
+        Ok(state
+            .store
+            .update_post(study, post, auth.user.id, &fields, p.version, now_millis())
+            .await)
+    })
+    .await?;
     announce(
         &state,
         study,
         json!({ "kind": "post_updated", "post": summary(&post) }),
+        Some((Item::Post(post.id), Step::At(post.version))),
     )
     .await;
     Ok(HttpResponse::Ok().json(json!({ "post": post })))
@@ -294,6 +346,7 @@ pub async fn delete_post(
         &state,
         study,
         json!({ "kind": "post_deleted", "task_id": task, "post_id": post }),
+        Some((Item::Post(post), Step::Deleted)),
     )
     .await;
     task_changed(&state, study, task, auth.user.id).await;
@@ -303,7 +356,14 @@ pub async fn delete_post(
 /// Re-reads a task whose post count changed and tells the members.
 async fn task_changed(state: &AppState, study: StudyId, task: TaskId, user: crate::ids::UserId) {
     if let Ok(t) = state.store.task(study, task, user).await {
-        announce(state, study, json!({ "kind": "task_updated", "task": t })).await;
+        let order = Some((Item::Task(t.id), Step::At(t.version)));
+        announce(
+            state,
+            study,
+            json!({ "kind": "task_updated", "task": t }),
+            order,
+        )
+        .await;
     }
 }
 
@@ -319,6 +379,7 @@ pub(super) async fn post_changed(
             state,
             study,
             json!({ "kind": "post_updated", "post": summary(&p) }),
+            Some((Item::Post(p.id), Step::At(p.version))),
         )
         .await;
     }

@@ -60,6 +60,8 @@ pub enum Rule {
     NotAuthor,
     #[error("the assignee must be a member of the study")]
     AssigneeNotMember,
+    #[error("it was changed since it was read; read it again")]
+    Stale,
 }
 
 /// The live state a `Study` actor loads.

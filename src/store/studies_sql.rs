@@ -246,7 +246,7 @@ macro_rules! studies_store_impl {
                 // Open work goes back to the pool (an assignee must be a member); done tasks
                 // keep who did them.
                 sqlx::query(
-                    "UPDATE tasks SET assignee_id = NULL, updated_at = $1 WHERE study_id = $2 AND assignee_id = $3 AND status = 'open'",
+                    "UPDATE tasks SET assignee_id = NULL, updated_at = $1, version = version + 1 WHERE study_id = $2 AND assignee_id = $3 AND status = 'open'",
                 )
                 .bind(now)
                 .bind(study)

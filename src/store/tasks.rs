@@ -33,12 +33,15 @@ pub trait TaskStore: Send + Sync {
         filter: TaskFilter,
     ) -> StoreResult<Vec<Task>>;
     async fn task(&self, study: StudyId, task: TaskId, user: UserId) -> StoreResult<Task>;
+    /// Writes `fields` if the task is still at version `read` (else `Rule::Stale`).
+    #[allow(clippy::too_many_arguments)]
     async fn update_task(
         &self,
         study: StudyId,
         task: TaskId,
         user: UserId,
         fields: &TaskFields,
+        read: i64,
         now: Millis,
     ) -> StoreResult<Task>;
     /// Deletes the task with its posts and their files.
@@ -68,13 +71,16 @@ pub trait TaskStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<PostSummary>>;
     async fn post(&self, study: StudyId, post: PostId, user: UserId) -> StoreResult<Post>;
-    /// The author only.
+    /// The author only; writes `fields` if the post is still at version `read` (else
+    /// `Rule::Stale`).
+    #[allow(clippy::too_many_arguments)]
     async fn update_post(
         &self,
         study: StudyId,
         post: PostId,
         user: UserId,
         fields: &PostFields,
+        read: i64,
         now: Millis,
     ) -> StoreResult<Post>;
     /// The author or the leader. Returns the post's task and its files' objects.

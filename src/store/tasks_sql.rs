@@ -37,9 +37,9 @@ macro_rules! tasks_store_impl {
 
             const TASK_SELECT: &str = "SELECT t.id, t.study_id, t.title, t.description, t.description_html, t.due_on, t.assignee_id, a.display_name, \
                 t.status, t.created_by, c.display_name, t.created_at, t.updated_at, t.completed_at, \
-                (SELECT COUNT(*) FROM posts p WHERE p.task_id = t.id) \
+                (SELECT COUNT(*) FROM posts p WHERE p.task_id = t.id), t.version \
                 FROM tasks t JOIN users c ON c.id = t.created_by LEFT JOIN users a ON a.id = t.assignee_id";
-            type TaskRow = (i64, i64, String, String, String, Option<String>, Option<i64>, Option<String>, String, i64, String, i64, i64, Option<i64>, i64);
+            type TaskRow = (i64, i64, String, String, String, Option<String>, Option<i64>, Option<String>, String, i64, String, i64, i64, Option<i64>, i64, i64);
 
             fn task_of(r: TaskRow) -> Task {
                 Task {
@@ -56,6 +56,7 @@ macro_rules! tasks_store_impl {
                     updated_at: r.12,
                     completed_at: r.13,
                     post_count: r.14,
+                    version: r.15,
                 }
             }
 
@@ -74,9 +75,9 @@ macro_rules! tasks_store_impl {
             }
 
             const POST_SELECT: &str = "SELECT p.id, p.task_id, p.title, p.author_id, u.display_name, p.created_at, p.updated_at, \
-                (SELECT COUNT(*) FROM files f WHERE f.post_id = p.id), p.study_id, p.body, p.body_html \
+                (SELECT COUNT(*) FROM files f WHERE f.post_id = p.id), p.study_id, p.body, p.body_html, p.version \
                 FROM posts p JOIN users u ON u.id = p.author_id";
-            type PostRow = (i64, i64, String, i64, String, i64, i64, i64, i64, String, String);
+            type PostRow = (i64, i64, String, i64, String, i64, i64, i64, i64, String, String, i64);
 
             fn summary_of(r: &PostRow) -> PostSummary {
                 PostSummary {
@@ -87,6 +88,7 @@ macro_rules! tasks_store_impl {
                     created_at: r.5,
                     updated_at: r.6,
                     attachment_count: r.7,
+                    version: r.11,
                 }
             }
 
@@ -138,6 +140,7 @@ macro_rules! tasks_store_impl {
                     created_at: s.created_at,
                     updated_at: s.updated_at,
                     attachments: files_of(c, study, Some(post)).await?,
+                    version: s.version,
                 })
             }
 
@@ -170,9 +173,10 @@ macro_rules! tasks_store_impl {
                 Ok(rows.into_iter().map(|r| r.0).collect())
             }
 
-            /// Checks an upload target. With `lock`, a no-op update of the post (or study) row
-            /// first serializes concurrent uploads to it on Postgres, so the attachment count
-            /// cannot be raced past its limit (SQLite's write lock already does).
+            /// Checks an upload target. With `lock` (adding the file), updating the post (or
+            /// study) row first serializes concurrent uploads to it on Postgres, so the
+            /// attachment count cannot be raced past its limit (SQLite's write lock already
+            /// does); for a post that update is the version bump the new attachment needs.
             async fn check_upload(c: &mut Conn, study: StudyId, post: Option<PostId>, user: UserId, lock: bool) -> StoreResult<i64> {
                 let role = member(c, study, user).await?;
                 match post {
@@ -188,7 +192,7 @@ macro_rules! tasks_store_impl {
                             _ => {}
                         }
                         if lock {
-                            sqlx::query("UPDATE posts SET updated_at = updated_at WHERE id = $1").bind(p.0).execute(&mut *c).await?;
+                            bump_post(c, p).await?;
                         }
                     }
                     None if role != Role::Leader => return Err(rule(Rule::NotAuthor)),
@@ -213,6 +217,18 @@ macro_rules! tasks_store_impl {
                     .fetch_one(&mut *c)
                     .await?;
                 Ok(used)
+            }
+
+            /// A post's attachment count changed.
+            async fn bump_post(c: &mut Conn, post: PostId) -> StoreResult<()> {
+                sqlx::query("UPDATE posts SET version = version + 1 WHERE id = $1").bind(post.0).execute(&mut *c).await?;
+                Ok(())
+            }
+
+            /// A task's post count changed.
+            async fn bump_task(c: &mut Conn, task: TaskId) -> StoreResult<()> {
+                sqlx::query("UPDATE tasks SET version = version + 1 WHERE id = $1").bind(task.0).execute(&mut *c).await?;
+                Ok(())
             }
 
             #[async_trait::async_trait]
@@ -280,7 +296,7 @@ macro_rules! tasks_store_impl {
                     load_task(&mut c, study, task).await
                 }
 
-                async fn update_task(&self, study: StudyId, task: TaskId, user: UserId, f: &TaskFields, now: Millis) -> StoreResult<Task> {
+                async fn update_task(&self, study: StudyId, task: TaskId, user: UserId, f: &TaskFields, read: i64, now: Millis) -> StoreResult<Task> {
                     let mut tx = self.begin_write().await?;
                     member(&mut tx, study, user).await?;
                     let before = load_task(&mut tx, study, task).await?;
@@ -294,9 +310,15 @@ macro_rules! tasks_store_impl {
                         (TaskStatus::Done, TaskStatus::Done) => before.completed_at,
                         (_, TaskStatus::Open) => None,
                     };
-                    sqlx::query(
+                    if before.version != read {
+                        return Err(rule(Rule::Stale));
+                    }
+                    // Conditional on the version read: on Postgres another edit may commit
+                    // between the read above and this write.
+                    let written = sqlx::query(
                         "UPDATE tasks SET title = $1, description = $2, due_on = $3, assignee_id = $4, status = $5, \
-                         updated_at = $6, completed_at = $7, description_html = $9 WHERE id = $8",
+                         updated_at = $6, completed_at = $7, description_html = $9, version = version + 1 \
+                         WHERE id = $8 AND version = $10",
                     )
                     .bind(&f.title)
                     .bind(&f.description)
@@ -307,8 +329,12 @@ macro_rules! tasks_store_impl {
                     .bind(completed_at)
                     .bind(task.0)
                     .bind(&f.description_html)
+                    .bind(read)
                     .execute(&mut *tx)
                     .await?;
+                    if written.rows_affected() == 0 {
+                        return Err(rule(Rule::Stale));
+                    }
                     let t = load_task(&mut tx, study, task).await?;
                     tx.commit().await?;
                     Ok(t)
@@ -342,6 +368,7 @@ macro_rules! tasks_store_impl {
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await?;
+                    bump_task(&mut tx, task).await?;
                     let p = load_post(&mut tx, study, PostId(id)).await?;
                     tx.commit().await?;
                     Ok(p)
@@ -370,21 +397,32 @@ macro_rules! tasks_store_impl {
                     load_post(&mut c, study, post).await
                 }
 
-                async fn update_post(&self, study: StudyId, post: PostId, user: UserId, f: &PostFields, now: Millis) -> StoreResult<Post> {
+                async fn update_post(&self, study: StudyId, post: PostId, user: UserId, f: &PostFields, read: i64, now: Millis) -> StoreResult<Post> {
                     let mut tx = self.begin_write().await?;
                     member(&mut tx, study, user).await?;
-                    if load_post(&mut tx, study, post).await?.author.id != user {
+                    let before = load_post(&mut tx, study, post).await?;
+                    if before.author.id != user {
                         return Err(rule(Rule::NotAuthor));
                     }
-                    sqlx::query("UPDATE posts SET title = $1, title_key = $2, body = $3, body_html = $6, updated_at = $4 WHERE id = $5")
+                    if before.version != read {
+                        return Err(rule(Rule::Stale));
+                    }
+                    let written = sqlx::query(
+                        "UPDATE posts SET title = $1, title_key = $2, body = $3, body_html = $6, updated_at = $4, \
+                         version = version + 1 WHERE id = $5 AND version = $7",
+                    )
                         .bind(&f.title)
                         .bind(f.title.to_lowercase())
                         .bind(&f.body)
                         .bind(now)
                         .bind(post.0)
                         .bind(&f.body_html)
+                        .bind(read)
                         .execute(&mut *tx)
                         .await?;
+                    if written.rows_affected() == 0 {
+                        return Err(rule(Rule::Stale));
+                    }
                     let p = load_post(&mut tx, study, post).await?;
                     tx.commit().await?;
                     Ok(p)
@@ -399,6 +437,7 @@ macro_rules! tasks_store_impl {
                     }
                     let keys = remove_files(&mut tx, study, "f.post_id = $2", post.0).await?;
                     sqlx::query("DELETE FROM posts WHERE id = $1").bind(post.0).execute(&mut *tx).await?;
+                    bump_task(&mut tx, p.task_id).await?;
                     tx.commit().await?;
                     Ok((p.task_id, keys))
                 }
@@ -466,6 +505,9 @@ macro_rules! tasks_store_impl {
                         return Err(rule(Rule::NotAuthor));
                     }
                     let keys = remove_files(&mut tx, study, "f.id = $2", file.0).await?;
+                    if let Some(p) = post {
+                        bump_post(&mut tx, PostId(p)).await?;
+                    }
                     tx.commit().await?;
                     Ok((post.map(PostId), keys))
                 }

@@ -2,6 +2,7 @@
 //! attached to posts. Types and input rules live here; the queries in `store/tasks_sql.rs`,
 //! the bytes in `storage/`.
 
+pub mod order;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,8 @@ pub struct Task {
     pub updated_at: Millis,
     pub completed_at: Option<Millis>,
     pub post_count: i64,
+    /// Bumped by every change to the fields above (see migration 0006).
+    pub version: i64,
 }
 
 /// A validated task, new or edited.
@@ -88,6 +91,8 @@ pub struct PostSummary {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub attachment_count: i64,
+    /// Bumped by every change to the fields above, the attachment count included.
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -103,6 +108,7 @@ pub struct Post {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub attachments: Vec<StoredFile>,
+    pub version: i64,
 }
 
 /// A file's metadata; the bytes are in object storage under `object_key`.

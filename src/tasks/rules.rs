@@ -24,9 +24,13 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskForm {
+    /// On an edit, the version the client's form was based on: a task changed since then
+    /// is refused with `edit_conflict`. Without it, the given fields are applied to
+    /// whatever is current (other fields' concurrent edits are kept). Ignored on create.
+    pub version: Option<i64>,
     pub title: Option<String>,
     pub description: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -91,9 +95,11 @@ impl TaskForm {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostForm {
+    /// As `TaskForm::version`.
+    pub version: Option<i64>,
     pub title: Option<String>,
     pub body: Option<String>,
 }

@@ -585,3 +585,248 @@ async fn deleting_a_study_ends_its_watches() {
     );
     s.shutdown().await;
 }
+
+/// Four edits of one task, each naming a different field, sent at once: every change is
+/// kept (a read-apply-write without the version check loses all but the last), and a
+/// member watching sees the task's versions only go up, ending at the stored state.
+async fn concurrent_edits_merge_and_arrive_in_order(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, member) = (signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&member]).await;
+    let mut c = ws_connect(&s, &member.cookie).await;
+    hello(&mut c).await;
+    send_text(
+        &mut c,
+        json!({ "type": "study.watch", "id": "w", "study_id": id }).to_string(),
+    )
+    .await;
+    assert_eq!(next_json(&mut c).await, json!({ "type": "ack", "id": "w" }));
+    let edits = [
+        json!({ "status": "done" }),
+        json!({ "title": "renamed" }),
+        json!({ "due_on": "2027-03-01" }),
+        json!({ "description": "now described" }),
+    ];
+    for round in 0..3 {
+        let task = new_task(&s, id, &leader, json!({ "title": format!("t{round}") })).await;
+        let tid = task["id"].as_i64().unwrap();
+        assert_eq!(task["version"], 1);
+        let path = format!("/api/studies/{id}/tasks/{tid}");
+        let who = [&leader, &member, &leader, &member];
+        let answers = futures_util::future::join_all(
+            edits
+                .iter()
+                .zip(who)
+                .map(|(e, w)| patch(&s, &path, e.clone(), &w.cookie)),
+        )
+        .await;
+        for (st, body) in &answers {
+            assert_eq!(*st, 200, "{body}");
+        }
+        let (st, now) = get(&s, &path, Some(&leader.cookie)).await;
+        assert_eq!(st, 200);
+        let t = &now["task"];
+        assert_eq!(
+            (&t["status"], &t["title"], &t["due_on"], &t["description"]),
+            (
+                &json!("done"),
+                &json!("renamed"),
+                &json!("2027-03-01"),
+                &json!("now described")
+            ),
+            "round {round}: an edit was lost: {t}"
+        );
+        assert_eq!(t["version"], 5, "one version per edit");
+
+        // The watcher: task_created, then updates with rising versions up to the last.
+        let created = next_json(&mut c).await;
+        assert_eq!(created["event"]["kind"], "task_created", "{created}");
+        let mut last = 1;
+        while last < 5 {
+            let f = next_json(&mut c).await;
+            assert_eq!(f["event"]["kind"], "task_updated", "{f}");
+            let v = f["event"]["task"]["version"].as_i64().unwrap();
+            assert!(v > last, "version {v} after {last}");
+            last = v;
+            if v == 5 {
+                assert_eq!(
+                    &f["event"]["task"], t,
+                    "the last event shows the stored task"
+                );
+            }
+        }
+    }
+    s.shutdown().await;
+}
+both_backends!(concurrent_edits_merge_and_arrive_in_order);
+
+/// An edit that names the version it was based on is refused once the item has moved on:
+/// 409 `edit_conflict`, nothing written. Post and task counts move versions too.
+async fn stale_versions_are_refused(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, member) = (signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&member]).await;
+    let task = new_task(&s, id, &leader, json!({ "title": "base" })).await;
+    let tid = task["id"].as_i64().unwrap();
+    let tpath = format!("/api/studies/{id}/tasks/{tid}");
+
+    let (st, a) = patch(
+        &s,
+        &tpath,
+        json!({ "version": 1, "title": "first" }),
+        &leader.cookie,
+    )
+    .await;
+    assert_eq!((st, &a["task"]["version"]), (200, &json!(2)), "{a}");
+    let (st, e) = patch(
+        &s,
+        &tpath,
+        json!({ "version": 1, "title": "second" }),
+        &member.cookie,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (409, Some("edit_conflict")),
+        "{e}"
+    );
+    let (_, now) = get(&s, &tpath, Some(&leader.cookie)).await;
+    assert_eq!(
+        (&now["task"]["title"], &now["task"]["version"]),
+        (&json!("first"), &json!(2))
+    );
+
+    // A new post changes the task's post count, so the task's version moves.
+    let p = new_post(&s, id, tid, &member, "p", "body").await;
+    let pid = p["id"].as_i64().unwrap();
+    let (_, now) = get(&s, &tpath, Some(&leader.cookie)).await;
+    assert_eq!(
+        (&now["task"]["post_count"], &now["task"]["version"]),
+        (&json!(1), &json!(3))
+    );
+    let (st, e) = patch(
+        &s,
+        &tpath,
+        json!({ "version": 2, "status": "done" }),
+        &leader.cookie,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (409, Some("edit_conflict")),
+        "{e}"
+    );
+
+    let ppath = format!("/api/studies/{id}/posts/{pid}");
+    let (st, a) = patch(
+        &s,
+        &ppath,
+        json!({ "version": 1, "body": "edited" }),
+        &member.cookie,
+    )
+    .await;
+    assert_eq!((st, &a["post"]["version"]), (200, &json!(2)), "{a}");
+    let (st, e) = patch(
+        &s,
+        &ppath,
+        json!({ "version": 1, "title": "clobber" }),
+        &member.cookie,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (409, Some("edit_conflict")),
+        "{e}"
+    );
+    // Without a version the edit applies to what is current and keeps the other field.
+    let (st, a) = patch(&s, &ppath, json!({ "title": "retitled" }), &member.cookie).await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(
+        (
+            &a["post"]["title"],
+            &a["post"]["body"],
+            &a["post"]["version"]
+        ),
+        (&json!("retitled"), &json!("edited"), &json!(3))
+    );
+    s.shutdown().await;
+}
+both_backends!(stale_versions_are_refused);
+
+/// The `Study` actor forwards a task event only if it is newer than what went out: an older
+/// state announced late (an edit's announcement overtaken by a later edit's) is dropped,
+/// and so is an update announced after the task's deletion.
+#[actix_rt::test]
+async fn the_study_actor_drops_older_and_posthumous_events() {
+    use studyon::actors::study::{Study, StudyMsg};
+    use studyon::ids::{StudyId, TaskId};
+    use studyon::tasks::order::{Item, Step};
+
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let (leader, member) = (signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&member]).await;
+    let mut c = ws_connect(&s, &member.cookie).await;
+    hello(&mut c).await;
+    send_text(
+        &mut c,
+        json!({ "type": "study.watch", "id": "w", "study_id": id }).to_string(),
+    )
+    .await;
+    assert_eq!(next_json(&mut c).await, json!({ "type": "ack", "id": "w" }));
+    let task = new_task(&s, id, &leader, json!({ "title": "v1" })).await;
+    let tid = task["id"].as_i64().unwrap();
+    let path = format!("/api/studies/{id}/tasks/{tid}");
+    assert_eq!(
+        patch(&s, &path, json!({ "title": "v2" }), &leader.cookie)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(next_json(&mut c).await["event"]["task"]["version"], 1);
+    assert_eq!(next_json(&mut c).await["event"]["task"]["version"], 2);
+
+    let late = |title: &str, version: i64| StudyMsg::AnnounceToMembers {
+        event: json!({ "kind": "task_updated", "task": { "id": tid, "title": title, "version": version } }),
+        order: Some((Item::Task(TaskId(tid)), Step::At(version))),
+    };
+    let registry = &s.state.registry;
+    assert!(
+        registry
+            .tell_live::<Study>(StudyId(id), late("stale", 1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        patch(&s, &path, json!({ "title": "v3" }), &leader.cookie)
+            .await
+            .0,
+        200
+    );
+    let f = next_json(&mut c).await;
+    assert_eq!(
+        f["event"]["task"]["title"], "v3",
+        "the stale v1 went out: {f}"
+    );
+
+    assert_eq!(delete(&s, &path, Some(&leader.cookie)).await.0, 204);
+    assert_eq!(next_json(&mut c).await["event"]["kind"], "task_deleted");
+    assert!(
+        registry
+            .tell_live::<Study>(StudyId(id), late("ghost", 9))
+            .await
+            .unwrap()
+    );
+    // Something after it, so the test need not wait on silence.
+    new_task(&s, id, &leader, json!({ "title": "next" })).await;
+    let f = next_json(&mut c).await;
+    assert_eq!(
+        (
+            f["event"]["kind"].as_str(),
+            f["event"]["task"]["title"].as_str()
+        ),
+        (Some("task_created"), Some("next")),
+        "an update after the deletion went out: {f}"
+    );
+    s.shutdown().await;
+}

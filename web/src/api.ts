@@ -479,6 +479,8 @@ export interface Task {
   updated_at: number;
   completed_at: number | null;
   post_count: number;
+  /** Goes up with every change (the post count included): the newer of two copies wins. */
+  version: number;
 }
 
 export interface TaskInput {
@@ -508,6 +510,8 @@ export interface PostSummary {
   created_at: number;
   updated_at: number;
   attachment_count: number;
+  /** Goes up with every change (the attachment count included). */
+  version: number;
 }
 
 export interface Post extends Omit<PostSummary, 'attachment_count'> {
@@ -532,7 +536,16 @@ export async function createTask(studyId: number, input: TaskInput): Promise<Tas
   return (await request<{ task: Task }>('POST', `${studyBase(studyId)}/tasks`, input)).task;
 }
 
-export async function updateTask(studyId: number, taskId: number, input: Partial<TaskInput> & { status?: TaskStatus }): Promise<Task> {
+/**
+ * Sends only the given fields; the server applies them to the current task, so
+ * other fields changed meanwhile by someone else are kept. With `version`, the
+ * edit is refused (`edit_conflict`) if the task changed since that version.
+ */
+export async function updateTask(
+  studyId: number,
+  taskId: number,
+  input: Partial<TaskInput> & { status?: TaskStatus; version?: number },
+): Promise<Task> {
   return (await request<{ task: Task }>('PATCH', `${studyBase(studyId)}/tasks/${taskId}`, input)).task;
 }
 
@@ -561,7 +574,8 @@ export async function getPost(studyId: number, postId: number): Promise<Post> {
   return (await request<{ post: Post }>('GET', `${studyBase(studyId)}/posts/${postId}`)).post;
 }
 
-export async function updatePost(studyId: number, postId: number, input: { title?: string; body?: string }): Promise<Post> {
+/** As `updateTask`: the given fields, applied to the current post. */
+export async function updatePost(studyId: number, postId: number, input: { title?: string; body?: string; version?: number }): Promise<Post> {
   return (await request<{ post: Post }>('PATCH', `${studyBase(studyId)}/posts/${postId}`, input)).post;
 }
 

@@ -1,6 +1,6 @@
 // Pure helpers for the task board and posts: the server's task order, the
 // board filters, applying live events to a list, and file sizes.
-import type { PostSummary, Task, TaskFilter } from './api';
+import type { PostSummary, Task, TaskFilter, TaskInput } from './api';
 import { getLang, t } from './i18n';
 
 /** The server's order: by due date (no due date last), then id. */
@@ -20,11 +20,38 @@ export function matchesFilter(task: Task, filter: TaskFilter, myId: number | nul
   return true;
 }
 
+/**
+ * The newer of two copies of one task or post. Answers and live events can
+ * cross (a re-read in flight while an edit lands), so an older copy arriving
+ * late never replaces a newer one.
+ */
+export function newer<T extends { version: number }>(current: T | undefined, incoming: T): T {
+  return current && current.version > incoming.version ? current : incoming;
+}
+
 /** `list` with `task` put in (or replaced, or dropped when it no longer matches the filter), sorted. */
-export function upsertTask(list: Task[], task: Task, filter: TaskFilter, myId: number | null): Task[] {
+export function upsertTask(list: Task[], incoming: Task, filter: TaskFilter, myId: number | null): Task[] {
+  const task = newer(
+    list.find((x) => x.id === incoming.id),
+    incoming,
+  );
   const rest = list.filter((x) => x.id !== task.id);
   if (!matchesFilter(task, filter, myId)) return rest;
   return [...rest, task].sort(compareTasks);
+}
+
+/**
+ * The fields of a task form that differ from the task it was opened on: an
+ * edit sends only these, so it cannot put back a field someone else changed
+ * while the form was open.
+ */
+export function changedTaskFields(task: Task, input: TaskInput): Partial<TaskInput> {
+  const changed: Partial<TaskInput> = {};
+  if (input.title !== task.title) changed.title = input.title;
+  if (input.description !== task.description) changed.description = input.description;
+  if (input.due_on !== task.due_on) changed.due_on = input.due_on;
+  if (input.assignee_id !== (task.assignee?.id ?? null)) changed.assignee_id = input.assignee_id;
+  return changed;
 }
 
 /** The local date as `YYYY-MM-DD` (what `<input type="date">` and `due_on` use). */

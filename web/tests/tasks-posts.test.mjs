@@ -40,6 +40,8 @@ const EN = {
   due: 'Due date (optional)',
   assignee: 'Assignee (optional)',
   addTask: 'Add task',
+  editTask: /^Edit/,
+  saveTask: 'Save task',
   markDone: /^Mark done/,
   reopen: /^Reopen/,
   writePost: 'Write a post',
@@ -171,6 +173,23 @@ test('task board live, post with highlighted code and an attachment that downloa
   await mTask.getByRole('button', { name: EN.reopen }).click();
   await lBoard.locator(`[data-testid="task"][data-task-id="${taskId}"][data-status="open"]`).waitFor({ timeout: LIVE_TIMEOUT_MS });
   assert.ok(await stillSamePage(mp), 'the member page was never reloaded');
+
+  // ---- an edit sends only what the form changed: a change made meanwhile is kept ----
+  await lTask.getByRole('button', { name: EN.editTask }).click();
+  const editForm = lBoard.locator('form').filter({ has: lp.getByRole('button', { name: EN.saveTask, exact: true }) });
+  await editForm.getByLabel(EN.taskTitle, { exact: true }).fill(`${taskTitle} (revised)`);
+  // While the leader's form is open, the member rewrites the description.
+  const meanwhile = await call(member.session, 'PATCH', `/api/studies/${id}/tasks/${taskId}`, { description: 'Summarise chapters 3 and 4.' });
+  assert.equal(meanwhile.status, 200, JSON.stringify(meanwhile.body));
+  await editForm.getByRole('button', { name: EN.saveTask, exact: true }).click();
+  await lBoard.getByTestId('task').filter({ hasText: `${taskTitle} (revised)` }).waitFor();
+  const merged = (await call(leader.session, 'GET', `/api/studies/${id}/tasks/${taskId}`)).body.task;
+  assert.equal(merged.title, `${taskTitle} (revised)`);
+  assert.equal(merged.description, 'Summarise chapters 3 and 4.', "the leader's form did not put back the old description");
+  await mBoard.getByTestId('task').filter({ hasText: `${taskTitle} (revised)` }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+  // The rest of the test follows the task under its first title.
+  assert.equal((await call(leader.session, 'PATCH', `/api/studies/${id}/tasks/${taskId}`, { title: taskTitle })).status, 200);
+  await mBoard.locator(`[data-testid="task"][data-task-id="${taskId}"]`).filter({ hasText: taskTitle }).filter({ hasNotText: '(revised)' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
 
   // ---- the member opens the task and keeps it open ----
   await mTask.getByTestId('task-link').click();

@@ -11,7 +11,7 @@ import { useInfiniteList } from '../infiniteList';
 import { inputClass } from '../pages/Studies';
 import { linkClick } from '../router';
 import { useStudyEvents } from '../studyLive';
-import { titleMatches } from '../tasks';
+import { newer, titleMatches } from '../tasks';
 import { ListError, ListTail } from './InfiniteList';
 
 const SEARCH_DEBOUNCE_MS = 300;
@@ -42,7 +42,7 @@ export function PostList({ studyId, taskId }: { studyId: number; taskId: number 
           if (titleMatches(e.post, qRef.current)) setItems((prev) => (prev.some((p) => p.id === e.post.id) ? prev : [e.post, ...prev]));
         } else if (e.kind === 'post_updated' && e.post.task_id === taskId) {
           setItems((prev) =>
-            titleMatches(e.post, qRef.current) ? prev.map((p) => (p.id === e.post.id ? e.post : p)) : prev.filter((p) => p.id !== e.post.id),
+            titleMatches(e.post, qRef.current) ? prev.map((p) => (p.id === e.post.id ? newer(p, e.post) : p)) : prev.filter((p) => p.id !== e.post.id),
           );
         } else if (e.kind === 'post_deleted' && e.task_id === taskId) {
           setItems((prev) => prev.filter((p) => p.id !== e.post_id));

@@ -137,8 +137,8 @@ export function TaskBoard({ studyId, members }: { studyId: number; members: Memb
                 <TaskForm
                   members={members}
                   task={task}
-                  onSubmit={async (input) => {
-                    put(await api.updateTask(studyId, task.id, input));
+                  onSubmit={async (_, changed) => {
+                    put(await api.updateTask(studyId, task.id, changed));
                     setEditing(null);
                   }}
                   onCancel={() => setEditing(null)}

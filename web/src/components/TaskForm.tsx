@@ -4,6 +4,7 @@ import { useId, useState } from 'preact/hooks';
 import { type Member, type Task, TASK_DESCRIPTION_MAX, TASK_TITLE_MAX, type TaskInput } from '../api';
 import { required, useSubmit } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
+import { changedTaskFields } from '../tasks';
 import { inputClass } from '../pages/Studies';
 import { ErrorAlert } from './Alert';
 import { Button } from './Button';
@@ -13,7 +14,12 @@ interface TaskFormProps {
   members: Member[];
   /** The task being edited; null for a new one. */
   task: Task | null;
-  onSubmit: (input: TaskInput) => Promise<unknown>;
+  /**
+   * `input`: every field. `changed`: the fields that differ from the task as
+   * it was when the form opened (live updates may change `task` meanwhile); an
+   * edit sends only these, so it cannot put back what someone else changed.
+   */
+  onSubmit: (input: TaskInput, changed: Partial<TaskInput>) => Promise<unknown>;
   onCancel?: () => void;
 }
 
@@ -25,6 +31,7 @@ export function TaskForm({ members, task, onSubmit, onCancel }: TaskFormProps) {
   const [description, setDescription] = useState(task?.description ?? '');
   const [dueOn, setDueOn] = useState(task?.due_on ?? '');
   const [assignee, setAssignee] = useState(task?.assignee ? String(task.assignee.id) : '');
+  const [opened] = useState(task);
   const { busy, error, fail, run } = useSubmit();
 
   async function submit(e: Event) {
@@ -39,7 +46,7 @@ export function TaskForm({ members, task, onSubmit, onCancel }: TaskFormProps) {
     const missing = required({ title: input.title });
     if (missing) return fail(missing);
     await run(async () => {
-      await onSubmit(input);
+      await onSubmit(input, opened ? changedTaskFields(opened, input) : input);
       if (!task) {
         setTitle('');
         setDescription('');

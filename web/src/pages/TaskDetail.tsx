@@ -13,6 +13,7 @@ import { errorMessage, useI18n } from '../i18n';
 import { useItemLoad } from '../itemLoad';
 import { navigate } from '../router';
 import { leaveDeletedStudy, useStudyEvents } from '../studyLive';
+import { newer } from '../tasks';
 
 export function TaskDetailPage({ studyId, taskId }: { studyId: number; taskId: number }) {
   const { t } = useI18n();
@@ -27,7 +28,7 @@ export function TaskDetailPage({ studyId, taskId }: { studyId: number; taskId: n
   const [removed, setRemoved] = useState(false);
   const [editing, setEditing] = useState(false);
 
-  const setTask = (task: Task) => setLoad((prev) => (prev.state === 'ready' ? { ...prev, task } : prev));
+  const setTask = (task: Task) => setLoad((prev) => (prev.state === 'ready' ? { ...prev, task: newer(prev.task, task) } : prev));
 
   useStudyEvents(
     studyId,
@@ -89,8 +90,8 @@ export function TaskDetailPage({ studyId, taskId }: { studyId: number; taskId: n
             <TaskForm
               members={members}
               task={task}
-              onSubmit={async (input) => {
-                setTask(await api.updateTask(studyId, taskId, input));
+              onSubmit={async (_, changed) => {
+                setTask(await api.updateTask(studyId, taskId, changed));
                 setEditing(false);
               }}
               onCancel={() => setEditing(false)}
