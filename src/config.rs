@@ -123,6 +123,26 @@ pub struct Settings {
     )]
     pub ws_outbound_queue: usize,
 
+    /// Sign-ups one client address may make at once; after that one every 20 s. Room for a
+    /// class signing up together behind one NAT address.
+    #[arg(
+        long,
+        env = "STUDYON_SIGNUP_BURST",
+        default_value_t = 50,
+        global = true
+    )]
+    pub signup_burst: u32,
+
+    /// State-changing HTTP requests one user may make at once; after that 10 a second.
+    /// Covers any run of clicks; raise it for a bulk-import script.
+    #[arg(
+        long,
+        env = "STUDYON_WRITE_BURST",
+        default_value_t = 120,
+        global = true
+    )]
+    pub write_burst: u32,
+
     /// Seconds a keyed actor with no clients stays alive before it is stopped.
     #[arg(
         long,
@@ -320,6 +340,11 @@ impl Settings {
         if self.shutdown_secs == 0 || self.shutdown_secs > 9 {
             return Err(ConfigError(
                 "STUDYON_SHUTDOWN_SECS must be 1–9 so the process exits within 10 s".into(),
+            ));
+        }
+        if self.signup_burst == 0 || self.write_burst == 0 {
+            return Err(ConfigError(
+                "STUDYON_SIGNUP_BURST and STUDYON_WRITE_BURST must be at least 1".into(),
             ));
         }
         if self.upload_max_bytes == 0 || self.study_quota_bytes < self.upload_max_bytes {

@@ -69,7 +69,7 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// Too many attempts; try again after `retry_after_secs`.
-    #[error("too many attempts; try again in {retry_after_secs} s")]
+    #[error("too many requests; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// The actor that owns this resource has a full mailbox; retry shortly.
     #[error("the server is busy; try again shortly")]

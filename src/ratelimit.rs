@@ -4,6 +4,9 @@
 //! millisecond and lets the same core serve login throttling, socket floods and, later,
 //! chat sends (each action with its own [`Policy`]).
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A rate: up to `burst` at once, refilled at `per_second` tokens a second.
@@ -64,9 +67,64 @@ impl Bucket {
     }
 }
 
+/// One bucket per key (a user, a client address) under one policy. A small map behind a
+/// mutex: the critical section is a few arithmetic operations and never awaits. When it
+/// holds `max_keys` entries, full buckets (keys idle long enough to have refilled) are
+/// forgotten; if every bucket is still draining, a new key is refused until some refill,
+/// so memory stays bounded under a spray of fresh keys.
+pub struct KeyedBuckets<K> {
+    policy: Policy,
+    max_keys: usize,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Hash + Eq> KeyedBuckets<K> {
+    pub fn new(policy: Policy, max_keys: usize) -> Self {
+        KeyedBuckets {
+            policy,
+            max_keys,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token from `key`'s bucket, or says how long to wait.
+    pub fn take(&self, key: K, now: Instant) -> Result<(), Duration> {
+        let mut m = self.buckets.lock().expect("rate limit lock");
+        if !m.contains_key(&key) && m.len() >= self.max_keys {
+            m.retain(|_, b| !b.is_full(&self.policy, now));
+            if m.len() >= self.max_keys {
+                // Every tracked key is busy: wait as long as one token takes to refill.
+                return Err(Duration::from_secs_f64(1.0 / self.policy.per_second));
+            }
+        }
+        let policy = self.policy;
+        m.entry(key)
+            .or_insert_with(|| policy.bucket(now))
+            .take(&policy, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_buckets_are_independent_and_bounded() {
+        let p = Policy::new(2, 1.0);
+        let t0 = Instant::now();
+        let k = KeyedBuckets::new(p, 3);
+        k.take(1, t0).unwrap();
+        k.take(1, t0).unwrap();
+        assert!(k.take(1, t0).is_err(), "key 1 spent its burst");
+        k.take(2, t0).unwrap();
+        k.take(3, t0).unwrap();
+        // Three keys tracked, all draining: a fourth waits rather than growing the map.
+        assert!(k.take(4, t0).is_err());
+        // Once they refill they are forgotten and the new key gets a bucket.
+        let later = t0 + Duration::from_secs(3);
+        k.take(4, later).unwrap();
+        assert_eq!(k.buckets.lock().unwrap().len(), 1);
+    }
 
     #[test]
     fn burst_then_refusal_then_refill() {

@@ -15,9 +15,10 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::auth::LoginThrottle;
+use crate::auth::{LoginThrottle, throttle};
 use crate::config::Settings;
 use crate::persist::Persister;
+use crate::ratelimit::{KeyedBuckets, Policy};
 use crate::registry::{Deps, LocalPlacement, Registry};
 use crate::storage::ObjectStore;
 use crate::store::{self, Store, now_millis};
@@ -41,6 +42,10 @@ pub struct AppState {
     pub hub: Arc<ConnHub>,
     pub persister: Persister,
     pub throttle: LoginThrottle,
+    /// Sign-ups per client address.
+    pub signups: KeyedBuckets<std::net::IpAddr>,
+    /// State-changing requests per user.
+    pub writes: KeyedBuckets<crate::ids::UserId>,
     /// Origins accepted for state-changing requests and socket upgrades.
     pub origins: Vec<String>,
     pub metrics: PrometheusHandle,
@@ -123,6 +128,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         hub,
         persister,
         throttle: LoginThrottle::default(),
+        signups: KeyedBuckets::new(
+            Policy {
+                burst: f64::from(settings.signup_burst),
+                per_second: throttle::SIGNUP_REFILL_PER_SECOND,
+            },
+            throttle::SIGNUP_TRACKED,
+        ),
+        writes: KeyedBuckets::new(
+            Policy {
+                burst: f64::from(settings.write_burst),
+                per_second: throttle::USER_WRITES_PER_SECOND,
+            },
+            throttle::USER_WRITES_TRACKED,
+        ),
         metrics: crate::metrics::handle(),
         objects,
         spool_dir,

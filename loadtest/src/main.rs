@@ -247,6 +247,9 @@ async fn run_studyon(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunRes
         "1",
         "--log",
         "warn",
+        // Every simulated user signs up from this one loopback address.
+        "--signup-burst",
+        "1000",
     ]
     .iter()
     .map(|s| s.to_string())

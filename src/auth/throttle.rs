@@ -18,6 +18,18 @@ pub const PER_IP: Policy = Policy::new(60, 1.0);
 /// Entries kept before full buckets are swept: bounds memory under a spray of fake ids.
 const MAX_TRACKED: usize = 100_000;
 
+/// Sign-ups from one client address refill one every 20 s after the burst (the burst is
+/// the `--signup-burst` setting): a script gets a few thousand accounts a day, not millions.
+pub const SIGNUP_REFILL_PER_SECOND: f64 = 1.0 / 20.0;
+/// Client addresses tracked for sign-ups (the sweep bound, as for logins).
+pub const SIGNUP_TRACKED: usize = 100_000;
+/// State-changing HTTP requests one user may make after the burst (`--write-burst`,
+/// default 120, covers any run of clicks): 10 a second sustained is far above a person and
+/// holds a flooding script to a bounded growth of rows. (Socket messages have their own.)
+pub const USER_WRITES_PER_SECOND: f64 = 10.0;
+/// Users tracked for writes: every active user fits; idle ones are swept.
+pub const USER_WRITES_TRACKED: usize = 100_000;
+
 #[derive(Default)]
 pub struct LoginThrottle {
     inner: Mutex<Maps>,

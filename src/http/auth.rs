@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -39,10 +40,24 @@ impl FromRequest for Authenticated {
             .expect("app state")
             .clone();
         let token = req.cookie(state.cookie_name).map(|c| c.value().to_string());
+        let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         Box::pin(async move {
             let token = token.ok_or(ApiError::Unauthenticated)?;
-            authenticate(&state, &token).await
+            let auth = authenticate(&state, &token).await?;
+            // Every state-changing request names its user here, so one check bounds them all
+            // (before a body such as an upload is read).
+            if writes && let Err(wait) = state.writes.take(auth.user.id, Instant::now()) {
+                return Err(rate_limited(wait));
+            }
+            Ok(auth)
         })
+    }
+}
+
+/// A refusal by a rate limit, with whole seconds to wait (at least one).
+fn rate_limited(wait: std::time::Duration) -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
     }
 }
 
@@ -90,6 +105,13 @@ pub async fn signup(
     let login_id = rules::login_id(&body.login_id)?;
     let display_name = rules::display_name(&body.display_name)?;
     rules::password(&body.password)?;
+    // Counted once the input is valid, before the costly hash: a typo does not use up the
+    // address's sign-ups, a script creating accounts does.
+    if let Some(ip) = req.peer_addr().map(|a| a.ip())
+        && let Err(wait) = state.signups.take(ip, Instant::now())
+    {
+        return Err(rate_limited(wait));
+    }
     let hash = password::hash(body.password).await?;
     let user = state
         .store
@@ -123,9 +145,7 @@ pub async fn login(
         .collect();
     let ip = req.peer_addr().map(|a| a.ip());
     if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: wait.as_secs().max(1),
-        });
+        return Err(rate_limited(wait));
     }
     let found = match rules::login_id(&body.login_id) {
         Ok(id) => state.store.user_credentials(&id).await?,

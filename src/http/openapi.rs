@@ -804,7 +804,9 @@ pub fn document() -> Value {
             "title": "StudyOn API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Errors are JSON {\"error\": code, \"message\": text} with a stable snake_case code. \
-                State-changing requests must carry an Origin header matching the public origin."
+                State-changing requests must carry an Origin header matching the public origin. \
+                Any signed-in state-changing request may answer 429 rate_limited with Retry-After \
+                (a burst of 120 a user, then 10 a second); so may sign-up, per client address."
         },
         "paths": paths,
         "components": {

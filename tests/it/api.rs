@@ -418,3 +418,115 @@ async fn serves_the_web_client_and_its_routes() {
     }
     s.shutdown().await;
 }
+
+/// Sign-ups are limited per client address (`--signup-burst`, then one every 20 s): the
+/// refused one answers 429 `rate_limited` with `Retry-After` and creates nothing; invalid
+/// input is refused for what it is and does not use up the burst.
+#[actix_rt::test]
+async fn signups_are_limited_per_address() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--signup-burst", "2"]).await;
+    let bad = json!({ "login_id": "short_pw", "display_name": "Short", "password": "x" });
+    for _ in 0..3 {
+        let (st, body, _) = post(&s, "/api/auth/signup", bad.clone(), None).await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (400, Some("validation_failed"))
+        );
+    }
+    signup(&s).await;
+    signup(&s).await;
+    let body = json!({ "login_id": "one_too_many", "display_name": "Late", "password": "correct horse battery" });
+    let (st, refused, headers) = post(&s, "/api/auth/signup", body, None).await;
+    assert_eq!(
+        (st, refused["error"].as_str()),
+        (429, Some("rate_limited")),
+        "{refused}"
+    );
+    let retry: u64 = headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    let (st, _, _) = post(
+        &s,
+        "/api/auth/login",
+        json!({ "login_id": "one_too_many", "password": "correct horse battery" }),
+        None,
+    )
+    .await;
+    assert_eq!(st, 401, "the refused sign-up created no account");
+    s.shutdown().await;
+}
+
+/// State-changing requests are limited per user (a burst of 120, then 10 a second): the
+/// refused write answers 429 and stores nothing, reads go on, and other users are not
+/// affected.
+#[actix_rt::test]
+async fn writes_are_limited_per_user() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let (flooder, other) = (signup(&s).await, signup(&s).await);
+    let study = crate::studies::create_study(
+        &s,
+        &flooder.cookie,
+        crate::studies::study_body("Flood", &[], 5, "2027-02-01"),
+    )
+    .await;
+    let path = format!("/api/studies/{study}/tasks");
+    let started = std::time::Instant::now();
+    let mut stored = 0;
+    let refused = loop {
+        let (st, body, headers) = post(
+            &s,
+            &path,
+            json!({ "title": "again" }),
+            Some(&flooder.cookie),
+        )
+        .await;
+        match st {
+            201 => stored += 1,
+            429 => break (body, headers),
+            _ => panic!("{st} {body}"),
+        }
+        assert!(stored < 400, "never limited");
+    };
+    // The burst (less the study it created), plus what refilled while it ran.
+    let refilled = (started.elapsed().as_secs_f64() * 10.0).ceil() as i64;
+    assert!(
+        stored >= 119 && stored <= 119 + refilled + 1,
+        "{stored} writes, {refilled} refilled"
+    );
+    assert_eq!(refused.0["error"], "rate_limited");
+    assert!(refused.1.get("retry-after").is_some());
+    let (st, board) = get(&s, &path, Some(&flooder.cookie)).await;
+    assert_eq!(st, 200, "reads are not limited");
+    assert_eq!(
+        board["items"].as_array().unwrap().len() as i64,
+        stored,
+        "the refused write stored nothing"
+    );
+    // Someone else writes as usual.
+    let (st, _, _) = post(
+        &s,
+        "/api/studies",
+        crate::studies::study_body("Mine", &[], 5, "2027-02-01"),
+        Some(&other.cookie),
+    )
+    .await;
+    assert_eq!(st, 201);
+    // And the flooder may write again once a token has refilled.
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let (st, _, _) = post(
+        &s,
+        &path,
+        json!({ "title": "later" }),
+        Some(&flooder.cookie),
+    )
+    .await;
+    assert_eq!(st, 201);
+    s.shutdown().await;
+}
