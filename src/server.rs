@@ -87,10 +87,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     {
         let (store, objects) = (store.clone(), objects.clone());
         actix_rt::spawn(async move {
-            match crate::storage::sweep_orphans(&*store, &*objects, now_millis()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "removed orphaned objects"),
-                Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+            loop {
+                match crate::storage::sweep_orphans(&*store, &*objects, now_millis()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "removed orphaned objects"),
+                    Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+                }
+                actix_rt::time::sleep(crate::storage::SWEEP_EVERY).await;
             }
         });
     }

@@ -82,22 +82,46 @@ impl ObjectStore for LocalStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
+    async fn list_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectInfo>, StorageError> {
         let root = self.root.clone();
+        let after = after.map(str::to_string);
         tokio::task::spawn_blocking(move || {
+            // Shards are the keys' first two hex digits, so walking them in order walks the
+            // keys in order; only one shard's names are held at a time.
+            let mut shards: Vec<String> = std::fs::read_dir(&root)?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.len() == 2)
+                .collect();
+            shards.sort();
             let mut out = Vec::new();
-            for shard in std::fs::read_dir(&root)? {
-                let shard = shard?;
-                if !shard.file_type()?.is_dir() {
+            for shard in shards {
+                if after.as_deref().is_some_and(|a| shard.as_str() < &a[..2]) {
                     continue;
                 }
-                for f in std::fs::read_dir(shard.path())? {
-                    let f = f?;
-                    let key = f.file_name().to_string_lossy().into_owned();
-                    if !valid_key(&key) {
-                        continue; // a `.part` copy in flight, or a stranger's file
+                let mut keys: Vec<String> = std::fs::read_dir(root.join(&shard))?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    // A `.part` copy in flight, or a stranger's file, is not an object.
+                    .filter(|k| valid_key(k) && k.starts_with(&shard))
+                    .filter(|k| after.as_deref().is_none_or(|a| k.as_str() > a))
+                    .collect();
+                keys.sort();
+                for key in keys {
+                    if out.len() == limit {
+                        return Ok(out);
                     }
-                    let meta = f.metadata()?;
+                    let meta = match std::fs::metadata(root.join(&shard).join(&key)) {
+                        Ok(m) => m,
+                        // Deleted since the directory was read.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e.into()),
+                    };
                     let modified = meta
                         .modified()?
                         .duration_since(std::time::UNIX_EPOCH)
@@ -110,7 +134,6 @@ impl ObjectStore for LocalStore {
                     });
                 }
             }
-            out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
         .await

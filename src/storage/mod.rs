@@ -63,8 +63,27 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn get(&self, key: &str, start: u64, end: u64) -> Result<ObjectBody, StorageError>;
     /// Removes the object; removing a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
-    /// Every object (for the orphan sweep and tests).
-    async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError>;
+    /// Up to `limit` objects with keys after `after` (from the first without it), in key
+    /// order: the sweep pages through a bucket of any size in bounded memory.
+    async fn list_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectInfo>, StorageError>;
+
+    /// Every object, page by page (tests and small stores).
+    async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
+        let mut all: Vec<ObjectInfo> = Vec::new();
+        loop {
+            let page = self
+                .list_after(all.last().map(|o| o.key.as_str()), SWEEP_BATCH)
+                .await?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
 }
 
 /// A fresh random object key: 128 bits as hex, unguessable and free of any user input.
@@ -91,8 +110,11 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn ObjectStore>> {
 /// Objects younger than this are never swept: another request may be between storing the
 /// object and committing its row.
 const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
-/// Keys checked against the store per query.
+/// Objects listed and checked against the store per round: one page, one query.
 const SWEEP_BATCH: usize = 500;
+/// How often a running server sweeps again (it also sweeps at startup): objects orphaned by
+/// a failed delete should not wait for the next restart, and a sweep reads the whole bucket.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(6 * 3600);
 
 /// Deletes objects that no file row names (left by a process killed between storing an
 /// object and committing its row, or by a failed delete). Returns how many were removed.
@@ -102,20 +124,23 @@ pub async fn sweep_orphans(
     now: Millis,
 ) -> anyhow::Result<usize> {
     let cutoff = now - ORPHAN_GRACE.as_millis() as Millis;
-    let old: Vec<ObjectInfo> = objects
-        .list()
-        .await?
-        .into_iter()
-        .filter(|o| o.modified < cutoff)
-        .collect();
     let mut removed = 0;
-    for batch in old.chunks(SWEEP_BATCH) {
-        let keys: Vec<String> = batch.iter().map(|o| o.key.clone()).collect();
+    let mut after: Option<String> = None;
+    loop {
+        let page = objects.list_after(after.as_deref(), SWEEP_BATCH).await?;
+        let Some(last) = page.last() else {
+            return Ok(removed);
+        };
+        after = Some(last.key.clone());
+        let keys: Vec<String> = page
+            .into_iter()
+            .filter(|o| o.modified < cutoff)
+            .map(|o| o.key)
+            .collect();
         let known = store.known_object_keys(&keys).await?;
         for k in keys.iter().filter(|k| !known.contains(*k)) {
             objects.delete(k).await?;
             removed += 1;
         }
     }
-    Ok(removed)
 }

@@ -21,6 +21,8 @@ use super::{ObjectBody, ObjectInfo, ObjectStore, StorageError, valid_key};
 use crate::config::Settings;
 
 /// Connecting to the object service is quick or it is down.
+/// Keys asked for per listing request: S3's own maximum.
+const LIST_PAGE: usize = 1000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One attempt of one operation: a 50 MiB upload over a slow link to S3 fits comfortably.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -164,19 +166,27 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
-    async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
+    async fn list_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectInfo>, StorageError> {
+        // S3 lists keys in ascending order; a page may hold other objects (not ours) that are
+        // skipped, so keep asking until `limit` of ours are found or the bucket ends.
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        let mut start = after.map(str::to_string);
+        while out.len() < limit {
             let page = self
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
-                .set_continuation_token(token.take())
+                .set_start_after(start.take())
+                .max_keys(LIST_PAGE.min(limit - out.len()) as i32)
                 .send()
                 .await
                 .map_err(remote)?;
             for o in page.contents() {
+                start = o.key().map(str::to_string);
                 let Some(key) = o.key().filter(|k| valid_key(k)) else {
                     continue;
                 };
@@ -189,12 +199,10 @@ impl ObjectStore for S3Store {
                         .unwrap_or(0),
                 });
             }
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => break,
+            if page.is_truncated() != Some(true) || start.is_none() {
+                break;
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 }

@@ -118,6 +118,29 @@ async fn conformance(objects: Objects) {
     ));
     assert!(o.list().await.unwrap().is_empty());
 
+    // Listing pages in key order, after a given key, so the sweep holds one page at a time.
+    let mut keys: Vec<String> = (0..5).map(|_| storage::new_key()).collect();
+    for k in &keys {
+        std::fs::write(&file, k.as_bytes()).unwrap();
+        o.put_file(k, &file, 32, "text/plain").await.unwrap();
+    }
+    keys.sort();
+    let names = |v: Vec<storage::ObjectInfo>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
+    assert_eq!(names(o.list_after(None, 2).await.unwrap()), keys[..2]);
+    assert_eq!(
+        names(o.list_after(Some(&keys[1]), 2).await.unwrap()),
+        keys[2..4]
+    );
+    assert_eq!(
+        names(o.list_after(Some(&keys[3]), 10).await.unwrap()),
+        keys[4..]
+    );
+    assert!(o.list_after(Some(&keys[4]), 10).await.unwrap().is_empty());
+    assert_eq!(names(o.list().await.unwrap()), keys);
+    for k in &keys {
+        o.delete(k).await.unwrap();
+    }
+
     // The orphan sweep removes old objects no row names and keeps the rest.
     let store = studyon::store::open(&b.settings(&[])).await.unwrap();
     store.migrate().await.unwrap();
