@@ -162,6 +162,17 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The whole seconds a 429 asks to wait (its `Retry-After`).
+pub fn retry_after(headers: &awc::http::header::HeaderMap) -> u64 {
+    headers
+        .get("retry-after")
+        .expect("a Retry-After header")
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("whole seconds")
+}
+
 pub async fn post(
     s: &RunningServer,
     path: &str,

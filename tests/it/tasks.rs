@@ -660,6 +660,23 @@ async fn concurrent_edits_merge_and_arrive_in_order(b: &Backend) {
 }
 both_backends!(concurrent_edits_merge_and_arrive_in_order);
 
+/// A PATCH that must succeed; its answer.
+async fn patched(s: &RunningServer, path: &str, body: Value, who: &Session) -> Value {
+    let (st, a) = patch(s, path, body, &who.cookie).await;
+    assert_eq!(st, 200, "{a}");
+    a
+}
+
+/// A PATCH that must answer 409 `edit_conflict`.
+async fn refused_as_stale(s: &RunningServer, path: &str, body: Value, who: &Session) {
+    let (st, e) = patch(s, path, body, &who.cookie).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (409, Some("edit_conflict")),
+        "{e}"
+    );
+}
+
 /// An edit that names the version it was based on is refused once the item has moved on:
 /// 409 `edit_conflict`, nothing written. Post and task counts move versions too.
 async fn stale_versions_are_refused(b: &Backend) {
@@ -670,26 +687,21 @@ async fn stale_versions_are_refused(b: &Backend) {
     let tid = task["id"].as_i64().unwrap();
     let tpath = format!("/api/studies/{id}/tasks/{tid}");
 
-    let (st, a) = patch(
+    let a = patched(
         &s,
         &tpath,
         json!({ "version": 1, "title": "first" }),
-        &leader.cookie,
+        &leader,
     )
     .await;
-    assert_eq!((st, &a["task"]["version"]), (200, &json!(2)), "{a}");
-    let (st, e) = patch(
+    assert_eq!(a["task"]["version"], 2, "{a}");
+    refused_as_stale(
         &s,
         &tpath,
         json!({ "version": 1, "title": "second" }),
-        &member.cookie,
+        &member,
     )
     .await;
-    assert_eq!(
-        (st, e["error"].as_str()),
-        (409, Some("edit_conflict")),
-        "{e}"
-    );
     let (_, now) = get(&s, &tpath, Some(&leader.cookie)).await;
     assert_eq!(
         (&now["task"]["title"], &now["task"]["version"]),
@@ -704,43 +716,32 @@ async fn stale_versions_are_refused(b: &Backend) {
         (&now["task"]["post_count"], &now["task"]["version"]),
         (&json!(1), &json!(3))
     );
-    let (st, e) = patch(
+    refused_as_stale(
         &s,
         &tpath,
         json!({ "version": 2, "status": "done" }),
-        &leader.cookie,
+        &leader,
     )
     .await;
-    assert_eq!(
-        (st, e["error"].as_str()),
-        (409, Some("edit_conflict")),
-        "{e}"
-    );
 
     let ppath = format!("/api/studies/{id}/posts/{pid}");
-    let (st, a) = patch(
+    let a = patched(
         &s,
         &ppath,
         json!({ "version": 1, "body": "edited" }),
-        &member.cookie,
+        &member,
     )
     .await;
-    assert_eq!((st, &a["post"]["version"]), (200, &json!(2)), "{a}");
-    let (st, e) = patch(
+    assert_eq!(a["post"]["version"], 2, "{a}");
+    refused_as_stale(
         &s,
         &ppath,
         json!({ "version": 1, "title": "clobber" }),
-        &member.cookie,
+        &member,
     )
     .await;
-    assert_eq!(
-        (st, e["error"].as_str()),
-        (409, Some("edit_conflict")),
-        "{e}"
-    );
     // Without a version the edit applies to what is current and keeps the other field.
-    let (st, a) = patch(&s, &ppath, json!({ "title": "retitled" }), &member.cookie).await;
-    assert_eq!(st, 200, "{a}");
+    let a = patched(&s, &ppath, json!({ "title": "retitled" }), &member).await;
     assert_eq!(
         (
             &a["post"]["title"],
