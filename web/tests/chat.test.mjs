@@ -111,6 +111,22 @@ test('two members chat live; reconnect and reopen lose nothing; removal closes t
   await lPanel.getByRole('tab', { name: /Lobby/ }).waitFor();
   await lp.locator('[data-testid="chat-room"][data-joined="true"]').waitFor();
   await lPanel.getByText('No messages yet. Say hello!').waitFor();
+  // On a wide window the chat sits beside the task board; on a phone, below it.
+  const board = lp.getByTestId('task-board');
+  const [wideChat, wideBoard] = [await lPanel.boundingBox(), await board.boundingBox()];
+  assert.ok(wideChat.x >= wideBoard.x + wideBoard.width, `chat beside the board: ${JSON.stringify([wideChat, wideBoard])}`);
+  // The same panel moves (it is not rebuilt): a draft survives turning a tablet.
+  const lBox = lPanel.getByLabel('Message', { exact: true });
+  await lBox.fill('a draft');
+  await lp.setViewportSize({ width: 390, height: 800 });
+  await waitUntil('the chat under the board on a narrow window', async () => {
+    const [c, b] = [await lPanel.boundingBox(), await board.boundingBox()];
+    return c && b && c.y >= b.y + b.height && c.x < b.x + b.width;
+  });
+  assert.equal(await lBox.inputValue(), 'a draft');
+  await lp.setViewportSize({ width: 1280, height: 720 });
+  assert.equal(await lBox.inputValue(), 'a draft');
+  await lBox.fill('');
   const rooms = await call(leader.session, 'GET', `/api/studies/${id}/chat_rooms`);
   const lobby = rooms.body.items.find((r) => r.name === 'Lobby');
   assert.equal(lobby.category, 'qna');

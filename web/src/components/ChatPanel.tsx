@@ -290,7 +290,7 @@ function RoomPane({ chat, view, isLeader }: { chat: StudyChat; view: RoomView; i
         aria-label={t('chat.messages', { room: room.name })}
         data-testid="chat-messages"
         tabIndex={0}
-        class="h-80 overflow-y-auto rounded-md border border-slate-200 bg-slate-50 p-2 focus-visible:outline-2 focus-visible:outline-blue-600"
+        class="h-80 overflow-y-auto rounded-md lg:h-[calc(100vh-24rem)] lg:min-h-64 border border-slate-200 bg-slate-50 p-2 focus-visible:outline-2 focus-visible:outline-blue-600"
       >
         <ol class="flex flex-col gap-2">
         {view.hasOlder && (

@@ -23,8 +23,12 @@ function NavLink({ href, active, children }: { href: string; active: boolean; ch
   );
 }
 
-/** Page chrome: header with the app name and language toggle, then the page. */
-export function Layout({ titleKey, children }: { titleKey: MessageKey; children: ComponentChildren }) {
+/**
+ * Page chrome: header with the app name and language toggle, then the page.
+ * `wide`: a page with a side column (the study page with its chat).
+ */
+export function Layout({ titleKey, wide, children }: { titleKey: MessageKey; wide?: boolean; children: ComponentChildren }) {
+  const width = wide ? 'max-w-6xl' : 'max-w-4xl';
   const { lang, t, setLang } = useI18n();
   const app = useApp();
   const path = usePath();
@@ -41,7 +45,7 @@ export function Layout({ titleKey, children }: { titleKey: MessageKey; children:
         {t('app.skipToContent')}
       </a>
       <header class="border-b border-slate-200 bg-white">
-        <div class="mx-auto flex max-w-4xl flex-wrap items-center justify-between gap-x-4 gap-y-2 px-4 py-3">
+        <div class={`mx-auto flex ${width} flex-wrap items-center justify-between gap-x-4 gap-y-2 px-4 py-3`}>
           <a
             href="/"
             onClick={linkClick}
@@ -80,7 +84,7 @@ export function Layout({ titleKey, children }: { titleKey: MessageKey; children:
           </Button>
         </div>
       </header>
-      <main id="main" tabIndex={-1} class="mx-auto max-w-4xl px-4 py-8 focus:outline-none">
+      <main id="main" tabIndex={-1} class={`mx-auto ${width} px-4 py-8 focus:outline-none`}>
         {flash && (
           <div class="mb-6" data-testid="flash">
             <Notice>{t(flash.key, flash.params)}</Notice>

@@ -175,9 +175,12 @@ export function StudyDetailPage({ id }: { id: number }) {
   const { study, members, applications } = load;
   const role = study.my_role;
   const me = app.user;
+  const inStudy = role === 'member' || role === 'leader';
+  // The chat's place: the panel, or the notice that this user was removed from it.
+  const sideColumn = inStudy || chatRemoved;
 
   return (
-    <Layout titleKey="study.title">
+    <Layout titleKey="study.title" wide={sideColumn}>
       <article class="flex flex-col gap-6" data-testid="study-detail" data-role={role}>
         <header class="flex flex-col gap-3">
           <div class="flex flex-wrap items-start justify-between gap-3">
@@ -230,48 +233,66 @@ export function StudyDetailPage({ id }: { id: number }) {
         {info && <Notice>{info}</Notice>}
         {actionError && <ErrorAlert>{errorMessage(actionError)}</ErrorAlert>}
 
-        <section aria-labelledby="desc-h" class="rounded-lg border border-slate-200 bg-white p-4">
-          <h2 id="desc-h" class="sr-only">
-            {t('study.description')}
-          </h2>
-          {/* description_html is sanitized by the server. */}
-          <div class="markdown" data-testid="description" dangerouslySetInnerHTML={{ __html: study.description_html }} />
-          <StudyFiles study={study} onChanged={reload} />
-        </section>
+        {/*
+          On a wide screen the chat is a column beside the work, sticky while the page
+          scrolls; on a narrow one it comes after the task board. One tree for both
+          (placed by the grid), so crossing the width never remounts the chat or loses a
+          draft. The second row takes the spare height, so a tall chat leaves no gap
+          under the first.
+        */}
+        <div class={sideColumn ? 'flex flex-col gap-6 lg:grid lg:grid-cols-[minmax(0,1fr)_24rem] lg:grid-rows-[auto_1fr] lg:items-start' : 'flex flex-col gap-6'}>
+          <div class="flex min-w-0 flex-col gap-6 lg:col-start-1 lg:row-start-1">
+            <section aria-labelledby="desc-h" class="rounded-lg border border-slate-200 bg-white p-4">
+              <h2 id="desc-h" class="sr-only">
+                {t('study.description')}
+              </h2>
+              {/* description_html is sanitized by the server. */}
+              <div class="markdown" data-testid="description" dangerouslySetInnerHTML={{ __html: study.description_html }} />
+              <StudyFiles study={study} onChanged={reload} />
+            </section>
 
-        {(role === 'none' || role === 'applicant') && (
-          <ApplySection study={study} busy={busy} act={act} />
-        )}
+            {(role === 'none' || role === 'applicant') && (
+              <ApplySection study={study} busy={busy} act={act} />
+            )}
 
-        {role === 'leader' && (
-          <>
-            <StatusChanger study={study} busy={busy} act={act} />
-            <ApplicantPanel study={study} applications={applications} busy={busy} act={act} />
-          </>
-        )}
+            {role === 'leader' && (
+              <>
+                <StatusChanger study={study} busy={busy} act={act} />
+                <ApplicantPanel study={study} applications={applications} busy={busy} act={act} />
+              </>
+            )}
 
-        {(role === 'member' || role === 'leader') && <TaskBoard key={`tasks-${id}`} studyId={id} members={members} />}
+            {inStudy && <TaskBoard key={`tasks-${id}`} studyId={id} members={members} />}
+          </div>
 
-        {chatRemoved && <Notice>{t('chat.removedNotice')}</Notice>}
-        {(role === 'member' || role === 'leader') && !chatRemoved && (
-          <ChatPanel key={`chat-${id}`} studyId={id} isLeader={role === 'leader'} onRemoved={onChatRemoved} />
-        )}
+          {sideColumn && (
+            <aside aria-label={t('chat.title')} class="lg:sticky lg:top-4 lg:col-start-2 lg:row-span-2 lg:row-start-1">
+              {chatRemoved ? (
+                <Notice>{t('chat.removedNotice')}</Notice>
+              ) : (
+                <ChatPanel key={`chat-${id}`} studyId={id} isLeader={role === 'leader'} onRemoved={onChatRemoved} />
+              )}
+            </aside>
+          )}
 
-        {(role === 'member' || role === 'leader') && (
-          <>
-            <MembersSection study={study} members={members} busy={busy} act={act} />
-            {me && <ReviewForm study={study} members={members.filter((m) => m.user.id !== me.id)} busy={busy} act={act} />}
-          </>
-        )}
+          <div class="flex min-w-0 flex-col gap-6 lg:col-start-1 lg:row-start-2">
+            {inStudy && (
+              <>
+                <MembersSection study={study} members={members} busy={busy} act={act} />
+                {me && <ReviewForm study={study} members={members.filter((m) => m.user.id !== me.id)} busy={busy} act={act} />}
+              </>
+            )}
 
-        {role === 'leader' && (
-          <DeleteStudy
-            study={study}
-            onDeleting={(on) => {
-              deleting.current = on;
-            }}
-          />
-        )}
+            {role === 'leader' && (
+              <DeleteStudy
+                study={study}
+                onDeleting={(on) => {
+                  deleting.current = on;
+                }}
+              />
+            )}
+          </div>
+        </div>
       </article>
     </Layout>
   );
