@@ -53,8 +53,12 @@ export function Layout({ titleKey, wide, children }: { titleKey: MessageKey; wid
           >
             {t('app.name')}
           </a>
+          {/* On a phone the links take their own row(s) under the name and the buttons. */}
           {app.user && (
-            <nav aria-label={t('nav.main')} class="flex flex-1 flex-wrap items-center gap-1">
+            <nav
+              aria-label={t('nav.main')}
+              class="order-last -mx-2 flex w-full flex-wrap items-center gap-1 sm:order-none sm:mx-0 sm:w-auto sm:flex-1"
+            >
               <NavLink href="/studies" active={path === '/studies' || /^\/studies\/\d+/.test(path)}>
                 {t('nav.studies')}
               </NavLink>
@@ -75,13 +79,15 @@ export function Layout({ titleKey, wide, children }: { titleKey: MessageKey; wid
               </NavLink>
             </nav>
           )}
-          {app.user && <NotificationBell />}
-          <Button variant="secondary" onClick={() => setLang(lang === 'ko' ? 'en' : 'ko')}>
-            <span class="sr-only">{t('lang.toggleLabel')} </span>
-            <span data-testid="lang-toggle" lang={lang === 'ko' ? 'en' : 'ko'}>
-              {t('lang.toggle')}
-            </span>
-          </Button>
+          <div class="flex items-center gap-2">
+            {app.user && <NotificationBell />}
+            <Button variant="secondary" onClick={() => setLang(lang === 'ko' ? 'en' : 'ko')}>
+              <span class="sr-only">{t('lang.toggleLabel')} </span>
+              <span data-testid="lang-toggle" lang={lang === 'ko' ? 'en' : 'ko'}>
+                {t('lang.toggle')}
+              </span>
+            </Button>
+          </div>
         </div>
       </header>
       <main id="main" tabIndex={-1} class={`mx-auto ${width} px-4 py-8 focus:outline-none`}>
