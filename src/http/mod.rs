@@ -138,6 +138,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         User,
         web::get().to(studies::my_studies),
     );
+    t.add("get", "/api/me/tasks", User, web::get().to(tasks::mine));
     t.add(
         "get",
         "/api/me/bookmarks",

@@ -113,6 +113,18 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/api/me/tasks",
+        summary: "My open tasks across the studies I am in, soonest due first (at most 50), each with study_title",
+        tag: "tasks",
+        auth: true,
+        body: None,
+        responses: &[
+            (200, "{items: Task[]}", None),
+            (401, "unauthenticated", Some("Error")),
+        ],
+    },
+    Op {
+        method: "get",
         path: "/api/me/bookmarks",
         summary: "My bookmarked studies (wishlist)",
         tag: "studies",

@@ -117,6 +117,26 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
+/// Tasks the home page lists: a person's open work fits, and the list stays one response.
+const MY_TASKS_MAX: i64 = 50;
+
+/// `GET /api/me/tasks`: the caller's open tasks across their studies, soonest due first.
+pub async fn mine(state: web::Data<AppState>, auth: Authenticated) -> Res {
+    let rows = state
+        .store
+        .my_open_tasks(auth.user.id, MY_TASKS_MAX)
+        .await?;
+    let items: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(task, title)| {
+            let mut v = serde_json::to_value(&task).unwrap_or_default();
+            v["study_title"] = title.into();
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
 /// `POST /api/studies/{study_id}/tasks`
 pub async fn create(
     state: web::Data<AppState>,

@@ -33,6 +33,9 @@ pub trait TaskStore: Send + Sync {
         filter: TaskFilter,
     ) -> StoreResult<Vec<Task>>;
     async fn task(&self, study: StudyId, task: TaskId, user: UserId) -> StoreResult<Task>;
+    /// Open tasks assigned to `user` in the studies they are still in, soonest due first
+    /// (undated last), at most `limit`, each with its study's title.
+    async fn my_open_tasks(&self, user: UserId, limit: i64) -> StoreResult<Vec<(Task, String)>>;
     /// Writes `fields` if the task is still at version `read` (else `Rule::Stale`).
     #[allow(clippy::too_many_arguments)]
     async fn update_task(

@@ -290,6 +290,37 @@ macro_rules! tasks_store_impl {
                     Ok(rows.into_iter().map(task_of).collect())
                 }
 
+                async fn my_open_tasks(&self, user: UserId, limit: i64) -> StoreResult<Vec<(Task, String)>> {
+                    let mut c = self.pool.acquire().await?;
+                    let mut qb = QueryBuilder::<Db>::new(TASK_SELECT);
+                    qb.push(
+                        " JOIN memberships m ON m.study_id = t.study_id AND m.left_at IS NULL \
+                          WHERE t.status = 'open' AND t.assignee_id = ",
+                    )
+                    .push_bind(user.0)
+                    .push(" AND m.user_id = ")
+                    .push_bind(user.0)
+                    .push(" ORDER BY t.due_on IS NULL, t.due_on, t.id LIMIT ")
+                    .push_bind(limit);
+                    let rows: Vec<TaskRow> = qb.build_query_as().fetch_all(&mut *c).await?;
+                    let tasks: Vec<Task> = rows.into_iter().map(task_of).collect();
+                    let mut titles: Vec<(i64, String)> = Vec::new();
+                    if !tasks.is_empty() {
+                        let mut qb = QueryBuilder::<Db>::new("SELECT id, title FROM studies WHERE id IN (");
+                        let mut sep = qb.separated(", ");
+                        for t in &tasks {
+                            sep.push_bind(t.study_id.0);
+                        }
+                        qb.push(")");
+                        titles = qb.build_query_as().fetch_all(&mut *c).await?;
+                    }
+                    let title_of = |id: StudyId| titles.iter().find(|s| s.0 == id.0).map(|s| s.1.clone()).unwrap_or_default();
+                    Ok(tasks.into_iter().map(|t| {
+                        let title = title_of(t.study_id);
+                        (t, title)
+                    }).collect())
+                }
+
                 async fn task(&self, study: StudyId, task: TaskId, user: UserId) -> StoreResult<Task> {
                     let mut c = self.pool.acquire().await?;
                     member(&mut c, study, user).await?;

@@ -831,3 +831,83 @@ async fn the_study_actor_drops_older_and_posthumous_events() {
     );
     s.shutdown().await;
 }
+
+/// The home page's list: my open tasks across my studies, soonest due first (undated last),
+/// with each study's title; not done ones, not someone else's, and not those of a study I
+/// have left.
+async fn my_open_tasks_across_studies(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (me, lead_a, lead_b) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let a = study_with_members(&s, &lead_a, &[&me]).await;
+    let b_id = study_with_members(&s, &lead_b, &[&me]).await;
+    let (st, _) = patch(
+        &s,
+        &format!("/api/studies/{b_id}"),
+        json!({ "title": "알고리즘" }),
+        &lead_b.cookie,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let mine = |title: &str, due: Option<&str>| json!({ "title": title, "assignee_id": uid(&me), "due_on": due });
+    new_task(&s, a, &lead_a, mine("undated", None)).await;
+    new_task(&s, b_id, &lead_b, mine("soon", Some("2027-01-05"))).await;
+    new_task(&s, a, &lead_a, mine("sooner", Some("2027-01-02"))).await;
+    let done = new_task(&s, a, &lead_a, mine("finished", Some("2027-01-01"))).await;
+    patch(
+        &s,
+        &format!("/api/studies/{a}/tasks/{}", done["id"]),
+        json!({ "status": "done" }),
+        &lead_a.cookie,
+    )
+    .await;
+    new_task(
+        &s,
+        a,
+        &lead_a,
+        json!({ "title": "the leader's", "assignee_id": uid(&lead_a) }),
+    )
+    .await;
+
+    let list = |who: &Session| {
+        let cookie = who.cookie.clone();
+        let s = &s;
+        async move {
+            let (st, v) = get(s, "/api/me/tasks", Some(&cookie)).await;
+            assert_eq!(st, 200, "{v}");
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    (
+                        t["title"].as_str().unwrap().to_string(),
+                        t["study_title"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let (ta, tb) = ("Work".to_string(), "알고리즘".to_string());
+    assert_eq!(
+        list(&me).await,
+        [
+            ("sooner".to_string(), ta.clone()),
+            ("soon".to_string(), tb),
+            ("undated".to_string(), ta)
+        ]
+    );
+    // Leaving study b takes its tasks off the list (and gives them back to the pool).
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{b_id}/leave"),
+        json!({}),
+        Some(&me.cookie),
+    )
+    .await;
+    assert_eq!(st, 204);
+    let titles: Vec<String> = list(&me).await.into_iter().map(|t| t.0).collect();
+    assert_eq!(titles, ["sooner", "undated"]);
+    assert_eq!(list(&lead_b).await, Vec::<(String, String)>::new());
+    s.shutdown().await;
+}
+both_backends!(my_open_tasks_across_studies);

@@ -549,6 +549,16 @@ export async function updateTask(
   return (await request<{ task: Task }>('PATCH', `${studyBase(studyId)}/tasks/${taskId}`, input)).task;
 }
 
+/** A task of mine on the home page: the task and its study's title. */
+export interface MyTask extends Task {
+  study_title: string;
+}
+
+/** My open tasks across my studies, soonest due first (at most 50). */
+export async function myTasks(): Promise<MyTask[]> {
+  return (await request<{ items: MyTask[] }>('GET', '/api/me/tasks')).items;
+}
+
 export async function deleteTask(studyId: number, taskId: number): Promise<void> {
   await request<void>('DELETE', `${studyBase(studyId)}/tasks/${taskId}`);
 }

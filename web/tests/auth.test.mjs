@@ -48,7 +48,7 @@ test('sign up, log out, log in, wrong password', { timeout: 120_000 }, async () 
 
   await waitForPath(page, '/');
   assert.equal(await page.getByTestId('display-name').textContent(), displayName);
-  assert.match(await page.getByRole('heading', { level: 1 }).textContent(), /^welcome, /);
+  assert.match(await page.getByRole('heading', { level: 1 }).textContent(), /^Welcome, /);
   await waitForConnState(page, 'connected');
   assert.equal((await page.getByTestId('conn-state').textContent()).trim(), EN.connected);
 

@@ -160,6 +160,20 @@ test('task board live, post with highlighted code and an attachment that downloa
   assert.equal(stored.body.task.assignee.id, member.user.id);
   assert.equal(stored.body.task.due_on, due);
 
+  // ---- the member's home page lists it under their open tasks, with the study ----
+  {
+    const { page: home } = await pageFor(member);
+    await home.goto('/');
+    const mine = home.getByTestId('my-task').filter({ hasText: taskTitle });
+    await mine.waitFor();
+    assert.match(await mine.textContent(), new RegExp(`Tasks ${suffix}`));
+    assert.equal((await mine.getByTestId('my-task-due').textContent()).trim(), `Due ${due}`);
+    await home.getByTestId('home-studies').getByText(`Tasks ${suffix}`).waitFor();
+    await mine.getByRole('link', { name: taskTitle }).click();
+    await waitForPath(home, `/studies/${id}/tasks/${taskId}`);
+    await home.close();
+  }
+
   // ---- the member's open board receives it live, also under "Assigned to me" ----
   const mTask = mBoard.getByTestId('task').filter({ hasText: taskTitle });
   await mTask.waitFor({ timeout: LIVE_TIMEOUT_MS });

@@ -1,19 +1,91 @@
-import { useState } from 'preact/hooks';
+// Home: who is signed in, the live connection, and where to pick up: my open
+// tasks across my studies (soonest due first) and the studies I lead or joined.
+// Both are read when the page opens and again after every reconnect.
+import { useCallback, useEffect, useState } from 'preact/hooks';
 import * as api from '../api';
-import type { ApiError } from '../api';
+import type { ApiError, MyTask, StudySummary } from '../api';
 import { ErrorAlert } from '../components/Alert';
 import { Button } from '../components/Button';
 import { ConnIndicator } from '../components/ConnIndicator';
 import { Layout } from '../components/Layout';
+import { linkClass } from '../components/Study';
 import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
+import { linkClick } from '../router';
+import { isOverdue } from '../tasks';
+import { StudyList } from './MyStudies';
+
+interface Work {
+  tasks: MyTask[];
+  studies: StudySummary[];
+}
+
+function useWork(): { work: Work | null; error: ApiError | null } {
+  const live = useApp().live;
+  const [work, setWork] = useState<Work | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const read = useCallback(async (isCurrent: () => boolean) => {
+    try {
+      const [tasks, mine] = await Promise.all([api.myTasks(), api.myStudies()]);
+      if (isCurrent()) {
+        setWork({ tasks, studies: [...mine.leading, ...mine.joined] });
+        setError(null);
+      }
+    } catch (e) {
+      if (isCurrent()) setError(toApiError(e));
+    }
+  }, []);
+  useEffect(() => {
+    let current = true;
+    void read(() => current);
+    const off = live?.on('hello', () => void read(() => current));
+    return () => {
+      current = false;
+      off?.();
+    };
+  }, [live, read]);
+  return { work, error };
+}
+
+function MyTasks({ tasks }: { tasks: MyTask[] }) {
+  const { t } = useI18n();
+  return (
+    <section aria-labelledby="my-tasks-h" data-testid="my-tasks" class="flex flex-col gap-2">
+      <h2 id="my-tasks-h" class="text-lg font-semibold">
+        {t('home.myTasks')}
+      </h2>
+      {tasks.length === 0 ? (
+        <p class="text-slate-600">{t('home.noTasks')}</p>
+      ) : (
+        <ul class="flex flex-col gap-2">
+          {tasks.map((task) => {
+            const overdue = isOverdue(task);
+            return (
+              <li key={task.id} data-testid="my-task" class="flex flex-wrap items-baseline gap-x-3 gap-y-1 rounded-md border border-slate-200 bg-white p-3">
+                <a href={`/studies/${task.study_id}/tasks/${task.id}`} onClick={linkClick} class={`${linkClass} font-semibold`}>
+                  {task.title}
+                </a>
+                <span class="text-sm text-slate-600">{task.study_title}</span>
+                <span data-testid="my-task-due" class={`text-sm ${overdue ? 'font-semibold text-red-800' : 'text-slate-700'}`}>
+                  {task.due_on ? t('home.dueOn', { date: task.due_on }) : t('task.noDue')}
+                  {overdue && ` (${t('task.overdue')})`}
+                </span>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
+  );
+}
 
 export function HomePage() {
   const { t } = useI18n();
   const app = useApp();
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
+  const { work, error: workError } = useWork();
   const user = app.user;
   if (!user) return null;
 
@@ -62,7 +134,20 @@ export function HomePage() {
           </h2>
           <ConnIndicator state={app.connState} />
         </section>
-        <p class="rounded-lg border border-dashed border-slate-300 p-6 text-center text-slate-600">{t('home.empty')}</p>
+        {workError && <ErrorAlert>{errorMessage(workError)}</ErrorAlert>}
+        {!work && !workError && <p role="status">{t('app.loading')}</p>}
+        {work && <MyTasks tasks={work.tasks} />}
+        {work &&
+          (work.studies.length ? (
+            <StudyList testId="home-studies" titleKey="home.myStudies" items={work.studies} />
+          ) : (
+            <p data-testid="home-empty" class="rounded-lg border border-dashed border-slate-300 p-6 text-center text-slate-600">
+              {t('home.empty')}{' '}
+              <a href="/studies" onClick={linkClick} class={linkClass}>
+                {t('home.findStudy')}
+              </a>
+            </p>
+          ))}
       </div>
     </Layout>
   );

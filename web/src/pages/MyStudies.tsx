@@ -14,7 +14,7 @@ interface Data {
   bookmarks: StudySummary[];
 }
 
-function StudyList({ testId, titleKey, items }: { testId: string; titleKey: MessageKey; items: StudySummary[] }) {
+export function StudyList({ testId, titleKey, items }: { testId: string; titleKey: MessageKey; items: StudySummary[] }) {
   const { t } = useI18n();
   const hid = `${testId}-h`;
   return (
