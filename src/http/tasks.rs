@@ -8,6 +8,7 @@ use serde_json::json;
 use super::auth::Authenticated;
 use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
 use crate::actors::study::{Study, StudyMsg};
+use crate::actors::user_session::push_notifications;
 use crate::error::ApiError;
 use crate::ids::{PostId, StudyId, TaskId};
 use crate::server::AppState;
@@ -146,10 +147,11 @@ pub async fn create(
 ) -> Res {
     let study = StudyId(*path);
     let fields = off_thread(move || body.into_inner().into_new()).await?;
-    let task = state
+    let (task, notes) = state
         .store
         .create_task(study, auth.user.id, &fields, now_millis())
         .await?;
+    push_notifications(&state.registry, notes).await;
     announce(
         &state,
         study,
@@ -183,7 +185,7 @@ pub async fn edit(
 ) -> Res {
     let (study, task) = (StudyId(path.0), TaskId(path.1));
     let form = body.into_inner();
-    let task = edit_rounds(form.version, || async {
+    let (task, notes) = edit_rounds(form.version, || async {
         let t = state.store.task(study, task, auth.user.id).await?;
         if form.version.is_some_and(|v| v != t.version) {
             return Err(Rule::Stale.into());
@@ -204,6 +206,7 @@ pub async fn edit(
             .await)
     })
     .await?;
+    push_notifications(&state.registry, notes).await;
     announce(
         &state,
         study,

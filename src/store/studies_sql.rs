@@ -187,13 +187,13 @@ macro_rules! studies_store_impl {
                 }
             }
 
-            async fn title_of(c: &mut Conn, study: i64) -> Result<String, sqlx::Error> {
+            pub(super) async fn title_of(c: &mut Conn, study: i64) -> Result<String, sqlx::Error> {
                 let (t,): (String,) =
                     sqlx::query_as("SELECT title FROM studies WHERE id = $1").bind(study).fetch_one(&mut *c).await?;
                 Ok(t)
             }
 
-            async fn notify_in(c: &mut Conn, list: &[NewNotification], now: Millis) -> Result<Vec<Notification>, sqlx::Error> {
+            pub(super) async fn notify_in(c: &mut Conn, list: &[NewNotification], now: Millis) -> Result<Vec<Notification>, sqlx::Error> {
                 let mut out = Vec::with_capacity(list.len());
                 for n in list {
                     let payload = n.payload.to_string();

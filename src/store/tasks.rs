@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::{Millis, StoreResult};
 use crate::ids::{FileId, PostId, StudyId, TaskId, UserId};
+use crate::studies::Notification;
 use crate::tasks::rules::PostFields;
 use crate::tasks::{NewFile, Post, PostSummary, StoredFile, Task, TaskFields, TaskFilter};
 
@@ -24,7 +25,7 @@ pub trait TaskStore: Send + Sync {
         user: UserId,
         fields: &TaskFields,
         now: Millis,
-    ) -> StoreResult<Task>;
+    ) -> StoreResult<(Task, Vec<Notification>)>;
     /// The board, ordered by due date (undated last), then id.
     async fn tasks(
         &self,
@@ -36,7 +37,9 @@ pub trait TaskStore: Send + Sync {
     /// Open tasks assigned to `user` in the studies they are still in, soonest due first
     /// (undated last), at most `limit`, each with its study's title.
     async fn my_open_tasks(&self, user: UserId, limit: i64) -> StoreResult<Vec<(Task, String)>>;
-    /// Writes `fields` if the task is still at version `read` (else `Rule::Stale`).
+    /// Writes `fields` if the task is still at version `read` (else `Rule::Stale`). A new
+    /// assignee other than `user` gets a `task_assigned` notification (as on create),
+    /// stored in the same transaction and returned for pushing.
     #[allow(clippy::too_many_arguments)]
     async fn update_task(
         &self,
@@ -46,7 +49,7 @@ pub trait TaskStore: Send + Sync {
         fields: &TaskFields,
         read: i64,
         now: Millis,
-    ) -> StoreResult<Task>;
+    ) -> StoreResult<(Task, Vec<Notification>)>;
     /// Deletes the task with its posts and their files.
     async fn delete_task(
         &self,

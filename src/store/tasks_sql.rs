@@ -14,6 +14,7 @@ macro_rules! tasks_store_impl {
             use crate::store::studies::Rule;
             use crate::store::tasks::{RemovedObjects, TaskStore};
             use crate::store::{Millis, StoreError, StoreResult};
+            use crate::studies::{NewNotification, Notification};
             use crate::studies::Role;
             use crate::tasks::rules::PostFields;
             use crate::tasks::{
@@ -21,7 +22,7 @@ macro_rules! tasks_store_impl {
                 TaskFilter, TaskStatus,
             };
 
-            use super::studies_impl::{like_pattern, membership};
+            use super::studies_impl::{like_pattern, membership, notify_in, title_of};
 
             type Conn = <$db as sqlx::Database>::Connection;
             type Db = $db;
@@ -219,6 +220,28 @@ macro_rules! tasks_store_impl {
                 Ok(used)
             }
 
+            /// Tells `task`'s new assignee that `by` gave it to them (not when they took it
+            /// themselves), in the transaction that made the change.
+            async fn notify_assignee(c: &mut Conn, task: &Task, by: UserId, now: Millis) -> StoreResult<Vec<Notification>> {
+                let Some(assignee) = task.assignee.as_ref().filter(|a| a.id != by) else {
+                    return Ok(Vec::new());
+                };
+                let (name,): (String,) =
+                    sqlx::query_as("SELECT display_name FROM users WHERE id = $1").bind(by.0).fetch_one(&mut *c).await?;
+                let note = NewNotification {
+                    user_id: assignee.id,
+                    kind: "task_assigned",
+                    payload: serde_json::json!({
+                        "study_id": task.study_id,
+                        "study_title": title_of(c, task.study_id.0).await?,
+                        "task_id": task.id,
+                        "task_title": task.title,
+                        "by": { "id": by, "display_name": name },
+                    }),
+                };
+                Ok(notify_in(c, &[note], now).await?)
+            }
+
             /// A post's attachment count changed.
             async fn bump_post(c: &mut Conn, post: PostId) -> StoreResult<()> {
                 sqlx::query("UPDATE posts SET version = version + 1 WHERE id = $1").bind(post.0).execute(&mut *c).await?;
@@ -233,7 +256,7 @@ macro_rules! tasks_store_impl {
 
             #[async_trait::async_trait]
             impl TaskStore for $store {
-                async fn create_task(&self, study: StudyId, user: UserId, f: &TaskFields, now: Millis) -> StoreResult<Task> {
+                async fn create_task(&self, study: StudyId, user: UserId, f: &TaskFields, now: Millis) -> StoreResult<(Task, Vec<Notification>)> {
                     let mut tx = self.begin_write().await?;
                     member(&mut tx, study, user).await?;
                     // Serializes creators of one study on Postgres so the limit holds.
@@ -264,8 +287,9 @@ macro_rules! tasks_store_impl {
                     .fetch_one(&mut *tx)
                     .await?;
                     let t = load_task(&mut tx, study, TaskId(id)).await?;
+                    let notes = notify_assignee(&mut tx, &t, user, now).await?;
                     tx.commit().await?;
-                    Ok(t)
+                    Ok((t, notes))
                 }
 
                 async fn tasks(&self, study: StudyId, user: UserId, filter: TaskFilter) -> StoreResult<Vec<Task>> {
@@ -327,7 +351,7 @@ macro_rules! tasks_store_impl {
                     load_task(&mut c, study, task).await
                 }
 
-                async fn update_task(&self, study: StudyId, task: TaskId, user: UserId, f: &TaskFields, read: i64, now: Millis) -> StoreResult<Task> {
+                async fn update_task(&self, study: StudyId, task: TaskId, user: UserId, f: &TaskFields, read: i64, now: Millis) -> StoreResult<(Task, Vec<Notification>)> {
                     let mut tx = self.begin_write().await?;
                     member(&mut tx, study, user).await?;
                     let before = load_task(&mut tx, study, task).await?;
@@ -367,8 +391,13 @@ macro_rules! tasks_store_impl {
                         return Err(rule(Rule::Stale));
                     }
                     let t = load_task(&mut tx, study, task).await?;
+                    let notes = if f.assignee != before.assignee.as_ref().map(|a| a.id) {
+                        notify_assignee(&mut tx, &t, user, now).await?
+                    } else {
+                        Vec::new()
+                    };
                     tx.commit().await?;
-                    Ok(t)
+                    Ok((t, notes))
                 }
 
                 async fn delete_task(&self, study: StudyId, task: TaskId, user: UserId) -> StoreResult<RemovedObjects> {

@@ -911,3 +911,79 @@ async fn my_open_tasks_across_studies(b: &Backend) {
     s.shutdown().await;
 }
 both_backends!(my_open_tasks_across_studies);
+
+/// Giving someone a task tells them, live and in their inbox: on create and when the
+/// assignee changes, never for taking a task oneself.
+async fn assignees_are_notified(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, ann, bob) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let id = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let mut bob_ws = ws_connect(&s, &bob.cookie).await;
+    hello(&mut bob_ws).await;
+    let inbox = |who: &Session| {
+        let cookie = who.cookie.clone();
+        let s = &s;
+        async move {
+            let (st, v) = get(s, "/api/notifications", Some(&cookie)).await;
+            assert_eq!(st, 200, "{v}");
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["kind"] == "task_assigned")
+                .map(|n| n["payload"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    let t = new_task(
+        &s,
+        id,
+        &leader,
+        json!({ "title": "slides", "assignee_id": uid(&ann) }),
+    )
+    .await;
+    let got = inbox(&ann).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (
+            &got[0]["task_id"],
+            &got[0]["task_title"],
+            &got[0]["study_id"],
+            &got[0]["by"]["id"]
+        ),
+        (&t["id"], &json!("slides"), &json!(id), &leader.user["id"])
+    );
+    assert_eq!(got[0]["study_title"], "Work");
+    // Taking a task oneself, or editing it without changing hands, tells nobody.
+    new_task(
+        &s,
+        id,
+        &ann,
+        json!({ "title": "mine", "assignee_id": uid(&ann) }),
+    )
+    .await;
+    let path = format!("/api/studies/{id}/tasks/{}", t["id"]);
+    assert_eq!(
+        patch(&s, &path, json!({ "title": "slides v2" }), &ann.cookie)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(inbox(&ann).await.len(), 1);
+    // Handing it to bob tells bob, live on his socket too.
+    assert_eq!(
+        patch(&s, &path, json!({ "assignee_id": uid(&bob) }), &ann.cookie)
+            .await
+            .0,
+        200
+    );
+    let f = next_json(&mut bob_ws).await;
+    assert_eq!(f["type"], "notification", "{f}");
+    assert_eq!(f["notification"]["kind"], "task_assigned");
+    assert_eq!(f["notification"]["payload"]["task_title"], "slides v2");
+    assert_eq!(f["notification"]["payload"]["by"]["id"], ann.user["id"]);
+    assert_eq!(inbox(&bob).await.len(), 1);
+    assert!(inbox(&leader).await.is_empty());
+    s.shutdown().await;
+}
+both_backends!(assignees_are_notified);

@@ -243,6 +243,7 @@ const en = {
   'notif.removed': 'You were removed from “{study}”.',
   'notif.removed_banned': 'You were removed from “{study}” and cannot apply again.',
   'notif.review_received': '{name} reviewed you ({rating}/5) in “{study}”.',
+  'notif.task_assigned': '{name} assigned you “{task}” in “{study}”.',
   'notif.unknown': 'You have a new notification.',
   'toast.dismiss': 'Dismiss',
 
@@ -680,6 +681,7 @@ const ko: Dict = {
   'notif.removed': '“{study}”에서 내보내졌습니다.',
   'notif.removed_banned': '“{study}”에서 내보내졌고, 다시 지원할 수 없습니다.',
   'notif.review_received': '{name}님이 “{study}”에서 리뷰를 남겼습니다 ({rating}/5).',
+  'notif.task_assigned': '{name}님이 “{study}”의 할 일 “{task}”을(를) 맡겼습니다.',
   'notif.unknown': '새 알림이 있습니다.',
   'toast.dismiss': '닫기',
 

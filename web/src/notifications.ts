@@ -41,6 +41,8 @@ export function notificationText(n: AppNotification): string {
       return p.banned === true ? t('notif.removed_banned', { study }) : t('notif.removed', { study });
     case 'review_received':
       return t('notif.review_received', { name: person(p.author), study, rating: str(p.rating) });
+    case 'task_assigned':
+      return t('notif.task_assigned', { name: person(p.by), task: str(p.task_title), study });
     case 'chat_mention':
       return t('notif.chat_mention', { name: person(p.author), excerpt: str(p.excerpt) });
     default:

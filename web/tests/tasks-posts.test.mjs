@@ -174,6 +174,13 @@ test('task board live, post with highlighted code and an attachment that downloa
     await home.close();
   }
 
+  // ---- the member is told they were given it ----
+  await mp
+    .getByRole('status')
+    .filter({ hasText: `Lead ${suffix} assigned you “${taskTitle}” in “Tasks ${suffix}”.` })
+    .first()
+    .waitFor({ timeout: LIVE_TIMEOUT_MS });
+
   // ---- the member's open board receives it live, also under "Assigned to me" ----
   const mTask = mBoard.getByTestId('task').filter({ hasText: taskTitle });
   await mTask.waitFor({ timeout: LIVE_TIMEOUT_MS });
