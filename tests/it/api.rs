@@ -457,7 +457,7 @@ async fn signups_are_limited_per_address() {
 async fn writes_are_limited_per_user() {
     let b = Backend::new(Db::Sqlite).await;
     let s = start(&b, &[]).await;
-    let (flooder, other) = (signup(&s).await, signup(&s).await);
+    let [flooder, other] = signups(&s).await;
     let study = crate::studies::create_study(
         &s,
         &flooder.cookie,

@@ -239,6 +239,16 @@ pub async fn signup(s: &RunningServer) -> Session {
     }
 }
 
+/// `N` fresh signed-in users: `let [leader, member] = signups(&s).await;`.
+pub async fn signups<const N: usize>(s: &RunningServer) -> [Session; N] {
+    let mut all = Vec::with_capacity(N);
+    for _ in 0..N {
+        all.push(signup(s).await);
+    }
+    all.try_into()
+        .unwrap_or_else(|_| unreachable!("N sign-ups"))
+}
+
 pub async fn ws_connect(s: &RunningServer, cookie: &str) -> WsConn {
     let (_resp, conn) = client()
         .ws(format!("{}/ws", s.url()))

@@ -243,12 +243,7 @@ async fn uploads_and_downloads(objects: Objects) {
             "local"
         }
     );
-    let (leader, author, member, outsider) = (
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-    );
+    let [leader, author, member, outsider] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&author, &member]).await;
     let task = new_task(&s, id, &author, json!({ "title": "files" })).await["id"]
         .as_i64()
@@ -952,7 +947,7 @@ async fn uploads_race_for_the_quota(objects: Objects) {
         ],
     )
     .await;
-    let (leader, author) = (signup(&s).await, signup(&s).await);
+    let [leader, author] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&author]).await;
     let task = new_task(&s, id, &author, json!({ "title": "race" })).await["id"]
         .as_i64()

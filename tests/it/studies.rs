@@ -48,7 +48,7 @@ fn uid(s: &Session) -> i64 {
 }
 
 /// Applies and returns the application id.
-async fn apply(s: &RunningServer, study: i64, who: &Session) -> i64 {
+pub async fn apply(s: &RunningServer, study: i64, who: &Session) -> i64 {
     let (st, body, _) = post(
         s,
         &format!("/api/studies/{study}/applications"),
@@ -60,7 +60,7 @@ async fn apply(s: &RunningServer, study: i64, who: &Session) -> i64 {
     body["application"]["id"].as_i64().unwrap()
 }
 
-async fn decide(
+pub async fn decide(
     s: &RunningServer,
     study: i64,
     app: i64,
@@ -333,12 +333,7 @@ both_backends!(browse_search_and_keyset_paging);
 
 async fn membership_lifecycle(b: &Backend) {
     let s = start(b, &[]).await;
-    let (leader, ann, bob, cho) = (
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-    );
+    let [leader, ann, bob, cho] = signups(&s).await;
     let id = create_study(
         &s,
         &leader.cookie,
@@ -559,7 +554,7 @@ both_backends!(membership_lifecycle);
 async fn the_last_seat_goes_to_exactly_one(b: &Backend) {
     let s = start(b, &[]).await;
     let leader = signup(&s).await;
-    let (x, y) = (signup(&s).await, signup(&s).await);
+    let [x, y] = signups(&s).await;
     let id = create_study(
         &s,
         &leader.cookie,
@@ -601,12 +596,7 @@ both_backends!(the_last_seat_goes_to_exactly_one);
 
 async fn reviews_and_profiles(b: &Backend) {
     let s = start(b, &[]).await;
-    let (leader, m1, m2, outsider) = (
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-    );
+    let [leader, m1, m2, outsider] = signups(&s).await;
     let id = create_study(
         &s,
         &leader.cookie,
@@ -749,7 +739,7 @@ both_backends!(reviews_and_profiles);
 
 async fn ids_from_another_study_change_nothing(b: &Backend) {
     let s = start(b, &[]).await;
-    let (la, lb, x) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let [la, lb, x] = signups(&s).await;
     let a = create_study(&s, &la.cookie, study_body("A", &[], 5, "2027-02-01")).await;
     let bb = create_study(&s, &lb.cookie, study_body("B", &[], 5, "2027-02-01")).await;
     let app_b = apply(&s, bb, &x).await;
@@ -791,13 +781,7 @@ async fn authorization_matrix(b: &Backend) {
     let s = start(b, &["--write-burst", "100000"]).await;
     let mut specs: Vec<RouteSpec> = Vec::new();
     let _app = actix_web::App::new().configure(|cfg| specs = studyon::http::routes(cfg));
-    let (leader, member, applicant, outsider, other_leader) = (
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-        signup(&s).await,
-    );
+    let [leader, member, applicant, outsider, other_leader] = signups(&s).await;
     create_study(
         &s,
         &other_leader.cookie,
@@ -985,7 +969,7 @@ both_backends!(authorization_matrix);
 async fn live_events_and_notifications() {
     let b = Backend::new(Db::Sqlite).await;
     let s = start(&b, &[]).await;
-    let (leader, applicant) = (signup(&s).await, signup(&s).await);
+    let [leader, applicant] = signups(&s).await;
     let id = create_study(&s, &leader.cookie, study_body("Live", &[], 5, "2027-02-01")).await;
     let mut lws = ws_connect(&s, &leader.cookie).await;
     hello(&mut lws).await;

@@ -7,7 +7,7 @@ use studyon::server::RunningServer;
 
 use crate::both_backends;
 use crate::common::*;
-use crate::studies::{create_study, patch, study_body};
+use crate::studies::{apply, create_study, decide, patch, study_body};
 
 fn uid(s: &Session) -> i64 {
     s.user["id"].as_i64().unwrap()
@@ -17,22 +17,8 @@ fn uid(s: &Session) -> i64 {
 pub async fn study_with_members(s: &RunningServer, leader: &Session, members: &[&Session]) -> i64 {
     let id = create_study(s, &leader.cookie, study_body("Work", &[], 10, "2027-02-01")).await;
     for m in members {
-        let (st, a, _) = post(
-            s,
-            &format!("/api/studies/{id}/applications"),
-            json!({ "message": "" }),
-            Some(&m.cookie),
-        )
-        .await;
-        assert_eq!(st, 201, "{a}");
-        let app = a["application"]["id"].as_i64().unwrap();
-        let (st, d, _) = post(
-            s,
-            &format!("/api/studies/{id}/applications/{app}/decision"),
-            json!({ "accept": true }),
-            Some(&leader.cookie),
-        )
-        .await;
+        let app = apply(s, id, m).await;
+        let (st, d) = decide(s, id, app, true, leader).await;
         assert_eq!(st, 200, "{d}");
     }
     id
@@ -80,7 +66,7 @@ fn titles(v: &Value) -> Vec<String> {
 
 async fn tasks_board_filters_and_edits(b: &Backend) {
     let s = start(b, &[]).await;
-    let (leader, member, outsider) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let [leader, member, outsider] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&member]).await;
     let base = format!("/api/studies/{id}/tasks");
 
@@ -227,7 +213,7 @@ both_backends!(tasks_board_filters_and_edits);
 /// member); the tasks they finished keep their name.
 async fn leaving_unassigns_open_tasks(b: &Backend) {
     let s = start(b, &[]).await;
-    let (leader, quitter, removed) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let [leader, quitter, removed] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&quitter, &removed]).await;
     let mut open = Vec::new();
     for who in [&quitter, &removed] {
@@ -296,7 +282,7 @@ both_backends!(leaving_unassigns_open_tasks);
 
 async fn posts_search_paging_and_authorship(b: &Backend) {
     let s = start(b, &[]).await;
-    let (leader, alice, bob) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let [leader, alice, bob] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&alice, &bob]).await;
     let task = new_task(&s, id, &alice, json!({ "title": "chapter 3" })).await;
     let tid = task["id"].as_i64().unwrap();
@@ -460,7 +446,7 @@ both_backends!(posts_search_paging_and_authorship);
 async fn changes_are_pushed_to_member_watchers_only() {
     let b = Backend::new(Db::Sqlite).await;
     let s = start(&b, &[]).await;
-    let (leader, member, outsider) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let [leader, member, outsider] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&member]).await;
     let mut watch = Vec::new();
     for who in [&member, &outsider] {
@@ -539,7 +525,7 @@ async fn changes_are_pushed_to_member_watchers_only() {
 async fn deleting_a_study_ends_its_watches() {
     let b = Backend::new(Db::Sqlite).await;
     let s = start(&b, &[]).await;
-    let (leader, member) = (signup(&s).await, signup(&s).await);
+    let [leader, member] = signups(&s).await;
     let doomed = study_with_members(&s, &leader, &[&member]).await;
     let mut c = ws_connect(&s, &member.cookie).await;
     hello(&mut c).await;
@@ -591,7 +577,7 @@ async fn deleting_a_study_ends_its_watches() {
 /// member watching sees the task's versions only go up, ending at the stored state.
 async fn concurrent_edits_merge_and_arrive_in_order(b: &Backend) {
     let s = start(b, &[]).await;
-    let (leader, member) = (signup(&s).await, signup(&s).await);
+    let [leader, member] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&member]).await;
     let mut c = ws_connect(&s, &member.cookie).await;
     hello(&mut c).await;
@@ -681,7 +667,7 @@ async fn refused_as_stale(s: &RunningServer, path: &str, body: Value, who: &Sess
 /// 409 `edit_conflict`, nothing written. Post and task counts move versions too.
 async fn stale_versions_are_refused(b: &Backend) {
     let s = start(b, &[]).await;
-    let (leader, member) = (signup(&s).await, signup(&s).await);
+    let [leader, member] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&member]).await;
     let task = new_task(&s, id, &leader, json!({ "title": "base" })).await;
     let tid = task["id"].as_i64().unwrap();
@@ -765,7 +751,7 @@ async fn the_study_actor_drops_older_and_posthumous_events() {
 
     let b = Backend::new(Db::Sqlite).await;
     let s = start(&b, &[]).await;
-    let (leader, member) = (signup(&s).await, signup(&s).await);
+    let [leader, member] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&member]).await;
     let mut c = ws_connect(&s, &member.cookie).await;
     hello(&mut c).await;
@@ -837,7 +823,7 @@ async fn the_study_actor_drops_older_and_posthumous_events() {
 /// have left.
 async fn my_open_tasks_across_studies(b: &Backend) {
     let s = start(b, &[]).await;
-    let (me, lead_a, lead_b) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let [me, lead_a, lead_b] = signups(&s).await;
     let a = study_with_members(&s, &lead_a, &[&me]).await;
     let b_id = study_with_members(&s, &lead_b, &[&me]).await;
     let (st, _) = patch(
@@ -916,7 +902,7 @@ both_backends!(my_open_tasks_across_studies);
 /// assignee changes, never for taking a task oneself.
 async fn assignees_are_notified(b: &Backend) {
     let s = start(b, &[]).await;
-    let (leader, ann, bob) = (signup(&s).await, signup(&s).await, signup(&s).await);
+    let [leader, ann, bob] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&ann, &bob]).await;
     let mut bob_ws = ws_connect(&s, &bob.cookie).await;
     hello(&mut bob_ws).await;
