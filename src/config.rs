@@ -71,6 +71,17 @@ pub struct Settings {
     )]
     pub public_origin: Vec<String>,
 
+    /// Reverse proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`)
+    /// whose `X-Forwarded-For` names the client for login and sign-up limits. Unset: the
+    /// header is ignored and the connecting address is the client.
+    #[arg(
+        long,
+        env = "STUDYON_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<String>,
+
     /// Directory holding the built web client (`npm run build` in `web/`).
     #[arg(
         long,
@@ -342,6 +353,9 @@ impl Settings {
                 "STUDYON_SHUTDOWN_SECS must be 1–9 so the process exits within 10 s".into(),
             ));
         }
+        if let Err(e) = crate::http::client_ip::parse_nets(&self.trusted_proxies) {
+            return Err(ConfigError(format!("STUDYON_TRUSTED_PROXIES: {e}")));
+        }
         if self.signup_burst == 0 || self.write_burst == 0 {
             return Err(ConfigError(
                 "STUDYON_SIGNUP_BURST and STUDYON_WRITE_BURST must be at least 1".into(),
@@ -389,6 +403,7 @@ impl Settings {
                     .map(redact_url)
                     .unwrap_or_default(),
                 "public_origin" => self.public_origin.join(","),
+                "trusted_proxies" => self.trusted_proxies.join(","),
                 _ => match &json[&field] {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),

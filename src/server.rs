@@ -42,6 +42,8 @@ pub struct AppState {
     pub hub: Arc<ConnHub>,
     pub persister: Persister,
     pub throttle: LoginThrottle,
+    /// Proxies whose `X-Forwarded-For` is believed (see `http::client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Sign-ups per client address.
     pub signups: KeyedBuckets<std::net::IpAddr>,
     /// State-changing requests per user.
@@ -131,6 +133,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         hub,
         persister,
         throttle: LoginThrottle::default(),
+        trusted_proxies: crate::http::client_ip::parse_nets(&settings.trusted_proxies)
+            .map_err(anyhow::Error::msg)?,
         signups: KeyedBuckets::new(
             Policy {
                 burst: f64::from(settings.signup_burst),

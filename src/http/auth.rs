@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::client_ip;
 use crate::actors::user_session::{UserSession, UserSessionMsg};
 use crate::auth::{password, rules, token};
 use crate::error::ApiError;
@@ -107,7 +108,7 @@ pub async fn signup(
     rules::password(&body.password)?;
     // Counted once the input is valid, before the costly hash: a typo does not use up the
     // address's sign-ups, a script creating accounts does.
-    if let Some(ip) = req.peer_addr().map(|a| a.ip())
+    if let Some(ip) = client_ip::of(&req, &state.trusted_proxies)
         && let Err(wait) = state.signups.take(ip, Instant::now())
     {
         return Err(rate_limited(wait));
@@ -143,7 +144,7 @@ pub async fn login(
         .chars()
         .take(64)
         .collect();
-    let ip = req.peer_addr().map(|a| a.ip());
+    let ip = client_ip::of(&req, &state.trusted_proxies);
     if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
         return Err(rate_limited(wait));
     }
@@ -243,7 +244,7 @@ async fn open_session(
             now,
             expires_at: now + (max_age as i64).saturating_mul(1000),
             user_agent,
-            ip: req.peer_addr().map(|a| a.ip().to_string()),
+            ip: client_ip::of(req, &state.trusted_proxies).map(|a| a.to_string()),
         })
         .await?;
     Ok(session_cookie(

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod client_ip;
 pub mod files;
 pub mod notifications;
 pub mod openapi;

@@ -1,6 +1,7 @@
 //! The HTTP API: accounts, sessions, bad input, CSRF, throttling, operator endpoints.
 
 use serde_json::json;
+use studyon::server::RunningServer;
 
 use crate::both_backends;
 use crate::common::*;
@@ -517,4 +518,59 @@ async fn writes_are_limited_per_user() {
     .await;
     assert_eq!(st, 201);
     s.shutdown().await;
+}
+
+/// A sign-up claiming to come from `forwarded_for`; its status.
+async fn signup_via(s: &RunningServer, forwarded_for: &str) -> u16 {
+    let body = json!({
+        "login_id": unique("xff"),
+        "display_name": unique("proxied"),
+        "password": "correct horse battery",
+    });
+    client()
+        .post(format!("{}/api/auth/signup", s.url()))
+        .insert_header(("Origin", origin(s)))
+        .insert_header(("X-Forwarded-For", forwarded_for.to_string()))
+        .send_json(&body)
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// Behind a trusted proxy each client has its own sign-up limit, taken from the proxy's
+/// `X-Forwarded-For`; without `--trusted-proxies` the header is ignored, so writing it does
+/// not buy more sign-ups.
+#[actix_rt::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let b = Backend::new(Db::Sqlite).await;
+    let proxied = start(
+        &b,
+        &["--signup-burst", "1", "--trusted-proxies", "127.0.0.1"],
+    )
+    .await;
+    assert_eq!(signup_via(&proxied, "203.0.113.1").await, 201);
+    assert_eq!(
+        signup_via(&proxied, "203.0.113.2").await,
+        201,
+        "another client"
+    );
+    assert_eq!(
+        signup_via(&proxied, "203.0.113.1").await,
+        429,
+        "the first client again"
+    );
+    // A client-written entry left of the proxy's does not make a new client.
+    assert_eq!(signup_via(&proxied, "198.51.100.9, 203.0.113.2").await, 429);
+    proxied.shutdown().await;
+
+    let b = Backend::new(Db::Sqlite).await;
+    let direct = start(&b, &["--signup-burst", "1"]).await;
+    assert_eq!(signup_via(&direct, "203.0.113.1").await, 201);
+    assert_eq!(
+        signup_via(&direct, "203.0.113.2").await,
+        429,
+        "the header was believed"
+    );
+    direct.shutdown().await;
 }
