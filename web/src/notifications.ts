@@ -16,10 +16,12 @@ export function statusText(status: string): string {
   return hasKey(key) ? t(key as MessageKey) : status;
 }
 
-/** The study a notification is about, if any (clicking it goes there). */
-export function notificationStudyId(n: AppNotification): number | null {
-  const id = n.payload?.study_id;
-  return typeof id === 'number' ? id : null;
+/** Where clicking a notification goes: the task it gave me, else its study; null if neither. */
+export function notificationPath(n: AppNotification): string | null {
+  const sid = n.payload?.study_id;
+  if (typeof sid !== 'number') return null;
+  const tid = n.payload?.task_id;
+  return n.kind === 'task_assigned' && typeof tid === 'number' ? `/studies/${sid}/tasks/${tid}` : `/studies/${sid}`;
 }
 
 export function notificationText(n: AppNotification): string {

@@ -171,6 +171,10 @@ test('task board live, post with highlighted code and an attachment that downloa
     await home.getByTestId('home-studies').getByText(`Tasks ${suffix}`).waitFor();
     await mine.getByRole('link', { name: taskTitle }).click();
     await waitForPath(home, `/studies/${id}/tasks/${taskId}`);
+    // The notification about it opens the task too.
+    await home.goto('/notifications');
+    await home.getByTestId('notification').filter({ hasText: `assigned you “${taskTitle}”` }).getByRole('button', { name: /assigned you/ }).click();
+    await waitForPath(home, `/studies/${id}/tasks/${taskId}`);
     await home.close();
   }
 

@@ -4,7 +4,7 @@ import type { AppNotification } from '../api';
 import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
-import { notificationStudyId, notificationText } from '../notifications';
+import { notificationPath, notificationText } from '../notifications';
 import { linkClick, navigate } from '../router';
 
 /** Header bell: live unread count, and a dropdown of the latest notifications. */
@@ -53,8 +53,7 @@ export function NotificationBell() {
       }
       app.refreshUnread();
     }
-    const sid = notificationStudyId(n);
-    navigate(sid !== null ? `/studies/${sid}` : '/notifications');
+    navigate(notificationPath(n) ?? '/notifications');
   }
 
   return (

@@ -8,7 +8,7 @@ import { useApp } from '../context';
 import { toApiError } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import type { AnyFrame } from '../live';
-import { notificationStudyId, notificationText } from '../notifications';
+import { notificationPath, notificationText } from '../notifications';
 import { navigate } from '../router';
 
 export function NotificationsPage() {
@@ -73,9 +73,9 @@ export function NotificationsPage() {
   }
 
   async function open(n: AppNotification) {
-    const sid = notificationStudyId(n);
+    const path = notificationPath(n);
     if (!n.read) await markOne(n);
-    if (sid !== null) navigate(`/studies/${sid}`);
+    if (path !== null) navigate(path);
   }
 
   return (
@@ -92,7 +92,7 @@ export function NotificationsPage() {
       )}
       <ul class="flex flex-col gap-2" data-testid="notification-list">
         {items.map((n) => {
-          const sid = notificationStudyId(n);
+          const path = notificationPath(n);
           return (
             <li
               key={n.id}
@@ -104,7 +104,7 @@ export function NotificationsPage() {
             >
               {!n.read && <span aria-hidden="true" class="inline-block h-2 w-2 rounded-full bg-blue-600" />}
               {!n.read && <span class="sr-only">{t('notif.unread')}</span>}
-              {sid !== null ? (
+              {path !== null ? (
                 <button
                   type="button"
                   onClick={() => open(n)}
