@@ -169,6 +169,12 @@ test('task board live, post with highlighted code and an attachment that downloa
     assert.match(await mine.textContent(), new RegExp(`Tasks ${suffix}`));
     assert.equal((await mine.getByTestId('my-task-due').textContent()).trim(), `Due ${due}`);
     await home.getByTestId('home-studies').getByText(`Tasks ${suffix}`).waitFor();
+    // A task given to the member while home is open joins the list live (in another
+    // study, so the boards this test watches are not touched).
+    const other = await studyWith(leader, [member], `Snacks ${suffix}`);
+    const extra = await call(leader.session, 'POST', `/api/studies/${other}/tasks`, { title: `Bring snacks ${suffix}`, assignee_id: member.user.id });
+    assert.equal(extra.status, 201);
+    await home.getByTestId('my-task').filter({ hasText: `Bring snacks ${suffix}` }).waitFor({ timeout: LIVE_TIMEOUT_MS });
     await mine.getByRole('link', { name: taskTitle }).click();
     await waitForPath(home, `/studies/${id}/tasks/${taskId}`);
     // The notification about it opens the task too.

@@ -1,6 +1,7 @@
 // Home: who is signed in, the live connection, and where to pick up: my open
 // tasks across my studies (soonest due first) and the studies I lead or joined.
-// Both are read when the page opens and again after every reconnect.
+// Both are read when the page opens, after every reconnect, and when a
+// `task_assigned` notification arrives.
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import * as api from '../api';
 import type { ApiError, MyTask, StudySummary } from '../api';
@@ -39,10 +40,17 @@ function useWork(): { work: Work | null; error: ApiError | null } {
   useEffect(() => {
     let current = true;
     void read(() => current);
-    const off = live?.on('hello', () => void read(() => current));
+    const offs = [
+      live?.on('hello', () => void read(() => current)),
+      // Someone gave me a task: it belongs in the list now.
+      live?.on('notification', (f) => {
+        const kind = (f as { notification?: { kind?: unknown } }).notification?.kind;
+        if (kind === 'task_assigned') void read(() => current);
+      }),
+    ];
     return () => {
       current = false;
-      off?.();
+      for (const off of offs) off?.();
     };
   }, [live, read]);
   return { work, error };
