@@ -2,7 +2,7 @@
 // tasks across my studies (soonest due first) and the studies I lead or joined.
 // Both are read when the page opens, after every reconnect, and when a
 // `task_assigned` notification arrives.
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import * as api from '../api';
 import type { ApiError, MyTask, StudySummary } from '../api';
 import { ErrorAlert } from '../components/Alert';
@@ -26,11 +26,15 @@ function useWork(): { work: Work | null; error: ApiError | null } {
   const live = useApp().live;
   const [work, setWork] = useState<Work | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
-  const read = useCallback(async (isCurrent: () => boolean) => {
+  // Reads can overlap (a reconnect and a notification); only the newest one is shown.
+  const latest = useRef(0);
+  const read = useCallback(async (mounted: () => boolean) => {
+    const mine = ++latest.current;
+    const isCurrent = () => mounted() && mine === latest.current;
     try {
-      const [tasks, mine] = await Promise.all([api.myTasks(), api.myStudies()]);
+      const [tasks, studies] = await Promise.all([api.myTasks(), api.myStudies()]);
       if (isCurrent()) {
-        setWork({ tasks, studies: [...mine.leading, ...mine.joined] });
+        setWork({ tasks, studies: [...studies.leading, ...studies.joined] });
         setError(null);
       }
     } catch (e) {
@@ -38,18 +42,18 @@ function useWork(): { work: Work | null; error: ApiError | null } {
     }
   }, []);
   useEffect(() => {
-    let current = true;
-    void read(() => current);
+    let mounted = true;
+    void read(() => mounted);
     const offs = [
-      live?.on('hello', () => void read(() => current)),
+      live?.on('hello', () => void read(() => mounted)),
       // Someone gave me a task: it belongs in the list now.
       live?.on('notification', (f) => {
         const kind = (f as { notification?: { kind?: unknown } }).notification?.kind;
-        if (kind === 'task_assigned') void read(() => current);
+        if (kind === 'task_assigned') void read(() => mounted);
       }),
     ];
     return () => {
-      current = false;
+      mounted = false;
       for (const off of offs) off?.();
     };
   }, [live, read]);
