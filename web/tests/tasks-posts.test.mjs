@@ -174,7 +174,13 @@ test('task board live, post with highlighted code and an attachment that downloa
     const other = await studyWith(leader, [member], `Snacks ${suffix}`);
     const extra = await call(leader.session, 'POST', `/api/studies/${other}/tasks`, { title: `Bring snacks ${suffix}`, assignee_id: member.user.id });
     assert.equal(extra.status, 201);
-    await home.getByTestId('my-task').filter({ hasText: `Bring snacks ${suffix}` }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+    const snacks = home.getByTestId('my-task').filter({ hasText: `Bring snacks ${suffix}` });
+    await snacks.waitFor({ timeout: LIVE_TIMEOUT_MS });
+    // Marking it done from home takes it off the list.
+    await snacks.getByRole('button', { name: /^Mark done/ }).click();
+    await snacks.waitFor({ state: 'detached' });
+    const after = await call(member.session, 'GET', `/api/studies/${other}/tasks/${extra.body.task.id}`);
+    assert.equal(after.body.task.status, 'done');
     await mine.getByRole('link', { name: taskTitle }).click();
     await waitForPath(home, `/studies/${id}/tasks/${taskId}`);
     // The notification about it opens the task too.

@@ -11,7 +11,7 @@ import { ConnIndicator } from '../components/ConnIndicator';
 import { Layout } from '../components/Layout';
 import { linkClass } from '../components/Study';
 import { useApp } from '../context';
-import { toApiError } from '../forms';
+import { toApiError, useSubmit } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { linkClick } from '../router';
 import { isOverdue } from '../tasks';
@@ -22,7 +22,7 @@ interface Work {
   studies: StudySummary[];
 }
 
-function useWork(): { work: Work | null; error: ApiError | null } {
+function useWork(): { work: Work | null; error: ApiError | null; reload: () => Promise<void> } {
   const live = useApp().live;
   const [work, setWork] = useState<Work | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -57,10 +57,43 @@ function useWork(): { work: Work | null; error: ApiError | null } {
       for (const off of offs) off?.();
     };
   }, [live, read]);
-  return { work, error };
+  return { work, error, reload: () => read(() => true) };
 }
 
-function MyTasks({ tasks }: { tasks: MyTask[] }) {
+/** One of my tasks, with "Mark done" right here (it then leaves the list). */
+function MyTaskItem({ task, onDone }: { task: MyTask; onDone: () => Promise<void> }) {
+  const { t } = useI18n();
+  const { busy, error, run } = useSubmit();
+  const overdue = isOverdue(task);
+  return (
+    <li data-testid="my-task" class="flex flex-wrap items-center gap-x-3 gap-y-1 rounded-md border border-slate-200 bg-white p-3">
+      <a href={`/studies/${task.study_id}/tasks/${task.id}`} onClick={linkClick} class={`${linkClass} font-semibold`}>
+        {task.title}
+      </a>
+      <span class="text-sm text-slate-600">{task.study_title}</span>
+      <span data-testid="my-task-due" class={`text-sm ${overdue ? 'font-semibold text-red-800' : 'text-slate-700'}`}>
+        {task.due_on ? t('home.dueOn', { date: task.due_on }) : t('task.noDue')}
+        {overdue && ` (${t('task.overdue')})`}
+      </span>
+      <Button
+        variant="secondary"
+        disabled={busy}
+        onClick={() =>
+          run(async () => {
+            await api.updateTask(task.study_id, task.id, { status: 'done' });
+            await onDone();
+          })
+        }
+      >
+        {t('task.complete')}
+        <span class="sr-only">: {task.title}</span>
+      </Button>
+      {error && <ErrorAlert>{errorMessage(error)}</ErrorAlert>}
+    </li>
+  );
+}
+
+function MyTasks({ tasks, onDone }: { tasks: MyTask[]; onDone: () => Promise<void> }) {
   const { t } = useI18n();
   return (
     <section aria-labelledby="my-tasks-h" data-testid="my-tasks" class="flex flex-col gap-2">
@@ -71,21 +104,9 @@ function MyTasks({ tasks }: { tasks: MyTask[] }) {
         <p class="text-slate-600">{t('home.noTasks')}</p>
       ) : (
         <ul class="flex flex-col gap-2">
-          {tasks.map((task) => {
-            const overdue = isOverdue(task);
-            return (
-              <li key={task.id} data-testid="my-task" class="flex flex-wrap items-baseline gap-x-3 gap-y-1 rounded-md border border-slate-200 bg-white p-3">
-                <a href={`/studies/${task.study_id}/tasks/${task.id}`} onClick={linkClick} class={`${linkClass} font-semibold`}>
-                  {task.title}
-                </a>
-                <span class="text-sm text-slate-600">{task.study_title}</span>
-                <span data-testid="my-task-due" class={`text-sm ${overdue ? 'font-semibold text-red-800' : 'text-slate-700'}`}>
-                  {task.due_on ? t('home.dueOn', { date: task.due_on }) : t('task.noDue')}
-                  {overdue && ` (${t('task.overdue')})`}
-                </span>
-              </li>
-            );
-          })}
+          {tasks.map((task) => (
+            <MyTaskItem key={task.id} task={task} onDone={onDone} />
+          ))}
         </ul>
       )}
     </section>
@@ -97,7 +118,7 @@ export function HomePage() {
   const app = useApp();
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
-  const { work, error: workError } = useWork();
+  const { work, error: workError, reload } = useWork();
   const user = app.user;
   if (!user) return null;
 
@@ -148,7 +169,7 @@ export function HomePage() {
         </section>
         {workError && <ErrorAlert>{errorMessage(workError)}</ErrorAlert>}
         {!work && !workError && <p role="status">{t('app.loading')}</p>}
-        {work && <MyTasks tasks={work.tasks} />}
+        {work && <MyTasks tasks={work.tasks} onDone={reload} />}
         {work &&
           (work.studies.length ? (
             <StudyList testId="home-studies" titleKey="home.myStudies" items={work.studies} />
