@@ -10,11 +10,11 @@
 //! | [`store`] | the `Store` trait and its SQLite and Postgres implementations |
 //! | [`studies`] | the study domain: statuses, roles and capabilities, input rules, markdown |
 //! | [`chat`] | the chat domain: rooms, messages, reactions, rules, mentions |
-//! | [`tasks`] | tasks, posts and file metadata: types and input rules |
+//! | [`tasks`] | tasks, posts and file metadata: types, input rules, live events in version order |
 //! | [`storage`] | object storage (local directory, S3), upload spooling, sniffing, ranges |
 //! | [`persist`] | the group-commit persistence actor for durable writes on live paths |
 //! | [`auth`] | passwords (Argon2id), session tokens, input rules, login throttling |
-//! | [`ratelimit`] | the token-bucket core: a pure function of (bucket, now) |
+//! | [`ratelimit`] | the token-bucket core: a pure function of (bucket, now); buckets per key |
 //! | [`registry`] | keyed actors (`UserSession`, later `Study`, `ChatRoom`, …): start, idle stop, supervision |
 //! | [`actors`] | the keyed actors themselves |
 //! | [`ws`] | the `/ws` live connection: protocol types, the connection actor, the local connection hub |
