@@ -136,17 +136,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         trusted_proxies: crate::http::client_ip::parse_nets(&settings.trusted_proxies)
             .map_err(anyhow::Error::msg)?,
         signups: KeyedBuckets::new(
-            Policy {
-                burst: f64::from(settings.signup_burst),
-                per_second: throttle::SIGNUP_REFILL_PER_SECOND,
-            },
+            Policy::new(settings.signup_burst, throttle::SIGNUP_REFILL_PER_SECOND),
             throttle::SIGNUP_TRACKED,
         ),
         writes: KeyedBuckets::new(
-            Policy {
-                burst: f64::from(settings.write_burst),
-                per_second: throttle::USER_WRITES_PER_SECOND,
-            },
+            Policy::new(settings.write_burst, throttle::USER_WRITES_PER_SECOND),
             throttle::USER_WRITES_TRACKED,
         ),
         metrics: crate::metrics::handle(),

@@ -20,9 +20,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use super::{ObjectBody, ObjectInfo, ObjectStore, StorageError, valid_key};
 use crate::config::Settings;
 
-/// Connecting to the object service is quick or it is down.
 /// Keys asked for per listing request: S3's own maximum.
 const LIST_PAGE: usize = 1000;
+/// Connecting to the object service is quick or it is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One attempt of one operation: a 50 MiB upload over a slow link to S3 fits comfortably.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
