@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::persist::PersistError;
-use crate::registry::RegistryError;
+use crate::registry::{RegistryError, StartError};
 use crate::store::{Rule, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -260,11 +260,14 @@ impl From<RegistryError> for ApiError {
             RegistryError::OwnedElsewhere { .. } => ApiError::Unavailable,
             RegistryError::ShuttingDown => ApiError::Unavailable,
             // A keyed actor whose thing does not exist (or is not visible) cannot start.
-            RegistryError::Start { ref source, .. }
-                if source.downcast_ref::<Rule>() == Some(&Rule::NotFound) =>
-            {
-                ApiError::NotFound
-            }
+            RegistryError::Start {
+                reason: StartError::NotFound,
+                ..
+            } => ApiError::NotFound,
+            RegistryError::Start {
+                reason: StartError::Unavailable | StartError::TimedOut,
+                ..
+            } => ApiError::Unavailable,
             other => ApiError::Internal(other.into()),
         }
     }

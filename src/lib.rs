@@ -15,9 +15,9 @@
 //! | [`persist`] | the group-commit persistence actor for durable writes on live paths |
 //! | [`auth`] | passwords (Argon2id), session tokens, input rules, login throttling |
 //! | [`ratelimit`] | the token-bucket core: a pure function of (bucket, now); buckets per key |
-//! | [`registry`] | keyed actors (`UserSession`, later `Study`, `ChatRoom`, …): start, idle stop, supervision |
-//! | [`actors`] | the keyed actors themselves |
-//! | [`ws`] | the `/ws` live connection: protocol types, the connection actor, the local connection hub |
+//! | [`registry`] | keyed actors by key: kinds, leases, start, idle stop, supervision |
+//! | [`live`] | live features, one folder each: socket family, keyed actor, frames |
+//! | [`ws`] | live sockets: typed frames, the router to sockets, the shell, families, the local hub |
 //! | [`http`] | routes, extractors, Origin (CSRF) check, OpenAPI document, static web UI |
 //! | [`metrics`] | Prometheus recorder and metric names |
 //! | [`server`] | wiring: build the state, run the HTTP server, graceful shutdown |
@@ -26,13 +26,13 @@
 //! [`registry::Registry`], never by a held `Addr`, and their messages are serde types so the
 //! cluster registry can carry them between nodes.
 
-pub mod actors;
 pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod live;
 pub mod metrics;
 pub mod persist;
 pub mod ratelimit;

@@ -19,11 +19,13 @@ use crate::auth::{LoginThrottle, throttle};
 use crate::config::Settings;
 use crate::persist::Persister;
 use crate::ratelimit::{KeyedBuckets, Policy};
-use crate::registry::{Deps, LocalPlacement, Registry};
+use crate::registry::{Deps, LocalPlacement, Registry, RegistryConfig};
 use crate::storage::ObjectStore;
 use crate::store::{self, Store, now_millis};
 use crate::ws::close_code;
+use crate::ws::family::Endpoint;
 use crate::ws::hub::ConnHub;
+use crate::ws::router::Sockets;
 
 /// Durable writes that may wait for a commit before callers get `busy`: a few group commits'
 /// worth at MAX_BATCH each.
@@ -39,7 +41,11 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
     pub registry: Registry,
+    /// This node's sockets (the shell registers here; actors reach sockets through the
+    /// router in `registry.deps().sockets`).
     pub hub: Arc<ConnHub>,
+    /// The `/ws` endpoint: the live features' families.
+    pub ws: Arc<Endpoint>,
     pub persister: Persister,
     pub throttle: LoginThrottle,
     /// Proxies whose `X-Forwarded-For` is believed (see `http::client_ip`).
@@ -105,17 +111,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     getrandom::fill(&mut node)?;
     let hub = Arc::new(ConnHub::new(u64::from_le_bytes(node)));
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let features = crate::live::features();
     let registry = Registry::new(
         Arc::new(Deps {
             store: store.clone(),
-            hub: hub.clone(),
+            sockets: Sockets::new(hub.clone()),
             persister: persister.clone(),
         }),
+        Arc::new(features.kinds),
         // Single node; the cluster issue plugs a Redis-lease placement in here.
-        Arc::new(LocalPlacement),
-        cores,
-        Duration::from_secs(settings.actor_idle_secs),
-        settings.actor_mailbox,
+        Arc::new(LocalPlacement::new()),
+        RegistryConfig {
+            arbiters: cores,
+            idle: Duration::from_secs(settings.actor_idle_secs),
+            mailbox: settings.actor_mailbox,
+            start_timeout: crate::registry::START_TIMEOUT,
+        },
     );
 
     let listener = std::net::TcpListener::bind(settings.listen)?;
@@ -131,6 +142,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         store: store.clone(),
         registry,
         hub,
+        ws: Arc::new(Endpoint::json(features.families)),
         persister,
         throttle: LoginThrottle::default(),
         trusted_proxies: crate::http::client_ip::parse_nets(&settings.trusted_proxies)

@@ -94,6 +94,17 @@ pub struct NewChatMessage {
     pub at: Millis,
 }
 
+/// The payload of a `chat_mention` notification.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MentionPayload {
+    pub study_id: crate::ids::StudyId,
+    pub room_id: crate::ids::RoomId,
+    pub seq: i64,
+    pub author: Author,
+    /// The first 100 characters of the message.
+    pub excerpt: String,
+}
+
 /// A direct message, as both sides see it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DirectMessage {

@@ -8,15 +8,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use serde_json::Value;
-
 use super::{Author, Dedupe};
 use crate::error::ApiError;
 use crate::ids::{ConnId, UserId};
 use crate::ratelimit::{Bucket, Policy};
 
 /// A socket waiting for an ack, and its request id.
-pub type Waiter = (ConnId, Option<Value>);
+pub type Waiter = (ConnId, Option<crate::ws::frame::ReqId>);
 
 /// A message waiting for its commit.
 pub struct Pending {

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::client_ip;
-use crate::actors::user_session::{UserSession, UserSessionMsg};
 use crate::auth::{password, rules, token};
 use crate::error::ApiError;
 use crate::ids::SessionId;
+use crate::live::user::{UserSession, UserSessionMsg};
 use crate::server::AppState;
 use crate::store::{Millis, NewSession, NewUser, User, now_millis};
 
@@ -210,10 +210,11 @@ async fn revoke(state: &AppState, auth: &Authenticated) -> Result<(), ApiError> 
         .store
         .revoke_session(auth.session, now_millis())
         .await?;
-    // Close the sockets opened with this session, wherever they are.
+    // Close the sockets opened with this session, wherever they are (a user with no tab
+    // open has no session actor running, and nothing to close).
     state
         .registry
-        .tell_live::<UserSession>(
+        .tell_if_running::<UserSession>(
             auth.user.id,
             UserSessionMsg::SessionRevoked {
                 session: auth.session,

@@ -6,14 +6,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Authenticated;
-use crate::actors::chat_room::{ChatRoom, ChatRoomMsg};
-use crate::actors::study::{Study, StudyMsg};
 use crate::chat::{self, Category};
 use crate::error::ApiError;
 use crate::ids::{RoomId, StudyId};
+use crate::live::chat::{ChatRoom, ChatRoomMsg};
+use crate::live::study::{Study, StudyEvent, StudyMsg, StudyOutcome};
 use crate::server::AppState;
 use crate::store::chat::Page;
-use crate::store::now_millis;
+use crate::studies::Role;
 
 /// History page size: at most 100 a page (the bound).
 const PAGE_MAX: i64 = 100;
@@ -42,18 +42,18 @@ pub async fn create(
             "category is general, qna, resources or off_topic",
         )
     })?;
-    let study = StudyId(*path);
-    let room = state
-        .store
-        .create_room(study, auth.user.id, &name, category, now_millis())
-        .await?;
-    announce(
-        &state,
-        study,
-        json!({ "kind": "room_opened", "room_id": room.id }),
-    )
-    .await;
-    Ok(HttpResponse::Created().json(json!({ "room": room })))
+    // Through the study's actor, the single writer of its room list (it tells the watchers).
+    let msg = StudyMsg::OpenRoom {
+        user: auth.user.id,
+        name,
+        category,
+    };
+    match state.registry.ask::<Study>(StudyId(*path), msg).await?? {
+        StudyOutcome::Room(room) => Ok(HttpResponse::Created().json(json!({ "room": room }))),
+        other => Err(ApiError::Internal(anyhow::anyhow!(
+            "opening a room answered {other:?}"
+        ))),
+    }
 }
 
 /// `GET /api/studies/{study_id}/chat_rooms` (members): rooms with my unread counts.
@@ -68,22 +68,22 @@ pub async fn close(
     auth: Authenticated,
     path: web::Path<(i64, i64)>,
 ) -> Res {
-    let (study, room) = path.into_inner();
-    state
-        .store
-        .close_room(StudyId(study), RoomId(room), auth.user.id, now_millis())
-        .await?;
-    // People in the room are told at once; a room with nobody in it learns at its next load.
-    state
-        .registry
-        .tell_live::<ChatRoom>(RoomId(room), ChatRoomMsg::Closed)
-        .await?;
-    announce(
-        &state,
-        StudyId(study),
-        json!({ "kind": "room_closed", "room_id": room }),
-    )
-    .await;
+    let (study, room) = (StudyId(path.0), RoomId(path.1));
+    // Only the leader, and only a room of this study: checked before the room's actor is
+    // started for it, and again in the room's own write.
+    if state.store.role_of(study, auth.user.id).await? != Some(Role::Leader)
+        || !state.store.room_ids(study).await?.contains(&room)
+    {
+        return Err(ApiError::NotFound);
+    }
+    // Through the room's actor, its single writer: it stores the close and tells the people
+    // inside in one step.
+    let msg = ChatRoomMsg::Close {
+        study,
+        leader: auth.user.id,
+    };
+    state.registry.ask::<ChatRoom>(room, msg).await??;
+    announce(&state, study, StudyEvent::RoomClosed { room_id: room }).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -105,10 +105,10 @@ pub async fn history(
 
 /// Tells the tabs watching the study (best effort: the change is stored, and tabs re-read
 /// the room list when they reconnect).
-async fn announce(state: &AppState, study: StudyId, event: serde_json::Value) {
+async fn announce(state: &AppState, study: StudyId, event: StudyEvent) {
     let _ = state
         .registry
-        .tell_live::<Study>(study, StudyMsg::Announce { event })
+        .tell_if_running::<Study>(study, StudyMsg::Announce { event })
         .await;
 }
 

@@ -12,9 +12,9 @@ use tokio_util::io::ReaderStream;
 
 use super::auth::Authenticated;
 use super::tasks::{announce, delete_objects, post_changed};
-use crate::actors::study::{Study, StudyMsg, StudyOutcome};
 use crate::error::ApiError;
 use crate::ids::{FileId, PostId, StudyId, UserId};
+use crate::live::study::{Study, StudyEvent, StudyMsg, StudyOutcome};
 use crate::server::AppState;
 use crate::storage::download::{RangeAnswer, content_disposition, parse_range};
 use crate::storage::sniff::{compatible, sniff, stored_type};
@@ -67,13 +67,7 @@ pub async fn upload_to_study(
 ) -> Res {
     let study = StudyId(*path);
     let file = upload(&req, &state, auth.user.id, study, None, body).await?;
-    announce(
-        &state,
-        study,
-        json!({ "kind": "study_attachments_changed" }),
-        None,
-    )
-    .await;
+    announce(&state, study, StudyEvent::StudyAttachmentsChanged, None).await;
     Ok(HttpResponse::Created().json(json!({ "file": file })))
 }
 
@@ -255,15 +249,7 @@ pub async fn delete(
     delete_objects(&state, keys).await;
     match post {
         Some(p) => post_changed(&state, study, p, auth.user.id).await,
-        None => {
-            announce(
-                &state,
-                study,
-                json!({ "kind": "study_attachments_changed" }),
-                None,
-            )
-            .await
-        }
+        None => announce(&state, study, StudyEvent::StudyAttachmentsChanged, None).await,
     }
     Ok(HttpResponse::NoContent().finish())
 }

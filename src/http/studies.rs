@@ -9,10 +9,10 @@ use serde_json::json;
 
 use super::auth::Authenticated;
 use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
-use crate::actors::study::{Study, StudyMsg, StudyOutcome};
-use crate::actors::user_session::push_notifications;
 use crate::error::ApiError;
 use crate::ids::{ApplicationId, ReviewId, StudyId, UserId};
+use crate::live::study::{Study, StudyMsg, StudyOutcome};
+use crate::live::user::push_notifications;
 use crate::server::AppState;
 use crate::store::now_millis;
 use crate::studies::rules::{self, StudyFields, StudyForm};

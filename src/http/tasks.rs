@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::auth::Authenticated;
 use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
-use crate::actors::study::{Study, StudyMsg};
-use crate::actors::user_session::push_notifications;
 use crate::error::ApiError;
 use crate::ids::{PostId, StudyId, TaskId};
+use crate::live::study::{Study, StudyEvent, StudyMsg};
+use crate::live::user::push_notifications;
 use crate::server::AppState;
 use crate::store::{Rule, StoreError, now_millis};
 use crate::tasks::order::{Item, Step};
@@ -44,16 +44,17 @@ where
 
 /// Tells the members watching the study (best effort: the change is stored, and a tab that
 /// missed it re-reads on reconnect). `order` names the task or post and the version the
-/// event shows, so the actor drops it if a newer one already went out.
+/// event shows, so the actor drops it if a newer one already went out. The study's actor
+/// runs while anyone watches it; if it runs nowhere, nobody is watching and nothing is lost.
 pub(super) async fn announce(
     state: &AppState,
     study: StudyId,
-    event: serde_json::Value,
+    event: StudyEvent,
     order: Option<(Item, Step)>,
 ) {
     let _ = state
         .registry
-        .tell_live::<Study>(study, StudyMsg::AnnounceToMembers { event, order })
+        .tell_if_running::<Study>(study, StudyMsg::AnnounceToMembers { event, order })
         .await;
 }
 
@@ -155,7 +156,7 @@ pub async fn create(
     announce(
         &state,
         study,
-        json!({ "kind": "task_created", "task": task }),
+        StudyEvent::TaskCreated { task: task.clone() },
         Some((Item::Task(task.id), Step::At(task.version))),
     )
     .await;
@@ -210,7 +211,7 @@ pub async fn edit(
     announce(
         &state,
         study,
-        json!({ "kind": "task_updated", "task": task }),
+        StudyEvent::TaskUpdated { task: task.clone() },
         Some((Item::Task(task.id), Step::At(task.version))),
     )
     .await;
@@ -229,7 +230,7 @@ pub async fn delete(
     announce(
         &state,
         study,
-        json!({ "kind": "task_deleted", "task_id": task }),
+        StudyEvent::TaskDeleted { task_id: task },
         Some((Item::Task(task), Step::Deleted)),
     )
     .await;
@@ -295,7 +296,9 @@ pub async fn create_post(
     announce(
         &state,
         study,
-        json!({ "kind": "post_created", "post": summary(&post) }),
+        StudyEvent::PostCreated {
+            post: summary(&post),
+        },
         Some((Item::Post(post.id), Step::At(post.version))),
     )
     .await;
@@ -349,7 +352,9 @@ pub async fn edit_post(
     announce(
         &state,
         study,
-        json!({ "kind": "post_updated", "post": summary(&post) }),
+        StudyEvent::PostUpdated {
+            post: summary(&post),
+        },
         Some((Item::Post(post.id), Step::At(post.version))),
     )
     .await;
@@ -368,7 +373,10 @@ pub async fn delete_post(
     announce(
         &state,
         study,
-        json!({ "kind": "post_deleted", "task_id": task, "post_id": post }),
+        StudyEvent::PostDeleted {
+            task_id: task,
+            post_id: post,
+        },
         Some((Item::Post(post), Step::Deleted)),
     )
     .await;
@@ -383,7 +391,7 @@ async fn task_changed(state: &AppState, study: StudyId, task: TaskId, user: crat
         announce(
             state,
             study,
-            json!({ "kind": "task_updated", "task": t }),
+            StudyEvent::TaskUpdated { task: t.clone() },
             order,
         )
         .await;
@@ -401,7 +409,7 @@ pub(super) async fn post_changed(
         announce(
             state,
             study,
-            json!({ "kind": "post_updated", "post": summary(&p) }),
+            StudyEvent::PostUpdated { post: summary(&p) },
             Some((Item::Post(p.id), Step::At(p.version))),
         )
         .await;

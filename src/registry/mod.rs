@@ -17,7 +17,11 @@
 //! registry to restart it, which reloads its state from the store. Restarts are limited to
 //! [`MAX_RESTARTS`] per [`RESTART_WINDOW`] so a poison message cannot spin a core.
 
+mod key;
+mod kinds;
+mod placement;
 mod supervision;
+pub mod wire;
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -32,12 +36,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, oneshot};
 
+pub use key::{ActorId, ActorKey, KeyId, Kind, ResyncScope};
+pub use kinds::ActorKinds;
+pub use placement::{Lease, LocalPlacement, Placement};
 pub use supervision::Supervision;
 
-use crate::ids::{RoomId, StudyId, UserId};
 use crate::persist::Persister;
-use crate::store::Store;
-use crate::ws::hub::ConnHub;
+use crate::store::{Rule, Store, StoreError};
+use crate::ws::router::Sockets;
 
 /// Restarts allowed per key within [`RESTART_WINDOW`]; past that the actor stays down until
 /// its next use, so a message that always panics cannot loop.
@@ -45,48 +51,47 @@ pub const MAX_RESTARTS: usize = 5;
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 /// How long `ask` waits for a reply: a handler slower than this is a bug or an overload.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long claiming a key and loading its actor may take before the caller gets
+/// `unavailable`: a slow placement or store must not stall the socket that asked.
+pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The key of every keyed actor. Later issues add `Study`, `ChatRoom`, `PostDoc`, `VideoRoom`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum ActorKey {
-    UserSession(UserId),
-    Study(StudyId),
-    ChatRoom(RoomId),
-    /// A conversation between two users, smaller id first.
-    DirectChat(UserId, UserId),
-    /// A test-only actor for the registry's own tests.
-    #[cfg(test)]
-    Probe(u64),
+/// Why an actor could not start, in a form that can cross nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum StartError {
+    /// The thing the actor stands for does not exist (or may not be seen).
+    #[error("not found")]
+    NotFound,
+    /// The store (or the placement) could not be reached.
+    #[error("unavailable")]
+    Unavailable,
+    /// Claiming the key and loading the state took longer than [`START_TIMEOUT`].
+    #[error("start timed out")]
+    TimedOut,
+    /// Anything else; the message is for the log.
+    #[error("{0}")]
+    Failed(String),
 }
 
-impl ActorKey {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ActorKey::UserSession(_) => "user_session",
-            ActorKey::Study(_) => "study",
-            ActorKey::ChatRoom(_) => "chat_room",
-            ActorKey::DirectChat(..) => "direct_chat",
-            #[cfg(test)]
-            ActorKey::Probe(_) => "probe",
+impl From<StoreError> for StartError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Rule(Rule::NotFound) => StartError::NotFound,
+            StoreError::Unavailable(_) => StartError::Unavailable,
+            other => StartError::Failed(other.to_string()),
         }
     }
 }
 
-impl std::fmt::Display for ActorKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ActorKey::UserSession(id) => write!(f, "user_session/{id}"),
-            ActorKey::Study(id) => write!(f, "study/{id}"),
-            ActorKey::ChatRoom(id) => write!(f, "chat_room/{id}"),
-            ActorKey::DirectChat(a, b) => write!(f, "direct_chat/{a}-{b}"),
-            #[cfg(test)]
-            ActorKey::Probe(id) => write!(f, "probe/{id}"),
+impl From<Rule> for StartError {
+    fn from(r: Rule) -> Self {
+        match r {
+            Rule::NotFound => StartError::NotFound,
+            other => StartError::Failed(other.to_string()),
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum RegistryError {
     /// The actor's mailbox is full.
     #[error("{key} is busy")]
@@ -97,12 +102,9 @@ pub enum RegistryError {
     /// No reply within [`ASK_TIMEOUT`].
     #[error("{key} did not reply in time")]
     Timeout { key: ActorKey },
-    /// Loading the actor's state failed.
-    #[error("{key} could not start: {source}")]
-    Start {
-        key: ActorKey,
-        source: anyhow::Error,
-    },
+    /// The actor could not start.
+    #[error("{key} could not start: {reason}")]
+    Start { key: ActorKey, reason: StartError },
     /// The node is shutting down and starts no actors.
     #[error("shutting down")]
     ShuttingDown,
@@ -111,31 +113,11 @@ pub enum RegistryError {
     OwnedElsewhere { key: ActorKey, node: String },
 }
 
-/// Decides which node may run the actor for a key.
-#[async_trait::async_trait]
-pub trait Placement: Send + Sync + 'static {
-    /// Claims `key` for this node before its actor starts; `OwnedElsewhere` if another node
-    /// holds it.
-    async fn claim(&self, key: ActorKey) -> Result<(), RegistryError>;
-    /// Gives `key` up after its actor stopped (cleanly or not).
-    async fn release(&self, key: ActorKey);
-}
-
-/// Single node: every key is ours.
-pub struct LocalPlacement;
-
-#[async_trait::async_trait]
-impl Placement for LocalPlacement {
-    async fn claim(&self, _key: ActorKey) -> Result<(), RegistryError> {
-        Ok(())
-    }
-    async fn release(&self, _key: ActorKey) {}
-}
-
 /// What keyed actors get to build themselves.
 pub struct Deps {
     pub store: Arc<dyn Store>,
-    pub hub: Arc<ConnHub>,
+    /// The way to client sockets, wherever they are connected.
+    pub sockets: Sockets,
     pub persister: Persister,
 }
 
@@ -143,19 +125,20 @@ pub struct Deps {
 pub trait KeyedActor:
     Actor<Context = Context<Self>> + Handler<Envelope<Self>> + Handler<StopActor> + Send
 {
-    type Id: Copy
-        + Eq
-        + Hash
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + Serialize
-        + DeserializeOwned
-        + 'static;
+    /// The kind's name: in keys, logs, metric labels and `resync` frames.
+    const KIND: &'static str;
+    type Id: ActorId;
     type Msg: Send + Serialize + DeserializeOwned + 'static;
     type Reply: Send + Serialize + DeserializeOwned + 'static;
 
-    fn key(id: Self::Id) -> ActorKey;
+    fn key(id: Self::Id) -> ActorKey {
+        ActorKey::new(Kind::new(Self::KIND), id)
+    }
+
+    /// What a watching client re-fetches after this actor restarted. Default: the kind.
+    fn resync_scope(_id: Self::Id) -> ResyncScope {
+        ResyncScope::kind(Self::KIND)
+    }
 
     /// Loads the actor's state from the store. Runs before the actor starts; a failure is
     /// reported to the caller that triggered the start.
@@ -164,7 +147,7 @@ pub trait KeyedActor:
         deps: Arc<Deps>,
         registry: Registry,
         sup: Supervision,
-    ) -> BoxFuture<'static, anyhow::Result<Self>>;
+    ) -> BoxFuture<'static, Result<Self, StartError>>;
 
     fn supervision(&mut self) -> &mut Supervision;
 
@@ -238,14 +221,27 @@ struct Running {
 
 type Slot = Arc<OnceCell<Running>>;
 
+/// How the registry runs its actors.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// Threads (actix arbiters) the keyed actors are spread over.
+    pub arbiters: usize,
+    /// Quiet time after which an idle actor stops.
+    pub idle: Duration,
+    /// Mailbox bound per actor.
+    pub mailbox: usize,
+    /// Bound on claiming a key and loading its state.
+    pub start_timeout: Duration,
+}
+
 pub(crate) struct Inner {
     slots: Mutex<HashMap<ActorKey, Slot>>,
     deps: Arc<Deps>,
+    kinds: Arc<ActorKinds>,
     placement: Arc<dyn Placement>,
     arbiters: Vec<actix::ArbiterHandle>,
     next_generation: AtomicU64,
-    idle: Duration,
-    mailbox: usize,
+    config: RegistryConfig,
     shutting_down: AtomicBool,
     crashes: Mutex<HashMap<ActorKey, VecDeque<Instant>>>,
 }
@@ -257,27 +253,25 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Creates the registry with `arbiters` threads for keyed actors. Must run inside an
-    /// actix `System`.
+    /// Creates the registry. Must run inside an actix `System`.
     pub fn new(
         deps: Arc<Deps>,
+        kinds: Arc<ActorKinds>,
         placement: Arc<dyn Placement>,
-        arbiters: usize,
-        idle: Duration,
-        mailbox: usize,
+        config: RegistryConfig,
     ) -> Self {
-        let arbiters = (0..arbiters.max(1))
+        let arbiters = (0..config.arbiters.max(1))
             .map(|_| actix::Arbiter::new().handle())
             .collect();
         Registry {
             inner: Arc::new(Inner {
                 slots: Mutex::new(HashMap::new()),
                 deps,
+                kinds,
                 placement,
                 arbiters,
                 next_generation: AtomicU64::new(1),
-                idle,
-                mailbox,
+                config,
                 shutting_down: AtomicBool::new(false),
                 crashes: Mutex::new(HashMap::new()),
             }),
@@ -286,6 +280,10 @@ impl Registry {
 
     pub fn deps(&self) -> &Arc<Deps> {
         &self.inner.deps
+    }
+
+    pub fn kinds(&self) -> &ActorKinds {
+        &self.inner.kinds
     }
 
     /// Sends `msg` to the actor with this id, starting it if needed, and waits for its reply.
@@ -309,8 +307,13 @@ impl Registry {
         self.deliver::<A>(id, msg, ReplyTo(None), true).await
     }
 
-    /// Sends `msg` only if the actor is already running; returns whether it was.
-    pub async fn tell_live<A: KeyedActor>(
+    /// Delivers `msg` to the key's actor if it is running, and never starts it: for news
+    /// that only matters to a running actor (a socket going away, a live push to whoever is
+    /// watching). Returns whether it was delivered.
+    ///
+    /// Meaning in a cluster: "the owner, wherever it runs". On a single node the owner of a
+    /// running key is always this node; the cluster registry looks the owner up and forwards.
+    pub async fn tell_if_running<A: KeyedActor>(
         &self,
         id: A::Id,
         msg: A::Msg,
@@ -322,8 +325,9 @@ impl Registry {
         }
     }
 
-    /// Whether an actor for this key is running now.
-    pub fn is_live(&self, key: &ActorKey) -> bool {
+    /// Whether the actor for this key runs on this node now (tests and metrics; a cluster
+    /// caller that wants to reach it uses [`Registry::tell_if_running`]).
+    pub fn is_running_here(&self, key: &ActorKey) -> bool {
         self.slot(key, false).is_some_and(|s| s.get().is_some())
     }
 
@@ -354,16 +358,15 @@ impl Registry {
                 .addr
                 .downcast_ref::<Addr<A>>()
                 .expect("one actor type per key kind");
-            metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => key.kind())
-                .increment(1.0);
+            metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => A::KIND).increment(1.0);
             match addr.try_send(Envelope { msg, reply }) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => key.kind())
+                    metrics::gauge!(crate::metrics::ACTOR_MAILBOX_DEPTH, "kind" => A::KIND)
                         .decrement(1.0);
                     match e {
                         actix::prelude::SendError::Full(_) => {
-                            metrics::counter!(crate::metrics::ACTOR_BUSY, "kind" => key.kind())
+                            metrics::counter!(crate::metrics::ACTOR_BUSY, "kind" => A::KIND)
                                 .increment(1);
                             return Err(RegistryError::Busy { key });
                         }
@@ -402,11 +405,22 @@ impl Registry {
             return Ok(None);
         };
         if start {
-            if let Err(e) = slot.get_or_try_init(|| self.start::<A>(id)).await {
+            let starting = tokio::time::timeout(
+                self.inner.config.start_timeout,
+                slot.get_or_try_init(|| self.start::<A>(id)),
+            )
+            .await
+            .unwrap_or(Err(RegistryError::Start {
+                key,
+                reason: StartError::TimedOut,
+            }));
+            if let Err(e) = starting {
                 // Let the next caller try a fresh start instead of a poisoned cell.
                 self.inner.remove_slot_if(&key, &slot);
                 return Err(e);
             }
+            // A concurrent caller whose start failed may have removed this slot meanwhile.
+            self.inner.keep_slot(&key, &slot);
         } else if slot.get().is_none() {
             return Ok(None);
         }
@@ -415,24 +429,26 @@ impl Registry {
 
     async fn start<A: KeyedActor>(&self, id: A::Id) -> Result<Running, RegistryError> {
         let key = A::key(id);
-        self.inner.placement.claim(key).await?;
+        let lease = self.inner.placement.claim(key).await?;
+        // If this start is abandoned (timed out) after the claim, the claim goes back.
+        let mut unclaim = Unclaim(Some((self.inner.placement.clone(), lease)));
         let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
         let sup = Supervision::new(
             key,
             generation,
+            lease,
             Arc::downgrade(&self.inner),
-            self.inner.deps.hub.clone(),
+            self.inner.deps.sockets.clone(),
         );
         let actor = match A::load(id, self.inner.deps.clone(), self.clone(), sup).await {
             Ok(a) => a,
-            Err(source) => {
-                self.inner.placement.release(key).await;
-                return Err(RegistryError::Start { key, source });
-            }
+            Err(reason) => return Err(RegistryError::Start { key, reason }),
         };
+        // From here the actor's supervision owns the lease.
+        unclaim.0 = None;
         let arbiter = &self.inner.arbiters[arbiter_index(&key, self.inner.arbiters.len())];
-        let mailbox = self.inner.mailbox;
-        let idle = self.inner.idle;
+        let mailbox = self.inner.config.mailbox;
+        let idle = self.inner.config.idle;
         let addr = A::start_in_arbiter(arbiter, move |ctx: &mut Context<A>| {
             let mut actor = actor;
             ctx.set_mailbox_capacity(mailbox);
@@ -477,6 +493,18 @@ impl Registry {
     }
 }
 
+/// Gives a claim back when a start is abandoned between the claim and the actor running
+/// (its load failed, or the caller's start timeout dropped the future).
+struct Unclaim(Option<(Arc<dyn Placement>, Lease)>);
+
+impl Drop for Unclaim {
+    fn drop(&mut self) {
+        if let Some((placement, lease)) = self.0.take() {
+            actix_rt::spawn(async move { placement.release(lease).await });
+        }
+    }
+}
+
 impl Inner {
     /// Removes the slot for `key` if it still holds `generation`.
     pub(crate) fn forget(&self, key: &ActorKey, generation: u64) {
@@ -490,6 +518,11 @@ impl Inner {
         }
     }
 
+    fn keep_slot(&self, key: &ActorKey, slot: &Slot) {
+        let mut slots = self.slots.lock().expect("registry lock");
+        slots.entry(*key).or_insert_with(|| slot.clone());
+    }
+
     fn remove_slot_if(&self, key: &ActorKey, slot: &Slot) {
         let mut slots = self.slots.lock().expect("registry lock");
         if slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
@@ -497,9 +530,9 @@ impl Inner {
         }
     }
 
-    /// Called from a stopped actor's drop: give its key back to the placement.
-    pub(crate) fn released(self: Arc<Self>, key: ActorKey) {
-        actix_rt::spawn(async move { self.placement.release(key).await });
+    /// Called from a stopped actor's drop: give its lease back to the placement.
+    pub(crate) fn released(self: Arc<Self>, lease: Lease) {
+        actix_rt::spawn(async move { self.placement.release(lease).await });
     }
 
     /// Called from a crashed actor's drop: forget it and restart it unless it crashes too often.
@@ -528,38 +561,16 @@ impl Inner {
         }
         tracing::warn!(%key, "actor crashed; restarting");
         let registry = Registry { inner: self };
+        let Some(restart) = registry.inner.kinds.restart(registry.clone(), key) else {
+            tracing::error!(%key, "no registered kind to restart");
+            return;
+        };
         actix_rt::spawn(async move {
-            if let Err(e) = restart(&registry, key).await {
+            if let Err(e) = restart.await {
                 tracing::error!(%key, error = %e, "restart failed");
             }
         });
     }
-}
-
-/// Starts the actor for `key` again. One arm per kind: the only place that maps a key back
-/// to its actor type.
-async fn restart(registry: &Registry, key: ActorKey) -> Result<(), RegistryError> {
-    match key {
-        ActorKey::UserSession(id) => {
-            registry.get::<crate::actors::UserSession>(id, true).await?;
-        }
-        ActorKey::Study(id) => {
-            registry.get::<crate::actors::Study>(id, true).await?;
-        }
-        ActorKey::ChatRoom(id) => {
-            registry.get::<crate::actors::ChatRoom>(id, true).await?;
-        }
-        ActorKey::DirectChat(a, b) => {
-            registry
-                .get::<crate::actors::DirectChat>((a, b), true)
-                .await?;
-        }
-        #[cfg(test)]
-        ActorKey::Probe(id) => {
-            registry.get::<tests::Probe>(id, true).await?;
-        }
-    }
-    Ok(())
 }
 
 fn arbiter_index(key: &ActorKey, n: usize) -> usize {

@@ -2,18 +2,19 @@
 //! set of client connections watching it, and crash detection.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ActorKey, WeakInner};
+use super::{ActorKey, Lease, WeakInner};
 use crate::ids::ConnId;
-use crate::ws::hub::{ConnHub, Control};
+use crate::ws::router::{Control, Sockets};
 
 pub struct Supervision {
     key: ActorKey,
     generation: u64,
+    /// The placement's grant to run this key; given back (exactly this one) on drop.
+    lease: Lease,
     registry: WeakInner,
-    hub: Arc<ConnHub>,
+    sockets: Sockets,
     /// Set once the actor runs; an actor dropped before that (load failed) is no crash.
     armed: bool,
     /// Set on every clean stop path; a drop without it is a crash.
@@ -26,14 +27,16 @@ impl Supervision {
     pub(super) fn new(
         key: ActorKey,
         generation: u64,
+        lease: Lease,
         registry: WeakInner,
-        hub: Arc<ConnHub>,
+        sockets: Sockets,
     ) -> Self {
         Supervision {
             key,
             generation,
+            lease,
             registry,
-            hub,
+            sockets,
             armed: false,
             clean: false,
             last_activity: Instant::now(),
@@ -43,6 +46,11 @@ impl Supervision {
 
     pub fn key(&self) -> ActorKey {
         self.key
+    }
+
+    /// The lease this actor runs under (its token fences writes in a cluster).
+    pub fn lease(&self) -> Lease {
+        self.lease
     }
 
     pub(super) fn arm(&mut self) {
@@ -90,22 +98,24 @@ impl Supervision {
 impl Drop for Supervision {
     fn drop(&mut self) {
         if !self.armed {
+            // The actor never ran (its load failed): the registry gives the claim back.
             return;
         }
         metrics::gauge!(crate::metrics::ACTORS_LIVE, "kind" => self.key.kind()).decrement(1.0);
         if self.clean {
             if let Some(inner) = self.registry.upgrade() {
-                inner.released(self.key);
+                inner.released(self.lease);
             }
             return;
         }
         // A panic unwound the actor's task: its in-memory state is gone. Its clients must
         // re-attach (which reloads state) and re-fetch what they show.
         for conn in &self.watchers {
-            self.hub.control(*conn, Control::Resync { key: self.key });
+            self.sockets
+                .control(*conn, Control::Resync { key: self.key });
         }
         if let Some(inner) = self.registry.upgrade() {
-            inner.clone().released(self.key);
+            inner.clone().released(self.lease);
             inner.crashed(self.key, self.generation);
         }
     }

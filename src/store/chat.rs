@@ -15,6 +15,13 @@ pub struct RoomState {
     pub last_seq: i64,
 }
 
+/// One sequenced message log: a room's, or a two-person conversation's (smaller id first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatLog {
+    Room(RoomId),
+    Direct(UserId, UserId),
+}
+
 /// Which slice of a room's history.
 #[derive(Debug, Clone, Copy)]
 pub enum Page {
@@ -60,18 +67,20 @@ pub trait ChatStore: Send + Sync {
     async fn messages(&self, room: RoomId, page: Page, limit: i64)
     -> StoreResult<Vec<ChatMessage>>;
     async fn message(&self, room: RoomId, seq: i64) -> StoreResult<Option<ChatMessage>>;
-    /// (author, client_id, seq) of the newest `limit` messages, for deduplicating resends.
+    /// (author, client_id, seq) of a log's newest `limit` messages, newest first, for
+    /// deduplicating resends.
     async fn recent_client_ids(
         &self,
-        room: RoomId,
+        log: ChatLog,
         limit: i64,
     ) -> StoreResult<Vec<(UserId, String, i64)>>;
-    async fn client_seq(
+    /// The stored seq of each (author, client id) in a log, `None` where it is not stored;
+    /// one query however many keys.
+    async fn client_seqs(
         &self,
-        room: RoomId,
-        author: UserId,
-        client_id: &str,
-    ) -> StoreResult<Option<i64>>;
+        log: ChatLog,
+        keys: &[(UserId, String)],
+    ) -> StoreResult<Vec<Option<i64>>>;
     async fn read_seq(&self, room: RoomId, user: UserId) -> StoreResult<i64>;
     /// (login id, user) of the current members of the study among these login ids (for
     /// @mentions).
@@ -91,17 +100,6 @@ pub trait ChatStore: Send + Sync {
         page: Page,
         limit: i64,
     ) -> StoreResult<Vec<DirectMessage>>;
-    async fn direct_recent_client_ids(
-        &self,
-        pair: (UserId, UserId),
-        limit: i64,
-    ) -> StoreResult<Vec<(UserId, String, i64)>>;
-    async fn direct_client_seq(
-        &self,
-        pair: (UserId, UserId),
-        sender: UserId,
-        client_id: &str,
-    ) -> StoreResult<Option<i64>>;
     /// My conversations, most recent first.
     async fn conversations(&self, user: UserId) -> StoreResult<Vec<Conversation>>;
 }

@@ -10,7 +10,7 @@ macro_rules! chat_store_impl {
             use super::*;
             use crate::chat::{Author, Category, ChatMessage, Room, MAX_OPEN_ROOMS};
             use crate::ids::{RoomId, StudyId, UserId};
-            use crate::store::chat::{ChatStore, Page, RoomState};
+            use crate::store::chat::{ChatLog, ChatStore, Page, RoomState};
             use crate::store::studies::Rule;
             use crate::store::{Millis, StoreError, StoreResult};
             use crate::studies::Role;
@@ -39,6 +39,26 @@ macro_rules! chat_store_impl {
                     }
                 }
                 qb.push(" LIMIT ").push_bind(limit);
+            }
+
+            /// The table and author column of a log.
+            fn log_columns(log: ChatLog) -> (&'static str, &'static str) {
+                match log {
+                    ChatLog::Room(_) => ("chat_messages", "author_id"),
+                    ChatLog::Direct(..) => ("direct_messages", "sender_id"),
+                }
+            }
+
+            /// The condition that selects one log's rows.
+            fn push_log(qb: &mut QueryBuilder<Db>, log: ChatLog) {
+                match log {
+                    ChatLog::Room(room) => {
+                        qb.push("room_id = ").push_bind(room.0);
+                    }
+                    ChatLog::Direct(a, b) => {
+                        qb.push("user_a = ").push_bind(a.0).push(" AND user_b = ").push_bind(b.0);
+                    }
+                }
             }
 
             /// Pages are returned oldest first whichever way they were read.
@@ -220,27 +240,35 @@ macro_rules! chat_store_impl {
                     Ok(out.pop().filter(|m| m.seq == seq))
                 }
 
-                async fn recent_client_ids(&self, room: RoomId, limit: i64) -> StoreResult<Vec<(UserId, String, i64)>> {
-                    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-                        "SELECT author_id, client_id, seq FROM chat_messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2",
-                    )
-                    .bind(room.0)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
+                async fn recent_client_ids(&self, log: ChatLog, limit: i64) -> StoreResult<Vec<(UserId, String, i64)>> {
+                    let (table, author) = log_columns(log);
+                    let mut qb = QueryBuilder::<Db>::new("SELECT ");
+                    qb.push(format_args!("{author}, client_id, seq FROM {table} WHERE "));
+                    push_log(&mut qb, log);
+                    qb.push(" ORDER BY seq DESC LIMIT ").push_bind(limit);
+                    let rows: Vec<(i64, String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
                     Ok(rows.into_iter().map(|(a, c, s)| (UserId(a), c, s)).collect())
                 }
 
-                async fn client_seq(&self, room: RoomId, author: UserId, client_id: &str) -> StoreResult<Option<i64>> {
-                    let r: Option<(i64,)> = sqlx::query_as(
-                        "SELECT seq FROM chat_messages WHERE room_id = $1 AND author_id = $2 AND client_id = $3",
-                    )
-                    .bind(room.0)
-                    .bind(author.0)
-                    .bind(client_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    Ok(r.map(|(s,)| s))
+                async fn client_seqs(&self, log: ChatLog, keys: &[(UserId, String)]) -> StoreResult<Vec<Option<i64>>> {
+                    if keys.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let (table, author) = log_columns(log);
+                    let mut qb = QueryBuilder::<Db>::new("SELECT ");
+                    qb.push(format_args!("{author}, client_id, seq FROM {table} WHERE "));
+                    push_log(&mut qb, log);
+                    qb.push(" AND client_id IN (");
+                    let mut ids = qb.separated(", ");
+                    for (_, c) in keys {
+                        ids.push_bind(c.clone());
+                    }
+                    qb.push(")");
+                    let rows: Vec<(i64, String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    Ok(keys
+                        .iter()
+                        .map(|(u, c)| rows.iter().find(|r| r.0 == u.0 && &r.1 == c).map(|r| r.2))
+                        .collect())
                 }
 
                 async fn read_seq(&self, room: RoomId, user: UserId) -> StoreResult<i64> {
@@ -306,32 +334,6 @@ macro_rules! chat_store_impl {
                             created_at: r.5,
                         })
                         .collect())
-                }
-
-                async fn direct_recent_client_ids(&self, pair: (UserId, UserId), limit: i64) -> StoreResult<Vec<(UserId, String, i64)>> {
-                    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-                        "SELECT sender_id, client_id, seq FROM direct_messages WHERE user_a = $1 AND user_b = $2 \
-                         ORDER BY seq DESC LIMIT $3",
-                    )
-                    .bind(pair.0.0)
-                    .bind(pair.1.0)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    Ok(rows.into_iter().map(|(a, c, s)| (UserId(a), c, s)).collect())
-                }
-
-                async fn direct_client_seq(&self, pair: (UserId, UserId), sender: UserId, client_id: &str) -> StoreResult<Option<i64>> {
-                    let r: Option<(i64,)> = sqlx::query_as(
-                        "SELECT seq FROM direct_messages WHERE user_a = $1 AND user_b = $2 AND sender_id = $3 AND client_id = $4",
-                    )
-                    .bind(pair.0.0)
-                    .bind(pair.1.0)
-                    .bind(sender.0)
-                    .bind(client_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    Ok(r.map(|(s,)| s))
                 }
 
                 async fn conversations(&self, user: UserId) -> StoreResult<Vec<crate::chat::Conversation>> {

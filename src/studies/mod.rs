@@ -161,7 +161,7 @@ pub struct Application {
     pub reason: Option<String>,
     pub created_at: Millis,
     pub decided_at: Option<Millis>,
-    #[serde(skip)]
+    /// The applicant (carried so a reply can travel between nodes intact).
     pub user_id: crate::ids::UserId,
 }
 
@@ -208,7 +208,8 @@ pub struct Notification {
     pub payload: serde_json::Value,
     pub created_at: Millis,
     pub read: bool,
-    #[serde(skip)]
+    /// Whose it is (always the reader over HTTP; carried so a live push can travel between
+    /// nodes intact).
     pub user_id: crate::ids::UserId,
 }
 

@@ -51,7 +51,7 @@ pub enum TaskFilter {
     Mine,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Task {
     pub id: TaskId,
     pub study_id: StudyId,
@@ -82,7 +82,7 @@ pub struct TaskFields {
     pub status: TaskStatus,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PostSummary {
     pub id: PostId,
     pub task_id: TaskId,

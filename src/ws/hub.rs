@@ -1,35 +1,22 @@
-//! This node's open connections. Actors push frames to a connection by [`ConnId`]; the hub
-//! puts them on that connection's bounded outbound queue, or, when the queue is full, tells
-//! the connection to close as a slow consumer. Pushing never blocks the pushing actor.
+//! This node's open connections: the local [`ConnRouter`]. Actors push frames to a
+//! connection by [`ConnId`]; the hub puts them on that connection's bounded outbound queue,
+//! or, when the queue is full, tells the connection to close as a slow consumer. Pushing
+//! never blocks the pushing actor.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytestring::ByteString;
 use tokio::sync::mpsc;
 
+use super::frame::Frame;
+use super::router::{ConnRouter, Control};
 use crate::ids::{ConnId, SessionId, UserId};
-use crate::registry::ActorKey;
 
-/// Control messages for a connection's own loop (not frames for the client).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    /// Close the socket with this code and reason.
-    Close { code: u16, reason: String },
-    /// An actor this connection watches crashed and restarted: re-attach and tell the client.
-    Resync { key: ActorKey },
-    /// The outbound queue overflowed.
-    SlowConsumer,
-    /// A study this connection watches let it go (the user was removed, or the study was
-    /// deleted); the client was told by a frame. Frees the watch slot.
-    Unwatched { study: crate::ids::StudyId },
-}
-
-/// A frame on its way to the client: text frames are serialized once and shared.
+/// What the writer task sends: client frames (shared bytes) and WebSocket pings and pongs.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    Text(ByteString),
+    Frame(Frame),
     Ping,
     Pong(bytes::Bytes),
 }
@@ -98,26 +85,11 @@ impl ConnHub {
         }
     }
 
-    /// Queues a frame for a connection. Returns false if the connection is gone or was just
-    /// marked as a slow consumer.
-    pub fn push(&self, id: ConnId, frame: ByteString) -> bool {
-        let conns = self.conns.lock().expect("hub lock");
-        Self::queue(&conns, id, frame)
-    }
-
-    /// Queues the same frame for many connections under one lock (a room's fan-out).
-    pub fn push_many<'a>(&self, ids: impl IntoIterator<Item = &'a ConnId>, frame: &ByteString) {
-        let conns = self.conns.lock().expect("hub lock");
-        for id in ids {
-            Self::queue(&conns, *id, frame.clone());
-        }
-    }
-
-    fn queue(conns: &HashMap<ConnId, Entry>, id: ConnId, frame: ByteString) -> bool {
+    fn queue(conns: &HashMap<ConnId, Entry>, id: ConnId, frame: Frame) -> bool {
         let Some(e) = conns.get(&id) else {
             return false;
         };
-        match e.out.try_send(Outbound::Text(frame)) {
+        match e.out.try_send(Outbound::Frame(frame)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let _ = e.ctl.try_send(Control::SlowConsumer);
@@ -125,11 +97,6 @@ impl ConnHub {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
-    }
-
-    pub fn control(&self, id: ConnId, c: Control) -> bool {
-        let conns = self.conns.lock().expect("hub lock");
-        conns.get(&id).is_some_and(|e| e.ctl.try_send(c).is_ok())
     }
 
     /// Connections opened with this session (logout closes them).
@@ -170,28 +137,52 @@ impl ConnHub {
     }
 }
 
+impl ConnRouter for ConnHub {
+    fn push(&self, conn: ConnId, frame: Frame) -> bool {
+        let conns = self.conns.lock().expect("hub lock");
+        Self::queue(&conns, conn, frame)
+    }
+
+    /// One lock for the whole fan-out (a room's broadcast).
+    fn push_many(&self, ids: &mut dyn Iterator<Item = ConnId>, frame: &Frame) {
+        let conns = self.conns.lock().expect("hub lock");
+        for id in ids {
+            Self::queue(&conns, id, frame.clone());
+        }
+    }
+
+    fn control(&self, id: ConnId, c: Control) -> bool {
+        let conns = self.conns.lock().expect("hub lock");
+        conns.get(&id).is_some_and(|e| e.ctl.try_send(c).is_ok())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(s: &str) -> Frame {
+        Frame::Text(s.to_string().into())
+    }
 
     #[test]
     fn a_full_queue_marks_a_slow_consumer() {
         let hub = ConnHub::new(7);
         let mut reg = hub.register(UserId(1), SessionId(1), 8);
         for i in 0..8 {
-            assert!(hub.push(reg.id, ByteString::from(format!("{i}"))));
+            assert!(hub.push(reg.id, text(&format!("{i}"))));
         }
-        assert!(!hub.push(reg.id, ByteString::from("overflow")));
+        assert!(!hub.push(reg.id, text("overflow")));
         assert_eq!(reg.ctl.try_recv().unwrap(), Control::SlowConsumer);
         // The frames already queued are intact and in order.
         for i in 0..8 {
             match reg.out.try_recv().unwrap() {
-                Outbound::Text(t) => assert_eq!(&*t, &format!("{i}")),
+                Outbound::Frame(f) => assert_eq!(f, text(&format!("{i}"))),
                 other => panic!("unexpected frame {other:?}"),
             }
         }
         hub.unregister(reg.id);
-        assert!(!hub.push(reg.id, ByteString::from("gone")));
+        assert!(!hub.push(reg.id, text("gone")));
         assert!(hub.is_empty());
     }
 
@@ -201,12 +192,12 @@ mod tests {
         let mut fast = hub.register(UserId(1), SessionId(1), 8);
         let mut slow = hub.register(UserId(2), SessionId(2), 8);
         for i in 0..8 {
-            assert!(hub.push(slow.id, ByteString::from(format!("{i}"))));
+            assert!(hub.push(slow.id, text(&format!("{i}"))));
         }
         let gone = ConnId { node: 3, seq: 999 };
-        hub.push_many([fast.id, slow.id, gone].iter(), &ByteString::from("all"));
+        hub.push_many(&mut [fast.id, slow.id, gone].into_iter(), &text("all"));
         match fast.out.try_recv().unwrap() {
-            Outbound::Text(t) => assert_eq!(&*t, "all"),
+            Outbound::Frame(f) => assert_eq!(f, text("all")),
             other => panic!("unexpected frame {other:?}"),
         }
         assert_eq!(slow.ctl.try_recv().unwrap(), Control::SlowConsumer);

@@ -1,8 +1,14 @@
-//! The live connection at `/ws`: one WebSocket per browser tab.
+//! Live sockets: `/ws` (one per browser tab) and any other endpoint built from the same
+//! shell.
 //!
-//! - `protocol`: the frame types (the reference for clients is `PROTOCOL.md` beside this file).
-//! - `hub`: this node's directory of open connections, with each one's bounded outbound queue.
-//! - `conn`: the per-connection actor: reads frames, enforces limits, answers requests.
+//! - `frame`: typed frames (`Frame`, `ServerFrame`, the `server_frames!` and
+//!   `client_requests!` macros) and the core frames every socket speaks.
+//! - `router`: `ConnRouter`, the one way from an actor to a socket, and `Control`.
+//! - `hub`: this node's open connections with their bounded outbound queues; the local
+//!   router.
+//! - `family`: message families (one per live feature) and endpoints.
+//! - `protocol`: the JSON request envelope (the reference for clients is `PROTOCOL.md`).
+//! - `conn`: the socket shell: lifecycle, limits, routing to families.
 //!
 //! Why `actix-ws` and not `actix-web-actors`: the latter buffers outbound frames without
 //! bound inside its context and gives no way to see the backlog, so a slow client could
@@ -10,8 +16,14 @@
 //! and a writer task; a full queue closes the socket with code 4008.
 
 pub mod conn;
+pub mod family;
+pub mod frame;
 pub mod hub;
 pub mod protocol;
+pub mod router;
+
+#[cfg(test)]
+mod tests;
 
 /// Close codes the server uses (also listed in PROTOCOL.md).
 pub mod close_code {

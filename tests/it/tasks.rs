@@ -745,8 +745,8 @@ both_backends!(stale_versions_are_refused);
 /// and so is an update announced after the task's deletion.
 #[actix_rt::test]
 async fn the_study_actor_drops_older_and_posthumous_events() {
-    use studyon::actors::study::{Study, StudyMsg};
     use studyon::ids::{StudyId, TaskId};
+    use studyon::live::study::{Study, StudyEvent, StudyMsg};
     use studyon::tasks::order::{Item, Step};
 
     let b = Backend::new(Db::Sqlite).await;
@@ -773,14 +773,19 @@ async fn the_study_actor_drops_older_and_posthumous_events() {
     assert_eq!(next_json(&mut c).await["event"]["task"]["version"], 1);
     assert_eq!(next_json(&mut c).await["event"]["task"]["version"], 2);
 
-    let late = |title: &str, version: i64| StudyMsg::AnnounceToMembers {
-        event: json!({ "kind": "task_updated", "task": { "id": tid, "title": title, "version": version } }),
-        order: Some((Item::Task(TaskId(tid)), Step::At(version))),
+    let late = |title: &str, version: i64| {
+        let mut task: studyon::tasks::Task = serde_json::from_value(task.clone()).unwrap();
+        task.title = title.into();
+        task.version = version;
+        StudyMsg::AnnounceToMembers {
+            event: StudyEvent::TaskUpdated { task },
+            order: Some((Item::Task(TaskId(tid)), Step::At(version))),
+        }
     };
     let registry = &s.state.registry;
     assert!(
         registry
-            .tell_live::<Study>(StudyId(id), late("stale", 1))
+            .tell_if_running::<Study>(StudyId(id), late("stale", 1))
             .await
             .unwrap()
     );
@@ -800,7 +805,7 @@ async fn the_study_actor_drops_older_and_posthumous_events() {
     assert_eq!(next_json(&mut c).await["event"]["kind"], "task_deleted");
     assert!(
         registry
-            .tell_live::<Study>(StudyId(id), late("ghost", 9))
+            .tell_if_running::<Study>(StudyId(id), late("ghost", 9))
             .await
             .unwrap()
     );

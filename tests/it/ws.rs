@@ -4,14 +4,27 @@
 use std::time::Duration;
 
 use serde_json::json;
-use studyon::actors::user_session::{UserSession, UserSessionMsg, UserSessionReply};
-use studyon::ids::UserId;
+use studyon::ids::{NotificationId, UserId};
+use studyon::live::user::{UserSession, UserSessionMsg, UserSessionReply};
+use studyon::studies::Notification;
 
 use crate::both_backends;
 use crate::common::*;
 
 fn uid(s: &Session) -> UserId {
     UserId(s.user["id"].as_i64().unwrap())
+}
+
+/// A notification as the store would hand it to the live push.
+fn note(to: &Session, payload: serde_json::Value) -> Notification {
+    Notification {
+        id: NotificationId(1),
+        kind: "test".into(),
+        payload,
+        created_at: 0,
+        read: false,
+        user_id: uid(to),
+    }
 }
 
 async fn protocol_basics_and_error_frames(b: &Backend) {
@@ -129,7 +142,7 @@ async fn notifications_reach_every_tab_and_logout_closes_its_sockets(b: &Backend
         .ask::<UserSession>(
             uid(&me),
             UserSessionMsg::Notify {
-                notification: json!({ "kind": "test", "n": 1 }),
+                notification: note(&me, json!({ "n": 1 })),
             },
         )
         .await
@@ -137,10 +150,9 @@ async fn notifications_reach_every_tab_and_logout_closes_its_sockets(b: &Backend
     assert_eq!(reply, UserSessionReply::Reached(3));
     for c in [&mut tab1, &mut tab2, &mut other] {
         let n = next_json(c).await;
-        assert_eq!(
-            n,
-            json!({ "type": "notification", "notification": { "kind": "test", "n": 1 } })
-        );
+        assert_eq!(n["type"], "notification", "{n}");
+        assert_eq!(n["notification"]["kind"], "test");
+        assert_eq!(n["notification"]["payload"], json!({ "n": 1 }));
     }
 
     // Logging out the first session closes its two tabs with 4001, not the other browser.
@@ -195,7 +207,7 @@ async fn a_client_that_does_not_read_is_dropped_as_a_slow_consumer() {
             .ask::<UserSession>(
                 uid(&me),
                 UserSessionMsg::Notify {
-                    notification: json!(big),
+                    notification: note(&me, json!(big)),
                 },
             )
             .await

@@ -10,18 +10,21 @@ use std::sync::Arc;
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::actors::chat_room::{ChatRoom, ChatRoomMsg, drop_user_from_rooms};
-use crate::actors::user_session::push_notifications;
+use super::frames::{StudyEvent, StudyEventFrame, StudyRemoved};
+use crate::chat::{Category, Room};
 use crate::ids::{ApplicationId, ConnId, StudyId, UserId};
 use crate::keyed_actor_handlers;
-use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
+use crate::live::CommandError;
+use crate::live::chat::{ChatRoom, ChatRoomMsg, drop_user_from_rooms};
+use crate::live::user::push_notifications;
+use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, ResyncScope, StartError, Supervision};
 use crate::store::{Rule, StoreError, now_millis};
 use crate::studies::rules::StudyFields;
 use crate::studies::{Application, ApplicationStatus, Notification, StudyStatus};
 use crate::tasks::order::{Item, Newest, Step};
-use crate::ws::hub::Control;
+use crate::ws::frame::ServerFrame;
+use crate::ws::router::Control;
 
 /// Studies one socket may watch at once: a tab shows one study; a few spare for overlays.
 pub const MAX_WATCHED_PER_CONN: usize = 16;
@@ -83,14 +86,20 @@ pub enum StudyMsg {
         leader: UserId,
         fields: StudyFields,
     },
-    /// Something already stored changed (a chat room opened or closed): tell the watchers.
+    /// A member opens a chat room (at most 3 open per study, checked in the transaction).
+    OpenRoom {
+        user: UserId,
+        name: String,
+        category: Category,
+    },
+    /// Something already stored changed (a chat room closed): tell the watchers.
     Announce {
-        event: serde_json::Value,
+        event: StudyEvent,
     },
     /// Study content changed (a task or post): tell the watchers who are members, the only
     /// ones who may read it. With `order`, only if nothing newer about that item went out.
     AnnounceToMembers {
-        event: serde_json::Value,
+        event: StudyEvent,
         order: Option<(Item, Step)>,
     },
     /// Deletes the study and everything in it (leader).
@@ -99,41 +108,11 @@ pub enum StudyMsg {
     },
 }
 
-/// Why a command failed, in a form that can cross nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum CommandError {
-    #[error("{0}")]
-    Rule(Rule),
-    #[error("store unavailable")]
-    Unavailable,
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<StoreError> for CommandError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Rule(r) => CommandError::Rule(r),
-            StoreError::Unavailable(_) => CommandError::Unavailable,
-            other => CommandError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<CommandError> for crate::error::ApiError {
-    fn from(e: CommandError) -> Self {
-        match e {
-            CommandError::Rule(r) => r.into(),
-            CommandError::Unavailable => crate::error::ApiError::Unavailable,
-            CommandError::Internal(m) => crate::error::ApiError::Internal(anyhow::anyhow!(m)),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StudyOutcome {
     Done,
     Application(Application),
+    Room(Room),
     /// The study is gone; these objects are to be deleted from storage.
     Deleted(Vec<String>),
 }
@@ -146,22 +125,30 @@ impl Actor for Study {
 
 /// What a finished write changes in the actor and tells the watchers.
 struct Effect {
-    event: serde_json::Value,
+    event: StudyEvent,
     notifications: Vec<Notification>,
     outcome: StudyOutcome,
 }
 
 impl Study {
-    fn frame(&self, event: &serde_json::Value) -> bytestring::ByteString {
-        json!({ "type": "study.event", "study_id": self.id, "event": event })
-            .to_string()
-            .into()
+    fn frame(&self, event: &StudyEvent) -> crate::ws::frame::Frame {
+        StudyEventFrame {
+            study_id: self.id,
+            event,
+        }
+        .to_frame()
     }
 
-    fn broadcast(&self, event: &serde_json::Value) {
+    fn broadcast(&self, event: &StudyEvent) {
         self.deps
-            .hub
+            .sockets
             .push_many(self.watchers.keys(), &self.frame(event));
+    }
+
+    /// Tells a socket this study let it go (it frees its watch slot).
+    fn release(&self, conn: ConnId) {
+        let key = Study::key(self.id);
+        self.deps.sockets.control(conn, Control::Released { key });
     }
 
     /// Notifications are already stored; this is only the live push to open tabs.
@@ -184,16 +171,12 @@ impl Study {
             .filter(|(_, u)| **u == user)
             .map(|(c, _)| *c)
             .collect();
-        let frame: bytestring::ByteString = json!({ "type": "study.removed", "study_id": self.id })
-            .to_string()
-            .into();
+        let frame = StudyRemoved { study_id: self.id }.to_frame();
         for c in conns {
             self.watchers.remove(&c);
             self.sup.unwatch(&c);
-            self.deps.hub.push(c, frame.clone());
-            self.deps
-                .hub
-                .control(c, Control::Unwatched { study: self.id });
+            self.deps.sockets.push(c, frame.clone());
+            self.release(c);
         }
     }
 
@@ -230,12 +213,13 @@ impl Study {
 }
 
 impl KeyedActor for Study {
+    const KIND: &'static str = "study";
     type Id = StudyId;
     type Msg = StudyMsg;
     type Reply = StudyReply;
 
-    fn key(id: StudyId) -> ActorKey {
-        ActorKey::Study(id)
+    fn resync_scope(id: StudyId) -> ResyncScope {
+        ResyncScope::with(Self::KIND, "study_id", id.0)
     }
 
     fn load(
@@ -243,13 +227,9 @@ impl KeyedActor for Study {
         deps: Arc<Deps>,
         registry: Registry,
         sup: Supervision,
-    ) -> BoxFuture<'static, anyhow::Result<Self>> {
+    ) -> BoxFuture<'static, Result<Self, StartError>> {
         Box::pin(async move {
-            let state = deps
-                .store
-                .study_state(id)
-                .await?
-                .ok_or_else(|| anyhow::Error::new(Rule::NotFound))?;
+            let state = deps.store.study_state(id).await?.ok_or(Rule::NotFound)?;
             Ok(Study {
                 id,
                 sup,
@@ -290,7 +270,9 @@ impl KeyedActor for Study {
                 reply,
                 async move {
                     let (a, notifications) = store.apply(id, user, &message, now).await?;
-                    let event = json!({ "kind": "application_received", "application_id": a.id });
+                    let event = StudyEvent::ApplicationReceived {
+                        application_id: a.id,
+                    };
                     Ok(Effect {
                         event,
                         notifications,
@@ -304,7 +286,9 @@ impl KeyedActor for Study {
                 reply,
                 async move {
                     let a = store.withdraw(id, application, user, now).await?;
-                    let event = json!({ "kind": "application_withdrawn", "application_id": a.id });
+                    let event = StudyEvent::ApplicationWithdrawn {
+                        application_id: a.id,
+                    };
                     Ok(Effect {
                         event,
                         notifications: vec![],
@@ -325,13 +309,18 @@ impl KeyedActor for Study {
                     let (a, notifications) = store
                         .decide(id, application, leader, accept, reason, now)
                         .await?;
-                    let kind = if accept {
-                        "member_joined"
+                    let (application_id, user_id) = (a.id, a.user_id);
+                    let event = if accept {
+                        StudyEvent::MemberJoined {
+                            application_id,
+                            user_id,
+                        }
                     } else {
-                        "application_rejected"
+                        StudyEvent::ApplicationRejected {
+                            application_id,
+                            user_id,
+                        }
                     };
-                    let event =
-                        json!({ "kind": kind, "application_id": a.id, "user_id": a.user_id });
                     Ok(Effect {
                         event,
                         notifications,
@@ -351,7 +340,7 @@ impl KeyedActor for Study {
                 reply,
                 async move {
                     store.leave(id, user, now).await?;
-                    let event = json!({ "kind": "member_left", "user_id": user });
+                    let event = StudyEvent::MemberLeft { user_id: user };
                     Ok(Effect {
                         event,
                         notifications: vec![],
@@ -368,7 +357,7 @@ impl KeyedActor for Study {
                 reply,
                 async move {
                     store.transfer(id, leader, to, now).await?;
-                    let event = json!({ "kind": "lead_transferred", "user_id": to });
+                    let event = StudyEvent::LeadTransferred { user_id: to };
                     Ok(Effect {
                         event,
                         notifications: vec![],
@@ -382,7 +371,7 @@ impl KeyedActor for Study {
                 reply,
                 async move {
                     let notifications = store.remove_member(id, leader, user, ban, now).await?;
-                    let event = json!({ "kind": "member_removed", "user_id": user });
+                    let event = StudyEvent::MemberRemoved { user_id: user };
                     Ok(Effect {
                         event,
                         notifications,
@@ -399,7 +388,7 @@ impl KeyedActor for Study {
                 reply,
                 async move {
                     let notifications = store.set_status(id, leader, status, now).await?;
-                    let event = json!({ "kind": "status_changed", "status": status });
+                    let event = StudyEvent::StatusChanged { status };
                     Ok(Effect {
                         event,
                         notifications,
@@ -407,6 +396,23 @@ impl KeyedActor for Study {
                     })
                 },
                 move |act, _| act.status = status,
+            ),
+            StudyMsg::OpenRoom {
+                user,
+                name,
+                category,
+            } => self.run(
+                ctx,
+                reply,
+                async move {
+                    let room = store.create_room(id, user, &name, category, now).await?;
+                    Ok(Effect {
+                        event: StudyEvent::RoomOpened { room_id: room.id },
+                        notifications: vec![],
+                        outcome: StudyOutcome::Room(room),
+                    })
+                },
+                |_, _| {},
             ),
             StudyMsg::Announce { event } => {
                 self.broadcast(&event);
@@ -419,12 +425,12 @@ impl KeyedActor for Study {
                     reply.send(Ok(StudyOutcome::Done));
                     return;
                 }
-                let frame = self.frame(&event);
-                for (conn, user) in &self.watchers {
-                    if self.members.contains(user) {
-                        self.deps.hub.push(*conn, frame.clone());
-                    }
-                }
+                let members = self
+                    .watchers
+                    .iter()
+                    .filter(|(_, user)| self.members.contains(user))
+                    .map(|(conn, _)| conn);
+                self.deps.sockets.push_many(members, &self.frame(&event));
                 reply.send(Ok(StudyOutcome::Done));
             }
             StudyMsg::Delete { leader } => {
@@ -436,16 +442,17 @@ impl KeyedActor for Study {
                 };
                 ctx.wait(write.into_actor(self).map(move |res, act, ctx| match res {
                     Ok((rooms, keys)) => {
-                        act.broadcast(&json!({ "kind": "deleted" }));
-                        for (conn, _) in act.watchers.drain() {
+                        act.broadcast(&StudyEvent::Deleted);
+                        let watchers: Vec<ConnId> = act.watchers.drain().map(|(c, _)| c).collect();
+                        for conn in watchers {
                             act.sup.unwatch(&conn);
-                            act.deps.hub.control(conn, Control::Unwatched { study: id });
+                            act.release(conn);
                         }
-                        // People in its rooms are told the rooms closed.
+                        // People in its rooms are told the rooms closed (the rows are gone).
                         actix_rt::spawn(async move {
                             for room in rooms {
                                 let _ = registry
-                                    .tell_live::<ChatRoom>(room, ChatRoomMsg::Closed)
+                                    .tell_if_running::<ChatRoom>(room, ChatRoomMsg::Closed)
                                     .await;
                             }
                         });
@@ -462,7 +469,7 @@ impl KeyedActor for Study {
                 async move {
                     store.update_study(id, leader, &fields, now).await?;
                     Ok(Effect {
-                        event: json!({ "kind": "updated" }),
+                        event: StudyEvent::Updated,
                         notifications: vec![],
                         outcome: StudyOutcome::Done,
                     })
@@ -474,18 +481,3 @@ impl KeyedActor for Study {
 }
 
 keyed_actor_handlers!(Study);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_errors_map_to_api_codes() {
-        let e: crate::error::ApiError = CommandError::Rule(Rule::StudyFull).into();
-        assert_eq!((e.status().as_u16(), e.code()), (409, "study_full"));
-        let e: crate::error::ApiError = CommandError::Rule(Rule::NotFound).into();
-        assert_eq!((e.status().as_u16(), e.code()), (404, "not_found"));
-        let e: crate::error::ApiError = CommandError::Rule(Rule::Banned).into();
-        assert_eq!((e.status().as_u16(), e.code()), (403, "banned"));
-    }
-}

@@ -7,31 +7,37 @@
 //! - Resends of a `client_id` already stored get the first ack again and store nothing.
 //! - Joining with `last_seq` replays what the socket missed (from memory, else the store)
 //!   before any live frame, so a reconnect sees no gap and no duplicate.
+//! - Closing the room (the leader, over HTTP) goes through here too, so the store and the
+//!   people in the room never disagree.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
-use bytestring::ByteString;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use crate::actors::sequenced::{SequencedSends, admit, settle};
-use crate::actors::user_session::push_notifications;
+use super::frames::{
+    ChatAck, ChatClosed, ChatJoined, ChatMessageFrame, ChatPresence, ChatRemoved, ChatTyping,
+    ChatUpdated,
+};
 use crate::chat::sequencer::{Pending, Sequencer};
 use crate::chat::{self, Author, ChatMessage, NewChatMessage};
 use crate::error::ApiError;
 use crate::ids::{ConnId, RoomId, StudyId, UserId};
 use crate::keyed_actor_handlers;
+use crate::live::CommandError;
+use crate::live::sequenced::{self, Recent, Seq, SequencedSends, admit, settle};
+use crate::live::user::push_notifications;
 use crate::persist::PersistError;
 use crate::ratelimit::Policy;
-use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
-use crate::store::chat::Page;
+use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, ResyncScope, StartError, Supervision};
+use crate::store::chat::{ChatLog, Page};
 use crate::store::{DurableWrite, Rule, StoreError, now_millis};
 use crate::studies::{NewNotification, Role};
-use crate::ws::protocol::error_frame;
+use crate::ws::frame::{self, Frame, ReqId, ServerFrame};
+use crate::ws::router::Control;
 
 /// Per user and room: a burst of 10, then 5 messages a second (the policy).
 pub const SEND_POLICY: Policy = Policy::new(10, 5.0);
@@ -48,6 +54,21 @@ const BATCH_MAX: usize = 512;
 /// A typing indicator with no refresh for this long is cleared by the server.
 const TYPING_TTL: Duration = Duration::from_secs(6);
 
+/// A kept message with its `chat.message` frame, serialized once for every resume.
+struct Kept(ChatMessage, Frame);
+
+impl Seq for Kept {
+    fn seq(&self) -> i64 {
+        self.0.seq
+    }
+}
+
+impl Seq for ChatMessage {
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+}
+
 pub struct ChatRoom {
     id: RoomId,
     study: StudyId,
@@ -57,7 +78,7 @@ pub struct ChatRoom {
     closed: bool,
     /// Newest committed seq.
     last_seq: i64,
-    recent: VecDeque<(ChatMessage, ByteString)>,
+    recent: Recent<Kept>,
     sends: Sequencer,
     /// Joined sockets and who they are.
     joined: HashMap<ConnId, Author>,
@@ -71,7 +92,7 @@ pub enum ChatRoomMsg {
         conn: ConnId,
         user: Author,
         last_seq: Option<i64>,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
     Leave {
         conn: ConnId,
@@ -81,20 +102,20 @@ pub enum ChatRoomMsg {
         user: Author,
         client_id: String,
         body: String,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
     Edit {
         conn: ConnId,
         user: UserId,
         seq: i64,
         body: String,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
     Delete {
         conn: ConnId,
         user: UserId,
         seq: i64,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
     React {
         conn: ConnId,
@@ -102,7 +123,7 @@ pub enum ChatRoomMsg {
         seq: i64,
         emoji: String,
         on: bool,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
     Typing {
         conn: ConnId,
@@ -113,13 +134,18 @@ pub enum ChatRoomMsg {
         conn: ConnId,
         user: UserId,
         seq: i64,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
     /// The user left or was removed from the study: out of the room at once.
     DropUser {
         user: UserId,
     },
-    /// The leader closed the room (already stored).
+    /// The leader closes the room: stored, then everyone inside is told.
+    Close {
+        study: StudyId,
+        leader: UserId,
+    },
+    /// The room's rows are gone (its study was deleted): tell the people inside.
     Closed,
 }
 
@@ -127,23 +153,21 @@ impl Actor for ChatRoom {
     type Context = Context<Self>;
 }
 
-fn ack_frame(req: Option<Value>) -> ByteString {
-    json!({ "type": "ack", "id": req }).to_string().into()
-}
-
-fn message_frame(room: RoomId, m: &ChatMessage) -> ByteString {
-    json!({ "type": "chat.message", "room_id": room, "message": m })
-        .to_string()
-        .into()
-}
-
 impl ChatRoom {
-    fn push(&self, conn: ConnId, frame: ByteString) {
-        self.deps.hub.push(conn, frame);
+    fn push(&self, conn: ConnId, frame: Frame) {
+        self.deps.sockets.push(conn, frame);
     }
 
-    fn broadcast(&self, frame: &ByteString) {
-        self.deps.hub.push_many(self.joined.keys(), frame);
+    fn broadcast(&self, frame: &Frame) {
+        self.deps.sockets.push_many(self.joined.keys(), frame);
+    }
+
+    fn message_frame(&self, m: &ChatMessage) -> Frame {
+        ChatMessageFrame {
+            room_id: self.id,
+            message: m,
+        }
+        .to_frame()
     }
 
     /// Who is in the room: each user once, however many tabs they have.
@@ -158,18 +182,17 @@ impl ChatRoom {
     }
 
     fn presence(&self) {
-        let users = self.present_users();
-        let frame = json!({ "type": "chat.presence", "room_id": self.id, "users": users })
-            .to_string()
-            .into();
+        let frame = ChatPresence {
+            room_id: self.id,
+            users: self.present_users(),
+        }
+        .to_frame();
         self.broadcast(&frame);
     }
 
-    fn keep_recent(&mut self, m: ChatMessage, frame: ByteString) {
-        if self.recent.len() >= RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((m, frame));
+    fn keep_recent(&mut self, m: ChatMessage) {
+        let f = self.message_frame(&m);
+        self.recent.push(Kept(m, f));
     }
 
     fn send(
@@ -179,13 +202,13 @@ impl ChatRoom {
         user: Author,
         client_id: String,
         body: String,
-        req: Option<Value>,
+        req: Option<ReqId>,
     ) {
         if self.closed {
-            return self.push(conn, error_frame(req, &Rule::RoomClosed.into()));
+            return self.push(conn, frame::error(req, &Rule::RoomClosed.into()));
         }
         if !self.joined.contains_key(&conn) {
-            return self.push(conn, error_frame(req, &ApiError::NotFound));
+            return self.push(conn, frame::error(req, &ApiError::NotFound));
         }
         admit(self, ctx, user, client_id, body, (conn, req));
     }
@@ -269,25 +292,28 @@ impl ChatRoom {
                 mentions: m.mentions.clone(),
             };
             // Serialized once; every socket gets the same bytes.
-            let frame = message_frame(self.id, &msg);
+            let frame = self.message_frame(&msg);
             self.broadcast(&frame);
-            for (conn, req) in p.waiters {
-                self.ack(conn, req, p.author.id, &m.client_id, m.seq);
+            for w in p.waiters {
+                self.ack(w, p.author.id, &m.client_id, m.seq);
             }
             for u in &m.mentions {
-                let excerpt: String = msg.body.chars().take(100).collect();
                 notes.push(NewNotification {
                     user_id: *u,
                     kind: "chat_mention",
-                    payload: json!({
-                        "study_id": self.study, "room_id": self.id, "seq": m.seq,
-                        "author": { "id": p.author.id, "display_name": p.author.display_name }, "excerpt": excerpt,
-                    }),
+                    payload: serde_json::to_value(chat::MentionPayload {
+                        study_id: self.study,
+                        room_id: self.id,
+                        seq: m.seq,
+                        author: p.author.clone(),
+                        excerpt: msg.body.chars().take(100).collect(),
+                    })
+                    .expect("payloads serialize"),
                 });
             }
             self.typing.remove(&p.author.id);
             self.sends.stored(p.author.id, m.client_id, m.seq);
-            self.keep_recent(msg, frame);
+            self.recent.push(Kept(msg, frame));
         }
         if !notes.is_empty() {
             let (store, registry) = (self.deps.store.clone(), self.registry.clone());
@@ -306,14 +332,11 @@ impl ChatRoom {
         conn: ConnId,
         user: Author,
         last_seq: Option<i64>,
-        req: Option<Value>,
+        req: Option<ReqId>,
     ) {
         let store = self.deps.store.clone();
         let (room, study) = (self.id, self.study);
-        let from_memory = self
-            .recent
-            .front()
-            .is_none_or(|(m, _)| last_seq.is_none_or(|l| m.seq <= l + 1));
+        let from_memory = self.recent.covers(last_seq);
         let uid = user.id;
         let fut = async move {
             let role = store.role_of(study, uid).await?;
@@ -330,27 +353,25 @@ impl ChatRoom {
         // `wait`: nothing else runs in the room until this socket is caught up and joined,
         // so no live frame can overtake its backlog.
         ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
-            Err(e) => act.push(conn, error_frame(req, &e.into())),
+            Err(e) => act.push(conn, frame::error(req, &e.into())),
             Ok((read_seq, missed)) => {
-                let joined = json!({
-                    "type": "chat.joined", "id": req, "room_id": act.id, "last_seq": act.last_seq,
-                    "read_seq": read_seq, "closed": act.closed,
-                    "presence": act.present_users(),
-                });
-                act.push(conn, joined.to_string().into());
+                let joined = ChatJoined {
+                    id: req,
+                    room_id: act.id,
+                    last_seq: act.last_seq,
+                    read_seq,
+                    closed: act.closed,
+                    presence: act.present_users(),
+                }
+                .to_frame();
+                act.push(conn, joined);
                 if let Some(l) = last_seq {
-                    let mut upto = l;
-                    for m in missed.iter().take_while(|m| m.seq <= act.last_seq) {
-                        act.push(conn, message_frame(act.id, m));
-                        upto = m.seq;
-                    }
-                    // Whatever committed meanwhile is in memory.
-                    let frames: Vec<ByteString> = act
-                        .recent
-                        .iter()
-                        .filter(|(m, _)| m.seq > upto)
-                        .take(RESUME_MAX as usize)
-                        .map(|(_, f)| f.clone())
+                    let (stored, kept) =
+                        act.recent
+                            .replay(&missed, l, act.last_seq, RESUME_MAX as usize);
+                    let frames: Vec<Frame> = stored
+                        .map(|m| act.message_frame(m))
+                        .chain(kept.map(|k| k.1.clone()))
                         .collect();
                     for f in frames {
                         act.push(conn, f);
@@ -378,14 +399,14 @@ impl ChatRoom {
         conn: ConnId,
         user: UserId,
         seq: i64,
-        req: Option<Value>,
+        req: Option<ReqId>,
         kind: Change,
     ) {
         if self.closed {
-            return self.push(conn, error_frame(req, &Rule::RoomClosed.into()));
+            return self.push(conn, frame::error(req, &Rule::RoomClosed.into()));
         }
         if !self.joined.contains_key(&conn) {
-            return self.push(conn, error_frame(req, &ApiError::NotFound));
+            return self.push(conn, frame::error(req, &ApiError::NotFound));
         }
         let (store, persister) = (self.deps.store.clone(), self.deps.persister.clone());
         let (room, study) = (self.id, self.study);
@@ -435,18 +456,19 @@ impl ChatRoom {
             fut.into_actor(self).map(
                 move |res: Result<ChatMessage, ApiError>, act, _| match res {
                     Ok(m) => {
-                        act.push(conn, ack_frame(req));
-                        let frame: ByteString =
-                            json!({ "type": "chat.updated", "room_id": act.id, "message": m })
-                                .to_string()
-                                .into();
-                        act.broadcast(&frame);
-                        if let Some(slot) = act.recent.iter_mut().find(|(r, _)| r.seq == m.seq) {
-                            let f = message_frame(act.id, &m);
-                            *slot = (m, f);
+                        act.push(conn, frame::ack(req));
+                        let updated = ChatUpdated {
+                            room_id: act.id,
+                            message: &m,
+                        }
+                        .to_frame();
+                        act.broadcast(&updated);
+                        let f = act.message_frame(&m);
+                        if let Some(slot) = act.recent.get_mut(m.seq) {
+                            *slot = Kept(m, f);
                         }
                     }
-                    Err(e) => act.push(conn, error_frame(req, &e)),
+                    Err(e) => act.push(conn, frame::error(req, &e)),
                 },
             ),
         );
@@ -469,15 +491,18 @@ impl ChatRoom {
     }
 
     fn typing_frame(&self, user: &Author, typing: bool) {
-        let frame: ByteString =
-            json!({ "type": "chat.typing", "room_id": self.id, "user": user, "typing": typing })
-                .to_string()
-                .into();
-        for (conn, a) in &self.joined {
-            if a.id != user.id {
-                self.deps.hub.push(*conn, frame.clone());
-            }
+        let frame = ChatTyping {
+            room_id: self.id,
+            user,
+            typing,
         }
+        .to_frame();
+        let others = self
+            .joined
+            .iter()
+            .filter(|(_, a)| a.id != user.id)
+            .map(|(c, _)| c);
+        self.deps.sockets.push_many(others, &frame);
     }
 
     fn expire_typing(&mut self) {
@@ -491,6 +516,53 @@ impl ChatRoom {
         for a in expired {
             self.typing.remove(&a.id);
             self.typing_frame(&a, false);
+        }
+    }
+
+    /// Marks the room closed and tells everyone inside.
+    fn mark_closed(&mut self) {
+        self.closed = true;
+        self.broadcast(&ChatClosed { room_id: self.id }.to_frame());
+    }
+
+    /// Stores the leader's close, then tells the people inside; the reply carries the
+    /// store's verdict (only the leader may, and only a room of this study).
+    fn close(
+        &mut self,
+        ctx: &mut Context<Self>,
+        study: StudyId,
+        leader: UserId,
+        reply: ReplyTo<Result<(), CommandError>>,
+    ) {
+        let (store, room) = (self.deps.store.clone(), self.id);
+        let fut = async move { store.close_room(study, room, leader, now_millis()).await };
+        ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
+            Ok(()) => {
+                act.mark_closed();
+                reply.send(Ok(()));
+            }
+            Err(e) => reply.send(Err(e.into())),
+        }));
+    }
+
+    fn drop_user(&mut self, user: UserId) {
+        let conns: Vec<ConnId> = self
+            .joined
+            .iter()
+            .filter(|(_, a)| a.id == user)
+            .map(|(c, _)| *c)
+            .collect();
+        let frame = ChatRemoved { room_id: self.id }.to_frame();
+        let key = ChatRoom::key(self.id);
+        for c in &conns {
+            self.joined.remove(c);
+            self.sup.unwatch(c);
+            self.push(*c, frame.clone());
+            self.deps.sockets.control(*c, Control::Released { key });
+        }
+        self.typing.remove(&user);
+        if !conns.is_empty() {
+            self.presence();
         }
     }
 }
@@ -508,8 +580,12 @@ impl SequencedSends for ChatRoom {
         &mut self.sends
     }
 
-    fn push(&self, conn: ConnId, frame: ByteString) {
-        ChatRoom::push(self, conn, frame)
+    fn deps(&self) -> &Arc<Deps> {
+        &self.deps
+    }
+
+    fn log(&self) -> ChatLog {
+        ChatLog::Room(self.id)
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -520,30 +596,25 @@ impl SequencedSends for ChatRoom {
         ChatRoom::committed(self, batch, messages)
     }
 
-    fn ack(&self, conn: ConnId, req: Option<Value>, _author: UserId, client_id: &str, seq: i64) {
-        let ack = json!({ "type": "chat.ack", "id": req, "room_id": self.id, "client_id": client_id, "seq": seq });
-        ChatRoom::push(self, conn, ack.to_string().into());
-    }
-
-    fn stored_seqs(&self, keys: Vec<(UserId, String)>) -> BoxFuture<'static, Vec<Option<i64>>> {
-        let (store, room) = (self.deps.store.clone(), self.id);
-        Box::pin(async move {
-            let mut found = Vec::with_capacity(keys.len());
-            for (u, c) in keys {
-                found.push(store.client_seq(room, u, &c).await.ok().flatten());
-            }
-            found
-        })
+    fn ack_frame(&self, req: Option<ReqId>, _author: UserId, client_id: &str, seq: i64) -> Frame {
+        ChatAck {
+            id: req,
+            room_id: self.id,
+            client_id: client_id.to_string(),
+            seq,
+        }
+        .to_frame()
     }
 }
 
 impl KeyedActor for ChatRoom {
+    const KIND: &'static str = "chat_room";
     type Id = RoomId;
     type Msg = ChatRoomMsg;
-    type Reply = ();
+    type Reply = Result<(), CommandError>;
 
-    fn key(id: RoomId) -> ActorKey {
-        ActorKey::ChatRoom(id)
+    fn resync_scope(id: RoomId) -> ResyncScope {
+        ResyncScope::with(Self::KIND, "room_id", id.0)
     }
 
     fn load(
@@ -551,13 +622,15 @@ impl KeyedActor for ChatRoom {
         deps: Arc<Deps>,
         registry: Registry,
         sup: Supervision,
-    ) -> BoxFuture<'static, anyhow::Result<Self>> {
+    ) -> BoxFuture<'static, Result<Self, StartError>> {
         Box::pin(async move {
-            let state = deps
+            let state = deps.store.room_state(id).await?.ok_or(Rule::NotFound)?;
+            let mut sends = Sequencer::new(SEND_POLICY, DEDUPE_WINDOW, QUEUE_MAX, BATCH_MAX);
+            sequenced::prime(&deps, ChatLog::Room(id), &mut sends, DEDUPE_WINDOW).await?;
+            let newest = deps
                 .store
-                .room_state(id)
-                .await?
-                .ok_or_else(|| anyhow::Error::new(Rule::NotFound))?;
+                .messages(id, Page::Before(None), RECENT as i64)
+                .await?;
             let mut room = ChatRoom {
                 id,
                 study: state.study_id,
@@ -565,29 +638,15 @@ impl KeyedActor for ChatRoom {
                 registry,
                 closed: state.closed,
                 last_seq: state.last_seq,
-                recent: VecDeque::new(),
+                recent: Recent::new(RECENT),
                 joined: HashMap::new(),
-                sends: Sequencer::new(SEND_POLICY, DEDUPE_WINDOW, QUEUE_MAX, BATCH_MAX),
+                sends,
                 typing: HashMap::new(),
                 typing_timer: false,
-                deps: deps.clone(),
+                deps,
             };
-            for (u, c, s) in deps
-                .store
-                .recent_client_ids(id, DEDUPE_WINDOW as i64)
-                .await?
-                .into_iter()
-                .rev()
-            {
-                room.sends.stored(u, c, s);
-            }
-            for m in deps
-                .store
-                .messages(id, Page::Before(None), RECENT as i64)
-                .await?
-            {
-                let f = message_frame(id, &m);
-                room.keep_recent(m, f);
+            for m in newest {
+                room.keep_recent(m);
             }
             Ok(room)
         })
@@ -601,7 +660,12 @@ impl KeyedActor for ChatRoom {
         self.joined.is_empty() && self.sends.is_idle()
     }
 
-    fn handle_msg(&mut self, msg: ChatRoomMsg, reply: ReplyTo<()>, ctx: &mut Context<Self>) {
+    fn handle_msg(
+        &mut self,
+        msg: ChatRoomMsg,
+        reply: ReplyTo<Result<(), CommandError>>,
+        ctx: &mut Context<Self>,
+    ) {
         if !self.typing_timer {
             // Typing states expire on the server even if their client vanishes.
             self.typing_timer = true;
@@ -630,7 +694,7 @@ impl KeyedActor for ChatRoom {
                 req,
             } => match chat::body(&body) {
                 Ok(b) => self.change(ctx, conn, user, seq, req, Change::Edit(b)),
-                Err(e) => self.push(conn, error_frame(req, &e)),
+                Err(e) => self.push(conn, frame::error(req, &e)),
             },
             ChatRoomMsg::Delete {
                 conn,
@@ -649,13 +713,8 @@ impl KeyedActor for ChatRoom {
                 if chat::EMOJIS.contains(&emoji.as_str()) {
                     self.change(ctx, conn, user, seq, req, Change::React(emoji, on));
                 } else {
-                    self.push(
-                        conn,
-                        error_frame(
-                            req,
-                            &ApiError::validation("emoji", "not one of the reaction emoji"),
-                        ),
-                    );
+                    let e = ApiError::validation("emoji", "not one of the reaction emoji");
+                    self.push(conn, frame::error(req, &e));
                 }
             }
             ChatRoomMsg::Typing { conn, user, typing } => self.typing(conn, user, typing),
@@ -667,63 +726,31 @@ impl KeyedActor for ChatRoom {
             } => {
                 // Only a socket that joined (and so passed the membership check) moves a marker.
                 if !self.joined.contains_key(&conn) {
-                    self.push(conn, error_frame(req, &ApiError::NotFound));
-                    return reply.send(());
-                }
-                let persister = self.deps.persister.clone();
-                let write = DurableWrite::ChatRead {
-                    room_id: self.id,
-                    user_id: user,
-                    seq: seq.clamp(0, self.last_seq),
-                };
-                ctx.spawn(
-                    async move { persister.persist(write).await }
-                        .into_actor(self)
-                        .map(move |r, act, _| match r {
-                            Ok(()) => act.push(conn, ack_frame(req)),
-                            Err(e) => act.push(conn, error_frame(req, &e.into())),
-                        }),
-                );
-            }
-            ChatRoomMsg::DropUser { user } => {
-                let conns: Vec<ConnId> = self
-                    .joined
-                    .iter()
-                    .filter(|(_, a)| a.id == user)
-                    .map(|(c, _)| *c)
-                    .collect();
-                let frame: ByteString = json!({ "type": "chat.removed", "room_id": self.id })
-                    .to_string()
-                    .into();
-                for c in &conns {
-                    self.joined.remove(c);
-                    self.sup.unwatch(c);
-                    self.push(*c, frame.clone());
-                }
-                self.typing.remove(&user);
-                if !conns.is_empty() {
-                    self.presence();
+                    self.push(conn, frame::error(req, &ApiError::NotFound));
+                } else {
+                    let write = DurableWrite::ChatRead {
+                        room_id: self.id,
+                        user_id: user,
+                        seq: seq.clamp(0, self.last_seq),
+                    };
+                    sequenced::commit_marker(self, ctx, write, (conn, req), |_| {});
                 }
             }
-            ChatRoomMsg::Closed => {
-                self.closed = true;
-                let frame: ByteString = json!({ "type": "chat.closed", "room_id": self.id })
-                    .to_string()
-                    .into();
-                self.broadcast(&frame);
-            }
+            ChatRoomMsg::DropUser { user } => self.drop_user(user),
+            ChatRoomMsg::Close { study, leader } => return self.close(ctx, study, leader, reply),
+            ChatRoomMsg::Closed => self.mark_closed(),
         }
-        reply.send(());
+        reply.send(Ok(()));
     }
 }
 
 keyed_actor_handlers!(ChatRoom);
 
-/// Tells every live room of a study that a user is out (left or removed).
+/// Tells every running room of a study that a user is out (left or removed).
 pub async fn drop_user_from_rooms(registry: &Registry, rooms: Vec<RoomId>, user: UserId) {
     for room in rooms {
         let _ = registry
-            .tell_live::<ChatRoom>(room, ChatRoomMsg::DropUser { user })
+            .tell_if_running::<ChatRoom>(room, ChatRoomMsg::DropUser { user })
             .await;
     }
 }

@@ -9,18 +9,20 @@ use actix::{Actor, Context};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::socket::NotificationFrame;
 use crate::ids::{ConnId, SessionId, UserId};
 use crate::keyed_actor_handlers;
-use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
+use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, StartError, Supervision};
+use crate::store::Rule;
 use crate::studies::Notification;
 use crate::ws::close_code;
-use crate::ws::hub::{ConnHub, Control};
-use crate::ws::protocol::ServerMsg;
+use crate::ws::frame::{Frame, ServerFrame};
+use crate::ws::router::{Control, Sockets};
 
 pub struct UserSession {
     user: UserId,
     sup: Supervision,
-    hub: Arc<ConnHub>,
+    sockets: Sockets,
     /// Live tabs and the login session each was opened with.
     conns: HashMap<ConnId, SessionId>,
 }
@@ -32,9 +34,9 @@ pub enum UserSessionMsg {
     /// A tab closed.
     Detach { conn: ConnId },
     /// Deliver a notification to every open tab.
-    Notify { notification: serde_json::Value },
+    Notify { notification: Notification },
     /// Deliver an already-serialized frame to every open tab (direct messages, receipts).
-    Push { frame: String },
+    Push { frame: Frame },
     /// The login session was revoked: close its tabs with 4001.
     SessionRevoked { session: SessionId },
     /// List the live tabs.
@@ -51,10 +53,10 @@ pub enum UserSessionReply {
 
 impl UserSession {
     /// Queues one frame (shared bytes) for every open tab; returns how many took it.
-    fn fan_out(&self, frame: bytestring::ByteString) -> usize {
+    fn fan_out(&self, frame: Frame) -> usize {
         self.conns
             .keys()
-            .filter(|c| self.hub.push(**c, frame.clone()))
+            .filter(|c| self.sockets.push(**c, frame.clone()))
             .count()
     }
 }
@@ -64,30 +66,24 @@ impl Actor for UserSession {
 }
 
 impl KeyedActor for UserSession {
+    const KIND: &'static str = "user_session";
     type Id = UserId;
     type Msg = UserSessionMsg;
     type Reply = UserSessionReply;
-
-    fn key(id: UserId) -> ActorKey {
-        ActorKey::UserSession(id)
-    }
 
     fn load(
         id: UserId,
         deps: Arc<Deps>,
         _registry: Registry,
         sup: Supervision,
-    ) -> BoxFuture<'static, anyhow::Result<Self>> {
+    ) -> BoxFuture<'static, Result<Self, StartError>> {
         Box::pin(async move {
             // The user must exist; a deleted account gets no session actor.
-            deps.store
-                .user(id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no user {id}"))?;
+            deps.store.user(id).await?.ok_or(Rule::NotFound)?;
             Ok(UserSession {
                 user: id,
                 sup,
-                hub: deps.hub.clone(),
+                sockets: deps.sockets.clone(),
                 conns: HashMap::new(),
             })
         })
@@ -116,13 +112,13 @@ impl KeyedActor for UserSession {
             }
             UserSessionMsg::Notify { notification } => {
                 // Serialized once; every tab shares the same bytes.
-                let frame = ServerMsg::Notification {
+                let frame = NotificationFrame {
                     notification: &notification,
                 }
-                .to_text();
+                .to_frame();
                 UserSessionReply::Reached(self.fan_out(frame))
             }
-            UserSessionMsg::Push { frame } => UserSessionReply::Reached(self.fan_out(frame.into())),
+            UserSessionMsg::Push { frame } => UserSessionReply::Reached(self.fan_out(frame)),
             UserSessionMsg::SessionRevoked { session } => {
                 let mut n = 0;
                 for (conn, s) in &self.conns {
@@ -131,7 +127,7 @@ impl KeyedActor for UserSession {
                             code: close_code::SESSION_ENDED,
                             reason: "logged_out".into(),
                         };
-                        n += usize::from(self.hub.control(*conn, close));
+                        n += usize::from(self.sockets.control(*conn, close));
                     }
                 }
                 UserSessionReply::Reached(n)
@@ -148,15 +144,13 @@ impl KeyedActor for UserSession {
 keyed_actor_handlers!(UserSession);
 
 /// Pushes already-stored notifications to every open tab of their users. Best effort: a
-/// user with no live session is skipped (no actor is started for them), and the inbox keeps
+/// user with no running session (no tab open anywhere) is skipped, and the inbox keeps
 /// everything for the next page load.
 pub async fn push_notifications(registry: &Registry, list: Vec<Notification>) {
-    for n in list {
-        let user = n.user_id;
-        let msg = UserSessionMsg::Notify {
-            notification: serde_json::to_value(&n).unwrap_or_default(),
-        };
-        if let Err(e) = registry.tell_live::<UserSession>(user, msg).await {
+    for notification in list {
+        let user = notification.user_id;
+        let msg = UserSessionMsg::Notify { notification };
+        if let Err(e) = registry.tell_if_running::<UserSession>(user, msg).await {
             tracing::warn!(%user, error = %e, "live notification not delivered (it is stored)");
         }
     }

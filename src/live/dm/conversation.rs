@@ -3,28 +3,27 @@
 //! client ids and replays what a tab missed; unlike a room, it delivers to every open tab of
 //! both users (through their `UserSession`s), and it carries read receipts back to the sender.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::actors::chat_room::SEND_POLICY;
-use crate::actors::sequenced::{SequencedSends, admit, settle};
-use crate::actors::user_session::{UserSession, UserSessionMsg};
+use super::frames::{DmAck, DmMessage, DmRead, DmSynced};
 use crate::chat::sequencer::{Pending, Sequencer};
 use crate::chat::{Author, DirectMessage, NewDirectMessage};
 use crate::error::ApiError;
 use crate::ids::{ConnId, UserId};
 use crate::keyed_actor_handlers;
+use crate::live::chat::SEND_POLICY;
+use crate::live::sequenced::{self, Recent, Seq, SequencedSends, admit, settle};
+use crate::live::user::{UserSession, UserSessionMsg};
 use crate::persist::PersistError;
-use crate::registry::{ActorKey, Deps, KeyedActor, Registry, ReplyTo, Supervision};
-use crate::store::chat::Page;
+use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, StartError, Supervision};
+use crate::store::chat::{ChatLog, Page};
 use crate::store::{DurableWrite, Rule, StoreError, now_millis};
-use crate::ws::protocol::error_frame;
+use crate::ws::frame::{self, Frame, ReqId, ServerFrame};
 
 /// Messages kept in memory for resume.
 const RECENT: usize = 500;
@@ -32,10 +31,18 @@ const RECENT: usize = 500;
 pub const SYNC_MAX: i64 = 1000;
 /// Client ids remembered for deduplication (the store's unique index stands behind them).
 const DEDUPE_WINDOW: usize = 5000;
+/// Sends waiting for the next batch before senders get `busy`.
 const QUEUE_MAX: usize = 500;
+/// Messages per commit.
 const BATCH_MAX: usize = 256;
 /// Frames waiting for delivery to the two users' sessions, in order.
 const DELIVERY_QUEUE: usize = 4096;
+
+impl Seq for DirectMessage {
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+}
 
 pub struct DirectChat {
     pair: (UserId, UserId),
@@ -44,10 +51,10 @@ pub struct DirectChat {
     last_seq: i64,
     /// How far each side has read (index 0: pair.0, 1: pair.1).
     read: [i64; 2],
-    recent: VecDeque<DirectMessage>,
+    recent: Recent<DirectMessage>,
     sends: Sequencer,
     /// Frames for users' tabs, delivered in order by one task.
-    outbox: mpsc::Sender<(UserId, String)>,
+    outbox: mpsc::Sender<(UserId, Frame)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,19 +64,19 @@ pub enum DirectMsg {
         sender: Author,
         client_id: String,
         body: String,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
     Sync {
         conn: ConnId,
         user: UserId,
         last_seq: i64,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
     Read {
         conn: ConnId,
         reader: UserId,
         seq: i64,
-        req: Option<Value>,
+        req: Option<ReqId>,
     },
 }
 
@@ -90,31 +97,19 @@ impl DirectChat {
         usize::from(user != self.pair.0)
     }
 
-    fn push(&self, conn: ConnId, frame: bytestring::ByteString) {
-        self.deps.hub.push(conn, frame);
-    }
-
-    fn frame_for(&self, receiver: UserId, m: &DirectMessage) -> String {
-        json!({ "type": "dm.message", "with": self.other(receiver), "message": m }).to_string()
+    fn frame_for(&self, receiver: UserId, m: &DirectMessage) -> Frame {
+        DmMessage {
+            with: self.other(receiver),
+            message: m,
+        }
+        .to_frame()
     }
 
     /// Queues a frame for every tab of `user`; the delivery task keeps the order.
-    fn deliver(&self, user: UserId, frame: String) {
+    fn deliver(&self, user: UserId, frame: Frame) {
         if self.outbox.try_send((user, frame)).is_err() {
             tracing::warn!(%user, "direct message delivery queue full; the message is stored");
         }
-    }
-
-    fn send(
-        &mut self,
-        ctx: &mut Context<Self>,
-        conn: ConnId,
-        sender: Author,
-        client_id: String,
-        body: String,
-        req: Option<Value>,
-    ) {
-        admit(self, ctx, sender, client_id, body, (conn, req));
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -172,14 +167,11 @@ impl DirectChat {
             for user in [self.pair.0, self.pair.1] {
                 self.deliver(user, self.frame_for(user, &msg));
             }
-            for (conn, req) in p.waiters {
-                self.ack(conn, req, p.author.id, &m.client_id, m.seq);
+            for w in p.waiters {
+                self.ack(w, p.author.id, &m.client_id, m.seq);
             }
             self.sends.stored(p.author.id, m.client_id, m.seq);
-            if self.recent.len() >= RECENT {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(msg);
+            self.recent.push(msg);
         }
     }
 
@@ -189,9 +181,9 @@ impl DirectChat {
         conn: ConnId,
         user: UserId,
         last_seq: i64,
-        req: Option<Value>,
+        req: Option<ReqId>,
     ) {
-        let from_memory = self.recent.front().is_none_or(|m| m.seq <= last_seq + 1);
+        let from_memory = self.recent.covers(Some(last_seq));
         let (store, pair) = (self.deps.store.clone(), self.pair);
         let fut = async move {
             if from_memory {
@@ -204,27 +196,24 @@ impl DirectChat {
         };
         // `wait`: no new message is delivered between the replay and the live stream.
         ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
-            Err(e) => act.push(conn, error_frame(req, &e.into())),
+            Err(e) => act.push(conn, frame::error(req, &e.into())),
             Ok(missed) => {
                 let other = act.other(user);
-                let synced = json!({
-                    "type": "dm.synced", "id": req, "with": other, "last_seq": act.last_seq,
-                    "read_seq": act.read[act.side(other)],
-                });
-                act.push(conn, synced.to_string().into());
-                let mut upto = last_seq;
-                for m in missed.iter().take_while(|m| m.seq <= act.last_seq) {
-                    act.push(conn, act.frame_for(user, m).into());
-                    upto = m.seq;
+                let synced = DmSynced {
+                    id: req,
+                    with: other,
+                    last_seq: act.last_seq,
+                    read_seq: act.read[act.side(other)],
                 }
-                let rest: Vec<String> = act
-                    .recent
-                    .iter()
-                    .filter(|m| m.seq > upto)
-                    .map(|m| act.frame_for(user, m))
-                    .collect();
-                for f in rest.into_iter().take(SYNC_MAX as usize) {
-                    act.push(conn, f.into());
+                .to_frame();
+                act.push(conn, synced);
+                let (stored, kept) =
+                    act.recent
+                        .replay(&missed, last_seq, act.last_seq, SYNC_MAX as usize);
+                let frames: Vec<Frame> =
+                    stored.chain(kept).map(|m| act.frame_for(user, m)).collect();
+                for f in frames {
+                    act.push(conn, f);
                 }
             }
         }));
@@ -236,36 +225,29 @@ impl DirectChat {
         conn: ConnId,
         reader: UserId,
         seq: i64,
-        req: Option<Value>,
+        req: Option<ReqId>,
     ) {
         // Nothing to have read in an empty conversation: no marker is written for strangers.
         if self.last_seq == 0 {
-            return self.push(conn, error_frame(req, &ApiError::NotFound));
+            return self.push(conn, frame::error(req, &ApiError::NotFound));
         }
         let seq = seq.clamp(0, self.last_seq);
-        let persister = self.deps.persister.clone();
         let write = DurableWrite::DirectRead {
             pair: self.pair,
             reader,
             seq,
         };
-        ctx.spawn(
-            async move { persister.persist(write).await }
-                .into_actor(self)
-                .map(move |r, act, _| match r {
-                    Ok(()) => {
-                        let side = act.side(reader);
-                        act.read[side] = act.read[side].max(seq);
-                        act.push(conn, json!({ "type": "ack", "id": req }).to_string().into());
-                        // The check mark: every tab of the other side learns how far this one read.
-                        let receipt =
-                            json!({ "type": "dm.read", "with": reader, "seq": act.read[side] })
-                                .to_string();
-                        act.deliver(act.other(reader), receipt);
-                    }
-                    Err(e) => act.push(conn, error_frame(req, &e.into())),
-                }),
-        );
+        sequenced::commit_marker(self, ctx, write, (conn, req), move |act| {
+            let side = act.side(reader);
+            act.read[side] = act.read[side].max(seq);
+            // The check mark: every tab of the other side learns how far this one read.
+            let receipt = DmRead {
+                with: reader,
+                seq: act.read[side],
+            }
+            .to_frame();
+            act.deliver(act.other(reader), receipt);
+        });
     }
 }
 
@@ -276,8 +258,12 @@ impl SequencedSends for DirectChat {
         &mut self.sends
     }
 
-    fn push(&self, conn: ConnId, frame: bytestring::ByteString) {
-        DirectChat::push(self, conn, frame)
+    fn deps(&self) -> &Arc<Deps> {
+        &self.deps
+    }
+
+    fn log(&self) -> ChatLog {
+        ChatLog::Direct(self.pair.0, self.pair.1)
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -288,77 +274,64 @@ impl SequencedSends for DirectChat {
         DirectChat::committed(self, batch, messages)
     }
 
-    fn ack(&self, conn: ConnId, req: Option<Value>, author: UserId, client_id: &str, seq: i64) {
-        let ack = json!({ "type": "dm.ack", "id": req, "to": self.other(author), "client_id": client_id, "seq": seq });
-        DirectChat::push(self, conn, ack.to_string().into());
-    }
-
-    fn stored_seqs(&self, keys: Vec<(UserId, String)>) -> BoxFuture<'static, Vec<Option<i64>>> {
-        let (store, pair) = (self.deps.store.clone(), self.pair);
-        Box::pin(async move {
-            let mut found = Vec::with_capacity(keys.len());
-            for (u, c) in keys {
-                found.push(store.direct_client_seq(pair, u, &c).await.ok().flatten());
-            }
-            found
-        })
+    fn ack_frame(&self, req: Option<ReqId>, author: UserId, client_id: &str, seq: i64) -> Frame {
+        DmAck {
+            id: req,
+            to: self.other(author),
+            client_id: client_id.to_string(),
+            seq,
+        }
+        .to_frame()
     }
 }
 
 impl KeyedActor for DirectChat {
+    const KIND: &'static str = "direct_chat";
     type Id = (UserId, UserId);
     type Msg = DirectMsg;
     type Reply = ();
-
-    fn key(pair: (UserId, UserId)) -> ActorKey {
-        ActorKey::DirectChat(pair.0, pair.1)
-    }
 
     fn load(
         pair: (UserId, UserId),
         deps: Arc<Deps>,
         registry: Registry,
         sup: Supervision,
-    ) -> BoxFuture<'static, anyhow::Result<Self>> {
+    ) -> BoxFuture<'static, Result<Self, StartError>> {
         Box::pin(async move {
             if pair.0 >= pair.1 {
-                return Err(anyhow::Error::new(Rule::NotFound));
+                return Err(StartError::NotFound);
             }
             let (last_seq, read_a, read_b) = deps.store.direct_state(pair).await?;
-            let (outbox, mut rx) = mpsc::channel::<(UserId, String)>(DELIVERY_QUEUE);
+            let log = ChatLog::Direct(pair.0, pair.1);
+            let mut sends = Sequencer::new(SEND_POLICY, DEDUPE_WINDOW, QUEUE_MAX, BATCH_MAX);
+            sequenced::prime(&deps, log, &mut sends, DEDUPE_WINDOW).await?;
+            let mut recent = Recent::new(RECENT);
+            for m in deps
+                .store
+                .direct_messages(pair, Page::Before(None), RECENT as i64)
+                .await?
+            {
+                recent.push(m);
+            }
+            let (outbox, mut rx) = mpsc::channel::<(UserId, Frame)>(DELIVERY_QUEUE);
             // One task delivers in order; it ends when the actor (the only sender) is gone.
             actix_rt::spawn(async move {
                 while let Some((user, frame)) = rx.recv().await {
                     let _ = registry
-                        .tell_live::<UserSession>(user, UserSessionMsg::Push { frame })
+                        .tell_if_running::<UserSession>(user, UserSessionMsg::Push { frame })
                         .await;
                 }
             });
-            let mut chat = DirectChat {
+            Ok(DirectChat {
                 pair,
                 sup,
-                deps: deps.clone(),
+                deps,
                 last_seq,
                 read: [read_a, read_b],
-                recent: VecDeque::new(),
-                sends: Sequencer::new(SEND_POLICY, DEDUPE_WINDOW, QUEUE_MAX, BATCH_MAX),
+                recent,
+                sends,
                 outbox,
-            };
-            for (u, c, s) in deps
-                .store
-                .direct_recent_client_ids(pair, DEDUPE_WINDOW as i64)
-                .await?
-                .into_iter()
-                .rev()
-            {
-                chat.sends.stored(u, c, s);
-            }
-            chat.recent = deps
-                .store
-                .direct_messages(pair, Page::Before(None), RECENT as i64)
-                .await?
-                .into();
-            Ok(chat)
+            })
         })
     }
 
@@ -378,7 +351,7 @@ impl KeyedActor for DirectChat {
                 client_id,
                 body,
                 req,
-            } => self.send(ctx, conn, sender, client_id, body, req),
+            } => admit(self, ctx, sender, client_id, body, (conn, req)),
             DirectMsg::Sync {
                 conn,
                 user,
