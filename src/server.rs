@@ -179,6 +179,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             })
             .default_service(web::to(crate::http::fallback))
     })
+    // Every connection keeps a handle to cut it if a socket's close cannot complete (a peer
+    // that stopped reading); see `ws::transport`.
+    .on_connect(|conn, ext| {
+        if let Some(socket) = crate::ws::transport::ConnSocket::capture(conn) {
+            ext.insert(Arc::new(socket));
+        }
+    })
     .workers(workers)
     // Live frames are small: without TCP_NODELAY, Nagle holds each one until the peer's
     // delayed ACK (up to 40 ms on Linux), which is exactly the latency a chat must not have.

@@ -22,6 +22,7 @@ use super::frame::{ErrorFrame, Frame, Hello, PROTOCOL_VERSION, Resync, Scope, Se
 use super::hub::Outbound;
 use super::protocol;
 use super::router::Control;
+use super::transport::ConnSocket;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::ids::{ConnId, SessionId};
@@ -33,7 +34,11 @@ use crate::store::{Millis, User, now_millis};
 /// tab, tight enough that one socket cannot monopolize its actors' attention.
 pub const SOCKET_POLICY: Policy = Policy::new(100, 50.0);
 /// How long a close frame may wait for room in a congested socket before we just hang up.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// After the close frame is queued, how long the peer has to take what is buffered before it
+/// and end the connection; then the connection is reset. A reader that keeps up finishes in
+/// a round trip; one that stopped reading must not keep buffers and a socket for longer.
+const CLOSE_DRAIN: Duration = Duration::from_secs(5);
 
 /// Upgrades an authenticated request on `/ws`.
 pub async fn upgrade(
@@ -73,8 +78,10 @@ pub fn serve(
     let reg = state
         .hub
         .register(auth.user.id, auth.session, settings.ws_outbound_queue);
-    actix_rt::spawn(writer(session.clone(), reg.out));
+    let writer = actix_rt::spawn(writer(session.clone(), reg.out));
     let shell = Shell {
+        socket: req.conn_data::<Arc<ConnSocket>>().cloned(),
+        writer,
         id: reg.id,
         user: auth.user,
         session: auth.session,
@@ -116,6 +123,10 @@ async fn writer(mut ws: actix_ws::Session, mut out: mpsc::Receiver<Outbound>) {
 
 /// The connection's own state; the families' state lives beside it.
 struct Shell {
+    /// The TCP connection, to reset it when a close cannot complete.
+    socket: Option<Arc<ConnSocket>>,
+    /// The task writing the outbound queue into the socket.
+    writer: actix_rt::task::JoinHandle<()>,
     id: ConnId,
     user: User,
     session: SessionId,
@@ -236,17 +247,33 @@ async fn run(
             }
         }
     };
-    if let Some(end) = ending {
+    let mut queued = false;
+    if let Some(end) = &ending {
         metrics::counter!(crate::metrics::WS_CLOSED, "reason" => end.reason).increment(1);
+        if end.code == close_code::SLOW_CONSUMER {
+            // What is still queued would only delay the close frame behind it.
+            shell.writer.abort();
+        }
         let close = CloseReason {
             code: end.code.into(),
             description: Some(end.reason.to_string()),
         };
-        let _ = tokio::time::timeout(CLOSE_WAIT, shell.ws.clone().close(Some(close))).await;
+        let closing = shell.ws.clone().close(Some(close));
+        queued = matches!(tokio::time::timeout(CLOSE_WAIT, closing).await, Ok(Ok(())));
     }
     shell.state.hub.unregister(shell.id);
     for f in &mut families {
         f.closed(&shell.conn()).await;
+    }
+    if ending.is_some() {
+        // The peer reads up to the close frame and the connection ends; if it does not within
+        // CLOSE_DRAIN (or the frame could not even be queued), the connection is reset.
+        let drained = async { while stream.recv().await.is_some() {} };
+        let finished = queued && tokio::time::timeout(CLOSE_DRAIN, drained).await.is_ok();
+        if !finished && let Some(socket) = &shell.socket {
+            metrics::counter!(crate::metrics::WS_CLOSED, "reason" => "reset").increment(1);
+            socket.abort();
+        }
     }
 }
 

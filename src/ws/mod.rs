@@ -9,6 +9,7 @@
 //! - `family`: message families (one per live feature) and endpoints.
 //! - `protocol`: the JSON request envelope (the reference for clients is `PROTOCOL.md`).
 //! - `conn`: the socket shell: lifecycle, limits, routing to families.
+//! - `transport`: cutting a connection whose peer stopped reading.
 //!
 //! Why `actix-ws` and not `actix-web-actors`: the latter buffers outbound frames without
 //! bound inside its context and gives no way to see the backlog, so a slow client could
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod hub;
 pub mod protocol;
 pub mod router;
+pub mod transport;
 
 #[cfg(test)]
 mod tests;

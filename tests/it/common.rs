@@ -386,3 +386,63 @@ pub fn s3_args() -> Vec<String> {
         "--s3-path-style".into(),
     ]
 }
+
+/// A WebSocket opened by hand on a plain socket with a small receive buffer, so a test can
+/// stop reading and look at the TCP state underneath. Returns the socket after the 101.
+pub fn raw_ws_connect(s: &RunningServer, cookie: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let sock = std::net::TcpStream::connect(s.addr).expect("connect");
+    let small: libc::c_int = 16 * 1024;
+    // SAFETY: setting a socket option on a socket we own.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Origin: {}\r\nCookie: {cookie}\r\n\r\n",
+        s.addr,
+        origin(s)
+    );
+    (&sock).write_all(req.as_bytes()).expect("handshake");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        (&sock).read_exact(&mut byte).expect("response head");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    sock
+}
+
+/// The kernel's TCP state of a socket (1 established, 7 closed; see `tcp_states.h`).
+pub fn tcp_state(sock: &std::net::TcpStream) -> u8 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `tcp_info` is plain data; getsockopt fills at most `len` bytes of it.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        assert_eq!(r, 0, "TCP_INFO");
+        info.tcpi_state
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use studyon::ids::{NotificationId, UserId};
 use studyon::live::user::{UserSession, UserSessionMsg, UserSessionReply};
+use studyon::server::RunningServer;
 use studyon::studies::Notification;
 
 use crate::both_backends;
@@ -189,6 +190,38 @@ async fn silent_clients_are_closed_after_two_heartbeats() {
     s.shutdown().await;
 }
 
+/// Pushes 64 KiB notifications to `me` until the server stops queueing for them.
+async fn flood_until_refused(s: &RunningServer, me: &Session) {
+    let big = "z".repeat(64 * 1024);
+    for _ in 0..1000 {
+        let r = s
+            .state
+            .registry
+            .ask::<UserSession>(
+                uid(me),
+                UserSessionMsg::Notify {
+                    notification: note(me, json!(big)),
+                },
+            )
+            .await
+            .unwrap();
+        if r == UserSessionReply::Reached(0) {
+            return;
+        }
+    }
+    panic!("the server must stop queueing for a client that does not read");
+}
+
+async fn hub_empties(s: &RunningServer) {
+    for _ in 0..100 {
+        if s.state.hub.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the slow connection is still in the hub");
+}
+
 #[actix_rt::test]
 async fn a_client_that_does_not_read_is_dropped_as_a_slow_consumer() {
     let b = Backend::new(Db::Sqlite).await;
@@ -197,43 +230,39 @@ async fn a_client_that_does_not_read_is_dropped_as_a_slow_consumer() {
     let mut ws = ws_connect(&s, &me.cookie).await;
     hello(&mut ws).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let big = "z".repeat(64 * 1024);
-    // We do not read while the server pushes ~64 MiB: kernel buffers fill, then the queue.
-    let mut reached_zero = false;
-    for _ in 0..1000 {
-        let r = s
-            .state
-            .registry
-            .ask::<UserSession>(
-                uid(&me),
-                UserSessionMsg::Notify {
-                    notification: note(&me, json!(big)),
-                },
-            )
-            .await
-            .unwrap();
-        if r == UserSessionReply::Reached(0) {
-            reached_zero = true;
-            break;
-        }
-    }
-    assert!(
-        reached_zero,
-        "the server must stop queueing for a client that does not read"
+    // We do not read while the server pushes: kernel buffers fill, then the queue.
+    flood_until_refused(&s, &me).await;
+    // Reading now: whatever was already on its way, then the close with 4008.
+    assert_eq!(
+        wait_close(&mut ws, Duration::from_secs(20)).await,
+        Some(4008),
+        "a reader that catches up gets the slow-consumer close code"
     );
-    // Reading now: whatever was queued, then a close with 4008 (or the connection simply ends).
-    let code = wait_close(&mut ws, Duration::from_secs(20)).await;
-    assert!(code == Some(4008) || code.is_none(), "{code:?}");
-    for _ in 0..100 {
-        if s.state.hub.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    hub_empties(&s).await;
+    s.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_client_that_never_reads_again_is_cut_off() {
+    const ESTABLISHED: u8 = 1;
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--ws-outbound-queue", "8"]).await;
+    let me = signup(&s).await;
+    let sock = raw_ws_connect(&s, &me.cookie);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    flood_until_refused(&s, &me).await;
+    hub_empties(&s).await;
+    // The close frame cannot get past what the client never reads: the server waits a
+    // bounded time (2 s to queue it, 5 s for the peer to drain), then resets the connection.
+    let started = std::time::Instant::now();
+    while tcp_state(&sock) == ESTABLISHED {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "the connection is still established {:?} after the overflow",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        s.state.hub.is_empty(),
-        "the slow connection is gone from the hub"
-    );
     s.shutdown().await;
 }
 
