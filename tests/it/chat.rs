@@ -4,6 +4,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use studyon::ids::RoomId;
+use studyon::live::chat::ChatRoom;
+use studyon::registry::KeyedActor;
 use studyon::server::RunningServer;
 
 use crate::both_backends;
@@ -218,7 +221,13 @@ async fn resume_after_a_cut_mid_burst(b: &Backend) {
     drop(a);
     drop(b2);
     // With everyone gone the room stops; a join then resumes from the store.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let key = ChatRoom::key(RoomId(room));
+    let mut waited = 0;
+    while s.state.registry.is_running_here(&key) {
+        assert!(waited < 100, "the idle room never stopped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
     let (mut b3, _) = join(&s, &m[1], room, Some(total - 3)).await;
     for want in total - 2..=total + 1 {
         assert_eq!(
@@ -853,3 +862,34 @@ async fn deleting_a_study_takes_its_rooms_and_work(b: &Backend) {
     s.shutdown().await;
 }
 both_backends!(deleting_a_study_takes_its_rooms_and_work);
+
+/// A member may send any number as `last_seq`: the largest one must not overflow (in a debug
+/// build that panicked the room, which restarted and told every socket in it to resync).
+async fn the_largest_last_seq_breaks_nothing(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (_leader, m, _study, room) = room_with_members(&s, 2).await;
+    let (mut a, _) = join(&s, &m[0], room, None).await;
+    send_text(&mut a, send(room, "c1", "first")).await;
+    assert_eq!(next_of(&mut a, "chat.ack").await["seq"], 1);
+    let (mut b2, joined) = join(&s, &m[1], room, Some(i64::MAX)).await;
+    assert_eq!(joined["last_seq"], 1);
+    // Nobody was told to resync (`next_of` fails on any frame but room traffic), and the
+    // room goes on: the next message reaches both.
+    send_text(&mut a, send(room, "c2", "second")).await;
+    for ws in [&mut a, &mut b2] {
+        assert_eq!(next_of(ws, "chat.message").await["message"]["seq"], 2);
+    }
+    assert_eq!(next_of(&mut a, "chat.ack").await["seq"], 2);
+    // The same for a conversation's sync.
+    let with = &m[1].user["id"];
+    send_text(&mut a, dm(with, "d1", "hi")).await;
+    assert_eq!(next_of(&mut a, "dm.ack").await["seq"], 1);
+    let sync = json!({ "type": "dm.sync", "id": "s", "with": with, "last_seq": i64::MAX });
+    send_text(&mut a, sync.to_string()).await;
+    let synced = next_of(&mut a, "dm.synced").await;
+    assert_eq!(synced["last_seq"], 1);
+    send_text(&mut a, dm(with, "d2", "again")).await;
+    assert_eq!(next_of(&mut a, "dm.ack").await["seq"], 2);
+    s.shutdown().await;
+}
+both_backends!(the_largest_last_seq_breaks_nothing);
