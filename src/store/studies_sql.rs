@@ -614,11 +614,19 @@ macro_rules! studies_store_impl {
                     if a.status != ApplicationStatus::Pending {
                         return Err(err(Rule::ApplicationNotPending));
                     }
-                    sqlx::query("UPDATE applications SET status = 'withdrawn', decided_at = $1 WHERE id = $2")
-                        .bind(now)
-                        .bind(app_id.0)
-                        .execute(&mut *tx)
-                        .await?;
+                    // The guard holds even if a decision committed after the read above (two
+                    // nodes, or Postgres's read committed): a decided application stays decided.
+                    let changed = sqlx::query(
+                        "UPDATE applications SET status = 'withdrawn', decided_at = $1 WHERE id = $2 AND status = 'pending'",
+                    )
+                    .bind(now)
+                    .bind(app_id.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if changed != 1 {
+                        return Err(err(Rule::ApplicationNotPending));
+                    }
                     let a = app_by_id(&mut tx, id.0, app_id.0).await?.expect("exists");
                     tx.commit().await?;
                     Ok(a)
