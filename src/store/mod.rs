@@ -136,6 +136,9 @@ pub enum Conflict {
     LoginIdTaken,
     #[error("this display name is taken")]
     DisplayNameTaken,
+    /// A uniqueness rule no caller expects (a bug or a race we did not foresee).
+    #[error("this conflicts with something that already exists")]
+    Other,
 }
 
 impl Conflict {
@@ -143,8 +146,66 @@ impl Conflict {
         match self {
             Conflict::LoginIdTaken => "login_id_taken",
             Conflict::DisplayNameTaken => "display_name_taken",
+            Conflict::Other => "conflict",
         }
     }
+}
+
+/// The unique constraints a write can break on purpose, by name: Postgres reports the
+/// constraint's name; SQLite reports its table and columns (`UNIQUE constraint failed:
+/// users.login_id`). Anything else is [`Conflict::Other`].
+const UNIQUE_RULES: &[(&str, &str, fn() -> StoreError)] = &[
+    ("users_login_id_key", "users.login_id", || {
+        StoreError::Conflict(Conflict::LoginIdTaken)
+    }),
+    (
+        "users_display_name_key_key",
+        "users.display_name_key",
+        || StoreError::Conflict(Conflict::DisplayNameTaken),
+    ),
+    (
+        "applications_one_pending",
+        "applications.study_id, applications.user_id",
+        || StoreError::Rule(Rule::ApplicationExists),
+    ),
+    (
+        "reviews_study_id_author_id_reviewee_id_key",
+        "reviews.study_id, reviews.author_id, reviews.reviewee_id",
+        || StoreError::Rule(Rule::ReviewExists),
+    ),
+    // A seq taken or a client id stored before: the sequenced actors tell the two apart by
+    // looking the client ids up.
+    (
+        "chat_messages_pkey",
+        "chat_messages.room_id, chat_messages.seq",
+        || StoreError::Rule(Rule::DuplicateMessage),
+    ),
+    (
+        "chat_messages_room_id_author_id_client_id_key",
+        "chat_messages.room_id, chat_messages.author_id, chat_messages.client_id",
+        || StoreError::Rule(Rule::DuplicateMessage),
+    ),
+    (
+        "direct_messages_pkey",
+        "direct_messages.user_a, direct_messages.user_b, direct_messages.seq",
+        || StoreError::Rule(Rule::DuplicateMessage),
+    ),
+    (
+        "direct_messages_user_a_user_b_sender_id_client_id_key",
+        "direct_messages.user_a, direct_messages.user_b, direct_messages.sender_id, direct_messages.client_id",
+        || StoreError::Rule(Rule::DuplicateMessage),
+    ),
+];
+
+/// Maps a unique violation to the rule it broke (see [`UNIQUE_RULES`]).
+fn unique_violation(constraint: Option<&str>, message: &str) -> StoreError {
+    let sqlite_columns = message
+        .split_once("constraint failed: ")
+        .map(|(_, cols)| cols.trim());
+    UNIQUE_RULES
+        .iter()
+        .find(|(pg, sqlite, _)| constraint == Some(*pg) || sqlite_columns == Some(*sqlite))
+        .map_or(StoreError::Conflict(Conflict::Other), |(_, _, rule)| rule())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,22 +233,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e)
             }
+            // The study rules are checked before writing; these catch a race between nodes.
             sqlx::Error::Database(ref d) if d.is_unique_violation() => {
-                // Both dialects name the column (SQLite) or the constraint (Postgres) in the
-                // message, and both contain the table or column name. The study rules are
-                // checked before writing; these catch a race between nodes.
-                let m = d.message();
-                if m.contains("display_name_key") {
-                    StoreError::Conflict(Conflict::DisplayNameTaken)
-                } else if m.contains("applications") {
-                    StoreError::Rule(Rule::ApplicationExists)
-                } else if m.contains("chat_messages") || m.contains("direct_messages") {
-                    StoreError::Rule(Rule::DuplicateMessage)
-                } else if m.contains("reviews") {
-                    StoreError::Rule(Rule::ReviewExists)
-                } else {
-                    StoreError::Conflict(Conflict::LoginIdTaken)
-                }
+                unique_violation(d.constraint(), d.message())
             }
             other => StoreError::Db(other),
         }
@@ -236,4 +284,53 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         }
         DbKind::Postgres => Arc::new(PgStore::connect(&url, settings.db_max_connections).await?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_map_by_constraint_and_unknown_ones_are_a_plain_conflict() {
+        let pg =
+            |name| unique_violation(Some(name), "duplicate key value violates unique constraint");
+        let sqlite =
+            |cols: &str| unique_violation(None, &format!("UNIQUE constraint failed: {cols}"));
+        for e in [pg("users_login_id_key"), sqlite("users.login_id")] {
+            assert!(
+                matches!(e, StoreError::Conflict(Conflict::LoginIdTaken)),
+                "{e:?}"
+            );
+        }
+        for e in [
+            pg("users_display_name_key_key"),
+            sqlite("users.display_name_key"),
+        ] {
+            assert!(
+                matches!(e, StoreError::Conflict(Conflict::DisplayNameTaken)),
+                "{e:?}"
+            );
+        }
+        for e in [
+            pg("chat_messages_pkey"),
+            sqlite(
+                "direct_messages.user_a, direct_messages.user_b, direct_messages.sender_id, direct_messages.client_id",
+            ),
+        ] {
+            assert!(
+                matches!(e, StoreError::Rule(Rule::DuplicateMessage)),
+                "{e:?}"
+            );
+        }
+        // A session token or an object key colliding is nobody's login id.
+        for e in [
+            pg("sessions_token_hash_key"),
+            sqlite("sessions.token_hash"),
+            pg("files_object_key_key"),
+            unique_violation(None, "something else"),
+        ] {
+            assert!(matches!(e, StoreError::Conflict(Conflict::Other)), "{e:?}");
+        }
+        assert_eq!(Conflict::Other.code(), "conflict");
+    }
 }

@@ -112,6 +112,12 @@ async fn sessions(b: &Backend) {
     );
     // Past its absolute lifetime it goes too.
     assert_eq!(st.purge_sessions(500, 20_000).await.unwrap(), 1);
+    // A colliding token is nobody's login id: a plain conflict (this was `login_id_taken`).
+    st.create_session(&mk(3, 30_000)).await.unwrap();
+    match st.create_session(&mk(3, 30_000)).await {
+        Err(StoreError::Conflict(Conflict::Other)) => {}
+        other => panic!("{other:?}"),
+    }
     st.close().await;
 }
 both_backends!(sessions);
@@ -270,6 +276,106 @@ async fn conversation_list(b: &Backend) {
         (theirs.len(), theirs[0].user.id, theirs[0].unread),
         (1, me.id, 1)
     );
+    // Both unique rules of a conversation (a taken seq, a stored client id) are named as a
+    // duplicate message on both dialects.
+    for write in [dm(x.id, 3, x.id, 13), {
+        let mut w = dm(x.id, 4, x.id, 13);
+        if let DurableWrite::DirectMessages { messages, .. } = &mut w {
+            messages[0].client_id = "c2-".to_string() + &x.id.0.to_string();
+        }
+        w
+    }] {
+        match st.commit_batch(&[write]).await {
+            Err(StoreError::Rule(studyon::store::Rule::DuplicateMessage)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
     st.close().await;
 }
 both_backends!(conversation_list);
+
+/// A withdrawal racing a decision: the decision commits after the withdrawal read the
+/// application as pending. The withdrawal must fail and leave the decision standing (on
+/// Postgres its UPDATE re-reads the row after the decision's commit; on SQLite the write
+/// lock orders them).
+async fn a_withdrawal_never_overwrites_a_decision(b: &Backend) {
+    use sqlx::Connection;
+    let st = open(b).await;
+    let leader = st.create_user(&new_user("wl", "WL")).await.unwrap();
+    let applicant = st.create_user(&new_user("wa", "WA")).await.unwrap();
+    let fields = studyon::studies::rules::StudyFields {
+        title: "race".into(),
+        description: String::new(),
+        tags: vec![],
+        capacity: 5,
+        recruit_opens_on: "2026-11-01".into(),
+        recruit_closes_on: "2026-12-31".into(),
+        starts_on: "2027-01-01".into(),
+        ends_on: "2027-02-01".into(),
+    };
+    let study = st.create_study(leader.id, &fields, 1).await.unwrap();
+    let (app, _) = st.apply(study, applicant.id, "hi", 2).await.unwrap();
+    let decide = "UPDATE applications SET status = 'accepted', decided_at = 3 WHERE id = $1";
+    let status = "SELECT status FROM applications WHERE id = $1";
+    let withdraw = {
+        let st = st.clone();
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            st.withdraw(study, app.id, applicant.id, 4).await
+        }
+    };
+    let (withdrawn, now) = match b.db {
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&b.database_url).await.unwrap();
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query(decide)
+                .bind(app.id.0)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let pending = tokio::spawn(withdraw);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            tx.commit().await.unwrap();
+            let r = pending.await.unwrap();
+            let (s,): (String,) = sqlx::query_as(status)
+                .bind(app.id.0)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            (r, s)
+        }
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&b.database_url)
+                .await
+                .unwrap();
+            let mut tx = c.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query(decide)
+                .bind(app.id.0)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let pending = tokio::spawn(withdraw);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            tx.commit().await.unwrap();
+            let r = pending.await.unwrap();
+            let (s,): (String,) = sqlx::query_as(status)
+                .bind(app.id.0)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            (r, s)
+        }
+    };
+    assert!(
+        matches!(
+            withdrawn,
+            Err(StoreError::Rule(
+                studyon::store::Rule::ApplicationNotPending
+            ))
+        ),
+        "{withdrawn:?}"
+    );
+    assert_eq!(now, "accepted", "the decision stands");
+    st.close().await;
+}
+both_backends!(a_withdrawal_never_overwrites_a_decision);
