@@ -9,6 +9,7 @@
 //! instead of queueing without end.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
@@ -44,6 +45,8 @@ pub struct Persister {
     /// sender clones live in every connection and would keep the channel open.
     close: Arc<tokio::sync::Notify>,
     task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Batches that failed as a whole and were retried write by write.
+    split: Arc<AtomicU64>,
 }
 
 impl Persister {
@@ -51,11 +54,13 @@ impl Persister {
     pub fn start(store: Arc<dyn Store>, capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity);
         let close = Arc::new(tokio::sync::Notify::new());
-        let task = tokio::spawn(run(store, rx, close.clone()));
+        let split = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(run(store, rx, close.clone(), split.clone()));
         Persister {
             tx,
             close,
             task: Arc::new(tokio::sync::Mutex::new(Some(task))),
+            split,
         }
     }
 
@@ -69,6 +74,12 @@ impl Persister {
                 mpsc::error::TrySendError::Closed(_) => PersistError::Closed,
             })?;
         rx.await.map_err(|_| PersistError::Closed)?
+    }
+
+    /// How many group commits failed and were retried write by write (one bad write in a
+    /// batch of good ones); for tests and operators.
+    pub fn batches_split(&self) -> u64 {
+        self.split.load(Ordering::Relaxed)
     }
 
     /// Writes waiting in the mailbox (for the mailbox-depth metric).
@@ -85,7 +96,12 @@ impl Persister {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, close: Arc<tokio::sync::Notify>) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Job>,
+    close: Arc<tokio::sync::Notify>,
+    split: Arc<AtomicU64>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
         tokio::select! {
@@ -93,13 +109,13 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, close: Arc<toki
                 if n == 0 {
                     return;
                 }
-                commit(&*store, &mut batch).await;
+                commit(&*store, &mut batch, &split).await;
             }
             () = close.notified() => {
                 // New sends now fail with `Closed`; what is already queued still commits.
                 rx.close();
                 while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                    commit(&*store, &mut batch).await;
+                    commit(&*store, &mut batch, &split).await;
                 }
                 return;
             }
@@ -107,7 +123,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, close: Arc<toki
     }
 }
 
-async fn commit(store: &dyn Store, batch: &mut Vec<Job>) {
+async fn commit(store: &dyn Store, batch: &mut Vec<Job>, split: &AtomicU64) {
     let writes: Vec<DurableWrite> = batch.iter().map(|j| j.write.clone()).collect();
     let started = Instant::now();
     let result = store.commit_batch(&writes).await;
@@ -129,6 +145,7 @@ async fn commit(store: &dyn Store, batch: &mut Vec<Job>) {
             // One bad write must not fail its neighbours: retry each alone so only the
             // offending one reports the error.
             tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying singly");
+            split.fetch_add(1, Ordering::Relaxed);
             for job in batch.drain(..) {
                 let r = store.commit_batch(std::slice::from_ref(&job.write)).await;
                 let _ = job.reply.send(r.map_err(PersistError::from));

@@ -155,33 +155,36 @@ async fn persister_acks_after_commit_and_isolates_bad_writes(b: &Backend) {
     let st = open(b).await;
     let u = st.create_user(&new_user("gc", "GC")).await.unwrap();
     let p = studyon::persist::Persister::start(st.clone(), 1024);
-    let mut jobs = Vec::new();
-    for i in 0..200 {
-        let p = p.clone();
-        let w = DurableWrite::UserPref {
-            user_id: u.id,
-            key: format!("k{i}"),
-            value: format!("v{i}"),
-            at: i,
-        };
-        jobs.push(tokio::spawn(async move { p.persist(w).await }));
-    }
+    let good = |i: i64| DurableWrite::UserPref {
+        user_id: u.id,
+        key: format!("k{i}"),
+        value: format!("v{i}"),
+        at: i,
+    };
     let bad = DurableWrite::UserPref {
         user_id: UserId(424_242),
         key: "x".into(),
         value: "y".into(),
         at: 0,
     };
-    let bad = {
-        let p = p.clone();
-        tokio::spawn(async move { p.persist(bad).await })
-    };
-    for j in jobs {
-        j.await
-            .unwrap()
-            .expect("good writes succeed even when batched with a bad one");
+    // One poll of `join_all` queues every write before the persister runs (the test runtime
+    // has one thread), so they all land in one batch, the bad one in the middle.
+    let mut writes: Vec<DurableWrite> = (0..100).map(good).collect();
+    writes.push(bad);
+    writes.extend((100..200).map(good));
+    let results = futures_util::future::join_all(writes.into_iter().map(|w| p.persist(w))).await;
+    assert_eq!(
+        p.batches_split(),
+        1,
+        "the bad write shared one batch with the good ones, which was then split"
+    );
+    for (i, r) in results.iter().enumerate() {
+        if i == 100 {
+            assert!(r.is_err(), "the bad write fails");
+        } else {
+            assert!(r.is_ok(), "good write {i} succeeds beside a bad one: {r:?}");
+        }
     }
-    assert!(bad.await.unwrap().is_err());
     assert_eq!(st.user_prefs(u.id).await.unwrap().len(), 200);
     p.shutdown().await;
     let late = DurableWrite::UserPref {
