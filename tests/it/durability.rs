@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+use crate::both_backends;
 use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_studyon");
@@ -241,11 +242,9 @@ fn cli_config_migrate_and_validation() {
 /// Chat: every acknowledged message survives `kill -9` mid-burst, and after a restart a
 /// member resuming from seq 0 gets 1..=N with no gap and no duplicate, each acked client id
 /// at the seq its ack named.
-#[actix_rt::test]
-async fn chat_acks_survive_kill_9_and_resume_without_gaps() {
-    let b = Backend::new(Db::Sqlite).await;
+async fn chat_acks_survive_kill_9_and_resume_without_gaps(b: &Backend) {
     let port = free_port();
-    let mut child = spawn_server(&b, port).await;
+    let mut child = spawn_server(b, port).await;
     let r = Remote {
         url: format!("http://127.0.0.1:{port}"),
     };
@@ -325,7 +324,7 @@ async fn chat_acks_survive_kill_9_and_resume_without_gaps() {
     child.wait().await.unwrap();
     assert!(acked.len() >= 5);
 
-    let _child = spawn_server(&b, port).await;
+    let _child = spawn_server(b, port).await;
     let (_, mut ws) = c
         .ws(remote("/ws"))
         .origin(r.url.clone())
@@ -370,3 +369,4 @@ async fn chat_acks_survive_kill_9_and_resume_without_gaps() {
         );
     }
 }
+both_backends!(chat_acks_survive_kill_9_and_resume_without_gaps);

@@ -965,10 +965,8 @@ both_backends!(authorization_matrix);
 
 /// The live parts: the leader watching the study sees an application arrive; the applicant
 /// gets the decision as a notification on every tab; a removed member's watch is cut.
-#[actix_rt::test]
-async fn live_events_and_notifications() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
+async fn live_events_and_notifications(b: &Backend) {
+    let s = start(b, &[]).await;
     let [leader, applicant] = signups(&s).await;
     let id = create_study(&s, &leader.cookie, study_body("Live", &[], 5, "2027-02-01")).await;
     let mut lws = ws_connect(&s, &leader.cookie).await;
@@ -1059,3 +1057,4 @@ async fn live_events_and_notifications() {
     );
     s.shutdown().await;
 }
+both_backends!(live_events_and_notifications);

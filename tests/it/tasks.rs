@@ -442,10 +442,8 @@ async fn posts_search_paging_and_authorship(b: &Backend) {
 both_backends!(posts_search_paging_and_authorship);
 
 /// Task and post changes reach members watching the study, not other watchers.
-#[actix_rt::test]
-async fn changes_are_pushed_to_member_watchers_only() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
+async fn changes_are_pushed_to_member_watchers_only(b: &Backend) {
+    let s = start(b, &[]).await;
     let [leader, member, outsider] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&member]).await;
     let mut watch = Vec::new();
@@ -518,13 +516,12 @@ async fn changes_are_pushed_to_member_watchers_only() {
     assert!(quiet.is_err(), "an outsider got {quiet:?}");
     s.shutdown().await;
 }
+both_backends!(changes_are_pushed_to_member_watchers_only);
 
 /// Deleting a study ends every watch of it: the watchers are told, and the socket's watch
 /// slot (16 per socket) is free again.
-#[actix_rt::test]
-async fn deleting_a_study_ends_its_watches() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
+async fn deleting_a_study_ends_its_watches(b: &Backend) {
+    let s = start(b, &[]).await;
     let [leader, member] = signups(&s).await;
     let doomed = study_with_members(&s, &leader, &[&member]).await;
     let mut c = ws_connect(&s, &member.cookie).await;
@@ -571,6 +568,7 @@ async fn deleting_a_study_ends_its_watches() {
     );
     s.shutdown().await;
 }
+both_backends!(deleting_a_study_ends_its_watches);
 
 /// Four edits of one task, each naming a different field, sent at once: every change is
 /// kept (a read-apply-write without the version check loses all but the last), and a
@@ -743,14 +741,12 @@ both_backends!(stale_versions_are_refused);
 /// The `Study` actor forwards a task event only if it is newer than what went out: an older
 /// state announced late (an edit's announcement overtaken by a later edit's) is dropped,
 /// and so is an update announced after the task's deletion.
-#[actix_rt::test]
-async fn the_study_actor_drops_older_and_posthumous_events() {
+async fn the_study_actor_drops_older_and_posthumous_events(b: &Backend) {
     use studyon::ids::{StudyId, TaskId};
     use studyon::live::study::{Study, StudyEvent, StudyMsg};
     use studyon::tasks::order::{Item, Step};
 
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
+    let s = start(b, &[]).await;
     let [leader, member] = signups(&s).await;
     let id = study_with_members(&s, &leader, &[&member]).await;
     let mut c = ws_connect(&s, &member.cookie).await;
@@ -822,6 +818,7 @@ async fn the_study_actor_drops_older_and_posthumous_events() {
     );
     s.shutdown().await;
 }
+both_backends!(the_study_actor_drops_older_and_posthumous_events);
 
 /// The home page's list: my open tasks across my studies, soonest due first (undated last),
 /// with each study's title; not done ones, not someone else's, and not those of a study I
