@@ -134,6 +134,16 @@ pub struct Settings {
     )]
     pub ws_outbound_queue: usize,
 
+    /// Sockets one user may have open at once (tabs, across browsers); one more is closed
+    /// with 4009. Every socket message of a user counts against one shared rate.
+    #[arg(
+        long,
+        env = "STUDYON_WS_MAX_PER_USER",
+        default_value_t = 16,
+        global = true
+    )]
+    pub ws_max_per_user: usize,
+
     /// Sign-ups one client address may make at once; after that one every 20 s. Room for a
     /// class signing up together behind one NAT address.
     #[arg(
@@ -171,6 +181,16 @@ pub struct Settings {
         global = true
     )]
     pub actor_mailbox: usize,
+
+    /// Live keyed actors of one kind (chat rooms, conversations, …) this node runs at most;
+    /// starting one more answers `busy`. Bounds memory whatever clients ask for.
+    #[arg(
+        long,
+        env = "STUDYON_ACTOR_MAX_LIVE",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub actor_max_live: usize,
 
     /// Seconds allowed for graceful shutdown (close sockets, drain requests, flush writes).
     #[arg(
@@ -341,6 +361,11 @@ impl Settings {
         if self.ws_max_message_bytes < 1024 {
             return Err(ConfigError(
                 "STUDYON_WS_MAX_MESSAGE_BYTES must be at least 1024".into(),
+            ));
+        }
+        if self.ws_max_per_user == 0 || self.actor_max_live == 0 {
+            return Err(ConfigError(
+                "STUDYON_WS_MAX_PER_USER and STUDYON_ACTOR_MAX_LIVE must be at least 1".into(),
             ));
         }
         if self.ws_outbound_queue < 8 || self.actor_mailbox < 8 {

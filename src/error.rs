@@ -255,7 +255,7 @@ impl From<Rule> for ApiError {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::Busy { .. } => ApiError::Busy,
+            RegistryError::Busy { .. } | RegistryError::AtCapacity { .. } => ApiError::Busy,
             // Until cluster forwarding exists, a key owned elsewhere is a retryable refusal.
             RegistryError::OwnedElsewhere { .. } => ApiError::Unavailable,
             RegistryError::ShuttingDown => ApiError::Unavailable,

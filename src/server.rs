@@ -52,8 +52,10 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Sign-ups per client address.
     pub signups: KeyedBuckets<std::net::IpAddr>,
-    /// State-changing requests per user.
+    /// State-changing requests per user (socket writes count here too).
     pub writes: KeyedBuckets<crate::ids::UserId>,
+    /// Socket messages per user, across all their sockets.
+    pub socket_rates: KeyedBuckets<crate::ids::UserId>,
     /// Origins accepted for state-changing requests and socket upgrades.
     pub origins: Vec<String>,
     pub metrics: PrometheusHandle,
@@ -126,6 +128,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             idle: Duration::from_secs(settings.actor_idle_secs),
             mailbox: settings.actor_mailbox,
             start_timeout: crate::registry::START_TIMEOUT,
+            max_live: settings.actor_max_live,
         },
     );
 
@@ -154,6 +157,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         writes: KeyedBuckets::new(
             Policy::new(settings.write_burst, throttle::USER_WRITES_PER_SECOND),
             throttle::USER_WRITES_TRACKED,
+        ),
+        socket_rates: KeyedBuckets::new(
+            crate::ws::conn::SOCKET_POLICY,
+            crate::ws::conn::SOCKET_RATE_TRACKED,
         ),
         metrics: crate::metrics::handle(),
         objects,

@@ -3,6 +3,8 @@
 //! so the registry never names an actor type.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::future::BoxFuture;
 
@@ -11,6 +13,18 @@ use super::{ActorId, ActorKey, KeyId, KeyedActor, Kind, Registry, RegistryError,
 struct KindEntry {
     restart: fn(Registry, KeyId) -> BoxFuture<'static, Result<(), RegistryError>>,
     resync: fn(KeyId) -> Option<ResyncScope>,
+    /// Actors of this kind starting or running on this node.
+    live: Arc<AtomicUsize>,
+}
+
+/// One actor's place under its kind's ceiling, from the start of its load until it is gone.
+#[derive(Debug)]
+pub struct LiveSlot(Arc<AtomicUsize>);
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Every keyed actor kind this build knows.
@@ -50,6 +64,7 @@ impl ActorKinds {
             KindEntry {
                 restart: restart::<A>,
                 resync: resync::<A>,
+                live: Arc::new(AtomicUsize::new(0)),
             },
         );
         assert!(old.is_none(), "actor kind {:?} registered twice", A::KIND);
@@ -72,6 +87,23 @@ impl ActorKinds {
         self.kinds
             .get(key.kind())
             .map(|k| (k.restart)(registry, key.id))
+    }
+
+    /// Takes a place for one more actor of `kind`, unless `max` are already live.
+    pub(super) fn reserve(&self, kind: &str, max: usize) -> Option<LiveSlot> {
+        let live = &self.kinds.get(kind)?.live;
+        if live.fetch_add(1, Ordering::AcqRel) >= max {
+            live.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(LiveSlot(live.clone()))
+    }
+
+    /// Actors of `kind` starting or running on this node.
+    pub fn live(&self, kind: &str) -> usize {
+        self.kinds
+            .get(kind)
+            .map_or(0, |k| k.live.load(Ordering::Acquire))
     }
 
     /// What a client watching `key` is told to re-fetch after the actor restarted.

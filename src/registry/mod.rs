@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, oneshot};
 
 pub use key::{ActorId, ActorKey, KeyId, Kind, ResyncScope};
-pub use kinds::ActorKinds;
+pub use kinds::{ActorKinds, LiveSlot};
 pub use placement::{Lease, LocalPlacement, Placement};
 pub use supervision::Supervision;
 
@@ -111,6 +111,9 @@ pub enum RegistryError {
     /// Another node runs this key's actor.
     #[error("{key} runs on node {node}")]
     OwnedElsewhere { key: ActorKey, node: String },
+    /// This node already runs as many actors of the key's kind as it is configured for.
+    #[error("too many {} actors are live", key.kind())]
+    AtCapacity { key: ActorKey },
 }
 
 /// What keyed actors get to build themselves.
@@ -232,6 +235,8 @@ pub struct RegistryConfig {
     pub mailbox: usize,
     /// Bound on claiming a key and loading its state.
     pub start_timeout: Duration,
+    /// Live actors per kind on this node; starts past it answer `busy`.
+    pub max_live: usize,
 }
 
 pub(crate) struct Inner {
@@ -429,6 +434,14 @@ impl Registry {
 
     async fn start<A: KeyedActor>(&self, id: A::Id) -> Result<Running, RegistryError> {
         let key = A::key(id);
+        let Some(slot) = self
+            .inner
+            .kinds
+            .reserve(A::KIND, self.inner.config.max_live)
+        else {
+            metrics::counter!(crate::metrics::ACTOR_BUSY, "kind" => A::KIND).increment(1);
+            return Err(RegistryError::AtCapacity { key });
+        };
         let lease = self.inner.placement.claim(key).await?;
         // If this start is abandoned (timed out) after the claim, the claim goes back.
         let mut unclaim = Unclaim(Some((self.inner.placement.clone(), lease)));
@@ -437,6 +450,7 @@ impl Registry {
             key,
             generation,
             lease,
+            slot,
             Arc::downgrade(&self.inner),
             self.inner.deps.sockets.clone(),
         );

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::{ActorKey, Lease, WeakInner};
+use super::{ActorKey, Lease, LiveSlot, WeakInner};
 use crate::ids::ConnId;
 use crate::ws::router::{Control, Sockets};
 
@@ -13,6 +13,8 @@ pub struct Supervision {
     generation: u64,
     /// The placement's grant to run this key; given back (exactly this one) on drop.
     lease: Lease,
+    /// This actor's place under its kind's ceiling; freed when the actor is dropped.
+    _slot: LiveSlot,
     registry: WeakInner,
     sockets: Sockets,
     /// Set once the actor runs; an actor dropped before that (load failed) is no crash.
@@ -28,6 +30,7 @@ impl Supervision {
         key: ActorKey,
         generation: u64,
         lease: Lease,
+        slot: LiveSlot,
         registry: WeakInner,
         sockets: Sockets,
     ) -> Self {
@@ -35,6 +38,7 @@ impl Supervision {
             key,
             generation,
             lease,
+            _slot: slot,
             registry,
             sockets,
             armed: false,

@@ -139,6 +139,7 @@ async fn registry_with(
         idle,
         mailbox,
         start_timeout,
+        max_live: 1000,
     };
     (Registry::new(deps, Arc::new(kinds), placement, config), hub)
 }
@@ -195,7 +196,9 @@ async fn stops_when_idle_and_reloads_state_on_next_use() {
 #[actix_rt::test]
 async fn restarts_after_a_panic_and_tells_watchers_to_resync() {
     let (reg, hub) = registry(Duration::from_secs(60), 64).await;
-    let mut conn = hub.register(crate::ids::UserId(1), SessionId(1), 8);
+    let mut conn = hub
+        .register(crate::ids::UserId(1), SessionId(1), 8, 4)
+        .unwrap();
     reg.ask::<Probe>(3, ProbeMsg::Add(4)).await.unwrap();
     reg.ask::<Probe>(3, ProbeMsg::Watch(conn.id)).await.unwrap();
     // The panicking message gets no reply.

@@ -26,13 +26,16 @@ use super::transport::ConnSocket;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::ids::{ConnId, SessionId};
-use crate::ratelimit::{Bucket, Policy};
+use crate::ratelimit::Policy;
 use crate::server::AppState;
 use crate::store::{Millis, User, now_millis};
 
-/// Requests per connection: a burst of 100, 50 a second sustained. Generous for a browser
-/// tab, tight enough that one socket cannot monopolize its actors' attention.
+/// Socket messages per user, across all their sockets: a burst of 100, 50 a second
+/// sustained. Generous for a few browser tabs, tight enough that one user cannot monopolize
+/// their actors' attention however many sockets they open.
 pub const SOCKET_POLICY: Policy = Policy::new(100, 50.0);
+/// Users whose socket rate is tracked at once (see `KeyedBuckets`).
+pub const SOCKET_RATE_TRACKED: usize = 100_000;
 /// How long a close frame may wait for room in a congested socket before we just hang up.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// After the close frame is queued, how long the peer has to take what is buffered before it
@@ -75,9 +78,23 @@ pub fn serve(
         .max_frame_size(hard_max)
         .aggregate_continuations()
         .max_continuation_size(hard_max);
-    let reg = state
-        .hub
-        .register(auth.user.id, auth.session, settings.ws_outbound_queue);
+    let Some(reg) = state.hub.register(
+        auth.user.id,
+        auth.session,
+        settings.ws_outbound_queue,
+        settings.ws_max_per_user,
+    ) else {
+        // A browser can read a close code but not the status of a refused upgrade.
+        metrics::counter!(crate::metrics::WS_CLOSED, "reason" => "too_many_sockets").increment(1);
+        let close = CloseReason {
+            code: close_code::TOO_MANY_SOCKETS.into(),
+            description: Some("too_many_sockets".into()),
+        };
+        actix_rt::spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_WAIT, session.close(Some(close))).await;
+        });
+        return Ok(resp);
+    };
     let writer = actix_rt::spawn(writer(session.clone(), reg.out));
     let shell = Shell {
         socket: req.conn_data::<Arc<ConnSocket>>().cloned(),
@@ -92,7 +109,6 @@ pub fn serve(
         endpoint,
         params,
         last_heard: Instant::now(),
-        bucket: SOCKET_POLICY.bucket(Instant::now()),
     };
     actix_rt::spawn(run(shell, stream, reg.ctl));
     Ok(resp)
@@ -138,7 +154,6 @@ struct Shell {
     endpoint: Arc<Endpoint>,
     params: Vec<(String, String)>,
     last_heard: Instant,
-    bucket: Bucket,
 }
 
 /// How the loop ended, for the close frame and the metric.
@@ -176,7 +191,7 @@ impl Shell {
             self.conn().send(&e);
             return false;
         }
-        if let Err(wait) = self.bucket.take(&SOCKET_POLICY, Instant::now()) {
+        if let Err(wait) = self.state.socket_rates.take(self.user.id, Instant::now()) {
             let e = ApiError::RateLimited {
                 retry_after_secs: wait.as_secs().max(1),
             };

@@ -42,7 +42,14 @@ pub struct Registration {
 pub struct ConnHub {
     node: u64,
     next: AtomicU64,
-    conns: Mutex<HashMap<ConnId, Entry>>,
+    conns: Mutex<Conns>,
+}
+
+#[derive(Default)]
+struct Conns {
+    by_id: HashMap<ConnId, Entry>,
+    /// Open sockets per user, for the per-user cap.
+    per_user: HashMap<UserId, usize>,
 }
 
 impl ConnHub {
@@ -50,18 +57,31 @@ impl ConnHub {
         ConnHub {
             node,
             next: AtomicU64::new(1),
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(Conns::default()),
         }
     }
 
-    pub fn register(&self, user: UserId, session: SessionId, queue: usize) -> Registration {
+    /// Registers a socket, unless its user already has `max_per_user` open.
+    pub fn register(
+        &self,
+        user: UserId,
+        session: SessionId,
+        queue: usize,
+        max_per_user: usize,
+    ) -> Option<Registration> {
+        let mut conns = self.conns.lock().expect("hub lock");
+        let open = conns.per_user.entry(user).or_default();
+        if *open >= max_per_user {
+            return None;
+        }
+        *open += 1;
         let id = ConnId {
             node: self.node,
             seq: self.next.fetch_add(1, Ordering::Relaxed),
         };
         let (out_tx, out) = mpsc::channel(queue);
         let (ctl_tx, ctl) = mpsc::channel(CONTROL_QUEUE);
-        self.conns.lock().expect("hub lock").insert(
+        conns.by_id.insert(
             id,
             Entry {
                 user,
@@ -71,22 +91,29 @@ impl ConnHub {
             },
         );
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
-        Registration {
+        Some(Registration {
             id,
             out,
             out_tx,
             ctl,
-        }
+        })
     }
 
     pub fn unregister(&self, id: ConnId) {
-        if self.conns.lock().expect("hub lock").remove(&id).is_some() {
+        let mut conns = self.conns.lock().expect("hub lock");
+        if let Some(e) = conns.by_id.remove(&id) {
             metrics::gauge!(crate::metrics::WS_CONNECTIONS).decrement(1.0);
+            if let Some(n) = conns.per_user.get_mut(&e.user) {
+                *n -= 1;
+                if *n == 0 {
+                    conns.per_user.remove(&e.user);
+                }
+            }
         }
     }
 
-    fn queue(conns: &HashMap<ConnId, Entry>, id: ConnId, frame: Frame) -> bool {
-        let Some(e) = conns.get(&id) else {
+    fn queue(conns: &Conns, id: ConnId, frame: Frame) -> bool {
+        let Some(e) = conns.by_id.get(&id) else {
             return false;
         };
         match e.out.try_send(Outbound::Frame(frame)) {
@@ -103,6 +130,7 @@ impl ConnHub {
     pub fn by_session(&self, session: SessionId) -> Vec<ConnId> {
         let conns = self.conns.lock().expect("hub lock");
         conns
+            .by_id
             .iter()
             .filter(|(_, e)| e.session == session)
             .map(|(id, _)| *id)
@@ -113,6 +141,7 @@ impl ConnHub {
         self.conns
             .lock()
             .expect("hub lock")
+            .by_id
             .get(&id)
             .map(|e| e.user)
     }
@@ -120,7 +149,7 @@ impl ConnHub {
     /// Asks every connection to close (graceful shutdown).
     pub fn close_all(&self, code: u16, reason: &str) {
         let conns = self.conns.lock().expect("hub lock");
-        for e in conns.values() {
+        for e in conns.by_id.values() {
             let _ = e.ctl.try_send(Control::Close {
                 code,
                 reason: reason.to_string(),
@@ -129,7 +158,7 @@ impl ConnHub {
     }
 
     pub fn len(&self) -> usize {
-        self.conns.lock().expect("hub lock").len()
+        self.conns.lock().expect("hub lock").by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -153,7 +182,10 @@ impl ConnRouter for ConnHub {
 
     fn control(&self, id: ConnId, c: Control) -> bool {
         let conns = self.conns.lock().expect("hub lock");
-        conns.get(&id).is_some_and(|e| e.ctl.try_send(c).is_ok())
+        conns
+            .by_id
+            .get(&id)
+            .is_some_and(|e| e.ctl.try_send(c).is_ok())
     }
 }
 
@@ -168,7 +200,7 @@ mod tests {
     #[test]
     fn a_full_queue_marks_a_slow_consumer() {
         let hub = ConnHub::new(7);
-        let mut reg = hub.register(UserId(1), SessionId(1), 8);
+        let mut reg = hub.register(UserId(1), SessionId(1), 8, 4).unwrap();
         for i in 0..8 {
             assert!(hub.push(reg.id, text(&format!("{i}"))));
         }
@@ -189,8 +221,8 @@ mod tests {
     #[test]
     fn push_many_reaches_every_live_connection_and_marks_slow_ones() {
         let hub = ConnHub::new(3);
-        let mut fast = hub.register(UserId(1), SessionId(1), 8);
-        let mut slow = hub.register(UserId(2), SessionId(2), 8);
+        let mut fast = hub.register(UserId(1), SessionId(1), 8, 4).unwrap();
+        let mut slow = hub.register(UserId(2), SessionId(2), 8, 4).unwrap();
         for i in 0..8 {
             assert!(hub.push(slow.id, text(&format!("{i}"))));
         }
@@ -207,12 +239,29 @@ mod tests {
     #[test]
     fn finds_connections_by_session() {
         let hub = ConnHub::new(1);
-        let a = hub.register(UserId(1), SessionId(10), 8);
-        let b = hub.register(UserId(1), SessionId(11), 8);
-        let c = hub.register(UserId(1), SessionId(10), 8);
+        let a = hub.register(UserId(1), SessionId(10), 8, 4).unwrap();
+        let b = hub.register(UserId(1), SessionId(11), 8, 4).unwrap();
+        let c = hub.register(UserId(1), SessionId(10), 8, 4).unwrap();
         let mut s10 = hub.by_session(SessionId(10));
         s10.sort_by_key(|c| c.seq);
         assert_eq!(s10, vec![a.id, c.id]);
         assert_eq!(hub.by_session(SessionId(11)), vec![b.id]);
+    }
+
+    #[test]
+    fn a_user_may_open_only_so_many_sockets() {
+        let hub = ConnHub::new(1);
+        let a = hub.register(UserId(1), SessionId(1), 8, 2).unwrap();
+        let _b = hub.register(UserId(1), SessionId(1), 8, 2).unwrap();
+        assert!(hub.register(UserId(1), SessionId(2), 8, 2).is_none());
+        assert!(
+            hub.register(UserId(2), SessionId(3), 8, 2).is_some(),
+            "others are not affected"
+        );
+        hub.unregister(a.id);
+        assert!(
+            hub.register(UserId(1), SessionId(1), 8, 2).is_some(),
+            "a closed one frees its place"
+        );
     }
 }

@@ -41,4 +41,6 @@ pub mod close_code {
     pub const HEARTBEAT_TIMEOUT: u16 = 4002;
     /// The client did not read fast enough; its outbound queue filled: reconnect.
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// The user has as many sockets open as allowed: close a tab, or reconnect later.
+    pub const TOO_MANY_SOCKETS: u16 = 4009;
 }

@@ -6,6 +6,7 @@ mod chat;
 mod common;
 mod durability;
 mod files;
+mod hardening;
 mod store;
 mod studies;
 mod tasks;

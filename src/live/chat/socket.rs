@@ -34,6 +34,15 @@ pub struct ChatSocket {
 }
 
 impl ChatSocket {
+    async fn may_join(conn: &Conn<'_>, room: RoomId) -> Result<bool, ApiError> {
+        let store = &conn.app.store;
+        let Some(state) = store.room_state(room).await? else {
+            return Ok(false);
+        };
+        let role = store.role_of(state.study_id, conn.user.id).await?;
+        Ok(role.is_some_and(crate::studies::Role::is_member))
+    }
+
     /// Hands a request to its room; the room answers the socket itself.
     async fn to_room(conn: &Conn<'_>, room: RoomId, id: Option<ReqId>, msg: ChatRoomMsg) {
         if let Err(e) = conn.registry().tell::<ChatRoom>(room, msg).await {
@@ -77,6 +86,13 @@ impl Family for ChatSocket {
                         format!("at most {MAX_ROOMS_PER_CONN} rooms per socket"),
                     );
                     return conn.error(id, &e);
+                }
+                // The room must exist and the caller belong to its study before its actor is
+                // started; the room checks again when the socket joins.
+                match Self::may_join(conn, room_id).await {
+                    Ok(true) => {}
+                    Ok(false) => return conn.error(id, &ApiError::NotFound),
+                    Err(e) => return conn.error(id, &e),
                 }
                 self.rooms.insert(room_id);
                 let msg = ChatRoomMsg::Join {

@@ -1,6 +1,8 @@
 //! The `dm.*` family: requests about the conversation with another user, handed to its
 //! `DirectChat` actor, which answers the socket itself.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 
 use super::conversation::{DirectChat, DirectMsg};
@@ -17,15 +19,53 @@ crate::client_requests! {
     }
 }
 
-pub struct DmSocket;
+/// Peers a socket remembers as allowed; past this the memory starts over (one query each).
+const PEERS_REMEMBERED: usize = 256;
+
+pub struct DmSocket {
+    /// Users this socket may talk to (checked once each), so a conversation's actor is only
+    /// ever started for a pair that may have one.
+    peers: HashSet<UserId>,
+}
 
 impl DmSocket {
-    /// Hands a direct-message request to the conversation with `other`. Writing needs a
-    /// study in common, which the conversation checks.
-    async fn to_conversation(conn: &Conn<'_>, other: UserId, id: Option<ReqId>, msg: DirectMsg) {
+    /// Whether the two may have a conversation: they share a study now, or wrote to each
+    /// other before (history stays readable after one leaves). Checked before any actor
+    /// starts: an id that is no user, or a stranger, starts nothing.
+    async fn may_talk(&mut self, conn: &Conn<'_>, other: UserId) -> Result<bool, ApiError> {
+        if self.peers.contains(&other) {
+            return Ok(true);
+        }
+        let store = &conn.app.store;
+        let me = conn.user.id;
+        let ok = store.share_study(me, other).await?
+            || store.direct_state(crate::chat::pair(me, other)).await?.0 > 0;
+        if ok {
+            if self.peers.len() >= PEERS_REMEMBERED {
+                self.peers.clear();
+            }
+            self.peers.insert(other);
+        }
+        Ok(ok)
+    }
+
+    /// Hands a direct-message request to the conversation with `other`. Sending needs a
+    /// study in common now, which the conversation checks with every batch.
+    async fn to_conversation(
+        &mut self,
+        conn: &Conn<'_>,
+        other: UserId,
+        id: Option<ReqId>,
+        msg: DirectMsg,
+    ) {
         if other == conn.user.id {
             let e = ApiError::validation("to", "you cannot message yourself");
             return conn.error(id, &e);
+        }
+        match self.may_talk(conn, other).await {
+            Ok(true) => {}
+            Ok(false) => return conn.error(id, &ApiError::NotFound),
+            Err(e) => return conn.error(id, &e),
         }
         let pair = crate::chat::pair(conn.user.id, other);
         if let Err(e) = conn.registry().tell::<DirectChat>(pair, msg).await {
@@ -40,7 +80,9 @@ impl Family for DmSocket {
     const FRAMES: &'static [&'static str] = super::frames::SERVER_FRAMES;
 
     fn open(_conn: &Conn<'_>) -> Self {
-        DmSocket
+        DmSocket {
+            peers: HashSet::new(),
+        }
     }
 
     async fn on_request(&mut self, conn: &Conn<'_>, id: Option<ReqId>, req: DmRequest) {
@@ -79,6 +121,6 @@ impl Family for DmSocket {
                 },
             ),
         };
-        Self::to_conversation(conn, other, id, msg).await;
+        self.to_conversation(conn, other, id, msg).await;
     }
 }

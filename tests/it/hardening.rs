@@ -1,0 +1,169 @@
+//! What any signed-up user could do to exhaust the server, each shown not to work.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::chat::room_with_members;
+use crate::common::*;
+use crate::studies::create_study;
+
+fn live(s: &studyon::server::RunningServer, kind: &str) -> usize {
+    s.state.registry.kinds().live(kind)
+}
+
+/// `dm.*` naming a user who does not exist, or a stranger, starts no conversation actor;
+/// `chat.join` to a room of someone else's study starts no room actor.
+async fn messages_naming_others_are_checked_before_any_actor_starts(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (_leader, m, _study, room) = room_with_members(&s, 1).await;
+    let stranger = signup(&s).await;
+    let mut ws = ws_connect(&s, &stranger.cookie).await;
+    hello(&mut ws).await;
+    let before = live(&s, "direct_chat");
+    for (i, with) in [json!(987_654_321), m[0].user["id"].clone()]
+        .iter()
+        .enumerate()
+    {
+        for frame in [
+            json!({ "type": "dm.sync", "id": i, "with": with, "last_seq": 0 }),
+            json!({ "type": "dm.read", "id": i, "with": with, "seq": 1 }),
+            json!({ "type": "dm.send", "id": i, "to": with, "client_id": "c", "body": "hi" }),
+        ] {
+            send_text(&mut ws, frame.to_string()).await;
+            let e = next_json(&mut ws).await;
+            assert_eq!(
+                (e["type"].as_str(), e["error"].as_str()),
+                (Some("error"), Some("not_found")),
+                "{e}"
+            );
+        }
+    }
+    assert_eq!(
+        live(&s, "direct_chat"),
+        before,
+        "no conversation actor started"
+    );
+    let rooms = live(&s, "chat_room");
+    send_text(
+        &mut ws,
+        json!({ "type": "chat.join", "id": "j", "room_id": room, "last_seq": 0 }).to_string(),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["error"], "not_found");
+    send_text(
+        &mut ws,
+        json!({ "type": "chat.join", "id": "j", "room_id": 55_555_555 }).to_string(),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["error"], "not_found");
+    assert_eq!(live(&s, "chat_room"), rooms, "no room actor started");
+    s.shutdown().await;
+}
+both_backends!(messages_naming_others_are_checked_before_any_actor_starts);
+
+/// Past the configured number of live actors of a kind, a new start answers `busy`, and the
+/// ones already running go on.
+#[actix_rt::test]
+async fn live_actors_per_kind_have_a_ceiling() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--actor-max-live", "2"]).await;
+    let me = signup(&s).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            create_study(
+                &s,
+                &me.cookie,
+                crate::studies::study_body("S", &[], 5, "2027-02-01"),
+            )
+            .await,
+        );
+    }
+    let mut ws = ws_connect(&s, &me.cookie).await;
+    hello(&mut ws).await;
+    for (i, id) in ids.iter().enumerate() {
+        send_text(
+            &mut ws,
+            json!({ "type": "study.watch", "id": i, "study_id": id }).to_string(),
+        )
+        .await;
+        let r = next_json(&mut ws).await;
+        if i < 2 {
+            assert_eq!(r["type"], "ack", "{r}");
+        } else {
+            assert_eq!(r["error"], "busy", "{r}");
+        }
+    }
+    assert_eq!(live(&s, "study"), 2);
+    s.shutdown().await;
+}
+
+/// A user may open so many sockets; one more is closed with 4009, others are untouched,
+/// and a closed one frees its place.
+#[actix_rt::test]
+async fn sockets_per_user_are_capped() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--ws-max-per-user", "2"]).await;
+    let [me, other] = signups(&s).await;
+    let mut a = ws_connect(&s, &me.cookie).await;
+    hello(&mut a).await;
+    let mut b2 = ws_connect(&s, &me.cookie).await;
+    hello(&mut b2).await;
+    let mut c = ws_connect(&s, &me.cookie).await;
+    assert_eq!(wait_close(&mut c, Duration::from_secs(5)).await, Some(4009));
+    let mut o = ws_connect(&s, &other.cookie).await;
+    hello(&mut o).await;
+    drop(a);
+    let mut again = None;
+    for _ in 0..50 {
+        let mut d = ws_connect(&s, &me.cookie).await;
+        match next_frame(&mut d).await {
+            awc::ws::Frame::Text(t) => {
+                let v: serde_json::Value = serde_json::from_slice(&t).unwrap();
+                assert_eq!(v["type"], "hello");
+                again = Some(d);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(
+        again.is_some(),
+        "a place freed by a closed socket can be taken"
+    );
+    send_text(&mut b2, r#"{"type":"ping","id":1}"#).await;
+    assert_eq!(next_json(&mut b2).await["type"], "pong");
+    s.shutdown().await;
+}
+
+/// The message rate is one budget per user, however many sockets they open: two sockets
+/// sending 80 each exceed the burst of 100 that one socket alone would stay under.
+#[actix_rt::test]
+async fn socket_message_rates_are_per_user() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let me = signup(&s).await;
+    let mut socks = Vec::new();
+    for _ in 0..2 {
+        let mut ws = ws_connect(&s, &me.cookie).await;
+        hello(&mut ws).await;
+        socks.push(ws);
+    }
+    let mut limited = 0;
+    for ws in &mut socks {
+        for i in 0..80 {
+            send_text(ws, format!(r#"{{"type":"ping","id":{i}}}"#)).await;
+        }
+        for _ in 0..80 {
+            let f = next_json(ws).await;
+            if f["type"] == "error" {
+                assert_eq!(f["error"], "rate_limited");
+                limited += 1;
+            }
+        }
+    }
+    assert!(limited >= 40, "one shared budget: {limited} refused");
+    s.shutdown().await;
+}
