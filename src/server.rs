@@ -33,6 +33,8 @@ pub const PERSIST_MAILBOX: usize = 4096;
 /// Uploads spooling at once on this node: each holds a temp file and a connection for up to
 /// minutes; beyond this, callers get `busy` instead of filling the disk.
 const MAX_CONCURRENT_UPLOADS: usize = 32;
+/// How often free heap memory is handed back to the system.
+const MEMORY_TRIM_EVERY: Duration = Duration::from_secs(30);
 /// How often dead sessions are purged from the store (the scheduled-job part of foundation).
 const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -219,6 +221,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "session purge failed"),
             }
+        }
+    });
+
+    // Memory freed by stopped actors goes back to the system: glibc keeps freed heap pages
+    // otherwise, so RSS would stay at its peak after a burst of actors stopped.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    actix_rt::spawn(async {
+        let mut every = tokio::time::interval(MEMORY_TRIM_EVERY);
+        loop {
+            every.tick().await;
+            // SAFETY: malloc_trim only releases free memory; it is thread-safe.
+            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
         }
     });
 
