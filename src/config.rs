@@ -209,6 +209,30 @@ pub struct Settings {
     #[arg(long, env = "STUDYON_UPLOAD_MAX_BYTES", default_value_t = 50 * 1024 * 1024, global = true)]
     pub upload_max_bytes: u64,
 
+    /// Uploads one user may have in progress at once (of 32 per node), so one user cannot
+    /// take every upload slot.
+    #[arg(
+        long,
+        env = "STUDYON_UPLOADS_PER_USER",
+        default_value_t = 4,
+        global = true
+    )]
+    pub uploads_per_user: usize,
+
+    /// Slowest upload body accepted, in bytes a second, averaged over each window below; a
+    /// slower one is aborted with 408 `upload_too_slow` (8 KiB/s: a weak mobile link).
+    #[arg(long, env = "STUDYON_UPLOAD_MIN_RATE", default_value_t = 8 * 1024, global = true)]
+    pub upload_min_rate: u64,
+
+    /// Seconds over which the minimum upload rate is measured.
+    #[arg(
+        long,
+        env = "STUDYON_UPLOAD_RATE_WINDOW_SECS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub upload_rate_window_secs: u64,
+
     /// Bytes of files one study may store in all.
     #[arg(long, env = "STUDYON_STUDY_QUOTA_BYTES", default_value_t = 1024 * 1024 * 1024, global = true)]
     pub study_quota_bytes: u64,
@@ -307,6 +331,14 @@ impl Settings {
             .is_some_and(|o| o.starts_with("https://"))
     }
 
+    /// The minimum rate an upload body must keep.
+    pub fn upload_rate(&self) -> crate::storage::slots::RatePolicy {
+        crate::storage::slots::RatePolicy {
+            bytes_per_second: self.upload_min_rate,
+            window: Duration::from_secs(self.upload_rate_window_secs),
+        }
+    }
+
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.ws_heartbeat_secs)
     }
@@ -384,6 +416,12 @@ impl Settings {
         if self.signup_burst == 0 || self.write_burst == 0 {
             return Err(ConfigError(
                 "STUDYON_SIGNUP_BURST and STUDYON_WRITE_BURST must be at least 1".into(),
+            ));
+        }
+        if self.uploads_per_user == 0 || self.upload_rate_window_secs == 0 {
+            return Err(ConfigError(
+                "STUDYON_UPLOADS_PER_USER and STUDYON_UPLOAD_RATE_WINDOW_SECS must be at least 1"
+                    .into(),
             ));
         }
         if self.upload_max_bytes == 0 || self.study_quota_bytes < self.upload_max_bytes {

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The client stopped sending the body partway.
     #[error("the upload was cut off: {0}")]
     UploadAborted(String),
+    /// The body came in slower than the minimum rate; the upload was dropped.
+    #[error("the upload was too slow; try again on a better connection")]
+    UploadTooSlow,
     /// The requested byte range lies outside the file (`size` goes in `Content-Range`).
     #[error("the requested range is outside the file")]
     RangeNotSatisfiable { size: u64 },
@@ -101,6 +104,7 @@ impl ApiError {
             ApiError::InvalidFilename(_) => "invalid_filename",
             ApiError::ContentTypeMismatch { .. } => "content_type_mismatch",
             ApiError::UploadAborted(_) => "upload_aborted",
+            ApiError::UploadTooSlow => "upload_too_slow",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unauthenticated => "unauthenticated",
@@ -128,6 +132,7 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::UploadTooSlow => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::BadOrigin | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,

@@ -66,8 +66,8 @@ pub struct AppState {
     pub objects: Arc<dyn ObjectStore>,
     /// Where uploads are spooled before they are stored.
     pub spool_dir: std::path::PathBuf,
-    /// Uploads in flight on this node.
-    pub uploads: Arc<tokio::sync::Semaphore>,
+    /// Uploads in flight on this node, and per user.
+    pub uploads: crate::storage::slots::UploadSlots,
     shutting_down: AtomicBool,
 }
 
@@ -167,7 +167,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         metrics: crate::metrics::handle(),
         objects,
         spool_dir,
-        uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+        uploads: crate::storage::slots::UploadSlots::new(
+            MAX_CONCURRENT_UPLOADS,
+            settings.uploads_per_user,
+        ),
         shutting_down: AtomicBool::new(false),
     });
 

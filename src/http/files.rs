@@ -131,8 +131,9 @@ async fn checked_upload(
     if used + length.unwrap_or(1) > quota {
         return Err(ApiError::QuotaExceeded);
     }
-    let _permit = state.uploads.try_acquire().map_err(|_| ApiError::Busy)?;
-    let spooled = tokio::time::timeout(UPLOAD_TIMEOUT, spool(body, &state.spool_dir, max))
+    let _slot = state.uploads.take(user).ok_or(ApiError::Busy)?;
+    let rate = state.settings.upload_rate();
+    let spooled = tokio::time::timeout(UPLOAD_TIMEOUT, spool(body, &state.spool_dir, max, &rate))
         .await
         .map_err(|_| ApiError::UploadAborted("the upload took too long".into()))??;
     if spooled.size == 0 {

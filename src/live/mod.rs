@@ -558,6 +558,7 @@ mod wire_tests {
                 key,
                 node: "n2".into(),
             },
+            RegistryError::AtCapacity { key },
         ];
         for e in &errors {
             match e {
@@ -566,7 +567,8 @@ mod wire_tests {
                 | RegistryError::Timeout { .. }
                 | RegistryError::Start { .. }
                 | RegistryError::ShuttingDown
-                | RegistryError::OwnedElsewhere { .. } => round_trip(e),
+                | RegistryError::OwnedElsewhere { .. }
+                | RegistryError::AtCapacity { .. } => round_trip(e),
             }
         }
         for c in [

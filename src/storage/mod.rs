@@ -10,6 +10,7 @@
 pub mod download;
 pub mod local;
 pub mod s3;
+pub mod slots;
 pub mod sniff;
 pub mod upload;
 

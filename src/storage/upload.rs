@@ -9,6 +9,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::slots::{MinRate, RatePolicy};
 use super::sniff::SNIFF_BYTES;
 use crate::error::ApiError;
 
@@ -73,8 +74,14 @@ pub struct Spooled {
 }
 
 /// Writes `body` to a new temp file in `dir`, failing with `PayloadTooLarge` as soon as it
-/// passes `max` bytes (the partial file is removed).
-pub async fn spool<S, E>(mut body: S, dir: &Path, max: u64) -> Result<Spooled, ApiError>
+/// passes `max` bytes and with `UploadTooSlow` as soon as a window of `rate` ends with too
+/// few bytes (the partial file is removed either way).
+pub async fn spool<S, E>(
+    mut body: S,
+    dir: &Path,
+    max: u64,
+    rate: &RatePolicy,
+) -> Result<Spooled, ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -86,8 +93,20 @@ where
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     let mut size: u64 = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::UploadAborted(e.to_string()))?;
+    // Tokio's clock (pausable in tests), in the std form the pure check takes.
+    let now = || tokio::time::Instant::now().into_std();
+    let mut floor = MinRate::new(now());
+    loop {
+        let deadline = tokio::time::Instant::from_std(floor.deadline(rate));
+        let next = tokio::time::timeout_at(deadline, body.next()).await;
+        if !floor.check(rate, size, now()) {
+            return Err(ApiError::UploadTooSlow);
+        }
+        let chunk = match next {
+            Err(_) => continue,
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk.map_err(|e| ApiError::UploadAborted(e.to_string()))?,
+        };
         size += chunk.len() as u64;
         if size > max {
             return Err(ApiError::PayloadTooLarge);
@@ -116,6 +135,39 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RELAXED: RatePolicy = RatePolicy {
+        bytes_per_second: 1,
+        window: std::time::Duration::from_secs(60),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_is_aborted_at_the_end_of_its_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let rate = RatePolicy {
+            bytes_per_second: 100,
+            window: std::time::Duration::from_secs(10),
+        };
+        // One byte, then nothing for ever.
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"x"))])
+            .chain(futures_util::stream::pending());
+        let started = tokio::time::Instant::now();
+        let err = spool(Box::pin(body), dir.path(), 1 << 20, &rate)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "upload_too_slow");
+        let took = started.elapsed();
+        assert!(
+            took >= std::time::Duration::from_secs(10) && took < std::time::Duration::from_secs(11),
+            "{took:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the partial file is gone"
+        );
+    }
 
     fn code(r: Result<String, ApiError>) -> &'static str {
         r.map(|_| "ok").unwrap_or_else(|e| e.code())
@@ -153,7 +205,7 @@ mod tests {
                     .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c))),
             )
         };
-        let s = spool(chunks(), dir.path(), 11).await.unwrap();
+        let s = spool(chunks(), dir.path(), 11, &RELAXED).await.unwrap();
         assert_eq!(s.size, 11);
         assert_eq!(
             s.sha256,
@@ -164,7 +216,10 @@ mod tests {
         let kept = s.file.path().to_path_buf();
         drop(s);
         assert!(!kept.exists(), "the temp file goes with its owner");
-        let err = spool(chunks(), dir.path(), 10).await.err().unwrap();
+        let err = spool(chunks(), dir.path(), 10, &RELAXED)
+            .await
+            .err()
+            .unwrap();
         assert_eq!(err.code(), "payload_too_large");
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),

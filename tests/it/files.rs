@@ -944,6 +944,9 @@ async fn uploads_race_for_the_quota(objects: Objects) {
             "1048576",
             "--study-quota-bytes",
             "1048576",
+            // Five at once from one author: the race is for the quota, not for slots.
+            "--uploads-per-user",
+            "8",
         ],
     )
     .await;

@@ -167,3 +167,101 @@ async fn socket_message_rates_are_per_user() {
     assert!(limited >= 40, "one shared budget: {limited} refused");
     s.shutdown().await;
 }
+
+/// Starts an upload by hand: the request head and the first bytes of a body that claims to
+/// be much longer, then nothing more (a slowloris).
+fn stalled_upload(
+    s: &studyon::server::RunningServer,
+    who: &Session,
+    study: i64,
+) -> std::net::TcpStream {
+    use std::io::Write;
+    let sock = std::net::TcpStream::connect(s.addr).unwrap();
+    let head = format!(
+        "POST /api/studies/{study}/attachments?name=slow.txt HTTP/1.1\r\nHost: {}\r\n\
+         Origin: {}\r\nCookie: {}\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\nx",
+        s.addr,
+        origin(s),
+        who.cookie
+    );
+    (&sock).write_all(head.as_bytes()).unwrap();
+    sock
+}
+
+/// The status line and body of the response on a hand-made connection.
+fn response(sock: &std::net::TcpStream, within: Duration) -> String {
+    use std::io::Read;
+    sock.set_read_timeout(Some(within)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = (&*sock).read(&mut buf).expect("a response in time");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A user holding stalled uploads gets `busy` for more than their share, others upload
+/// meanwhile, and a body that trickles is dropped with 408 `upload_too_slow` once a window
+/// of the minimum rate passes.
+#[actix_rt::test]
+async fn slow_uploads_are_dropped_and_one_user_cannot_take_every_slot() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(
+        &b,
+        &[
+            "--uploads-per-user",
+            "2",
+            "--upload-min-rate",
+            "1024",
+            "--upload-rate-window-secs",
+            "2",
+        ],
+    )
+    .await;
+    let [attacker, honest] = signups(&s).await;
+    let body = || crate::studies::study_body("U", &[], 5, "2027-02-01");
+    let a_study = create_study(&s, &attacker.cookie, body()).await;
+    let h_study = create_study(&s, &honest.cookie, body()).await;
+    let started = std::time::Instant::now();
+    let stalled = [
+        stalled_upload(&s, &attacker, a_study),
+        stalled_upload(&s, &attacker, a_study),
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let path = |id| format!("/api/studies/{id}/attachments?name=ok.txt");
+    let (st, e) = post_bytes(
+        &s,
+        &path(a_study),
+        b"hello".to_vec(),
+        "text/plain",
+        Some(&attacker.cookie),
+    )
+    .await;
+    assert_eq!((st, e["error"].as_str()), (503, Some("busy")), "{e}");
+    let (st, f) = post_bytes(
+        &s,
+        &path(h_study),
+        b"hello".to_vec(),
+        "text/plain",
+        Some(&honest.cookie),
+    )
+    .await;
+    assert_eq!(st, 201, "another user's upload goes through: {f}");
+    for sock in &stalled {
+        let r = response(sock, Duration::from_secs(10));
+        assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+        assert!(r.contains("upload_too_slow"), "{r}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let (st, _) = post_bytes(
+        &s,
+        &path(a_study),
+        b"hello".to_vec(),
+        "text/plain",
+        Some(&attacker.cookie),
+    )
+    .await;
+    assert_eq!(st, 201, "the slots were freed");
+    s.shutdown().await;
+}
