@@ -244,6 +244,8 @@ impl From<Rule> for ApiError {
             Rule::TaskLimit => conflict("task_limit"),
             Rule::AttachmentLimit => conflict("attachment_limit"),
             Rule::Stale => conflict("edit_conflict"),
+            Rule::PrefLimit => conflict("pref_limit"),
+            Rule::ReapplyTooSoon { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
             Rule::QuotaExceeded => ApiError::QuotaExceeded,
             Rule::NotAuthor => ApiError::Forbidden {
                 code: "not_author",

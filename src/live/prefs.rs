@@ -90,6 +90,17 @@ impl PrefsSocket {
             );
             return conn.error(id, &e);
         }
+        // A socket write is a write: it spends the same per-user budget as HTTP writes.
+        if let Err(wait) = conn
+            .app
+            .writes
+            .take(conn.user.id, std::time::Instant::now())
+        {
+            let e = ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            };
+            return conn.error(id, &e);
+        }
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             return conn.error(id, &ApiError::Busy);
         };
@@ -107,8 +118,10 @@ impl PrefsSocket {
                 Ok(()) => frame::ack(id),
                 Err(e) => frame::error(id, &ApiError::from(e)),
             };
-            hub.push(me, reply);
+            // Freed before the reply goes out: a client that waits for its acks never sees
+            // `busy` from writes it already saw answered.
             drop(permit);
+            hub.push(me, reply);
         });
     }
 }

@@ -129,6 +129,9 @@ pub enum DurableWrite {
     },
 }
 
+/// Preferences one user keeps: UI settings, not storage.
+pub const MAX_PREFS: i64 = 100;
+
 /// Which uniqueness rule a write broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Conflict {

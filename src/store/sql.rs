@@ -165,10 +165,21 @@ macro_rules! shared_store_impl {
             async fn apply_writes(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 writes: &[crate::store::DurableWrite],
-            ) -> Result<(), sqlx::Error> {
+            ) -> crate::store::StoreResult<()> {
                 for w in writes {
                     match w {
                         crate::store::DurableWrite::UserPref { user_id, key, value, at } => {
+                            // A new key past the cap is refused; changing a kept one is not.
+                            let (others,): (i64,) = sqlx::query_as(
+                                "SELECT COUNT(*) FROM user_prefs WHERE user_id = $1 AND pref_key <> $2",
+                            )
+                            .bind(user_id.0)
+                            .bind(key)
+                            .fetch_one(&mut **tx)
+                            .await?;
+                            if others >= crate::store::MAX_PREFS {
+                                return Err(crate::store::StoreError::Rule(crate::store::Rule::PrefLimit));
+                            }
                             sqlx::query(
                                 "INSERT INTO user_prefs (user_id, pref_key, pref_value, updated_at) \
                                  VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, pref_key) DO UPDATE \

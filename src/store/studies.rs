@@ -62,6 +62,10 @@ pub enum Rule {
     AssigneeNotMember,
     #[error("it was changed since it was read; read it again")]
     Stale,
+    #[error("a user keeps at most 100 preferences")]
+    PrefLimit,
+    #[error("you withdrew from this study a moment ago; apply again later")]
+    ReapplyTooSoon { retry_after_secs: u64 },
 }
 
 /// The live state a `Study` actor loads.

@@ -265,3 +265,75 @@ async fn slow_uploads_are_dropped_and_one_user_cannot_take_every_slot() {
     assert_eq!(st, 201, "the slots were freed");
     s.shutdown().await;
 }
+
+fn pref(i: usize, key: &str) -> String {
+    json!({ "type": "prefs.set", "id": i, "key": key, "value": "v".repeat(100) }).to_string()
+}
+
+/// A user keeps at most 100 preferences; changing a kept one is fine.
+#[actix_rt::test]
+async fn preferences_are_capped() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--write-burst", "500"]).await;
+    let me = signup(&s).await;
+    let mut ws = ws_connect(&s, &me.cookie).await;
+    hello(&mut ws).await;
+    let mut acks = 0;
+    // In rounds under the 64 writes a socket may have in flight, and paced under the
+    // socket message rate (a burst of 100, 50 a second).
+    for round in [0..50, 50..100, 100..101] {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let n = round.len();
+        for i in round {
+            send_text(&mut ws, pref(i, &format!("k{i}"))).await;
+        }
+        for _ in 0..n {
+            let f = next_json(&mut ws).await;
+            match f["type"].as_str() {
+                Some("ack") => acks += 1,
+                _ => assert_eq!(
+                    (f["id"].as_u64(), f["error"].as_str()),
+                    (Some(100), Some("pref_limit")),
+                    "{f}"
+                ),
+            }
+        }
+    }
+    assert_eq!(acks, 100);
+    send_text(&mut ws, pref(200, "k0")).await;
+    assert_eq!(
+        next_json(&mut ws).await["type"],
+        "ack",
+        "a kept key may change"
+    );
+    let (_, prefs) = get(&s, "/api/me/prefs", Some(&me.cookie)).await;
+    assert_eq!(prefs["prefs"].as_object().unwrap().len(), 100);
+    s.shutdown().await;
+}
+
+/// Socket writes spend the same per-user budget as HTTP writes.
+#[actix_rt::test]
+async fn socket_writes_spend_the_http_write_budget() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--write-burst", "5"]).await;
+    let me = signup(&s).await;
+    let mut ws = ws_connect(&s, &me.cookie).await;
+    hello(&mut ws).await;
+    for i in 0..8 {
+        send_text(&mut ws, pref(i, "k")).await;
+    }
+    let mut limited = 0;
+    for _ in 0..8 {
+        if next_json(&mut ws).await["error"] == "rate_limited" {
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 3,
+        "only the burst of 5 went through: {limited} refused"
+    );
+    let body = crate::studies::study_body("x", &[], 5, "2027-02-01");
+    let (st, _, _) = post(&s, "/api/studies", body, Some(&me.cookie)).await;
+    assert_eq!(st, 429, "and HTTP writes see the budget spent");
+    s.shutdown().await;
+}
