@@ -197,15 +197,35 @@ macro_rules! studies_store_impl {
                 let mut out = Vec::with_capacity(list.len());
                 for n in list {
                     let payload = n.payload.to_string();
-                    let (id,): (i64,) = sqlx::query_as(
-                        "INSERT INTO notifications (user_id, kind, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    // Inserted unless an unread one with the same collapse key exists (the
+                    // unique partial index decides, so two racing writers cannot both insert);
+                    // then that one is updated instead and not pushed again.
+                    let inserted: Option<(i64,)> = sqlx::query_as(
+                        "INSERT INTO notifications (user_id, kind, payload, created_at, collapse_key) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (user_id, collapse_key) WHERE read_at IS NULL AND collapse_key IS NOT NULL \
+                         DO NOTHING RETURNING id",
                     )
                     .bind(n.user_id.0)
                     .bind(n.kind)
                     .bind(&payload)
                     .bind(now)
-                    .fetch_one(&mut *c)
+                    .bind(&n.collapse_key)
+                    .fetch_optional(&mut *c)
                     .await?;
+                    let Some((id,)) = inserted else {
+                        sqlx::query(
+                            "UPDATE notifications SET payload = $1, created_at = $2 \
+                             WHERE user_id = $3 AND collapse_key = $4 AND read_at IS NULL",
+                        )
+                        .bind(&payload)
+                        .bind(now)
+                        .bind(n.user_id.0)
+                        .bind(&n.collapse_key)
+                        .execute(&mut *c)
+                        .await?;
+                        continue;
+                    };
                     out.push(Notification {
                         id: NotificationId(id),
                         kind: n.kind.to_string(),
@@ -468,6 +488,7 @@ macro_rules! studies_store_impl {
                             user_id: UserId(u),
                             kind: "study_status_changed",
                             payload: serde_json::json!({ "study_id": id, "study_title": title, "status": to }),
+                            collapse_key: Some(format!("study_status_changed:{id}")),
                         })
                         .collect();
                     let out = notify_in(&mut tx, &list, now).await?;
@@ -561,6 +582,22 @@ macro_rules! studies_store_impl {
                     if count >= capacity {
                         return Err(err(Rule::StudyFull));
                     }
+                    // Applying again right after withdrawing waits out a cool-down, so nobody
+                    // can flood a leader with apply/withdraw rounds.
+                    let (withdrawn,): (Option<i64>,) = sqlx::query_as(
+                        "SELECT MAX(decided_at) FROM applications WHERE study_id = $1 AND user_id = $2 AND status = 'withdrawn'",
+                    )
+                    .bind(id.0)
+                    .bind(applicant.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if let Some(at) = withdrawn {
+                        let wait = at + crate::studies::REAPPLY_COOLDOWN_MS - now;
+                        if wait > 0 {
+                            let retry_after_secs = (wait as u64).div_ceil(1000);
+                            return Err(err(Rule::ReapplyTooSoon { retry_after_secs }));
+                        }
+                    }
                     let (app_id,): (i64,) = sqlx::query_as(
                         "INSERT INTO applications (study_id, user_id, message, status, created_at) \
                          VALUES ($1, $2, $3, 'pending', $4) RETURNING id",
@@ -582,6 +619,7 @@ macro_rules! studies_store_impl {
                             "study_id": id, "study_title": title, "application_id": app_id,
                             "applicant": { "id": applicant, "display_name": name },
                         }),
+                        collapse_key: Some(format!("application_received:{id}:{applicant}")),
                     };
                     let out = notify_in(&mut tx, &[n], now).await?;
                     let a = app_by_id(&mut tx, id.0, app_id).await?.expect("just inserted");
@@ -693,6 +731,7 @@ macro_rules! studies_store_impl {
                             "study_id": id, "study_title": title, "application_id": app_id,
                             "accepted": accept, "reason": reason,
                         }),
+                        collapse_key: None,
                     };
                     let out = notify_in(&mut tx, &[n], now).await?;
                     let a = app_by_id(&mut tx, id.0, app_id.0).await?.expect("exists");
@@ -759,6 +798,7 @@ macro_rules! studies_store_impl {
                         user_id: member,
                         kind: "removed_from_study",
                         payload: serde_json::json!({ "study_id": id, "study_title": title, "banned": ban }),
+                        collapse_key: None,
                     };
                     let out = notify_in(&mut tx, &[n], now).await?;
                     tx.commit().await?;
@@ -823,6 +863,7 @@ macro_rules! studies_store_impl {
                             "study_id": id, "study_title": rev.study_title, "review_id": rid,
                             "author": { "id": author, "display_name": rev.author.display_name }, "rating": rating,
                         }),
+                        collapse_key: Some(format!("review_received:{id}:{author}")),
                     };
                     let out = notify_in(&mut tx, &[n], now).await?;
                     tx.commit().await?;

@@ -238,6 +238,7 @@ macro_rules! tasks_store_impl {
                         "task_title": task.title,
                         "by": { "id": by, "display_name": name },
                     }),
+                    collapse_key: Some(format!("task_assigned:{}:{by}", task.id)),
                 };
                 Ok(notify_in(c, &[note], now).await?)
             }

@@ -213,12 +213,19 @@ pub struct Notification {
     pub user_id: crate::ids::UserId,
 }
 
+/// After withdrawing an application, applying to the same study again waits this long: a
+/// person changing their mind is fine; an apply/withdraw loop notifying the leader is not.
+pub const REAPPLY_COOLDOWN_MS: i64 = 10 * 60 * 1000;
+
 /// A notification to store (in the same transaction as its cause) and then push.
 #[derive(Debug, Clone)]
 pub struct NewNotification {
     pub user_id: crate::ids::UserId,
     pub kind: &'static str,
     pub payload: serde_json::Value,
+    /// Notifications with the same key for the same user collapse into one unread row (the
+    /// later one updates it and is not pushed again): `kind:thing:who`.
+    pub collapse_key: Option<String>,
 }
 
 /// Which page of the study list, and how it is filtered and sorted.

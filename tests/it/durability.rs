@@ -98,8 +98,9 @@ async fn acked_writes_survive_kill_9(db: Db) {
         hello(&mut c).await;
         tabs.push(c);
     }
-    // Under the per-socket in-flight bound (64), so no write is refused as busy.
-    let per_tab = 60;
+    // Under the per-socket in-flight bound (64), the user's socket rate (a burst of 100),
+    // write budget (120) and preference cap (100), so no write is refused.
+    let per_tab = 24;
     for (t, c) in tabs.iter_mut().enumerate() {
         for i in 0..per_tab {
             send_text(c, json!({ "type": "prefs.set", "id": format!("{t}-{i}"), "key": format!("k{t}-{i}"), "value": format!("v{i}") }).to_string()).await;

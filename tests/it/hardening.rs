@@ -337,3 +337,108 @@ async fn socket_writes_spend_the_http_write_budget() {
     assert_eq!(st, 429, "and HTTP writes see the budget spent");
     s.shutdown().await;
 }
+
+async fn inbox(
+    s: &studyon::server::RunningServer,
+    who: &Session,
+    kind: &str,
+) -> Vec<serde_json::Value> {
+    let (st, list) = get(s, "/api/notifications", Some(&who.cookie)).await;
+    assert_eq!(st, 200, "{list}");
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// Applying and withdrawing over and over cannot flood the leader: applying again within
+/// the cool-down is refused (429 with Retry-After), and a repeated mention from one member
+/// collapses into the one unread notification until it is read.
+async fn notification_floods_collapse(b: &Backend) {
+    let s = start(b, &[]).await;
+    let (leader, m, study, room) = room_with_members(&s, 1).await;
+    let applicant = signup(&s).await;
+    let app = crate::studies::apply(&s, study, &applicant).await;
+    let withdraw = format!("/api/studies/{study}/applications/{app}/withdraw");
+    let (st, _, _) = post(&s, &withdraw, json!({}), Some(&applicant.cookie)).await;
+    assert_eq!(st, 200);
+    let (st, e, headers) = post(
+        &s,
+        &format!("/api/studies/{study}/applications"),
+        json!({ "message": "again" }),
+        Some(&applicant.cookie),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (429, Some("rate_limited")),
+        "{e}"
+    );
+    let wait = retry_after(&headers);
+    assert!((590..=600).contains(&wait), "{wait}");
+    let from_applicant = inbox(&s, &leader, "application_received")
+        .await
+        .into_iter()
+        .filter(|n| n["payload"]["applicant"]["id"] == applicant.user["id"])
+        .count();
+    assert_eq!(from_applicant, 1);
+
+    let (mut ws, _) = crate::chat::join(&s, &m[0], room, None).await;
+    let mention = |i: usize| {
+        json!({ "type": "chat.send", "id": i, "room_id": room, "client_id": format!("m{i}"),
+                "body": format!("@{} look {i}", leader.login_id) })
+        .to_string()
+    };
+    for i in 0..3 {
+        send_text(&mut ws, mention(i)).await;
+        crate::chat::next_of(&mut ws, "chat.ack").await;
+    }
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = inbox(&s, &leader, "chat_mention").await;
+        if seen.len() == 1
+            && seen[0]["payload"]["excerpt"]
+                .as_str()
+                .is_some_and(|e| e.ends_with('2'))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.len(),
+        1,
+        "three mentions, one unread notification: {seen:?}"
+    );
+    assert!(
+        seen[0]["payload"]["excerpt"]
+            .as_str()
+            .unwrap()
+            .ends_with('2'),
+        "it shows the latest"
+    );
+    // Once read, the next mention is a new notification.
+    let id = seen[0]["id"].as_i64().unwrap();
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/notifications/{id}/read"),
+        json!({}),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert!(st == 200 || st == 204, "{st}");
+    send_text(&mut ws, mention(3)).await;
+    crate::chat::next_of(&mut ws, "chat.ack").await;
+    for _ in 0..50 {
+        if inbox(&s, &leader, "chat_mention").await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(inbox(&s, &leader, "chat_mention").await.len(), 2);
+    s.shutdown().await;
+}
+both_backends!(notification_floods_collapse);

@@ -154,9 +154,11 @@ both_backends!(batches_commit_all_or_nothing);
 async fn persister_acks_after_commit_and_isolates_bad_writes(b: &Backend) {
     let st = open(b).await;
     let u = st.create_user(&new_user("gc", "GC")).await.unwrap();
+    let u2 = st.create_user(&new_user("gc2", "GC2")).await.unwrap();
     let p = studyon::persist::Persister::start(st.clone(), 1024);
+    // Two users, a hundred preferences each (the most one user keeps).
     let good = |i: i64| DurableWrite::UserPref {
-        user_id: u.id,
+        user_id: if i < 100 { u.id } else { u2.id },
         key: format!("k{i}"),
         value: format!("v{i}"),
         at: i,
@@ -185,7 +187,8 @@ async fn persister_acks_after_commit_and_isolates_bad_writes(b: &Backend) {
             assert!(r.is_ok(), "good write {i} succeeds beside a bad one: {r:?}");
         }
     }
-    assert_eq!(st.user_prefs(u.id).await.unwrap().len(), 200);
+    assert_eq!(st.user_prefs(u.id).await.unwrap().len(), 100);
+    assert_eq!(st.user_prefs(u2.id).await.unwrap().len(), 100);
     p.shutdown().await;
     let late = DurableWrite::UserPref {
         user_id: u.id,

@@ -333,7 +333,7 @@ both_backends!(browse_search_and_keyset_paging);
 
 async fn membership_lifecycle(b: &Backend) {
     let s = start(b, &[]).await;
-    let [leader, ann, bob, cho] = signups(&s).await;
+    let [leader, ann, bob, cho, dan] = signups(&s).await;
     let id = create_study(
         &s,
         &leader.cookie,
@@ -417,6 +417,15 @@ async fn membership_lifecycle(b: &Backend) {
         (st, body["application"]["status"].as_str()),
         (200, Some("withdrawn"))
     );
+    // Applying again waits out a cool-down (no apply/withdraw flood of the leader's inbox).
+    let (st, body, _) = post(
+        &s,
+        &format!("/api/studies/{id}/applications"),
+        json!({}),
+        Some(&cho.cookie),
+    )
+    .await;
+    assert_eq!((st, body["error"].as_str()), (429, Some("rate_limited")));
 
     // The leader cannot leave before handing over; transfer, then the old leader leaves.
     let (st, body, _) = post(
@@ -468,23 +477,23 @@ async fn membership_lifecycle(b: &Backend) {
     );
 
     // Remove with a ban: the user cannot apply again.
-    let c2 = apply(&s, id, &cho).await;
+    let c2 = apply(&s, id, &dan).await;
     assert_eq!(decide(&s, id, c2, true, &ann).await.0, 200);
     let (st, _, _) = post(
         &s,
-        &format!("/api/studies/{id}/members/{}/remove", uid(&cho)),
+        &format!("/api/studies/{id}/members/{}/remove", uid(&dan)),
         json!({ "ban": true }),
         Some(&ann.cookie),
     )
     .await;
     assert_eq!(st, 204);
-    let (_, n) = get(&s, "/api/notifications", Some(&cho.cookie)).await;
+    let (_, n) = get(&s, "/api/notifications", Some(&dan.cookie)).await;
     assert_eq!(n["items"][0]["kind"], "removed_from_study");
     let (st, body, _) = post(
         &s,
         &format!("/api/studies/{id}/applications"),
         json!({}),
-        Some(&cho.cookie),
+        Some(&dan.cookie),
     )
     .await;
     assert_eq!((st, body["error"].as_str()), (403, Some("banned")));

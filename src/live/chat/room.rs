@@ -309,6 +309,8 @@ impl ChatRoom {
                         excerpt: msg.body.chars().take(100).collect(),
                     })
                     .expect("payloads serialize"),
+                    // One unread mention per room and author, however many they write.
+                    collapse_key: Some(format!("chat_mention:{}:{}", self.id, p.author.id)),
                 });
             }
             self.typing.remove(&p.author.id);
