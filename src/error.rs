@@ -251,6 +251,10 @@ impl From<Rule> for ApiError {
                 code: "not_author",
                 message,
             },
+            Rule::NotCreator => ApiError::Forbidden {
+                code: "not_creator",
+                message,
+            },
             Rule::AssigneeNotMember => ApiError::Validation {
                 field: "assignee_id",
                 message,

@@ -285,6 +285,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
         Study(MEMBERS),
         web::patch().to(tasks::edit),
     );
+    // Deleting a task is for its creator and the leader: both are members, so the table
+    // says members and the store checks who created it.
     t.add(
         "delete",
         "/api/studies/{study_id}/tasks/{task_id}",

@@ -62,6 +62,8 @@ pub enum Rule {
     AssigneeNotMember,
     #[error("it was changed since it was read; read it again")]
     Stale,
+    #[error("only the one who created it or the leader may delete a task")]
+    NotCreator,
     #[error("a user keeps at most 100 preferences")]
     PrefLimit,
     #[error("you withdrew from this study a moment ago; apply again later")]

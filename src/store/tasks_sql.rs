@@ -403,8 +403,13 @@ macro_rules! tasks_store_impl {
 
                 async fn delete_task(&self, study: StudyId, task: TaskId, user: UserId) -> StoreResult<RemovedObjects> {
                     let mut tx = self.begin_write().await?;
-                    member(&mut tx, study, user).await?;
-                    load_task(&mut tx, study, task).await?;
+                    let role = member(&mut tx, study, user).await?;
+                    let t = load_task(&mut tx, study, task).await?;
+                    // Members create, edit and complete; deleting (with every post and file
+                    // under it) is for the one who created it and the leader.
+                    if role != Role::Leader && t.created_by.id != user {
+                        return Err(rule(Rule::NotCreator));
+                    }
                     let keys = remove_files(&mut tx, study, "f.post_id IN (SELECT p.id FROM posts p WHERE p.task_id = $2)", task.0).await?;
                     sqlx::query("DELETE FROM tasks WHERE id = $1").bind(task.0).execute(&mut *tx).await?;
                     tx.commit().await?;

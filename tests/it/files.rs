@@ -727,7 +727,7 @@ async fn uploads_and_downloads(objects: Objects) {
         delete(
             &s,
             &format!("/api/studies/{id}/tasks/{task}"),
-            Some(&member.cookie)
+            Some(&author.cookie)
         )
         .await
         .0,

@@ -839,7 +839,8 @@ async fn authorization_matrix(b: &Backend) {
                 0
             };
             // Routes about tasks, posts and files get one of each in this study. Writing a
-            // post or a file is the author's; a member or leader persona acts on their own.
+            // post or a file, and deleting a task, is its author's; a member or leader
+            // persona acts on their own.
             let author = if matches!(role, Role::Member | Role::Leader) {
                 who.unwrap()
             } else {
@@ -849,7 +850,7 @@ async fn authorization_matrix(b: &Backend) {
                 || spec.path.contains("{post_id}")
                 || spec.path.contains("{file_id}")
             {
-                let t = crate::tasks::new_task(&s, id, &leader, json!({ "title": "m" })).await;
+                let t = crate::tasks::new_task(&s, id, author, json!({ "title": "m" })).await;
                 let t = t["id"].as_i64().unwrap();
                 let p = crate::tasks::new_post(&s, id, t, author, "m", "").await;
                 let p = p["id"].as_i64().unwrap();

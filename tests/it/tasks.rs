@@ -66,8 +66,8 @@ fn titles(v: &Value) -> Vec<String> {
 
 async fn tasks_board_filters_and_edits(b: &Backend) {
     let s = start(b, &[]).await;
-    let [leader, member, outsider] = signups(&s).await;
-    let id = study_with_members(&s, &leader, &[&member]).await;
+    let [leader, member, outsider, bystander] = signups(&s).await;
+    let id = study_with_members(&s, &leader, &[&member, &bystander]).await;
     let base = format!("/api/studies/{id}/tasks");
 
     new_task(&s, id, &member, json!({ "title": "undated" })).await;
@@ -189,7 +189,23 @@ async fn tasks_board_filters_and_edits(b: &Backend) {
     assert_eq!(delete(&s, &other_path, Some(&outsider.cookie)).await.0, 404);
     assert_eq!(get(&s, &base, Some(&member.cookie)).await.1, before);
 
-    // Any member deletes.
+    // Deleting is for the task's creator and the leader: another member is refused.
+    let (st, e) = delete(
+        &s,
+        &format!("{base}/{}", late["id"]),
+        Some(&bystander.cookie),
+    )
+    .await;
+    assert_eq!((st, e["error"].as_str()), (403, Some("not_creator")), "{e}");
+    let extra = new_task(&s, id, &member, json!({ "title": "extra" })).await;
+    assert_eq!(
+        delete(&s, &format!("{base}/{}", extra["id"]), Some(&leader.cookie))
+            .await
+            .0,
+        204,
+        "the leader deletes a member's task"
+    );
+    // The creator deletes.
     assert_eq!(
         delete(&s, &format!("{base}/{}", late["id"]), Some(&member.cookie))
             .await
@@ -416,12 +432,12 @@ async fn posts_search_paging_and_authorship(b: &Backend) {
     .await;
     assert_eq!(st, 404);
 
-    // Deleting the task takes its posts.
+    // Deleting the task (the leader may) takes its posts.
     assert_eq!(
         delete(
             &s,
             &format!("/api/studies/{id}/tasks/{tid}"),
-            Some(&bob.cookie)
+            Some(&leader.cookie)
         )
         .await
         .0,

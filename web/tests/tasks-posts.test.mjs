@@ -210,6 +210,9 @@ test('task board live, post with highlighted code and an attachment that downloa
   await mTask.getByRole('button', { name: EN.reopen }).click();
   await lBoard.locator(`[data-testid="task"][data-task-id="${taskId}"][data-status="open"]`).waitFor({ timeout: LIVE_TIMEOUT_MS });
   assert.ok(await stillSamePage(mp), 'the member page was never reloaded');
+  // Deleting is for the task's creator and the leader: the member's card has no button for it.
+  assert.equal(await mTask.getByRole('button', { name: /^Delete/ }).count(), 0);
+  assert.equal(await lTask.getByRole('button', { name: /^Delete/ }).count(), 1);
 
   // ---- an edit sends only what the form changed: a change made meanwhile is kept ----
   await lTask.getByRole('button', { name: EN.editTask }).click();

@@ -1,7 +1,8 @@
 // Pieces shared by the task board and the task page: status badge, the
 // due/assignee line and the complete/reopen/edit/delete controls.
 import * as api from '../api';
-import type { Task } from '../api';
+import type { Member, Task } from '../api';
+import { useApp } from '../context';
 import { useSubmit } from '../forms';
 import { errorMessage, useI18n } from '../i18n';
 import { isOverdue } from '../tasks';
@@ -51,14 +52,26 @@ export function TaskMeta({ task }: { task: Task }) {
 
 interface ControlsProps {
   task: Task;
+  /** The study's members, to know who leads it. */
+  members: Member[];
   onChanged: (task: Task) => void;
   onDeleted: () => void;
   onEdit: () => void;
 }
 
-/** Complete / reopen, edit, delete (with a confirmation step). Any member may use them. */
-export function TaskControls({ task, onChanged, onDeleted, onEdit }: ControlsProps) {
+/** Whether the signed-in user may delete the task: its creator or the study's leader (the
+ * server decides; this only hides a button that would be refused). */
+export function canDeleteTask(task: Task, members: Member[], me: number | undefined): boolean {
+  if (me === undefined) return false;
+  return task.created_by.id === me || members.some((m) => m.role === 'leader' && m.user.id === me);
+}
+
+/** Complete / reopen and edit (any member); delete (its creator and the leader), with a
+ * confirmation step. */
+export function TaskControls({ task, members, onChanged, onDeleted, onEdit }: ControlsProps) {
   const { t } = useI18n();
+  const { user } = useApp();
+  const mayDelete = canDeleteTask(task, members, user?.id);
   const { busy, error, run } = useSubmit();
   const toggle = () =>
     run(async () => onChanged(await api.updateTask(task.study_id, task.id, { status: task.status === 'done' ? 'open' : 'done' })));
@@ -79,19 +92,21 @@ export function TaskControls({ task, onChanged, onDeleted, onEdit }: ControlsPro
           {t('task.edit')}
           <span class="sr-only">: {task.title}</span>
         </Button>
-        <ConfirmDelete
-          label={
-            <>
-              {t('task.delete')}
-              <span class="sr-only">: {task.title}</span>
-            </>
-          }
-          question={t('task.deleteConfirm')}
-          yes={t('task.deleteYes')}
-          busy={busy}
-          disabled={busy}
-          onConfirm={remove}
-        />
+        {mayDelete && (
+          <ConfirmDelete
+            label={
+              <>
+                {t('task.delete')}
+                <span class="sr-only">: {task.title}</span>
+              </>
+            }
+            question={t('task.deleteConfirm')}
+            yes={t('task.deleteYes')}
+            busy={busy}
+            disabled={busy}
+            onConfirm={remove}
+          />
+        )}
       </div>
       {error && <ErrorAlert>{errorMessage(error, 'task')}</ErrorAlert>}
     </div>

@@ -145,7 +145,7 @@ export function TaskBoard({ studyId, members }: { studyId: number; members: Memb
                 />
               </div>
             ) : (
-              <TaskCard task={task} onChanged={put} onDeleted={() => drop(task.id)} onEdit={() => setEditing(task.id)} />
+              <TaskCard task={task} members={members} onChanged={put} onDeleted={() => drop(task.id)} onEdit={() => setEditing(task.id)} />
             )}
           </li>
         ))}
@@ -154,7 +154,19 @@ export function TaskBoard({ studyId, members }: { studyId: number; members: Memb
   );
 }
 
-function TaskCard({ task, onChanged, onDeleted, onEdit }: { task: Task; onChanged: (t: Task) => void; onDeleted: () => void; onEdit: () => void }) {
+function TaskCard({
+  task,
+  members,
+  onChanged,
+  onDeleted,
+  onEdit,
+}: {
+  task: Task;
+  members: Member[];
+  onChanged: (t: Task) => void;
+  onDeleted: () => void;
+  onEdit: () => void;
+}) {
   return (
     <article data-testid="task" data-task-id={task.id} data-status={task.status} class="flex flex-col gap-2 rounded-md border border-slate-200 p-3">
       <div class="flex flex-wrap items-start justify-between gap-2">
@@ -173,7 +185,7 @@ function TaskCard({ task, onChanged, onDeleted, onEdit }: { task: Task; onChange
         <TaskStatusBadge task={task} />
       </div>
       <TaskMeta task={task} />
-      <TaskControls task={task} onChanged={onChanged} onDeleted={onDeleted} onEdit={onEdit} />
+      <TaskControls task={task} members={members} onChanged={onChanged} onDeleted={onDeleted} onEdit={onEdit} />
     </article>
   );
 }

@@ -97,7 +97,7 @@ export function TaskDetailPage({ studyId, taskId }: { studyId: number; taskId: n
               onCancel={() => setEditing(false)}
             />
           ) : (
-            <TaskControls task={task} onChanged={setTask} onDeleted={() => navigate(`/studies/${studyId}`)} onEdit={() => setEditing(true)} />
+            <TaskControls task={task} members={load.members} onChanged={setTask} onDeleted={() => navigate(`/studies/${studyId}`)} onEdit={() => setEditing(true)} />
           )}
         </article>
         <PostList studyId={studyId} taskId={taskId} />
