@@ -245,6 +245,8 @@ impl From<Rule> for ApiError {
             Rule::AttachmentLimit => conflict("attachment_limit"),
             Rule::Stale => conflict("edit_conflict"),
             Rule::PrefLimit => conflict("pref_limit"),
+            Rule::NotStudyMates => conflict("not_study_mates"),
+            Rule::ReviewNotOpen => conflict("review_not_open"),
             Rule::ReapplyTooSoon { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
             Rule::QuotaExceeded => ApiError::QuotaExceeded,
             Rule::NotAuthor => ApiError::Forbidden {

@@ -62,6 +62,10 @@ pub enum Rule {
     AssigneeNotMember,
     #[error("it was changed since it was read; read it again")]
     Stale,
+    #[error("you were not members together while the study was in progress")]
+    NotStudyMates,
+    #[error("reviews open once the study is completed or one of you has left it")]
+    ReviewNotOpen,
     #[error("only the one who created it or the leader may delete a task")]
     NotCreator,
     #[error("a user keeps at most 100 preferences")]

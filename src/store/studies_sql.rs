@@ -470,12 +470,19 @@ macro_rules! studies_store_impl {
                     if !from.can_become(to) {
                         return Err(err(Rule::InvalidTransition));
                     }
-                    sqlx::query("UPDATE studies SET status = $1, updated_at = $2 WHERE id = $3")
-                        .bind(to.as_str())
-                        .bind(now)
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await?;
+                    // The in-progress period (for reviews) starts the first time the study goes
+                    // in progress and ends when it completes.
+                    sqlx::query(
+                        "UPDATE studies SET status = $1, updated_at = $2, \
+                         progress_started_at = CASE WHEN $1 = 'in_progress' THEN COALESCE(progress_started_at, $2) ELSE progress_started_at END, \
+                         completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END \
+                         WHERE id = $3",
+                    )
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
                     let members: Vec<(i64,)> = sqlx::query_as(
                         "SELECT user_id FROM memberships WHERE study_id = $1 AND left_at IS NULL AND role = 'member'",
                     )
@@ -818,19 +825,42 @@ macro_rules! studies_store_impl {
                         return Err(err(Rule::SelfReview));
                     }
                     let mut tx = self.begin_write().await?;
-                    // Both must belong, or have belonged, to the study.
-                    let count = |u: UserId| {
-                        sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM memberships WHERE study_id = $1 AND user_id = $2")
-                            .bind(id.0)
-                            .bind(u.0)
+                    // Reviews are between people who were members together while the study was
+                    // in progress, once it is completed or one of them has left. Someone the
+                    // study banned reviews nobody in it.
+                    let stint = |u: UserId| {
+                        sqlx::query_as::<_, (i64, Option<i64>)>(
+                            "SELECT joined_at, left_at FROM memberships WHERE study_id = $1 AND user_id = $2",
+                        )
+                        .bind(id.0)
+                        .bind(u.0)
                     };
-                    let (a,) = count(author).fetch_one(&mut *tx).await?;
-                    if a == 0 {
+                    let Some(mine) = stint(author).fetch_optional(&mut *tx).await? else {
                         return Err(err(Rule::NotFound));
-                    }
-                    let (r,) = count(reviewee).fetch_one(&mut *tx).await?;
-                    if r == 0 {
+                    };
+                    let Some(theirs) = stint(reviewee).fetch_optional(&mut *tx).await? else {
                         return Err(err(Rule::NotAMember));
+                    };
+                    let (banned,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM study_bans WHERE study_id = $1 AND user_id = $2")
+                            .bind(id.0)
+                            .bind(author.0)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if banned > 0 {
+                        return Err(err(Rule::Banned));
+                    }
+                    let (started, completed): (Option<i64>, Option<i64>) =
+                        sqlx::query_as("SELECT progress_started_at, completed_at FROM studies WHERE id = $1")
+                            .bind(id.0)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let together = crate::studies::rules::served_together(mine, theirs, started, completed);
+                    if !together {
+                        return Err(err(Rule::NotStudyMates));
+                    }
+                    if completed.is_none() && mine.1.is_none() && theirs.1.is_none() {
+                        return Err(err(Rule::ReviewNotOpen));
                     }
                     let (dup,): (i64,) = sqlx::query_as(
                         "SELECT COUNT(*) FROM reviews WHERE study_id = $1 AND author_id = $2 AND reviewee_id = $3",

@@ -386,3 +386,52 @@ mod tests {
         assert_eq!(reason(Some("  ".into())).unwrap(), None);
     }
 }
+
+/// Whether two memberships (`(joined_at, left_at)`) overlapped while the study was in
+/// progress (from `started` until `completed`, or still). A study that never went in
+/// progress had no such time.
+pub fn served_together(
+    a: (i64, Option<i64>),
+    b: (i64, Option<i64>),
+    started: Option<i64>,
+    completed: Option<i64>,
+) -> bool {
+    let Some(started) = started else {
+        return false;
+    };
+    let from = a.0.max(b.0).max(started);
+    let until = [a.1, b.1, completed]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(i64::MAX);
+    from < until
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::served_together;
+
+    #[test]
+    fn members_served_together_only_if_their_stints_overlap_the_progress_period() {
+        // Both joined before it started, still there, study ongoing.
+        assert!(served_together((1, None), (2, None), Some(10), None));
+        // Never went in progress.
+        assert!(!served_together((1, None), (2, None), None, None));
+        // One left before it started (a member banned while recruiting).
+        assert!(!served_together((1, Some(5)), (2, None), Some(10), None));
+        // One joined after it completed.
+        assert!(!served_together((1, None), (30, None), Some(10), Some(20)));
+        // Their stints do not overlap each other, though each overlaps the period.
+        assert!(!served_together((1, Some(12)), (15, None), Some(10), None));
+        // Overlap inside the period.
+        assert!(served_together(
+            (1, Some(18)),
+            (15, None),
+            Some(10),
+            Some(20)
+        ));
+        // Touching at one instant is not time together.
+        assert!(!served_together((1, Some(15)), (15, None), Some(10), None));
+    }
+}

@@ -605,17 +605,31 @@ both_backends!(the_last_seat_goes_to_exactly_one);
 
 async fn reviews_and_profiles(b: &Backend) {
     let s = start(b, &[]).await;
-    let [leader, m1, m2, outsider] = signups(&s).await;
+    let [leader, m1, m2, m3, outsider] = signups(&s).await;
     let id = create_study(
         &s,
         &leader.cookie,
         study_body("Reviews", &[], 5, "2027-02-01"),
     )
     .await;
-    for m in [&m1, &m2] {
+    for m in [&m1, &m2, &m3] {
         let a = apply(&s, id, m).await;
         decide(&s, id, a, true, &leader).await;
     }
+    let status = |to: &'static str| {
+        let s = &s;
+        let cookie = leader.cookie.clone();
+        async move {
+            post(
+                s,
+                &format!("/api/studies/{id}/status"),
+                json!({ "status": to }),
+                Some(&cookie),
+            )
+            .await
+            .0
+        }
+    };
     let rv = |who: &Session, reviewee: &Session, rating: i64| {
         let cookie = who.cookie.clone();
         let body = json!({ "reviewee_id": uid(reviewee), "rating": rating, "body": "성실해요" });
@@ -630,6 +644,24 @@ async fn reviews_and_profiles(b: &Backend) {
             .await
         }
     };
+    // Not while recruiting: they have not studied together yet.
+    assert_eq!(rv(&m1, &m2, 5).await.1["error"], "not_study_mates");
+    assert_eq!(status("in_progress").await, 200);
+    // In progress, both still in it: not yet.
+    assert_eq!(rv(&m1, &m2, 5).await.1["error"], "review_not_open");
+    // A member banned by the leader reviews nobody there, but may be reviewed.
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/studies/{id}/members/{}/remove", uid(&m3)),
+        json!({ "ban": true }),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, e, _) = rv(&m3, &leader, 1).await;
+    assert_eq!((st, e["error"].as_str()), (403, Some("banned")), "{e}");
+    assert_eq!(rv(&leader, &m3, 2).await.0, 201, "one of them left");
+    assert_eq!(status("completed").await, 200);
     let (st, r, _) = rv(&m1, &m2, 5).await;
     assert_eq!(st, 201, "{r}");
     let rid = r["review"]["id"].as_i64().unwrap();
@@ -824,6 +856,19 @@ async fn authorization_matrix(b: &Backend) {
             let am = apply(&s, id, &member).await;
             decide(&s, id, am, true, &leader).await;
             let app = apply(&s, id, &applicant).await;
+            // Reviews open once members studied together and the study is completed.
+            if spec.path.ends_with("/reviews") {
+                for to in ["in_progress", "completed"] {
+                    let (st, _, _) = post(
+                        &s,
+                        &format!("/api/studies/{id}/status"),
+                        json!({ "status": to }),
+                        Some(&leader.cookie),
+                    )
+                    .await;
+                    assert_eq!(st, 200);
+                }
+            }
             // Routes about one chat room get a room of this study.
             let room = if spec.path.contains("{room_id}") {
                 let (st, r, _) = post(

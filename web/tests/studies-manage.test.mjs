@@ -3,7 +3,7 @@
 // - list page: tag filter + infinite scroll (sentinel) past the first page;
 // - leader rejects one applicant with a reason (the applicant sees it live),
 //   accepts another, changes the status (the member sees it live);
-// - the member reviews the leader (the leader's profile shows it);
+// - once the study is completed, the member reviews the leader (the leader's profile shows it);
 // - the leader removes the member with a ban (the member's open page shows
 //   the removal notice and falls back to role "none");
 // - notifications page: localized items, mark one read, mark all read.
@@ -190,6 +190,12 @@ test('manage a study: reject, accept, status, review, remove, notifications', { 
   await leader.locator('[data-testid="study-status"][data-status="in_progress"]').waitFor();
   await member.locator('[data-testid="study-status"][data-status="in_progress"]').waitFor({ timeout: LIVE_TIMEOUT_MS });
   await member.getByRole('status').filter({ hasText: `“${title}” is now In progress.` }).first().waitFor({ timeout: LIVE_TIMEOUT_MS });
+
+  // Reviews open once the study is completed: the member is told so, then the leader
+  // completes it and the member's page follows.
+  await member.getByTestId('review-not-yet').waitFor();
+  await leader.getByRole('button', { name: 'Mark as Completed', exact: true }).click();
+  await member.locator('[data-testid="study-status"][data-status="completed"]').waitFor({ timeout: LIVE_TIMEOUT_MS });
 
   // The member reviews the leader; the leader gets a live notification.
   const leaderUnread = await unread(leader);

@@ -696,6 +696,20 @@ function ReviewForm({ study, members, busy, act }: SectionProps & { members: Mem
   const [existing, setExisting] = useState<api.Review | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   if (members.length === 0) return null;
+  // Members review each other once the study is completed (the server decides; this only
+  // spares a form that would be refused).
+  if (study.status !== 'completed') {
+    return (
+      <section aria-labelledby="review-h" class={sectionClass} data-testid="review-form">
+        <h2 id="review-h" class="text-lg font-semibold">
+          {t('review.write')}
+        </h2>
+        <p class="text-sm text-slate-700" data-testid="review-not-yet">
+          {t('review.notYet')}
+        </p>
+      </section>
+    );
+  }
   const target = reviewee || String(members[0].user.id);
 
   async function submit(e: Event) {
