@@ -1,7 +1,9 @@
 //! Login throttling per account and per client IP, on top of the token-bucket core.
 //!
 //! Both buckets must have a token for an attempt to proceed; a refusal gives a
-//! `Retry-After`. State is a small map behind a mutex rather than an actor: the critical
+//! `Retry-After`. The per-account limit is for addresses that are strangers to the account:
+//! an address the account logged in from recently skips it (its per-IP limit still holds),
+//! so someone guessing a public login id slows themselves down, not the owner. State is a small map behind a mutex rather than an actor: the critical
 //! section is a few arithmetic operations on the login path, and no await happens inside it.
 
 use std::collections::HashMap;
@@ -42,8 +44,15 @@ struct Maps {
 }
 
 impl LoginThrottle {
-    /// Takes a token from both buckets or returns how long to wait.
-    pub fn check(&self, login_id: &str, ip: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+    /// Takes a token from both buckets (only the IP's for a `known` address) or returns how
+    /// long to wait.
+    pub fn check(
+        &self,
+        login_id: &str,
+        ip: Option<IpAddr>,
+        known: bool,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let mut m = self.inner.lock().expect("throttle lock");
         if m.accounts.len() + m.ips.len() > MAX_TRACKED {
             m.accounts.retain(|_, b| !b.is_full(&PER_ACCOUNT, now));
@@ -55,7 +64,11 @@ impl LoginThrottle {
             .entry(login_id.to_string())
             .or_insert_with(|| PER_ACCOUNT.bucket(now));
         let mut ipb = ip.map(|ip| *m.ips.entry(ip).or_insert_with(|| PER_IP.bucket(now)));
-        let a = acct.take(&PER_ACCOUNT, now);
+        let a = if known {
+            Ok(())
+        } else {
+            acct.take(&PER_ACCOUNT, now)
+        };
         let i = ipb.as_mut().map_or(Ok(()), |b| b.take(&PER_IP, now));
         match (a, i) {
             (Ok(()), Ok(())) => {
@@ -80,15 +93,20 @@ mod tests {
         let now = Instant::now();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         for _ in 0..5 {
-            t.check("alice", Some(ip), now).unwrap();
+            t.check("alice", Some(ip), false, now).unwrap();
         }
-        let wait = t.check("alice", Some(ip), now).unwrap_err();
+        let wait = t.check("alice", Some(ip), false, now).unwrap_err();
         assert!(wait > Duration::from_secs(10));
         // Another account from the same IP is still fine.
-        t.check("bob", Some(ip), now).unwrap();
+        t.check("bob", Some(ip), false, now).unwrap();
         // And alice can try again after the refill.
-        t.check("alice", Some(ip), now + Duration::from_secs(21))
+        t.check("alice", Some(ip), false, now + Duration::from_secs(21))
             .unwrap();
+        // From an address alice logged in from before, her account's limit does not apply.
+        for _ in 0..10 {
+            t.check("alice", Some(ip), true, now + Duration::from_secs(21))
+                .unwrap();
+        }
     }
 
     #[test]
@@ -97,13 +115,17 @@ mod tests {
         let now = Instant::now();
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         for i in 0..60 {
-            t.check(&format!("user{i}"), Some(ip), now).unwrap();
+            t.check(&format!("user{i}"), Some(ip), false, now).unwrap();
         }
-        assert!(t.check("fresh", Some(ip), now).is_err());
+        assert!(t.check("fresh", Some(ip), false, now).is_err());
+        assert!(
+            t.check("fresh", Some(ip), true, now).is_err(),
+            "the IP limit holds for known addresses"
+        );
         // A refused IP attempt did not use up "fresh"'s account bucket.
         let other: IpAddr = "10.0.0.10".parse().unwrap();
         for _ in 0..5 {
-            t.check("fresh", Some(other), now).unwrap();
+            t.check("fresh", Some(other), false, now).unwrap();
         }
     }
 }

@@ -145,7 +145,17 @@ pub async fn login(
         .take(64)
         .collect();
     let ip = client_ip::of(&req, &state.trusted_proxies);
-    if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
+    let since = now_millis() - (state.settings.session_idle_secs as i64) * 1000;
+    let known = match ip {
+        Some(ip) => {
+            state
+                .store
+                .logged_in_from(&key, &ip.to_string(), since)
+                .await?
+        }
+        None => false,
+    };
+    if let Err(wait) = state.throttle.check(&key, ip, known, Instant::now()) {
         return Err(rate_limited(wait));
     }
     let found = match rules::login_id(&body.login_id) {

@@ -266,8 +266,12 @@ pub trait Store: StudyStore + ChatStore + TaskStore + Send + Sync + 'static {
     async fn touch_session(&self, id: SessionId, now: Millis) -> StoreResult<()>;
     /// Marks the session revoked; false if it was already revoked or does not exist.
     async fn revoke_session(&self, id: SessionId, now: Millis) -> StoreResult<bool>;
-    /// Deletes sessions revoked, or idle or past their lifetime, before the given instants.
+    /// Deletes sessions revoked, or idle or past their lifetime, before the given instants
+    /// (and login addresses unused since `idle_before`).
     async fn purge_sessions(&self, idle_before: Millis, now: Millis) -> StoreResult<u64>;
+    /// Whether the account with this (normalized) login id logged in successfully from
+    /// this address since `since`.
+    async fn logged_in_from(&self, login_id: &str, ip: &str, since: Millis) -> StoreResult<bool>;
 
     /// Commits every write in one transaction; all or nothing.
     async fn commit_batch(&self, writes: &[DurableWrite]) -> StoreResult<()>;

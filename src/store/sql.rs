@@ -75,6 +75,7 @@ macro_rules! shared_store_impl {
                 &self,
                 new: &crate::store::NewSession,
             ) -> crate::store::StoreResult<crate::ids::SessionId> {
+                let mut tx = self.begin_write().await?;
                 let (id,): (i64,) = sqlx::query_as(
                     "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, \
                      expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
@@ -85,8 +86,21 @@ macro_rules! shared_store_impl {
                 .bind(new.expires_at)
                 .bind(&new.user_agent)
                 .bind(&new.ip)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?;
+                // A session is a successful login: remember where from.
+                if let Some(ip) = &new.ip {
+                    sqlx::query(
+                        "INSERT INTO login_addresses (user_id, ip, last_login_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (user_id, ip) DO UPDATE SET last_login_at = excluded.last_login_at",
+                    )
+                    .bind(new.user_id.0)
+                    .bind(ip)
+                    .bind(new.now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(crate::ids::SessionId(id))
             }
 
@@ -383,7 +397,29 @@ macro_rules! shared_store_impl {
                 idle_before: crate::store::Millis,
                 now: crate::store::Millis,
             ) -> crate::store::StoreResult<u64> {
+                // Addresses not used for a login within the idle period are forgotten too.
+                sqlx::query("DELETE FROM login_addresses WHERE last_login_at < $1")
+                    .bind(idle_before)
+                    .execute(&self.pool)
+                    .await?;
                 self.delete_dead_sessions(idle_before, now).await
+            }
+            async fn logged_in_from(
+                &self,
+                login_id: &str,
+                ip: &str,
+                since: crate::store::Millis,
+            ) -> crate::store::StoreResult<bool> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM login_addresses a JOIN users u ON u.id = a.user_id \
+                     WHERE u.login_id = $1 AND a.ip = $2 AND a.last_login_at >= $3",
+                )
+                .bind(login_id)
+                .bind(ip)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n > 0)
             }
             async fn commit_batch(
                 &self,

@@ -246,7 +246,8 @@ async fn state_changes_need_a_matching_origin() {
 #[actix_rt::test]
 async fn login_is_throttled_and_unknown_ids_look_like_wrong_passwords() {
     let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
+    // Behind a proxy on loopback, so the test can speak from several client addresses.
+    let s = start(&b, &["--trusted-proxies", "127.0.0.1"]).await;
     let me = signup(&s).await;
     let (st1, wrong_pw, _) = post(
         &s,
@@ -268,15 +269,25 @@ async fn login_is_throttled_and_unknown_ids_look_like_wrong_passwords() {
         "same answer for unknown id and wrong password"
     );
     assert_eq!(wrong_pw["error"], "invalid_credentials");
+    // A guesser from an address the account never logged in from runs into the account's
+    // limit...
+    let login_from = |from: &'static str, password: String| {
+        let (s, login_id) = (&s, me.login_id.clone());
+        async move {
+            let mut resp = client()
+                .post(format!("{}/api/auth/login", s.url()))
+                .insert_header(("Origin", origin(s)))
+                .insert_header(("X-Forwarded-For", from))
+                .send_json(&json!({ "login_id": login_id, "password": password }))
+                .await
+                .unwrap();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            (resp.status().as_u16(), body, resp.headers().clone())
+        }
+    };
     let mut limited = None;
     for _ in 0..10 {
-        let (st, body, headers) = post(
-            &s,
-            "/api/auth/login",
-            json!({ "login_id": me.login_id, "password": "wrong password!" }),
-            None,
-        )
-        .await;
+        let (st, body, headers) = login_from("203.0.113.66", "wrong password!".into()).await;
         if st == 429 {
             limited = Some((body, headers));
             break;
@@ -286,15 +297,12 @@ async fn login_is_throttled_and_unknown_ids_look_like_wrong_passwords() {
     assert_eq!(body["error"], "rate_limited");
     let retry = retry_after(&headers);
     assert!(retry >= 1);
-    // Even the right password is refused while throttled.
-    let (st, _, _) = post(
-        &s,
-        "/api/auth/login",
-        json!({ "login_id": me.login_id, "password": me.password }),
-        None,
-    )
-    .await;
+    // ...and so does anyone else at an unknown address, even with the right password...
+    let (st, _, _) = login_from("198.51.100.7", me.password.clone()).await;
     assert_eq!(st, 429);
+    // ...but the owner, at the address they signed up from, is not locked out.
+    let (st, body, _) = login_from("127.0.0.1", me.password.clone()).await;
+    assert_eq!(st, 200, "{body}");
     s.shutdown().await;
 }
 
