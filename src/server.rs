@@ -61,7 +61,6 @@ pub struct AppState {
     /// Origins accepted for state-changing requests and socket upgrades.
     pub origins: Vec<String>,
     pub metrics: PrometheusHandle,
-    pub cookie_name: &'static str,
     /// File bytes (local directory or S3).
     pub objects: Arc<dyn ObjectStore>,
     /// Where uploads are spooled before they are stored.
@@ -138,11 +137,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let state = web::Data::new(AppState {
         origins: settings.allowed_origins(addr),
-        cookie_name: if settings.secure_cookies() {
-            "__Host-studyon_session"
-        } else {
-            "studyon_session"
-        },
         settings: settings.clone(),
         store: store.clone(),
         registry,

@@ -40,7 +40,7 @@ impl FromRequest for Authenticated {
             .app_data::<web::Data<AppState>>()
             .expect("app state")
             .clone();
-        let token = req.cookie(state.cookie_name).map(|c| c.value().to_string());
+        let token = session_token(req);
         let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         Box::pin(async move {
             let token = token.ok_or(ApiError::Unauthenticated)?;
@@ -173,8 +173,8 @@ pub async fn login(
         _ => return Err(ApiError::InvalidCredentials),
     };
     // A login replaces the session this browser had (no session fixation).
-    if let Some(old) = req.cookie(state.cookie_name)
-        && let Ok(a) = authenticate(&state, old.value()).await
+    if let Some(old) = session_token(&req)
+        && let Ok(a) = authenticate(&state, &old).await
     {
         revoke(&state, &a).await?;
     }
@@ -186,11 +186,12 @@ pub async fn login(
 
 /// `POST /api/auth/logout`: revokes the session and closes its sockets.
 pub async fn logout(
+    req: HttpRequest,
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     revoke(&state, &auth).await?;
-    let mut gone = session_cookie(&state, String::new(), CookieDuration::ZERO);
+    let mut gone = session_cookie(&req, &state, String::new(), CookieDuration::ZERO);
     gone.make_removal();
     Ok(HttpResponse::NoContent().cookie(gone).finish())
 }
@@ -259,18 +260,49 @@ async fn open_session(
         })
         .await?;
     Ok(session_cookie(
+        req,
         state,
         token,
         CookieDuration::seconds(max_age as i64),
     ))
 }
 
-fn session_cookie(state: &AppState, value: String, max_age: CookieDuration) -> Cookie<'static> {
-    Cookie::build(state.cookie_name, value)
+/// The session cookie's name over https: `__Host-` makes the browser insist on Secure, no
+/// Domain and Path=/.
+pub const SECURE_COOKIE: &str = "__Host-studyon_session";
+/// Its name over plain http (loopback development, or an http origin).
+pub const PLAIN_COOKIE: &str = "studyon_session";
+
+/// The session token a request carries (the secure cookie wins if both are there).
+pub fn session_token(req: &HttpRequest) -> Option<String> {
+    req.cookie(SECURE_COOKIE)
+        .or_else(|| req.cookie(PLAIN_COOKIE))
+        .map(|c| c.value().to_string())
+}
+
+/// Whether the request came through an https origin: its `Origin` header (checked against
+/// the public origins on every state change), else the first public origin.
+fn through_https(req: &HttpRequest, state: &AppState) -> bool {
+    match req.headers().get("origin").and_then(|o| o.to_str().ok()) {
+        Some(o) => o.starts_with("https://"),
+        None => state.settings.secure_cookies(),
+    }
+}
+
+/// The session cookie for this request's origin: with several public origins (an http and
+/// an https one), a login through the https one gets `Secure` and the `__Host-` prefix.
+fn session_cookie(
+    req: &HttpRequest,
+    state: &AppState,
+    value: String,
+    max_age: CookieDuration,
+) -> Cookie<'static> {
+    let secure = through_https(req, state);
+    Cookie::build(if secure { SECURE_COOKIE } else { PLAIN_COOKIE }, value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(state.settings.secure_cookies())
+        .secure(secure)
         .max_age(max_age)
         .finish()
 }

@@ -306,29 +306,66 @@ async fn login_is_throttled_and_unknown_ids_look_like_wrong_passwords() {
     s.shutdown().await;
 }
 
+/// The session cookie follows the origin the request came through: with an http and an
+/// https public origin, a sign-up or login through https gets `Secure` and `__Host-`, one
+/// through http a plain cookie; either authenticates.
 #[actix_rt::test]
-async fn https_origin_uses_host_prefixed_secure_cookies() {
+async fn cookies_follow_the_origin_the_request_came_through() {
     let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &["--public-origin", "https://study.example"]).await;
-    let r = client()
-        .post(format!("{}/api/auth/signup", s.url()))
-        .insert_header(("Origin", "https://study.example"))
-        .send_json(&json!({ "login_id": unique("sec"), "display_name": unique("sec"), "password": "long enough pw" }))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let s = start(
+        &b,
+        &[
+            "--public-origin",
+            "http://study.example,https://study.example",
+        ],
+    )
+    .await;
+    let login_id = unique("sec");
+    let through = |origin: &'static str, path: &'static str, body: serde_json::Value| {
+        let s = &s;
+        async move {
+            let r = client()
+                .post(format!("{}{path}", s.url()))
+                .insert_header(("Origin", origin))
+                .send_json(&body)
+                .await
+                .unwrap();
+            let set = r
+                .headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (r.status().as_u16(), set)
+        }
+    };
+    let signup = json!({ "login_id": login_id, "display_name": unique("sec"), "password": "long enough pw" });
+    let (st, set) = through("https://study.example", "/api/auth/signup", signup).await;
+    assert_eq!(st, 201);
     assert!(
         set.starts_with("__Host-studyon_session=")
             && set.contains("Secure")
             && set.contains("Path=/"),
         "{set}"
+    );
+    let login = json!({ "login_id": login_id, "password": "long enough pw" });
+    let (st, set) = through("http://study.example", "/api/auth/login", login.clone()).await;
+    assert_eq!(st, 200);
+    assert!(
+        set.starts_with("studyon_session=") && !set.contains("Secure"),
+        "{set}"
+    );
+    let (st, set) = through("https://study.example", "/api/auth/login", login).await;
+    assert_eq!(st, 200);
+    assert!(
+        set.starts_with("__Host-studyon_session=") && set.contains("Secure"),
+        "{set}"
+    );
+    // The secure cookie authenticates.
+    let cookie = set.split(';').next().unwrap().to_string();
+    let (st, me) = get(&s, "/api/auth/me", Some(&cookie)).await;
+    assert_eq!(
+        (st, me["user"]["login_id"].as_str()),
+        (200, Some(login_id.as_str()))
     );
     s.shutdown().await;
 }
