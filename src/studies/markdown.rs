@@ -57,6 +57,57 @@ fn highlight(lang: &str, code: &str) -> Option<String> {
     ))
 }
 
+/// Whether a URL points off this site (absolute, or scheme-relative).
+fn external(url: &str) -> bool {
+    url.starts_with("//")
+        || url
+            .split_once(':')
+            .is_some_and(|(scheme, _)| !scheme.contains('/'))
+}
+
+/// Images from other sites become links to them: loading them would tell that site who
+/// reads the post and when (the page's CSP blocks them too). Our own files stay images.
+fn external_images_as_links<'a>(events: Vec<Event<'a>>) -> Vec<Event<'a>> {
+    let mut open = Vec::new();
+    events
+        .into_iter()
+        .map(|ev| match ev {
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
+                let out = external(&dest_url);
+                open.push(out);
+                if out {
+                    Event::Start(Tag::Link {
+                        link_type,
+                        dest_url,
+                        title,
+                        id,
+                    })
+                } else {
+                    Event::Start(Tag::Image {
+                        link_type,
+                        dest_url,
+                        title,
+                        id,
+                    })
+                }
+            }
+            Event::End(TagEnd::Image) => {
+                if open.pop().unwrap_or(false) {
+                    Event::End(TagEnd::Link)
+                } else {
+                    Event::End(TagEnd::Image)
+                }
+            }
+            other => other,
+        })
+        .collect()
+}
+
 /// Replaces each fenced block with a known language by its highlighted HTML.
 fn highlighted<'a>(parser: Parser<'a>) -> Vec<Event<'a>> {
     let mut out = Vec::new();
@@ -100,7 +151,7 @@ pub fn render(markdown: &str) -> String {
     let mut raw = String::with_capacity(markdown.len() * 3 / 2);
     html::push_html(
         &mut raw,
-        highlighted(Parser::new_ext(markdown, opts)).into_iter(),
+        external_images_as_links(highlighted(Parser::new_ext(markdown, opts))).into_iter(),
     );
     ammonia::Builder::default()
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
@@ -125,6 +176,22 @@ pub fn render(markdown: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::render;
+
+    #[test]
+    fn external_images_become_links_and_own_files_stay_images() {
+        let h = render(
+            "![chart](https://tracker.example/pixel.png) and ![own](/api/studies/1/files/2)",
+        );
+        assert!(!h.contains("<img src=\"https://"), "{h}");
+        assert!(
+            h.contains("<a href=\"https://tracker.example/pixel.png\""),
+            "{h}"
+        );
+        assert!(h.contains(">chart</a>"), "{h}");
+        assert!(h.contains("<img src=\"/api/studies/1/files/2\""), "{h}");
+        let h = render("![x](//tracker.example/p.gif)");
+        assert!(!h.contains("<img"), "{h}");
+    }
 
     #[test]
     fn renders_markdown() {

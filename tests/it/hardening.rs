@@ -442,3 +442,76 @@ async fn notification_floods_collapse(b: &Backend) {
     s.shutdown().await;
 }
 both_backends!(notification_floods_collapse);
+
+/// The app's pages and API answers carry a strict CSP (no inline script, no other hosts,
+/// no framing), a referrer policy and nosniff; a download keeps its own sandboxing CSP.
+#[actix_rt::test]
+async fn responses_carry_security_headers() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let me = signup(&s).await;
+    for path in ["/", "/studies/1", "/api/auth/me", "/api/nope"] {
+        let (st, h, _) = get_raw(&s, path, Some(&me.cookie), &[]).await;
+        let csp = h
+            .get("content-security-policy")
+            .unwrap_or_else(|| panic!("{path}: {st} {h:?}"));
+        for part in [
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            "img-src 'self' data: blob:",
+            "object-src 'none'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(
+            h.get("x-frame-options").map(String::as_str),
+            Some("DENY"),
+            "{path}"
+        );
+        assert_eq!(
+            h.get("referrer-policy").map(String::as_str),
+            Some("no-referrer"),
+            "{path}"
+        );
+        assert_eq!(
+            h.get("x-content-type-options").map(String::as_str),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+    // A refused write (no Origin) carries them too.
+    let r = client()
+        .post(format!("{}/api/studies", s.url()))
+        .send_json(&json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().contains_key("content-security-policy"));
+    // A file download keeps its sandbox.
+    let study = create_study(
+        &s,
+        &me.cookie,
+        crate::studies::study_body("H", &[], 5, "2027-02-01"),
+    )
+    .await;
+    let (st, f) = post_bytes(
+        &s,
+        &format!("/api/studies/{study}/attachments?name=a.txt"),
+        b"hello".to_vec(),
+        "text/plain",
+        Some(&me.cookie),
+    )
+    .await;
+    assert_eq!(st, 201, "{f}");
+    let (st, h, _) = get_raw(
+        &s,
+        &format!("/api/studies/{study}/files/{}", f["file"]["id"]),
+        Some(&me.cookie),
+        &[],
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(h["content-security-policy"].contains("sandbox"), "{h:?}");
+    s.shutdown().await;
+}

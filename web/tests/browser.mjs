@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.STUDYON_CHROMIUM || '/usr/bin/chromium';
@@ -45,8 +46,19 @@ export async function newPage(browser, server, { locale = 'en-US' } = {}) {
   });
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error('[page error]', err));
+  page.on('console', (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(`${page.url()}: ${msg.text()}`);
+  });
   return { context, page };
 }
+
+/** Content-Security-Policy violations any page reported (the server's policy is strict). */
+const cspViolations = [];
+
+// Every test file that opens pages fails if one of them broke the page policy.
+after(() => {
+  if (cspViolations.length > 0) throw new Error(`CSP violations:\n${cspViolations.join('\n')}`);
+});
 
 /** A login id that is valid for the server (3–32 of [a-z0-9_]) and unique. */
 export function randomLoginId(prefix = 'u') {

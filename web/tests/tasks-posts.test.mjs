@@ -244,7 +244,7 @@ test('task board live, post with highlighted code and an attachment that downloa
   await waitForPath(lp, `/studies/${id}/tasks/${taskId}/posts/new`);
 
   const postTitle = `Notes on ownership ${suffix}`;
-  const body = ['Here is my summary.', '', '```rust', 'fn main() {', '    let s = String::from("hello");', '    println!("{}", s.len());', '}', '```', ''].join('\n');
+  const body = ['Here is my summary.', '', '![chart](https://tracker.example/pixel.png)', '', '```rust', 'fn main() {', '    let s = String::from("hello");', '    println!("{}", s.len());', '}', '```', ''].join('\n');
   await lp.getByLabel(EN.postTitle, { exact: true }).fill(postTitle);
   await lp.getByLabel(EN.postBody, { exact: true }).fill(body);
   const bytes = randomBytes(200 * 1024);
@@ -268,6 +268,9 @@ test('task board live, post with highlighted code and an attachment that downloa
   assert.equal(await lp.getByTestId('post-title').textContent(), postTitle);
   assert.equal((await lp.getByTestId('post-author').textContent())?.trim(), `Lead ${suffix}`);
   await lp.locator('[data-testid="post-body"] pre.hl-code code span[class*="hl-"]').first().waitFor();
+  // An image from another site is shown as a link to it, never loaded.
+  assert.equal(await lp.locator('[data-testid="post-body"] img').count(), 0);
+  assert.equal(await lp.locator('[data-testid="post-body"] a[href="https://tracker.example/pixel.png"]').textContent(), 'chart');
   const colours = await lp.evaluate(() => {
     const bodyEl = document.querySelector('[data-testid="post-body"]');
     const pre = bodyEl.querySelector('pre.hl-code');
