@@ -201,6 +201,16 @@ pub struct Settings {
     )]
     pub shutdown_secs: u64,
 
+    /// Address of the Prometheus `/metrics` endpoint, apart from the app port (loopback by
+    /// default: metrics are for the operator's scraper, not the public). `off` disables it.
+    #[arg(
+        long,
+        env = "STUDYON_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464",
+        global = true
+    )]
+    pub metrics_listen: String,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `studyon=debug,info`.
     #[arg(long, env = "STUDYON_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -339,6 +349,11 @@ impl Settings {
         }
     }
 
+    /// Where `/metrics` is served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listen.parse().ok()
+    }
+
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.ws_heartbeat_secs)
     }
@@ -393,6 +408,11 @@ impl Settings {
         if self.ws_max_message_bytes < 1024 {
             return Err(ConfigError(
                 "STUDYON_WS_MAX_MESSAGE_BYTES must be at least 1024".into(),
+            ));
+        }
+        if self.metrics_listen != "off" && self.metrics_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError(
+                "STUDYON_METRICS_LISTEN must be an address like 127.0.0.1:9464, or off".into(),
             ));
         }
         if self.ws_max_per_user == 0 || self.actor_max_live == 0 {

@@ -79,6 +79,9 @@ impl AppState {
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (its own listener), if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_handle: Option<ServerHandle>,
     pub state: web::Data<AppState>,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -203,6 +206,31 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let handle = server.handle();
     let task = tokio::spawn(server);
 
+    // Metrics on their own listener: the app port is public, the scraper's need not be.
+    let (metrics_addr, metrics_handle) = match settings.metrics_addr() {
+        None => (None, None),
+        Some(at) => {
+            let listener = std::net::TcpListener::bind(at).map_err(|e| {
+                anyhow::anyhow!("STUDYON_METRICS_LISTEN {at}: {e} (choose another address, or off)")
+            })?;
+            let bound = listener.local_addr()?;
+            let metrics_state = state.clone();
+            let metrics_server = HttpServer::new(move || {
+                App::new()
+                    .app_data(metrics_state.clone())
+                    .route("/metrics", web::get().to(crate::http::ops::metrics))
+            })
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
+            let h = metrics_server.handle();
+            tokio::spawn(metrics_server);
+            (Some(bound), Some(h))
+        }
+    };
+
     let purge_state = state.clone();
     actix_rt::spawn(async move {
         let mut every = tokio::time::interval(SESSION_PURGE_EVERY);
@@ -236,6 +264,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     tracing::info!(%addr, db = ?store.kind(), "StudyOn listening");
     Ok(RunningServer {
         addr,
+        metrics_addr,
+        metrics_handle,
         state,
         handle,
         task,
@@ -265,6 +295,9 @@ impl RunningServer {
         state.registry.shutdown(budget / 8).await;
         self.handle.stop(true).await;
         let _ = self.task.await;
+        if let Some(h) = &self.metrics_handle {
+            h.stop(false).await;
+        }
         state.persister.shutdown().await;
         state.store.close().await;
         tracing::info!(

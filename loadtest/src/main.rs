@@ -247,6 +247,8 @@ async fn run_studyon(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunRes
         "1",
         "--log",
         "warn",
+        "--metrics-listen",
+        "127.0.0.1:0",
         // Every simulated user signs up from this one loopback address.
         "--signup-burst",
         "1000",

@@ -413,7 +413,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
     );
     t.add("get", "/healthz", Public, web::get().to(ops::healthz));
     t.add("get", "/readyz", Public, web::get().to(ops::readyz));
-    t.add("get", "/metrics", Public, web::get().to(ops::metrics));
     t.add("get", "/ws", User, web::get().to(crate::ws::conn::upgrade));
     for (path, limit) in [
         ("/api/studies", DESCRIPTION_JSON_LIMIT),
@@ -540,7 +539,8 @@ fn count(method: &str, status: u16) {
         .increment(1);
 }
 
-/// Paths that belong to the server, never to the web client's router.
+/// Paths that belong to the server, never to the web client's router (`/metrics` is served
+/// on its own listener; here it is a plain 404, not the web client).
 fn is_server_path(path: &str) -> bool {
     path.starts_with("/api/") || path == "/api" || path == "/ws" || path == "/metrics"
 }

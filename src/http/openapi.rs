@@ -733,15 +733,6 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
-        path: "/metrics",
-        summary: "Prometheus metrics (text format)",
-        tag: "ops",
-        auth: false,
-        body: None,
-        responses: &[(200, "Metrics", None)],
-    },
-    Op {
-        method: "get",
         path: "/ws",
         summary: "Upgrade to the live WebSocket (protocol: src/ws/PROTOCOL.md); Origin checked",
         tag: "live",

@@ -377,14 +377,10 @@ async fn operator_endpoints(b: &Backend) {
     let (st, body) = get(&s, "/readyz", None).await;
     assert_eq!((st, body["status"].as_str()), (200, Some("ready")));
     let _ = signup(&s).await;
-    let mut r = client()
-        .get(format!("{}/metrics", s.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let text = String::from_utf8(r.body().await.unwrap().to_vec()).unwrap();
+    // Metrics are on their own (loopback) listener, not on the public app port.
+    let text = metrics_text(&s).await;
     assert!(text.contains("studyon_http_responses_total"), "{text}");
+    assert_eq!(get(&s, "/metrics", None).await.0, 404);
     let (st, doc) = get(&s, "/api/openapi.json", None).await;
     assert_eq!(st, 200);
     assert_eq!(doc["openapi"], "3.1.0");

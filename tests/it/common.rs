@@ -86,6 +86,9 @@ impl Backend {
             "2",
             "--log",
             "warn",
+            // Many servers run at once: each gets its own metrics port.
+            "--metrics-listen",
+            "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
         use clap::Parser;
@@ -445,4 +448,16 @@ pub fn tcp_state(sock: &std::net::TcpStream) -> u8 {
         assert_eq!(r, 0, "TCP_INFO");
         info.tcpi_state
     }
+}
+
+/// The Prometheus text a server's metrics listener serves.
+pub async fn metrics_text(s: &RunningServer) -> String {
+    let at = s.metrics_addr.expect("metrics enabled");
+    let mut r = client()
+        .get(format!("http://{at}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    String::from_utf8(r.body().limit(8 << 20).await.unwrap().to_vec()).unwrap()
 }

@@ -37,7 +37,7 @@ pub async fn spawn_server_with(b: &Backend, port: u16, extra: &[&str]) -> Child 
         ])
         .arg("--data-dir")
         .arg(b.dir.path())
-        .args(["--log", "warn"])
+        .args(["--log", "warn", "--metrics-listen", "127.0.0.1:0"])
         .args(extra)
         .env_remove("REDIS_URL")
         .stdout(Stdio::null())

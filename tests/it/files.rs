@@ -595,8 +595,7 @@ async fn uploads_and_downloads(objects: Objects) {
     assert_eq!((st, e["error"].as_str()), (413, Some("quota_exceeded")));
     assert_eq!(snapshot(&s, &*o, id, pid, &author).await, full);
     // Operators see uploads by outcome.
-    let (_, _, m) = get_raw(&s, "/metrics", None, &[]).await;
-    let m = String::from_utf8(m).unwrap();
+    let m = metrics_text(&s).await;
     assert!(
         m.contains("studyon_uploads_total{result=\"quota_exceeded\"}"),
         "{m}"

@@ -116,7 +116,7 @@ export class StudyOnServer {
   /** Spawn the binary and wait (bounded) until /readyz answers 200. */
   async start() {
     if (this.child) throw new Error('server already running');
-    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--web-dir', this.webDir];
+    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--web-dir', this.webDir, '--metrics-listen', '127.0.0.1:0'];
     this.log(`$ ${this.bin} ${args.join(' ')}\n`);
     // A test server owns its fresh data dir: don't let an ambient database,
     // Redis or origin setting leak in (pass `env` to startServer to opt in).
