@@ -238,6 +238,11 @@ async fn run(
                 Some(Err(e)) => {
                     let (code, reason) = match e {
                         actix_ws::ProtocolError::Overflow => (close_code::TOO_BIG, "frame_too_large"),
+                        // A message in fragments past the limit: actix-ws reports it as an
+                        // I/O error of kind `Other` (a UTF-8 failure is `InvalidData`).
+                        actix_ws::ProtocolError::Io(ref io) if io.kind() == std::io::ErrorKind::Other => {
+                            (close_code::TOO_BIG, "message_too_large")
+                        }
                         _ => (close_code::PROTOCOL_ERROR, "protocol_error"),
                     };
                     break Some(Ending { code, reason });

@@ -515,3 +515,31 @@ async fn responses_carry_security_headers() {
     assert!(h["content-security-policy"].contains("sandbox"), "{h:?}");
     s.shutdown().await;
 }
+
+/// A message sent in fragments that together pass 4× the message limit closes the socket
+/// with 1009, as a single frame that large does (it was 1002).
+#[actix_rt::test]
+async fn an_oversized_fragmented_message_closes_with_1009() {
+    use actix_http::ws::{Item, Message};
+    use futures_util::SinkExt;
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--ws-max-message-bytes", "1024"]).await;
+    let me = signup(&s).await;
+    let mut ws = ws_connect(&s, &me.cookie).await;
+    hello(&mut ws).await;
+    let part = bytes::Bytes::from(vec![b'a'; 3000]);
+    for item in [
+        Item::FirstText(part.clone()),
+        Item::Continue(part.clone()),
+        Item::Last(part),
+    ] {
+        if ws.send(Message::Continuation(item)).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        wait_close(&mut ws, Duration::from_secs(10)).await,
+        Some(1009)
+    );
+    s.shutdown().await;
+}
