@@ -157,7 +157,10 @@ impl Conflict {
 /// The unique constraints a write can break on purpose, by name: Postgres reports the
 /// constraint's name; SQLite reports its table and columns (`UNIQUE constraint failed:
 /// users.login_id`). Anything else is [`Conflict::Other`].
-const UNIQUE_RULES: &[(&str, &str, fn() -> StoreError)] = &[
+/// (Postgres constraint name, SQLite columns, the rule it stands for).
+type UniqueRule = (&'static str, &'static str, fn() -> StoreError);
+
+const UNIQUE_RULES: &[UniqueRule] = &[
     ("users_login_id_key", "users.login_id", || {
         StoreError::Conflict(Conflict::LoginIdTaken)
     }),

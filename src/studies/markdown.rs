@@ -175,7 +175,54 @@ pub fn render(markdown: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::render;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Arbitrary markdown (biased towards markup and HTML) never panics the renderer and
+        /// never comes out with a script, an event handler or a `javascript:` URL.
+        #[test]
+        fn arbitrary_markdown_renders_inert(
+            src in prop::collection::vec(
+                prop_oneof![
+                    "[ -~]{0,20}",
+                    Just("<script>alert(1)</script>".to_string()),
+                    Just("[x](javascript:alert(1))".to_string()),
+                    Just("<img src=x onerror=alert(1)>".to_string()),
+                    Just("![i](https://t.example/p.png)".to_string()),
+                    Just("\n```rust\nfn f() {}\n```\n".to_string()),
+                    Just("<svg onload=alert(1)>".to_string()),
+                    Just("| a | b |\n|---|---|\n| 1 | 2 |\n".to_string()),
+                    "\\PC{0,10}",
+                ],
+                0..12,
+            ).prop_map(|parts| parts.concat())
+        ) {
+            let html = render(&src).to_ascii_lowercase();
+            // Text is escaped, so every '<' left opens a tag the sanitizer kept.
+            for tag in html.split('<').skip(1).map(|t| t.split('>').next().unwrap_or("")) {
+                let name = tag.trim_start_matches('/').split_whitespace().next().unwrap_or("");
+                prop_assert!(
+                    !matches!(name, "script" | "svg" | "math" | "iframe" | "object" | "style" | "form"),
+                    "tag {} in {}", name, html
+                );
+                for attr in tag.split_whitespace().skip(1) {
+                    prop_assert!(!attr.starts_with("on"), "handler {} in {}", attr, html);
+                    prop_assert!(!attr.starts_with("style"), "style {} in {}", attr, html);
+                    if let Some(v) = attr.strip_prefix("href=").or_else(|| attr.strip_prefix("src=")) {
+                        let v = v.trim_matches('"');
+                        prop_assert!(
+                            !v.starts_with("javascript:") && !v.starts_with("data:") && !v.starts_with("vbscript:"),
+                            "url {} in {}", v, html
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn external_images_become_links_and_own_files_stay_images() {

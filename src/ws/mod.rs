@@ -25,6 +25,8 @@ pub mod router;
 pub mod transport;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
 
 /// Close codes the server uses (also listed in PROTOCOL.md).

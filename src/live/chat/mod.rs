@@ -8,7 +8,7 @@ mod socket;
 
 pub use frames::*;
 pub use room::{ChatRoom, ChatRoomMsg, RESUME_MAX, SEND_POLICY, drop_user_from_rooms};
-pub use socket::{ChatSocket, MAX_ROOMS_PER_CONN};
+pub use socket::{ChatRequest, ChatSocket, MAX_ROOMS_PER_CONN};
 
 /// One line in `live::features`.
 pub fn register(f: &mut super::Features) {

@@ -7,7 +7,7 @@ mod socket;
 
 pub use conversation::{DirectChat, DirectMsg, SYNC_MAX};
 pub use frames::*;
-pub use socket::DmSocket;
+pub use socket::{DmRequest, DmSocket};
 
 /// One line in `live::features`.
 pub fn register(f: &mut super::Features) {

@@ -51,7 +51,7 @@ impl DmSocket {
 
     /// Hands a direct-message request to the conversation with `other`. Sending needs a
     /// study in common now, which the conversation checks with every batch.
-    async fn to_conversation(
+    async fn hand_to_conversation(
         &mut self,
         conn: &Conn<'_>,
         other: UserId,
@@ -121,6 +121,6 @@ impl Family for DmSocket {
                 },
             ),
         };
-        self.to_conversation(conn, other, id, msg).await;
+        self.hand_to_conversation(conn, other, id, msg).await;
     }
 }

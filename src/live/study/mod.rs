@@ -8,7 +8,7 @@ mod socket;
 
 pub use actor::{MAX_WATCHED_PER_CONN, Study, StudyMsg, StudyOutcome, StudyReply};
 pub use frames::{StudyEvent, StudyEventFrame, StudyRemoved};
-pub use socket::StudySocket;
+pub use socket::{StudyRequest, StudySocket};
 
 /// One line in `live::features`.
 pub fn register(f: &mut super::Features) {
