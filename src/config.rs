@@ -29,6 +29,8 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
+    /// Print the OpenAPI document of the HTTP API and exit (for client generators).
+    Openapi,
 }
 
 #[derive(Debug, Clone, Args, Serialize)]

@@ -26,6 +26,13 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&studyon::http::openapi::document())?
+            );
+            Ok(())
+        }
         Command::Config => {
             settings.validate()?;
             print!("{}", settings.redacted());

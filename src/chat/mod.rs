@@ -23,7 +23,7 @@ pub const EMOJIS: &[&str] = &["👍", "❤️", "😂", "🎉", "😮", "🙏"];
 
 /// Room categories. A fixed set (rather than free labels) so clients can give each an icon
 /// and a translated name; a leader's own label goes in the room name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     General,
@@ -52,7 +52,7 @@ impl Category {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Room {
     pub id: RoomId,
     pub study_id: StudyId,
@@ -64,13 +64,13 @@ pub struct Room {
     pub unread: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Author {
     pub id: UserId,
     pub display_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ChatMessage {
     pub seq: i64,
     pub client_id: String,
@@ -106,7 +106,7 @@ pub struct MentionPayload {
 }
 
 /// A direct message, as both sides see it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DirectMessage {
     pub seq: i64,
     pub client_id: String,
@@ -125,7 +125,7 @@ pub struct NewDirectMessage {
 }
 
 /// One line of the inbox.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub user: crate::store::User,
     pub last_message: Option<DirectMessage>,

@@ -8,8 +8,8 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
+use super::api_types::*;
 use super::client_ip;
 use crate::auth::{password, rules, token};
 use crate::error::ApiError;
@@ -83,20 +83,28 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, Ap
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignupRequest {
     pub login_id: String,
     pub display_name: String,
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     pub login_id: String,
     pub password: String,
 }
 
 /// `POST /api/auth/signup`: creates the account and logs it in.
+#[utoipa::path(
+    post,
+    path = "/api/auth/signup",
+    tag = "auth",
+    summary = "Create an account and log in",
+    request_body = SignupRequest,
+    responses((status = 201, description = "Created; sets the session cookie", body = UserEnvelope), (status = 400, description = "validation_failed (with field) or malformed_json", body = ErrorBody), (status = 403, description = "bad_origin", body = ErrorBody), (status = 409, description = "login_id_taken or display_name_taken", body = ErrorBody), (status = 413, description = "payload_too_large", body = ErrorBody))
+)]
 pub async fn signup(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -126,10 +134,18 @@ pub async fn signup(
     let cookie = open_session(&req, &state, &user).await?;
     Ok(HttpResponse::Created()
         .cookie(cookie)
-        .json(json!({ "user": user })))
+        .json(UserEnvelope { user }))
 }
 
 /// `POST /api/auth/login`: a new session (and token) on every login.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    summary = "Log in with login id and password; a new session each time",
+    request_body = LoginRequest,
+    responses((status = 200, description = "Logged in; sets the session cookie", body = UserEnvelope), (status = 401, description = "invalid_credentials (same for unknown id and wrong password)", body = ErrorBody), (status = 429, description = "rate_limited, with Retry-After", body = ErrorBody))
+)]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -181,10 +197,18 @@ pub async fn login(
     let cookie = open_session(&req, &state, &user).await?;
     Ok(HttpResponse::Ok()
         .cookie(cookie)
-        .json(json!({ "user": user })))
+        .json(UserEnvelope { user }))
 }
 
 /// `POST /api/auth/logout`: revokes the session and closes its sockets.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    summary = "Revoke this session and close its live sockets",
+    responses((status = 204, description = "Logged out"), (status = 401, description = "unauthenticated", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -197,23 +221,38 @@ pub async fn logout(
 }
 
 /// `GET /api/auth/me`
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    summary = "Who am I",
+    responses((status = 200, description = "The current user", body = UserEnvelope), (status = 401, description = "unauthenticated", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn me(auth: Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "user": auth.user }))
+    HttpResponse::Ok().json(UserEnvelope { user: auth.user })
 }
 
 /// `GET /api/me/prefs`
+#[utoipa::path(
+    get,
+    path = "/api/me/prefs",
+    tag = "auth",
+    summary = "My stored preferences (set them over /ws with prefs.set)",
+    responses((status = 200, description = "Preferences", body = PrefsEnvelope), (status = 401, description = "unauthenticated", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn prefs(
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let prefs: serde_json::Map<String, serde_json::Value> = state
+    let prefs = state
         .store
         .user_prefs(auth.user.id)
         .await?
         .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "prefs": prefs })))
+    Ok(HttpResponse::Ok().json(PrefsEnvelope { prefs }))
 }
 
 async fn revoke(state: &AppState, auth: &Authenticated) -> Result<(), ApiError> {

@@ -3,8 +3,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
+use super::api_types::*;
 use super::auth::Authenticated;
 use crate::chat::{self, Category};
 use crate::error::ApiError;
@@ -21,7 +21,7 @@ const PAGE_DEFAULT: i64 = 50;
 
 type Res = Result<HttpResponse, ApiError>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoom {
     name: String,
@@ -29,6 +29,16 @@ pub struct NewRoom {
 }
 
 /// `POST /api/studies/{study_id}/chat_rooms` (members)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/chat_rooms",
+    tag = "chat",
+    summary = "Open a chat room (members; at most 3 open per study)",
+    request_body = NewRoom,
+    params(("study_id" = i64, Path)),
+    responses((status = 201, description = "{room}", body = RoomEnvelope), (status = 409, description = "room_limit", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -49,7 +59,7 @@ pub async fn create(
         category,
     };
     match state.registry.ask::<Study>(StudyId(*path), msg).await?? {
-        StudyOutcome::Room(room) => Ok(HttpResponse::Created().json(json!({ "room": room }))),
+        StudyOutcome::Room(room) => Ok(HttpResponse::Created().json(RoomEnvelope { room })),
         other => Err(ApiError::Internal(anyhow::anyhow!(
             "opening a room answered {other:?}"
         ))),
@@ -57,12 +67,30 @@ pub async fn create(
 }
 
 /// `GET /api/studies/{study_id}/chat_rooms` (members): rooms with my unread counts.
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}/chat_rooms",
+    tag = "chat",
+    summary = "The study's chat rooms with my unread count in each (members)",
+    params(("study_id" = i64, Path)),
+    responses((status = 200, description = "{items: Room[]}", body = Items<Room>), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn list(state: web::Data<AppState>, auth: Authenticated, path: web::Path<i64>) -> Res {
     let items = state.store.rooms(StudyId(*path), auth.user.id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// `POST /api/studies/{study_id}/chat_rooms/{room_id}/close` (leader)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/chat_rooms/{room_id}/close",
+    tag = "chat",
+    summary = "Close a room (leader): history stays readable, sends are refused, people in it are told",
+    params(("study_id" = i64, Path), ("room_id" = i64, Path)),
+    responses((status = 204, description = "Closed"), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn close(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -88,6 +116,15 @@ pub async fn close(
 }
 
 /// `GET /api/studies/{study_id}/chat_rooms/{room_id}/messages?before=|after=&limit=` (members)
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}/chat_rooms/{room_id}/messages",
+    tag = "chat",
+    summary = "History by seq: before=SEQ (newest first page) or after=SEQ, limit ≤ 100, oldest first (members)",
+    params(("study_id" = i64, Path), ("room_id" = i64, Path), ("before" = Option<i64>, Query, description = "messages before this seq"), ("after" = Option<i64>, Query, description = "messages after this seq"), ("limit" = Option<i64>, Query, description = "1–100")),
+    responses((status = 200, description = "{items: ChatMessage[]}", body = Items<ChatMessage>), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn history(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -100,7 +137,7 @@ pub async fn history(
         .store
         .history(StudyId(study), RoomId(room), auth.user.id, page, limit)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// Tells the tabs watching the study (best effort: the change is stored, and tabs re-read
@@ -113,13 +150,31 @@ async fn announce(state: &AppState, study: StudyId, event: StudyEvent) {
 }
 
 /// `GET /api/dms`: my conversations with the last message and my unread count.
+#[utoipa::path(
+    get,
+    path = "/api/dms",
+    tag = "chat",
+    summary = "My direct-message conversations: the other user, the last message, my unread count",
+    responses((status = 200, description = "{items: Conversation[]}", body = Items<Conversation>)),
+    security(("session" = []))
+)]
 pub async fn conversations(state: web::Data<AppState>, auth: Authenticated) -> Res {
-    Ok(HttpResponse::Ok().json(json!({ "items": state.store.conversations(auth.user.id).await? })))
+    let items = state.store.conversations(auth.user.id).await?;
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// `GET /api/dms/{user_id}/messages?before=|after=&limit=`: my conversation with a user. Only
 /// its two participants can read it (the caller is always one); a stranger with whom I share
 /// no study and have no history is not found.
+#[utoipa::path(
+    get,
+    path = "/api/dms/{user_id}/messages",
+    tag = "chat",
+    summary = "My conversation with a user by seq (before=|after=, limit ≤ 100), and how far they have read",
+    params(("user_id" = i64, Path), ("before" = Option<i64>, Query, description = "messages before this seq"), ("after" = Option<i64>, Query, description = "messages after this seq"), ("limit" = Option<i64>, Query, description = "1–100")),
+    responses((status = 200, description = "{items: DirectMessage[], read_seq}", body = DirectHistory), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn direct_history(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -138,7 +193,10 @@ pub async fn direct_history(
     }
     let (_, read_a, read_b) = state.store.direct_state(pair).await?;
     let read_by_other = if pair.0 == other { read_a } else { read_b };
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "read_seq": read_by_other })))
+    Ok(HttpResponse::Ok().json(DirectHistory {
+        items,
+        read_seq: read_by_other,
+    }))
 }
 
 /// `before=SEQ` (a page ending just before it; the newest page without it), or `after=SEQ`,

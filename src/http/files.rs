@@ -7,9 +7,9 @@ use std::time::Duration;
 use actix_web::body::SizedStream;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 use tokio_util::io::ReaderStream;
 
+use super::api_types::*;
 use super::auth::Authenticated;
 use super::tasks::{announce, delete_objects, post_changed};
 use crate::error::ApiError;
@@ -44,6 +44,16 @@ impl From<StorageError> for ApiError {
 }
 
 /// `POST /api/studies/{study_id}/posts/{post_id}/attachments?name=` (the post's author)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/posts/{post_id}/attachments",
+    tag = "files",
+    summary = "Attach a file to a post (its author): the body is the raw bytes, ?name= the filename; type sniffed from the bytes",
+    request_body(content = Vec<u8>, content_type = "*/*", description = "the file's bytes"),
+    params(("study_id" = i64, Path), ("post_id" = i64, Path), ("name" = String, Query, description = "the original filename")),
+    responses((status = 201, description = "{file}", body = FileEnvelope), (status = 400, description = "empty_file, invalid_filename or upload_aborted", body = ErrorBody), (status = 403, description = "not_author", body = ErrorBody), (status = 409, description = "attachment_limit (10 per post)", body = ErrorBody), (status = 413, description = "payload_too_large or quota_exceeded", body = ErrorBody), (status = 415, description = "content_type_mismatch", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn upload_to_post(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -54,10 +64,20 @@ pub async fn upload_to_post(
     let (study, post) = (StudyId(path.0), PostId(path.1));
     let file = upload(&req, &state, auth.user.id, study, Some(post), body).await?;
     post_changed(&state, study, post, auth.user.id).await;
-    Ok(HttpResponse::Created().json(json!({ "file": file })))
+    Ok(HttpResponse::Created().json(FileEnvelope { file }))
 }
 
 /// `POST /api/studies/{study_id}/attachments?name=` (leader): the recruiting post's files.
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/attachments",
+    tag = "files",
+    summary = "Attach a file to the recruiting post (leader); as for post attachments",
+    request_body(content = Vec<u8>, content_type = "*/*", description = "the file's bytes"),
+    params(("study_id" = i64, Path), ("name" = String, Query, description = "the original filename")),
+    responses((status = 201, description = "{file}", body = FileEnvelope), (status = 400, description = "empty_file, invalid_filename or upload_aborted", body = ErrorBody), (status = 409, description = "attachment_limit", body = ErrorBody), (status = 413, description = "payload_too_large or quota_exceeded", body = ErrorBody), (status = 415, description = "content_type_mismatch", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn upload_to_study(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -68,7 +88,7 @@ pub async fn upload_to_study(
     let study = StudyId(*path);
     let file = upload(&req, &state, auth.user.id, study, None, body).await?;
     announce(&state, study, StudyEvent::StudyAttachmentsChanged, None).await;
-    Ok(HttpResponse::Created().json(json!({ "file": file })))
+    Ok(HttpResponse::Created().json(FileEnvelope { file }))
 }
 
 /// The upload path, counted by outcome for operators.
@@ -176,6 +196,15 @@ async fn checked_upload(
 
 /// `GET` (and `HEAD`) `/api/studies/{study_id}/files/{file_id}` (members): the bytes, as an
 /// attachment.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/studies/{study_id}/files/{file_id}",
+    tag = "files",
+    summary = "Download a file (members): Content-Disposition attachment, nosniff, Range and If-Range, ETag",
+    params(("study_id" = i64, Path), ("file_id" = i64, Path)),
+    responses((status = 200, description = "The file (or the requested byte range, 206)", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "A byte range", content_type = "application/octet-stream", body = Vec<u8>), (status = 304, description = "Not modified (If-None-Match)"), (status = 416, description = "range_not_satisfiable", body = ErrorBody), (status = 304, description = "Not modified (If-None-Match)", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn download(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -237,6 +266,15 @@ pub async fn download(
 }
 
 /// `DELETE /api/studies/{study_id}/files/{file_id}` (the uploader, or the leader)
+#[utoipa::path(
+    delete,
+    path = "/api/studies/{study_id}/files/{file_id}",
+    tag = "files",
+    summary = "Delete a file (its uploader, or the leader)",
+    params(("study_id" = i64, Path), ("file_id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "not_author", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -256,6 +294,15 @@ pub async fn delete(
 }
 
 /// `DELETE /api/studies/{study_id}` (leader): the study, everything in it, and its files.
+#[utoipa::path(
+    delete,
+    path = "/api/studies/{study_id}",
+    tag = "studies",
+    summary = "Delete the study with everything in it, files included (leader); watchers get a `deleted` event",
+    params(("study_id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn delete_study(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -277,6 +324,13 @@ pub async fn delete_study(
 }
 
 /// `GET /api/highlight.css`: colours for server-highlighted code.
+#[utoipa::path(
+    get,
+    path = "/api/highlight.css",
+    tag = "files",
+    summary = "Stylesheet for the hl-* classes of server-highlighted code blocks",
+    responses((status = 200, description = "The stylesheet for highlighted code", content_type = "text/css", body = String))
+)]
 pub async fn highlight_css() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")

@@ -4,6 +4,7 @@
 //! registered with each route's access policy; the OpenAPI document and the authorization
 //! matrix test are both checked against that table.
 
+pub mod api_types;
 pub mod auth;
 pub mod chat;
 pub mod client_ip;

@@ -2,8 +2,8 @@
 //! stored with the event that caused them and pushed live to every open tab.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
+use super::api_types::*;
 use super::auth::Authenticated;
 use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
 use crate::error::ApiError;
@@ -14,6 +14,15 @@ use crate::store::now_millis;
 type Res = Result<HttpResponse, ApiError>;
 
 /// `GET /api/notifications?cursor=&limit=` newest first; the cursor is the last id seen.
+#[utoipa::path(
+    get,
+    path = "/api/notifications",
+    tag = "notifications",
+    summary = "My notifications, newest first (cursor = last id)",
+    params(("cursor" = Option<i64>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1–100")),
+    responses((status = 200, description = "{items, next_cursor}", body = Page<Notification>)),
+    security(("session" = []))
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>, auth: Authenticated) -> Res {
     let mut before = None;
     let mut limit = PAGE_DEFAULT;
@@ -34,15 +43,33 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, auth: Authentica
         .notifications(auth.user.id, before, limit + 1)
         .await?;
     let next_cursor = paging::finish(&mut items, limit, |n| n.id.0.to_string());
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
 /// `GET /api/notifications/unread_count`
+#[utoipa::path(
+    get,
+    path = "/api/notifications/unread_count",
+    tag = "notifications",
+    summary = "How many notifications I have not read",
+    responses((status = 200, description = "{count}", body = UnreadCount)),
+    security(("session" = []))
+)]
 pub async fn unread_count(state: web::Data<AppState>, auth: Authenticated) -> Res {
-    Ok(HttpResponse::Ok().json(json!({ "count": state.store.unread_count(auth.user.id).await? })))
+    let count = state.store.unread_count(auth.user.id).await?;
+    Ok(HttpResponse::Ok().json(UnreadCount { count }))
 }
 
 /// `POST /api/notifications/{notification_id}/read`
+#[utoipa::path(
+    post,
+    path = "/api/notifications/{notification_id}/read",
+    tag = "notifications",
+    summary = "Mark one notification read",
+    params(("notification_id" = i64, Path)),
+    responses((status = 204, description = "Done"), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn mark_read(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -59,6 +86,14 @@ pub async fn mark_read(
 }
 
 /// `POST /api/notifications/read_all`
+#[utoipa::path(
+    post,
+    path = "/api/notifications/read_all",
+    tag = "notifications",
+    summary = "Mark all my notifications read",
+    responses((status = 204, description = "Done")),
+    security(("session" = []))
+)]
 pub async fn mark_all_read(state: web::Data<AppState>, auth: Authenticated) -> Res {
     state
         .store

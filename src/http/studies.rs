@@ -5,8 +5,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
+use super::api_types::*;
 use super::auth::Authenticated;
 use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
 use crate::error::ApiError;
@@ -54,6 +54,15 @@ async fn command(state: &AppState, id: StudyId, msg: StudyMsg) -> Result<StudyOu
 }
 
 /// `POST /api/studies`
+#[utoipa::path(
+    post,
+    path = "/api/studies",
+    tag = "studies",
+    summary = "Create a study (you become its leader)",
+    request_body = StudyForm,
+    responses((status = 201, description = "Created", body = StudyEnvelope), (status = 400, description = "validation_failed with field", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -64,10 +73,20 @@ pub async fn create(
         .store
         .create_study(auth.user.id, &fields, now_millis())
         .await?;
-    Ok(HttpResponse::Created().json(json!({ "study": detail(&state, id, auth.user.id).await? })))
+    let study = detail(&state, id, auth.user.id).await?;
+    Ok(HttpResponse::Created().json(StudyEnvelope { study }))
 }
 
 /// `GET /api/studies?q=&status=&tag=&sort=&cursor=&limit=`
+#[utoipa::path(
+    get,
+    path = "/api/studies",
+    tag = "studies",
+    summary = "Browse: q (title, any case), status, tag (repeatable; all must match), sort=newest|deadline, cursor, limit ≤ 50",
+    params(("q" = Option<String>, Query, description = "title search, any case"), ("status" = Option<String>, Query, description = "recruiting, in_progress or completed"), ("tag" = Option<String>, Query, description = "comma-separated tags; a study must have all"), ("sort" = Option<String>, Query, description = "newest (default) or deadline"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1–100")),
+    responses((status = 200, description = "One page and the next cursor", body = Page<StudySummary>), (status = 400, description = "validation_failed", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>, _auth: Authenticated) -> Res {
     let mut q = StudyQuery {
         limit: PAGE_DEFAULT,
@@ -128,16 +147,36 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, _auth: Authentic
         }
         .encode()
     });
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
 /// `GET /api/studies/{study_id}`
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}",
+    tag = "studies",
+    summary = "A study, with my role, bookmark and application",
+    params(("study_id" = i64, Path)),
+    responses((status = 200, description = "The study", body = StudyEnvelope), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn get(state: web::Data<AppState>, auth: Authenticated, path: web::Path<i64>) -> Res {
-    Ok(HttpResponse::Ok()
-        .json(json!({ "study": detail(&state, StudyId(*path), auth.user.id).await? })))
+    Ok(HttpResponse::Ok().json(StudyEnvelope {
+        study: detail(&state, StudyId(*path), auth.user.id).await?,
+    }))
 }
 
 /// `PATCH /api/studies/{study_id}` (leader)
+#[utoipa::path(
+    patch,
+    path = "/api/studies/{study_id}",
+    tag = "studies",
+    summary = "Edit the study (leader); omitted fields stay",
+    request_body = StudyForm,
+    params(("study_id" = i64, Path)),
+    responses((status = 200, description = "The study", body = StudyEnvelope), (status = 400, description = "validation_failed", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn edit(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -174,16 +213,27 @@ pub async fn edit(
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "study": detail(&state, id, auth.user.id).await? })))
+    let study = detail(&state, id, auth.user.id).await?;
+    Ok(HttpResponse::Ok().json(StudyEnvelope { study }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusBody {
     status: String,
 }
 
 /// `POST /api/studies/{study_id}/status` (leader)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/status",
+    tag = "studies",
+    summary = "Change status (leader): recruiting ↔ in_progress, either → completed (final)",
+    request_body = StatusBody,
+    params(("study_id" = i64, Path)),
+    responses((status = 200, description = "The study", body = StudyEnvelope), (status = 409, description = "invalid_status_transition", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn set_status(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -202,10 +252,20 @@ pub async fn set_status(
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "study": detail(&state, id, auth.user.id).await? })))
+    let study = detail(&state, id, auth.user.id).await?;
+    Ok(HttpResponse::Ok().json(StudyEnvelope { study }))
 }
 
 /// `POST /api/studies/{study_id}/bookmark` (toggle)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/bookmark",
+    tag = "studies",
+    summary = "Toggle my bookmark on a study",
+    params(("study_id" = i64, Path)),
+    responses((status = 200, description = "{bookmarked}", body = Bookmarked), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn bookmark(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -215,16 +275,25 @@ pub async fn bookmark(
         .store
         .toggle_bookmark(StudyId(*path), auth.user.id, now_millis())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "bookmarked": on })))
+    Ok(HttpResponse::Ok().json(Bookmarked { bookmarked: on }))
 }
 
 /// `GET /api/studies/{study_id}/members` (members)
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}/members",
+    tag = "studies",
+    summary = "Members (members and leader only)",
+    params(("study_id" = i64, Path)),
+    responses((status = 200, description = "{items: Member[]}", body = Items<Member>), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn members(state: web::Data<AppState>, auth: Authenticated, path: web::Path<i64>) -> Res {
     let items = state.store.members(StudyId(*path), auth.user.id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyBody {
     #[serde(default)]
@@ -241,6 +310,16 @@ fn application(outcome: StudyOutcome) -> Result<Application, ApiError> {
 }
 
 /// `POST /api/studies/{study_id}/applications`
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/applications",
+    tag = "studies",
+    summary = "Apply with a message (≤ 1000 characters)",
+    request_body = ApplyBody,
+    params(("study_id" = i64, Path)),
+    responses((status = 201, description = "{application}", body = ApplicationEnvelope), (status = 403, description = "banned", body = ErrorBody), (status = 409, description = "not_recruiting, study_full, already_member or application_exists", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn apply(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -259,11 +338,20 @@ pub async fn apply(
         )
         .await?,
     )?;
-    Ok(HttpResponse::Created().json(json!({ "application": a })))
+    Ok(HttpResponse::Created().json(ApplicationEnvelope { application: a }))
 }
 
 /// `GET /api/studies/{study_id}/applications` (leader): each applicant with the reviews
 /// others wrote about them and the studies they completed.
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}/applications",
+    tag = "studies",
+    summary = "Applications with each applicant's reviews and completed studies (leader)",
+    params(("study_id" = i64, Path)),
+    responses((status = 200, description = "{items: Application[]}", body = Items<ApplicationWithApplicant>), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn applications(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -277,24 +365,29 @@ pub async fn applications(
     ids.sort();
     ids.dedup();
     let reputations = state.store.reputations(&ids).await?;
-    let none = Default::default();
-    let mut items = Vec::with_capacity(rows.len());
-    for (a, user) in rows {
-        let r = reputations.get(&user.id).unwrap_or(&none);
-        let mut v = serde_json::to_value(&a).map_err(|e| ApiError::Internal(e.into()))?;
-        v["applicant"] = json!({
-            "user": user,
-            "review_average": r.review_average,
-            "review_count": r.review_count,
-            "reviews": r.reviews,
-            "completed_studies": r.completed_studies,
-        });
-        items.push(v);
-    }
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    let items: Vec<ApplicationWithApplicant> = rows
+        .into_iter()
+        .map(|(application, user)| {
+            let reputation = reputations.get(&user.id).cloned().unwrap_or_default();
+            ApplicationWithApplicant {
+                application,
+                applicant: Profile { user, reputation },
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// `POST /api/studies/{study_id}/applications/{application_id}/withdraw` (the applicant)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/applications/{application_id}/withdraw",
+    tag = "studies",
+    summary = "Withdraw my pending application",
+    params(("study_id" = i64, Path), ("application_id" = i64, Path)),
+    responses((status = 200, description = "{application}", body = ApplicationEnvelope), (status = 409, description = "application_not_pending", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn withdraw(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -306,10 +399,10 @@ pub async fn withdraw(
         application: ApplicationId(aid),
     };
     let a = application(command(&state, StudyId(sid), msg).await?)?;
-    Ok(HttpResponse::Ok().json(json!({ "application": a })))
+    Ok(HttpResponse::Ok().json(ApplicationEnvelope { application: a }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     accept: bool,
@@ -318,6 +411,16 @@ pub struct DecisionBody {
 }
 
 /// `POST /api/studies/{study_id}/applications/{application_id}/decision` (leader)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/applications/{application_id}/decision",
+    tag = "studies",
+    summary = "Accept or reject an application (leader); capacity holds under races",
+    request_body = DecisionBody,
+    params(("study_id" = i64, Path), ("application_id" = i64, Path)),
+    responses((status = 200, description = "{application}", body = ApplicationEnvelope), (status = 409, description = "study_full or application_not_pending", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn decide(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -334,10 +437,19 @@ pub async fn decide(
         reason,
     };
     let a = application(command(&state, StudyId(sid), msg).await?)?;
-    Ok(HttpResponse::Ok().json(json!({ "application": a })))
+    Ok(HttpResponse::Ok().json(ApplicationEnvelope { application: a }))
 }
 
 /// `POST /api/studies/{study_id}/leave` (member)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/leave",
+    tag = "studies",
+    summary = "Leave the study (members; the leader transfers first)",
+    params(("study_id" = i64, Path)),
+    responses((status = 204, description = "Left"), (status = 409, description = "leader_must_transfer", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn leave(state: web::Data<AppState>, auth: Authenticated, path: web::Path<i64>) -> Res {
     command(
         &state,
@@ -348,13 +460,23 @@ pub async fn leave(state: web::Data<AppState>, auth: Authenticated, path: web::P
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
     user_id: i64,
 }
 
 /// `POST /api/studies/{study_id}/transfer` (leader)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/transfer",
+    tag = "studies",
+    summary = "Hand the lead to a member (leader)",
+    request_body = TransferBody,
+    params(("study_id" = i64, Path)),
+    responses((status = 200, description = "The study", body = StudyEnvelope), (status = 400, description = "validation_failed (user_id not a member)", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn transfer(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -371,10 +493,11 @@ pub async fn transfer(
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "study": detail(&state, id, auth.user.id).await? })))
+    let study = detail(&state, id, auth.user.id).await?;
+    Ok(HttpResponse::Ok().json(StudyEnvelope { study }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveBody {
     #[serde(default)]
@@ -382,6 +505,16 @@ pub struct RemoveBody {
 }
 
 /// `POST /api/studies/{study_id}/members/{user_id}/remove` (leader)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/members/{user_id}/remove",
+    tag = "studies",
+    summary = "Remove a member, optionally banning them from applying again (leader)",
+    request_body = RemoveBody,
+    params(("study_id" = i64, Path), ("user_id" = i64, Path)),
+    responses((status = 204, description = "Removed; their live connections to the study are dropped"), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn remove(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -402,7 +535,7 @@ pub async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     reviewee_id: i64,
@@ -412,6 +545,16 @@ pub struct ReviewBody {
 }
 
 /// `POST /api/studies/{study_id}/reviews` (present or past member)
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/reviews",
+    tag = "reviews",
+    summary = "Review another present or past member, once per study",
+    request_body = ReviewBody,
+    params(("study_id" = i64, Path)),
+    responses((status = 201, description = "{review}", body = ReviewEnvelope), (status = 409, description = "review_exists", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn review(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -432,10 +575,10 @@ pub async fn review(
         )
         .await?;
     push_notifications(&state.registry, notes).await;
-    Ok(HttpResponse::Created().json(json!({ "review": r })))
+    Ok(HttpResponse::Created().json(ReviewEnvelope { review: r }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewPatch {
     rating: Option<i64>,
@@ -443,6 +586,16 @@ pub struct ReviewPatch {
 }
 
 /// `PATCH /api/reviews/{review_id}` (author)
+#[utoipa::path(
+    patch,
+    path = "/api/reviews/{review_id}",
+    tag = "reviews",
+    summary = "Edit my review",
+    request_body = ReviewPatch,
+    params(("review_id" = i64, Path)),
+    responses((status = 200, description = "{review}", body = ReviewEnvelope), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn edit_review(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -462,10 +615,19 @@ pub async fn edit_review(
         .store
         .update_review(ReviewId(*path), auth.user.id, b.rating, text, now_millis())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "review": r })))
+    Ok(HttpResponse::Ok().json(ReviewEnvelope { review: r }))
 }
 
 /// `GET /api/users/{user_id}/profile`
+#[utoipa::path(
+    get,
+    path = "/api/users/{user_id}/profile",
+    tag = "reviews",
+    summary = "A user's profile: reviews (average, count, texts) and completed studies",
+    params(("user_id" = i64, Path)),
+    responses((status = 200, description = "Profile", body = Profile), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn profile(
     state: web::Data<AppState>,
     _auth: Authenticated,
@@ -476,33 +638,43 @@ pub async fn profile(
         .user(UserId(*path))
         .await?
         .ok_or(ApiError::NotFound)?;
-    let r = state.store.reputation(user.id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "user": user,
-        "review_average": r.review_average,
-        "review_count": r.review_count,
-        "reviews": r.reviews,
-        "completed_studies": r.completed_studies,
-    })))
+    let reputation = state.store.reputation(user.id).await?;
+    Ok(HttpResponse::Ok().json(Profile { user, reputation }))
 }
 
 /// `GET /api/me/studies`
+#[utoipa::path(
+    get,
+    path = "/api/me/studies",
+    tag = "studies",
+    summary = "My studies: the ones I lead, the ones I joined, my applications",
+    responses((status = 200, description = "My studies", body = MyStudies), (status = 401, description = "unauthenticated", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn my_studies(state: web::Data<AppState>, auth: Authenticated) -> Res {
     let m = state.store.my_studies(auth.user.id).await?;
-    let applications: Vec<serde_json::Value> = m
+    let applications = m
         .applications
         .into_iter()
-        .map(|(a, s)| {
-            let mut v = serde_json::to_value(&a).unwrap_or_default();
-            v["study"] = serde_json::to_value(&s).unwrap_or_default();
-            v
-        })
+        .map(|(application, study)| MyApplication { application, study })
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "leading": m.leading, "joined": m.joined, "applications": applications })))
+    Ok(HttpResponse::Ok().json(MyStudies {
+        leading: m.leading,
+        joined: m.joined,
+        applications,
+    }))
 }
 
 /// `GET /api/me/bookmarks`
+#[utoipa::path(
+    get,
+    path = "/api/me/bookmarks",
+    tag = "studies",
+    summary = "My bookmarked studies (wishlist)",
+    responses((status = 200, description = "Studies", body = Items<StudySummary>), (status = 401, description = "unauthenticated", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn my_bookmarks(state: web::Data<AppState>, auth: Authenticated) -> Res {
-    Ok(HttpResponse::Ok().json(json!({ "items": state.store.bookmarks(auth.user.id).await? })))
+    let items = state.store.bookmarks(auth.user.id).await?;
+    Ok(HttpResponse::Ok().json(Items { items }))
 }

@@ -3,8 +3,8 @@
 //! have the study open.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
+use super::api_types::*;
 use super::auth::Authenticated;
 use super::paging::{self, PAGE_DEFAULT, PAGE_MAX};
 use crate::error::ApiError;
@@ -79,16 +79,33 @@ async fn off_thread<T: Send + 'static>(
 
 /// `GET /api/limits`: the bounds a client checks before sending (an upload refused by its
 /// `Content-Length` may reach a browser as a reset connection rather than a 413).
+#[utoipa::path(
+    get,
+    path = "/api/limits",
+    tag = "files",
+    summary = "Limits a client checks before sending: upload_max_bytes, study_quota_bytes, attachments_per_post, tasks_per_study",
+    responses((status = 200, description = "{upload_max_bytes, …}", body = Limits), (status = 401, description = "unauthenticated", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn limits(state: web::Data<AppState>, _auth: Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "upload_max_bytes": state.settings.upload_max_bytes,
-        "study_quota_bytes": state.settings.study_quota_bytes,
-        "attachments_per_post": tasks::MAX_ATTACHMENTS,
-        "tasks_per_study": tasks::MAX_TASKS_PER_STUDY,
-    }))
+    HttpResponse::Ok().json(Limits {
+        upload_max_bytes: state.settings.upload_max_bytes,
+        study_quota_bytes: state.settings.study_quota_bytes,
+        attachments_per_post: tasks::MAX_ATTACHMENTS,
+        tasks_per_study: tasks::MAX_TASKS_PER_STUDY,
+    })
 }
 
 /// `GET /api/studies/{study_id}/tasks?filter=all|open|done|mine`
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}/tasks",
+    tag = "tasks",
+    summary = "The task board (members): ?filter=all|open|done|mine, by due date (undated last)",
+    params(("study_id" = i64, Path), ("filter" = Option<String>, Query, description = "all, open, done or mine")),
+    responses((status = 200, description = "{items: Task[]}", body = Items<Task>), (status = 400, description = "validation_failed (filter)", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -116,30 +133,44 @@ pub async fn list(
         .store
         .tasks(StudyId(*path), auth.user.id, filter)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// Tasks the home page lists: a person's open work fits, and the list stays one response.
 const MY_TASKS_MAX: i64 = 50;
 
 /// `GET /api/me/tasks`: the caller's open tasks across their studies, soonest due first.
+#[utoipa::path(
+    get,
+    path = "/api/me/tasks",
+    tag = "tasks",
+    summary = "My open tasks across the studies I am in, soonest due first (at most 50), each with study_title",
+    responses((status = 200, description = "{items: Task[]}", body = Items<MyTask>), (status = 401, description = "unauthenticated", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn mine(state: web::Data<AppState>, auth: Authenticated) -> Res {
     let rows = state
         .store
         .my_open_tasks(auth.user.id, MY_TASKS_MAX)
         .await?;
-    let items: Vec<serde_json::Value> = rows
+    let items: Vec<MyTask> = rows
         .into_iter()
-        .map(|(task, title)| {
-            let mut v = serde_json::to_value(&task).unwrap_or_default();
-            v["study_title"] = title.into();
-            v
-        })
+        .map(|(task, study_title)| MyTask { task, study_title })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// `POST /api/studies/{study_id}/tasks`
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/tasks",
+    tag = "tasks",
+    summary = "Create a task (members)",
+    request_body = TaskForm,
+    params(("study_id" = i64, Path)),
+    responses((status = 201, description = "{task}", body = TaskEnvelope), (status = 400, description = "validation_failed (title, description, due_on, status, assignee_id)", body = ErrorBody), (status = 409, description = "task_limit (500 per study)", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -160,10 +191,19 @@ pub async fn create(
         Some((Item::Task(task.id), Step::At(task.version))),
     )
     .await;
-    Ok(HttpResponse::Created().json(json!({ "task": task })))
+    Ok(HttpResponse::Created().json(TaskEnvelope { task }))
 }
 
 /// `GET /api/studies/{study_id}/tasks/{task_id}`
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}/tasks/{task_id}",
+    tag = "tasks",
+    summary = "One task (members)",
+    params(("study_id" = i64, Path), ("task_id" = i64, Path)),
+    responses((status = 200, description = "{task}", body = TaskEnvelope), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn get(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -174,10 +214,20 @@ pub async fn get(
         .store
         .task(StudyId(study), TaskId(task), auth.user.id)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "task": task })))
+    Ok(HttpResponse::Ok().json(TaskEnvelope { task }))
 }
 
 /// `PATCH /api/studies/{study_id}/tasks/{task_id}`: edit, complete (`status: done`), reopen.
+#[utoipa::path(
+    patch,
+    path = "/api/studies/{study_id}/tasks/{task_id}",
+    tag = "tasks",
+    summary = "Edit, complete (status done) or reopen (status open) a task (members); null clears due_on/assignee_id",
+    request_body = TaskForm,
+    params(("study_id" = i64, Path), ("task_id" = i64, Path)),
+    responses((status = 200, description = "{task}", body = TaskEnvelope), (status = 400, description = "validation_failed", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "edit_conflict (version given and stale)", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn edit(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -215,10 +265,19 @@ pub async fn edit(
         Some((Item::Task(task.id), Step::At(task.version))),
     )
     .await;
-    Ok(HttpResponse::Ok().json(json!({ "task": task })))
+    Ok(HttpResponse::Ok().json(TaskEnvelope { task }))
 }
 
 /// `DELETE /api/studies/{study_id}/tasks/{task_id}`: with its posts and their files.
+#[utoipa::path(
+    delete,
+    path = "/api/studies/{study_id}/tasks/{task_id}",
+    tag = "tasks",
+    summary = "Delete a task with its posts and their files (members)",
+    params(("study_id" = i64, Path), ("task_id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -238,6 +297,15 @@ pub async fn delete(
 }
 
 /// `GET /api/studies/{study_id}/tasks/{task_id}/posts?q=&cursor=&limit=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}/tasks/{task_id}/posts",
+    tag = "tasks",
+    summary = "A task's posts, newest first (members): ?q= title search, ?cursor= from next_cursor, ?limit=1–50",
+    params(("study_id" = i64, Path), ("task_id" = i64, Path), ("q" = Option<String>, Query, description = "title search"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1–100")),
+    responses((status = 200, description = "{items: PostSummary[], next_cursor}", body = Page<PostSummary>), (status = 400, description = "validation_failed (q, cursor, limit)", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn posts(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -264,7 +332,7 @@ pub async fn posts(
         .posts(study, task, auth.user.id, q.as_deref(), cursor, limit + 1)
         .await?;
     let next_cursor = paging::finish(&mut items, limit, |p| tasks::encode_cursor(p.id));
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
 fn summary(p: &tasks::Post) -> tasks::PostSummary {
@@ -281,6 +349,16 @@ fn summary(p: &tasks::Post) -> tasks::PostSummary {
 }
 
 /// `POST /api/studies/{study_id}/tasks/{task_id}/posts`
+#[utoipa::path(
+    post,
+    path = "/api/studies/{study_id}/tasks/{task_id}/posts",
+    tag = "tasks",
+    summary = "Write a post under a task (members); markdown rendered, highlighted and sanitized on the server",
+    request_body = PostForm,
+    params(("study_id" = i64, Path), ("task_id" = i64, Path)),
+    responses((status = 201, description = "{post}", body = PostEnvelope), (status = 400, description = "validation_failed (title, body)", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn create_post(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -303,10 +381,19 @@ pub async fn create_post(
     )
     .await;
     task_changed(&state, study, task, auth.user.id).await;
-    Ok(HttpResponse::Created().json(json!({ "post": post })))
+    Ok(HttpResponse::Created().json(PostEnvelope { post }))
 }
 
 /// `GET /api/studies/{study_id}/posts/{post_id}`
+#[utoipa::path(
+    get,
+    path = "/api/studies/{study_id}/posts/{post_id}",
+    tag = "tasks",
+    summary = "One post with body_html and attachments (members)",
+    params(("study_id" = i64, Path), ("post_id" = i64, Path)),
+    responses((status = 200, description = "{post}", body = PostEnvelope), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn get_post(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -316,10 +403,20 @@ pub async fn get_post(
         .store
         .post(StudyId(path.0), PostId(path.1), auth.user.id)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "post": post })))
+    Ok(HttpResponse::Ok().json(PostEnvelope { post }))
 }
 
 /// `PATCH /api/studies/{study_id}/posts/{post_id}` (the author)
+#[utoipa::path(
+    patch,
+    path = "/api/studies/{study_id}/posts/{post_id}",
+    tag = "tasks",
+    summary = "Edit a post (its author)",
+    request_body = PostForm,
+    params(("study_id" = i64, Path), ("post_id" = i64, Path)),
+    responses((status = 200, description = "{post}", body = PostEnvelope), (status = 403, description = "not_author", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "edit_conflict (version given and stale)", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn edit_post(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -358,10 +455,19 @@ pub async fn edit_post(
         Some((Item::Post(post.id), Step::At(post.version))),
     )
     .await;
-    Ok(HttpResponse::Ok().json(json!({ "post": post })))
+    Ok(HttpResponse::Ok().json(PostEnvelope { post }))
 }
 
 /// `DELETE /api/studies/{study_id}/posts/{post_id}` (the author, or the leader)
+#[utoipa::path(
+    delete,
+    path = "/api/studies/{study_id}/posts/{post_id}",
+    tag = "tasks",
+    summary = "Delete a post and its files (its author, or the leader)",
+    params(("study_id" = i64, Path), ("post_id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "not_author", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn delete_post(
     state: web::Data<AppState>,
     auth: Authenticated,

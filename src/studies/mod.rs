@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ApplicationId, NotificationId, ReviewId, StudyId};
 use crate::store::{Millis, User};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StudyStatus {
     Recruiting,
@@ -44,7 +44,9 @@ impl StudyStatus {
 /// The caller's relation to one study. "Not found" and "not allowed" look the same from
 /// outside: every denial below becomes `404 not_found` (or a rule's own code where the
 /// caller may know the study exists).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     None,
@@ -84,7 +86,7 @@ impl Role {
 }
 
 /// A study as lists show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StudySummary {
     pub id: StudyId,
     pub title: String,
@@ -105,7 +107,7 @@ pub struct StudySummary {
 }
 
 /// A study's page: the summary plus the description and the caller's relation to it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StudyDetail {
     #[serde(flatten)]
     pub summary: StudySummary,
@@ -118,13 +120,13 @@ pub struct StudyDetail {
     pub attachments: Vec<crate::tasks::StoredFile>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApplicationRef {
     pub id: ApplicationId,
     pub status: ApplicationStatus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApplicationStatus {
     Pending,
@@ -152,7 +154,7 @@ impl ApplicationStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Application {
     pub id: ApplicationId,
     pub study_id: StudyId,
@@ -165,14 +167,14 @@ pub struct Application {
     pub user_id: crate::ids::UserId,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub user: User,
     pub role: Role,
     pub joined_at: Millis,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Review {
     pub id: ReviewId,
     pub study_id: StudyId,
@@ -185,7 +187,7 @@ pub struct Review {
     pub updated_at: Millis,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StudyRef {
     pub id: StudyId,
     pub title: String,
@@ -193,7 +195,7 @@ pub struct StudyRef {
 
 /// What others wrote about a user, and what they finished: the profile, and what a leader
 /// sees about each applicant.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Reputation {
     pub review_average: Option<f64>,
     pub review_count: i64,
@@ -201,7 +203,7 @@ pub struct Reputation {
     pub completed_studies: Vec<StudyRef>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Notification {
     pub id: NotificationId,
     pub kind: String,

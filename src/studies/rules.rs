@@ -17,7 +17,7 @@ pub const REASON_MAX: usize = 500;
 
 /// The fields of a study as a client sends them; all optional so one shape serves create
 /// (where they are required) and edit (where absent means unchanged).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StudyForm {
     pub title: Option<String>,

@@ -17,7 +17,7 @@ pub const MAX_TASKS_PER_STUDY: i64 = 500;
 /// Attachments one post may carry (the bound).
 pub const MAX_ATTACHMENTS: i64 = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Open,
@@ -51,7 +51,7 @@ pub enum TaskFilter {
     Mine,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Task {
     pub id: TaskId,
     pub study_id: StudyId,
@@ -82,7 +82,7 @@ pub struct TaskFields {
     pub status: TaskStatus,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PostSummary {
     pub id: PostId,
     pub task_id: TaskId,
@@ -95,7 +95,7 @@ pub struct PostSummary {
     pub version: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Post {
     pub id: PostId,
     pub task_id: TaskId,
@@ -112,7 +112,7 @@ pub struct Post {
 }
 
 /// A file's metadata; the bytes are in object storage under `object_key`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StoredFile {
     pub id: FileId,
     #[serde(skip)]

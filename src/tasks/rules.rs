@@ -24,7 +24,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskForm {
     /// On an edit, the version the client's form was based on: a task changed since then
@@ -33,9 +33,13 @@ pub struct TaskForm {
     pub version: Option<i64>,
     pub title: Option<String>,
     pub description: Option<String>,
+    /// `YYYY-MM-DD`; null clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
     pub due_on: Option<Option<String>>,
+    /// A current member; null clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable)]
     pub assignee_id: Option<Option<UserId>>,
     pub status: Option<String>,
 }
@@ -95,7 +99,7 @@ impl TaskForm {
     }
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostForm {
     /// As `TaskForm::version`.

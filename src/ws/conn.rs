@@ -23,7 +23,7 @@ use super::hub::Outbound;
 use super::protocol;
 use super::router::Control;
 use super::transport::ConnSocket;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Authenticated;
 use crate::ids::{ConnId, SessionId};
 use crate::ratelimit::Policy;
@@ -44,6 +44,14 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const CLOSE_DRAIN: Duration = Duration::from_secs(5);
 
 /// Upgrades an authenticated request on `/ws`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "live",
+    summary = "Upgrade to the live WebSocket (protocol: src/ws/PROTOCOL.md); Origin checked",
+    responses((status = 101, description = "Switching to the WebSocket protocol (see PROTOCOL.md)"), (status = 401, description = "unauthenticated", body = ErrorBody), (status = 403, description = "bad_origin", body = ErrorBody)),
+    security(("session" = []))
+)]
 pub async fn upgrade(
     req: HttpRequest,
     payload: web::Payload,
