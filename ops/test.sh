@@ -57,6 +57,16 @@ step "rust: unit and integration tests"
 cargo build --workspace --all-targets
 cargo test --workspace --all-targets
 
+step "API contract: the web client's types against the OpenAPI document"
+# The document is derived from the server's types; openapi-typescript turns it into types,
+# and tsc fails if an answer no longer fits the type the client reads it as.
+"$CARGO_TARGET_DIR/debug/studyon" openapi >web/tests/contract/openapi.json
+(cd web && npx openapi-typescript tests/contract/openapi.json -o tests/contract/api.gen.ts >/dev/null \
+  && npx tsc -p tests/contract/tsconfig.json)
+
+step "API fuzzed against its own schema (Schemathesis, loopback, bounded)"
+ops/schemathesis.sh "$CARGO_TARGET_DIR/debug/studyon"
+
 step "load harness smoke (loopback, bounded, no baseline)"
 # Proves the harness and the chat fan-out path still work end to end: it fails on any lost or
 # duplicated message. The full benchmark is a separate command (see loadtest/README.md).

@@ -77,6 +77,7 @@ pub struct ChatMessage {
     pub author: Author,
     pub body: String,
     pub created_at: Millis,
+    #[schema(required = true)]
     pub edited_at: Option<Millis>,
     pub deleted: bool,
     pub reactions: BTreeMap<String, Vec<UserId>>,
@@ -128,6 +129,7 @@ pub struct NewDirectMessage {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub user: crate::store::User,
+    #[schema(required = true)]
     pub last_message: Option<DirectMessage>,
     pub last_seq: i64,
     pub unread: i64,

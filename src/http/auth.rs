@@ -85,14 +85,21 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, Ap
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignupRequest {
+    /// Stored lower-cased.
+    #[schema(pattern = "^[A-Za-z0-9_]{3,32}$")]
     pub login_id: String,
+    #[schema(min_length = 1, max_length = 40)]
     pub display_name: String,
+    /// 10–256 bytes.
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
+    #[schema(max_length = 64)]
     pub login_id: String,
+    #[schema(max_length = 256)]
     pub password: String,
 }
 

@@ -24,7 +24,9 @@ type Res = Result<HttpResponse, ApiError>;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoom {
+    #[schema(min_length = 1, max_length = 40)]
     name: String,
+    #[schema(value_type = Category)]
     category: String,
 }
 
@@ -121,7 +123,7 @@ pub async fn close(
     path = "/api/studies/{study_id}/chat_rooms/{room_id}/messages",
     tag = "chat",
     summary = "History by seq: before=SEQ (newest first page) or after=SEQ, limit ≤ 100, oldest first (members)",
-    params(("study_id" = i64, Path), ("room_id" = i64, Path), ("before" = Option<i64>, Query, description = "messages before this seq"), ("after" = Option<i64>, Query, description = "messages after this seq"), ("limit" = Option<i64>, Query, description = "1–100")),
+    params(("study_id" = i64, Path), ("room_id" = i64, Path), ("before" = Option<i64>, Query, minimum = 0, description = "messages before this seq"), ("after" = Option<i64>, Query, minimum = 0, description = "messages after this seq"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "{items: ChatMessage[]}", body = Items<ChatMessage>), (status = 404, description = "not_found", body = ErrorBody)),
     security(("session" = []))
 )]
@@ -171,7 +173,7 @@ pub async fn conversations(state: web::Data<AppState>, auth: Authenticated) -> R
     path = "/api/dms/{user_id}/messages",
     tag = "chat",
     summary = "My conversation with a user by seq (before=|after=, limit ≤ 100), and how far they have read",
-    params(("user_id" = i64, Path), ("before" = Option<i64>, Query, description = "messages before this seq"), ("after" = Option<i64>, Query, description = "messages after this seq"), ("limit" = Option<i64>, Query, description = "1–100")),
+    params(("user_id" = i64, Path), ("before" = Option<i64>, Query, minimum = 0, description = "messages before this seq"), ("after" = Option<i64>, Query, minimum = 0, description = "messages after this seq"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "{items: DirectMessage[], read_seq}", body = DirectHistory), (status = 404, description = "not_found", body = ErrorBody)),
     security(("session" = []))
 )]

@@ -50,7 +50,7 @@ impl From<StorageError> for ApiError {
     tag = "files",
     summary = "Attach a file to a post (its author): the body is the raw bytes, ?name= the filename; type sniffed from the bytes",
     request_body(content = Vec<u8>, content_type = "*/*", description = "the file's bytes"),
-    params(("study_id" = i64, Path), ("post_id" = i64, Path), ("name" = String, Query, description = "the original filename")),
+    params(("study_id" = i64, Path), ("post_id" = i64, Path), ("name" = String, Query, min_length = 1, max_length = 255, description = "the original filename")),
     responses((status = 201, description = "{file}", body = FileEnvelope), (status = 400, description = "empty_file, invalid_filename or upload_aborted", body = ErrorBody), (status = 403, description = "not_author", body = ErrorBody), (status = 409, description = "attachment_limit (10 per post)", body = ErrorBody), (status = 413, description = "payload_too_large or quota_exceeded", body = ErrorBody), (status = 415, description = "content_type_mismatch", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
     security(("session" = []))
 )]
@@ -74,7 +74,7 @@ pub async fn upload_to_post(
     tag = "files",
     summary = "Attach a file to the recruiting post (leader); as for post attachments",
     request_body(content = Vec<u8>, content_type = "*/*", description = "the file's bytes"),
-    params(("study_id" = i64, Path), ("name" = String, Query, description = "the original filename")),
+    params(("study_id" = i64, Path), ("name" = String, Query, min_length = 1, max_length = 255, description = "the original filename")),
     responses((status = 201, description = "{file}", body = FileEnvelope), (status = 400, description = "empty_file, invalid_filename or upload_aborted", body = ErrorBody), (status = 409, description = "attachment_limit", body = ErrorBody), (status = 413, description = "payload_too_large or quota_exceeded", body = ErrorBody), (status = 415, description = "content_type_mismatch", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
     security(("session" = []))
 )]
@@ -202,7 +202,7 @@ async fn checked_upload(
     tag = "files",
     summary = "Download a file (members): Content-Disposition attachment, nosniff, Range and If-Range, ETag",
     params(("study_id" = i64, Path), ("file_id" = i64, Path)),
-    responses((status = 200, description = "The file (or the requested byte range, 206)", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "A byte range", content_type = "application/octet-stream", body = Vec<u8>), (status = 304, description = "Not modified (If-None-Match)"), (status = 416, description = "range_not_satisfiable", body = ErrorBody), (status = 304, description = "Not modified (If-None-Match)", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    responses((status = 200, description = "The file (or the requested byte range, 206)", content_type = "*/*", body = Vec<u8>), (status = 206, description = "A byte range", content_type = "*/*", body = Vec<u8>), (status = 304, description = "Not modified (If-None-Match)"), (status = 416, description = "range_not_satisfiable", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
     security(("session" = []))
 )]
 pub async fn download(

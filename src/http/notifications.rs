@@ -19,7 +19,7 @@ type Res = Result<HttpResponse, ApiError>;
     path = "/api/notifications",
     tag = "notifications",
     summary = "My notifications, newest first (cursor = last id)",
-    params(("cursor" = Option<i64>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1–100")),
+    params(("cursor" = Option<i64>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 50)),
     responses((status = 200, description = "{items, next_cursor}", body = Page<Notification>)),
     security(("session" = []))
 )]

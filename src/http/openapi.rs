@@ -166,7 +166,30 @@ pub fn document() -> utoipa::openapi::OpenApi {
             _ => None,
         };
         let Some(op) = op else { continue };
-        for (status, description) in common_responses(spec) {
+        // One id per method and path (handler names repeat across modules; one handler may
+        // serve two methods).
+        op.operation_id = Some(format!(
+            "{}_{}",
+            spec.method,
+            spec.path
+                .trim_start_matches('/')
+                .replace(['/', '.'], "_")
+                .replace(['{', '}'], "")
+        ));
+        let mut common = common_responses(spec);
+        // A query parameter out of its range (a limit, a seq, a cursor) is a validation error.
+        let has_query = op
+            .parameters
+            .iter()
+            .flatten()
+            .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+        if has_query {
+            common.push((
+                "400",
+                "validation_failed (with field): a query parameter is out of range",
+            ));
+        }
+        for (status, description) in common {
             op.responses
                 .responses
                 .entry(status.to_string())

@@ -83,7 +83,7 @@ pub async fn create(
     path = "/api/studies",
     tag = "studies",
     summary = "Browse: q (title, any case), status, tag (repeatable; all must match), sort=newest|deadline, cursor, limit ≤ 50",
-    params(("q" = Option<String>, Query, description = "title search, any case"), ("status" = Option<String>, Query, description = "recruiting, in_progress or completed"), ("tag" = Option<String>, Query, description = "comma-separated tags; a study must have all"), ("sort" = Option<String>, Query, description = "newest (default) or deadline"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1–100")),
+    params(("q" = Option<String>, Query, description = "title search, any case"), ("status" = Option<String>, Query, description = "recruiting, in_progress or completed"), ("tag" = Option<String>, Query, description = "comma-separated tags; a study must have all"), ("sort" = Option<String>, Query, description = "newest (default) or deadline"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 50)),
     responses((status = 200, description = "One page and the next cursor", body = Page<StudySummary>), (status = 400, description = "validation_failed", body = ErrorBody)),
     security(("session" = []))
 )]
@@ -220,6 +220,7 @@ pub async fn edit(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusBody {
+    #[schema(value_type = StudyStatus)]
     status: String,
 }
 
@@ -297,6 +298,7 @@ pub async fn members(state: web::Data<AppState>, auth: Authenticated, path: web:
 #[serde(deny_unknown_fields)]
 pub struct ApplyBody {
     #[serde(default)]
+    #[schema(max_length = 1000)]
     message: String,
 }
 
@@ -407,6 +409,7 @@ pub async fn withdraw(
 pub struct DecisionBody {
     accept: bool,
     #[serde(default)]
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 
@@ -539,8 +542,10 @@ pub async fn remove(
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     reviewee_id: i64,
+    #[schema(minimum = 1, maximum = 5)]
     rating: i64,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     body: String,
 }
 
@@ -581,7 +586,9 @@ pub async fn review(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewPatch {
+    #[schema(minimum = 1, maximum = 5)]
     rating: Option<i64>,
+    #[schema(max_length = 1000)]
     body: Option<String>,
 }
 

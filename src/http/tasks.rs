@@ -302,7 +302,7 @@ pub async fn delete(
     path = "/api/studies/{study_id}/tasks/{task_id}/posts",
     tag = "tasks",
     summary = "A task's posts, newest first (members): ?q= title search, ?cursor= from next_cursor, ?limit=1–50",
-    params(("study_id" = i64, Path), ("task_id" = i64, Path), ("q" = Option<String>, Query, description = "title search"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1–100")),
+    params(("study_id" = i64, Path), ("task_id" = i64, Path), ("q" = Option<String>, Query, description = "title search"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 50)),
     responses((status = 200, description = "{items: PostSummary[], next_cursor}", body = Page<PostSummary>), (status = 400, description = "validation_failed (q, cursor, limit)", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
     security(("session" = []))
 )]

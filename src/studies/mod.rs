@@ -115,6 +115,7 @@ pub struct StudyDetail {
     pub description_html: String,
     pub my_role: Role,
     pub bookmarked: bool,
+    #[schema(required = true)]
     pub my_application: Option<ApplicationRef>,
     /// The recruiting post's files; listed for members only (only they may download).
     pub attachments: Vec<crate::tasks::StoredFile>,
@@ -160,8 +161,10 @@ pub struct Application {
     pub study_id: StudyId,
     pub status: ApplicationStatus,
     pub message: String,
+    #[schema(required = true)]
     pub reason: Option<String>,
     pub created_at: Millis,
+    #[schema(required = true)]
     pub decided_at: Option<Millis>,
     /// The applicant (carried so a reply can travel between nodes intact).
     pub user_id: crate::ids::UserId,
@@ -197,6 +200,7 @@ pub struct StudyRef {
 /// sees about each applicant.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Reputation {
+    #[schema(required = true)]
     pub review_average: Option<f64>,
     pub review_count: i64,
     pub reviews: Vec<Review>,
@@ -207,6 +211,8 @@ pub struct Reputation {
 pub struct Notification {
     pub id: NotificationId,
     pub kind: String,
+    /// What the notification is about; its fields depend on `kind`.
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     pub created_at: Millis,
     pub read: bool,

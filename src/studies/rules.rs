@@ -20,13 +20,25 @@ pub const REASON_MAX: usize = 500;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StudyForm {
+    #[schema(min_length = 1, max_length = 100)]
     pub title: Option<String>,
+    /// Markdown, rendered and sanitized.
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
+    #[schema(max_items = 10)]
     pub tags: Option<Vec<String>>,
+    /// Members including the leader.
+    #[schema(minimum = 2, maximum = 100)]
     pub capacity: Option<i64>,
+    #[schema(format = Date)]
     pub recruit_opens_on: Option<String>,
+    /// Before `starts_on`.
+    #[schema(format = Date)]
     pub recruit_closes_on: Option<String>,
+    #[schema(format = Date)]
     pub starts_on: Option<String>,
+    /// After `starts_on`.
+    #[schema(format = Date)]
     pub ends_on: Option<String>,
 }
 

@@ -59,12 +59,15 @@ pub struct Task {
     pub description: String,
     /// Rendered when written.
     pub description_html: String,
+    #[schema(required = true)]
     pub due_on: Option<String>,
+    #[schema(required = true)]
     pub assignee: Option<Author>,
     pub status: TaskStatus,
     pub created_by: Author,
     pub created_at: Millis,
     pub updated_at: Millis,
+    #[schema(required = true)]
     pub completed_at: Option<Millis>,
     pub post_count: i64,
     /// Bumped by every change to the fields above (see migration 0006).

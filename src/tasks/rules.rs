@@ -31,7 +31,10 @@ pub struct TaskForm {
     /// is refused with `edit_conflict`. Without it, the given fields are applied to
     /// whatever is current (other fields' concurrent edits are kept). Ignored on create.
     pub version: Option<i64>,
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
+    /// Markdown.
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     /// `YYYY-MM-DD`; null clears it.
     #[serde(default, deserialize_with = "nullable")]
@@ -41,6 +44,7 @@ pub struct TaskForm {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i64>, nullable)]
     pub assignee_id: Option<Option<UserId>>,
+    #[schema(value_type = Option<crate::tasks::TaskStatus>)]
     pub status: Option<String>,
 }
 
@@ -104,7 +108,10 @@ impl TaskForm {
 pub struct PostForm {
     /// As `TaskForm::version`.
     pub version: Option<i64>,
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
+    /// Markdown; fenced code is highlighted.
+    #[schema(max_length = 100000)]
     pub body: Option<String>,
 }
 

@@ -232,7 +232,8 @@ export type MyApplication = Omit<Application, 'applicant'> & { study: StudySumma
 
 export interface Member {
   user: User;
-  role: 'leader' | 'member';
+  /** `leader` or `member` (the roles a member can have). */
+  role: StudyRole;
   joined_at: number;
 }
 
