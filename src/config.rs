@@ -136,6 +136,11 @@ pub struct Settings {
     )]
     pub ws_outbound_queue: usize,
 
+    /// Bytes queued for one socket before it is closed as a slow consumer: a tab that
+    /// stops reading large answers must not pin megabytes per frame.
+    #[arg(long, env = "STUDYON_WS_OUTBOUND_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
+    pub ws_outbound_bytes: usize,
+
     /// Sockets one user may have open at once (tabs, across browsers); one more is closed
     /// with 4009. Every socket message of a user counts against one shared rate.
     #[arg(
@@ -420,6 +425,12 @@ impl Settings {
         if self.ws_max_per_user == 0 || self.actor_max_live == 0 {
             return Err(ConfigError(
                 "STUDYON_WS_MAX_PER_USER and STUDYON_ACTOR_MAX_LIVE must be at least 1".into(),
+            ));
+        }
+        if self.ws_outbound_bytes < self.ws_max_message_bytes.min(1 << 20) {
+            return Err(ConfigError(
+                "STUDYON_WS_OUTBOUND_BYTES must hold at least one largest message (or 1 MiB)"
+                    .into(),
             ));
         }
         if self.ws_outbound_queue < 8 || self.actor_mailbox < 8 {

@@ -57,6 +57,45 @@ pub async fn request(
         .map_err(|e| format!("{method} {path}: {e}"))
 }
 
+/// One request with a raw body of `content_type` (an upload).
+pub async fn request_bytes(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, String> {
+    let inner = async {
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).ok();
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.write_all(body).await.map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .await
+            .map_err(|e| e.to_string())?;
+        parse(&raw)
+    };
+    tokio::time::timeout(timeout, inner)
+        .await
+        .map_err(|_| format!("POST {path}: no response within {timeout:?}"))?
+        .map_err(|e| format!("POST {path}: {e}"))
+}
+
 async fn request_inner(
     addr: SocketAddr,
     method: &str,

@@ -1,5 +1,6 @@
 //! `loadtest`: load harness for the StudyOn server. See `loadtest/README.md`.
 
+mod abuse;
 mod fanout;
 mod http;
 mod procs;
@@ -26,6 +27,9 @@ enum Cmd {
     /// Chat fan-out: many sockets in one room, an open-loop send-rate ramp, against StudyOn
     /// and a plain Node `ws` broadcast baseline, both pinned to core 0.
     ChatFanout(FanoutArgs),
+    /// Every attack a signed-up user could make, at once, while honest users chat and
+    /// upload; compared with the same honest load on a quiet server.
+    Abuse(abuse::AbuseArgs),
 }
 
 #[derive(Args, Debug)]
@@ -74,7 +78,10 @@ struct FanoutArgs {
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
-    let Cmd::ChatFanout(mut args) = Cli::parse().cmd;
+    let mut args = match Cli::parse().cmd {
+        Cmd::ChatFanout(args) => args,
+        Cmd::Abuse(args) => return abuse_main(args),
+    };
     if args.smoke {
         args.clients = 10;
         args.users = 2;
@@ -101,6 +108,40 @@ fn main() -> ExitCode {
     }
     .expect("tokio runtime");
     match rt.block_on(chat_fanout(args, cpus)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn abuse_main(args: abuse::AbuseArgs) -> ExitCode {
+    let cpus = procs::pin_self_off_core0();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus.len().max(1))
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let bin = args.server_bin.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("studyon")))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SERVER_BIN))
+    });
+    let pin = procs::taskset().is_some();
+    println!(
+        "server {}{}; harness on CPUs {cpus:?}",
+        bin.display(),
+        if pin {
+            " pinned to core 0"
+        } else {
+            " (not pinned: no taskset)"
+        }
+    );
+    match rt.block_on(abuse::run(args, bin, pin)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

@@ -208,3 +208,21 @@ pub fn pin_self_off_core0() -> Vec<usize> {
         cpus.into_iter().filter(|&c| c != 0).collect()
     }
 }
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM` the peak resident set).
+pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The machine's load averages, as `/proc/loadavg` gives them (1, 5, 15 minutes).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "n/a".into())
+}

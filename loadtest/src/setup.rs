@@ -10,15 +10,16 @@ use tokio::sync::Semaphore;
 use crate::http::{self, Response};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-const PASSWORD: &str = "loadtest-password-1234";
+pub const PASSWORD: &str = "loadtest-password-1234";
 
 pub struct Setup {
     /// `Cookie` header value per user (index 0 is the leader).
     pub cookies: Vec<String>,
     pub room_id: Value,
+    pub study_id: String,
 }
 
-fn expect(resp: &Response, status: u16, what: &str) -> Result<Value, String> {
+pub fn expect(resp: &Response, status: u16, what: &str) -> Result<Value, String> {
     if resp.status != status {
         return Err(format!(
             "{what}: HTTP {} (wanted {status}): {}",
@@ -29,7 +30,7 @@ fn expect(resp: &Response, status: u16, what: &str) -> Result<Value, String> {
     resp.json()
 }
 
-async fn post(
+pub async fn post(
     addr: SocketAddr,
     origin: &str,
     cookie: Option<&str>,
@@ -123,11 +124,15 @@ pub async fn run(addr: SocketAddr, origin: &str, users: usize) -> Result<Setup, 
     if room_id.is_null() {
         return Err("create chat room: no room.id".into());
     }
-    Ok(Setup { cookies, room_id })
+    Ok(Setup {
+        cookies,
+        room_id,
+        study_id,
+    })
 }
 
 /// An id as it goes into a path: numbers and strings alike.
-fn id_text(v: &Value) -> Option<String> {
+pub fn id_text(v: &Value) -> Option<String> {
     match v {
         Value::Number(n) => Some(n.to_string()),
         Value::String(s) => Some(s.clone()),

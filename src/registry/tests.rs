@@ -197,7 +197,15 @@ async fn stops_when_idle_and_reloads_state_on_next_use() {
 async fn restarts_after_a_panic_and_tells_watchers_to_resync() {
     let (reg, hub) = registry(Duration::from_secs(60), 64).await;
     let mut conn = hub
-        .register(crate::ids::UserId(1), SessionId(1), 8, 4)
+        .register(
+            crate::ids::UserId(1),
+            SessionId(1),
+            crate::ws::hub::QueueBound {
+                frames: 8,
+                bytes: 1 << 20,
+            },
+            4,
+        )
         .unwrap();
     reg.ask::<Probe>(3, ProbeMsg::Add(4)).await.unwrap();
     reg.ask::<Probe>(3, ProbeMsg::Watch(conn.id)).await.unwrap();

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::close_code;
 use super::family::{Conn, Endpoint, OpenFamily};
 use super::frame::{ErrorFrame, Frame, Hello, PROTOCOL_VERSION, Resync, Scope, ServerFrame};
-use super::hub::Outbound;
+use super::hub::{Outbound, QueueBound};
 use super::protocol;
 use super::router::Control;
 use super::transport::ConnSocket;
@@ -86,12 +86,14 @@ pub fn serve(
         .max_frame_size(hard_max)
         .aggregate_continuations()
         .max_continuation_size(hard_max);
-    let Some(reg) = state.hub.register(
-        auth.user.id,
-        auth.session,
-        settings.ws_outbound_queue,
-        settings.ws_max_per_user,
-    ) else {
+    let bound = QueueBound {
+        frames: settings.ws_outbound_queue,
+        bytes: settings.ws_outbound_bytes,
+    };
+    let Some(reg) = state
+        .hub
+        .register(auth.user.id, auth.session, bound, settings.ws_max_per_user)
+    else {
         // A browser can read a close code but not the status of a refused upgrade.
         metrics::counter!(crate::metrics::WS_CLOSED, "reason" => "too_many_sockets").increment(1);
         let close = CloseReason {
@@ -103,7 +105,7 @@ pub fn serve(
         });
         return Ok(resp);
     };
-    let writer = actix_rt::spawn(writer(session.clone(), reg.out));
+    let writer = actix_rt::spawn(writer(session.clone(), reg.out, reg.queued.clone()));
     let shell = Shell {
         socket: req.conn_data::<Arc<ConnSocket>>().cloned(),
         writer,
@@ -128,10 +130,17 @@ pub fn serve(
 const WRITE_BATCH: usize = 128;
 
 /// Drains the outbound queue into the socket until either side goes away.
-async fn writer(mut ws: actix_ws::Session, mut out: mpsc::Receiver<Outbound>) {
+async fn writer(
+    mut ws: actix_ws::Session,
+    mut out: mpsc::Receiver<Outbound>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while out.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         for frame in batch.drain(..) {
+            if let Outbound::Frame(f) = &frame {
+                queued.fetch_sub(f.len(), std::sync::atomic::Ordering::AcqRel);
+            }
             let r = match frame {
                 Outbound::Frame(Frame::Text(t)) => ws.text(t).await,
                 Outbound::Frame(Frame::Binary(b)) => ws.binary(b).await,

@@ -4,8 +4,8 @@
 //! never blocks the pushing actor.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -29,6 +29,9 @@ struct Entry {
     session: SessionId,
     out: mpsc::Sender<Outbound>,
     ctl: mpsc::Sender<Control>,
+    /// Bytes of frames queued and not yet written (the writer takes them off).
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
 }
 
 pub struct Registration {
@@ -37,6 +40,16 @@ pub struct Registration {
     /// A sender into the connection's own queue, for replies it produces itself.
     pub out_tx: mpsc::Sender<Outbound>,
     pub ctl: mpsc::Receiver<Control>,
+    /// Bytes queued for the writer; it subtracts each frame it writes.
+    pub queued: Arc<AtomicUsize>,
+}
+
+/// How much one socket's outbound queue may hold: frames, and bytes (a few large answers
+/// the client does not read must not pin megabytes each).
+#[derive(Clone, Copy, Debug)]
+pub struct QueueBound {
+    pub frames: usize,
+    pub bytes: usize,
 }
 
 pub struct ConnHub {
@@ -66,7 +79,7 @@ impl ConnHub {
         &self,
         user: UserId,
         session: SessionId,
-        queue: usize,
+        queue: QueueBound,
         max_per_user: usize,
     ) -> Option<Registration> {
         let mut conns = self.conns.lock().expect("hub lock");
@@ -79,8 +92,9 @@ impl ConnHub {
             node: self.node,
             seq: self.next.fetch_add(1, Ordering::Relaxed),
         };
-        let (out_tx, out) = mpsc::channel(queue);
+        let (out_tx, out) = mpsc::channel(queue.frames);
         let (ctl_tx, ctl) = mpsc::channel(CONTROL_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         conns.by_id.insert(
             id,
             Entry {
@@ -88,6 +102,8 @@ impl ConnHub {
                 session,
                 out: out_tx.clone(),
                 ctl: ctl_tx,
+                queued: queued.clone(),
+                max_bytes: queue.bytes,
             },
         );
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
@@ -96,6 +112,7 @@ impl ConnHub {
             out,
             out_tx,
             ctl,
+            queued,
         })
     }
 
@@ -116,13 +133,21 @@ impl ConnHub {
         let Some(e) = conns.by_id.get(&id) else {
             return false;
         };
+        let len = frame.len();
+        if e.queued.fetch_add(len, Ordering::AcqRel) + len > e.max_bytes {
+            e.queued.fetch_sub(len, Ordering::AcqRel);
+            let _ = e.ctl.try_send(Control::SlowConsumer);
+            return false;
+        }
         match e.out.try_send(Outbound::Frame(frame)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = e.ctl.try_send(Control::SlowConsumer);
+            Err(err) => {
+                e.queued.fetch_sub(len, Ordering::AcqRel);
+                if matches!(err, mpsc::error::TrySendError::Full(_)) {
+                    let _ = e.ctl.try_send(Control::SlowConsumer);
+                }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -193,6 +218,11 @@ impl ConnRouter for ConnHub {
 mod tests {
     use super::*;
 
+    const BOUND: QueueBound = QueueBound {
+        frames: 8,
+        bytes: 1 << 20,
+    };
+
     fn text(s: &str) -> Frame {
         Frame::Text(s.to_string().into())
     }
@@ -200,7 +230,7 @@ mod tests {
     #[test]
     fn a_full_queue_marks_a_slow_consumer() {
         let hub = ConnHub::new(7);
-        let mut reg = hub.register(UserId(1), SessionId(1), 8, 4).unwrap();
+        let mut reg = hub.register(UserId(1), SessionId(1), BOUND, 4).unwrap();
         for i in 0..8 {
             assert!(hub.push(reg.id, text(&format!("{i}"))));
         }
@@ -221,8 +251,8 @@ mod tests {
     #[test]
     fn push_many_reaches_every_live_connection_and_marks_slow_ones() {
         let hub = ConnHub::new(3);
-        let mut fast = hub.register(UserId(1), SessionId(1), 8, 4).unwrap();
-        let mut slow = hub.register(UserId(2), SessionId(2), 8, 4).unwrap();
+        let mut fast = hub.register(UserId(1), SessionId(1), BOUND, 4).unwrap();
+        let mut slow = hub.register(UserId(2), SessionId(2), BOUND, 4).unwrap();
         for i in 0..8 {
             assert!(hub.push(slow.id, text(&format!("{i}"))));
         }
@@ -239,9 +269,9 @@ mod tests {
     #[test]
     fn finds_connections_by_session() {
         let hub = ConnHub::new(1);
-        let a = hub.register(UserId(1), SessionId(10), 8, 4).unwrap();
-        let b = hub.register(UserId(1), SessionId(11), 8, 4).unwrap();
-        let c = hub.register(UserId(1), SessionId(10), 8, 4).unwrap();
+        let a = hub.register(UserId(1), SessionId(10), BOUND, 4).unwrap();
+        let b = hub.register(UserId(1), SessionId(11), BOUND, 4).unwrap();
+        let c = hub.register(UserId(1), SessionId(10), BOUND, 4).unwrap();
         let mut s10 = hub.by_session(SessionId(10));
         s10.sort_by_key(|c| c.seq);
         assert_eq!(s10, vec![a.id, c.id]);
@@ -251,17 +281,42 @@ mod tests {
     #[test]
     fn a_user_may_open_only_so_many_sockets() {
         let hub = ConnHub::new(1);
-        let a = hub.register(UserId(1), SessionId(1), 8, 2).unwrap();
-        let _b = hub.register(UserId(1), SessionId(1), 8, 2).unwrap();
-        assert!(hub.register(UserId(1), SessionId(2), 8, 2).is_none());
+        let a = hub.register(UserId(1), SessionId(1), BOUND, 2).unwrap();
+        let _b = hub.register(UserId(1), SessionId(1), BOUND, 2).unwrap();
+        assert!(hub.register(UserId(1), SessionId(2), BOUND, 2).is_none());
         assert!(
-            hub.register(UserId(2), SessionId(3), 8, 2).is_some(),
+            hub.register(UserId(2), SessionId(3), BOUND, 2).is_some(),
             "others are not affected"
         );
         hub.unregister(a.id);
         assert!(
-            hub.register(UserId(1), SessionId(1), 8, 2).is_some(),
+            hub.register(UserId(1), SessionId(1), BOUND, 2).is_some(),
             "a closed one frees its place"
         );
+    }
+
+    #[test]
+    fn a_queue_past_its_bytes_marks_a_slow_consumer_however_few_frames() {
+        let hub = ConnHub::new(1);
+        let bound = QueueBound {
+            frames: 100,
+            bytes: 10_000,
+        };
+        let mut reg = hub.register(UserId(1), SessionId(1), bound, 4).unwrap();
+        let big = Frame::Binary(vec![0u8; 4_000].into());
+        assert!(hub.push(reg.id, big.clone()));
+        assert!(hub.push(reg.id, big.clone()));
+        assert_eq!(reg.queued.load(Ordering::Relaxed), 8_000);
+        assert!(!hub.push(reg.id, big.clone()), "a third would pass 10 kB");
+        assert_eq!(reg.ctl.try_recv().unwrap(), Control::SlowConsumer);
+        assert_eq!(
+            reg.queued.load(Ordering::Relaxed),
+            8_000,
+            "the refused one is not counted"
+        );
+        // The writer takes frames off, freeing their bytes.
+        assert!(matches!(reg.out.try_recv(), Ok(Outbound::Frame(_))));
+        reg.queued.fetch_sub(4_000, Ordering::Relaxed);
+        assert!(hub.push(reg.id, big));
     }
 }

@@ -190,10 +190,11 @@ async fn silent_clients_are_closed_after_two_heartbeats() {
     s.shutdown().await;
 }
 
-/// Pushes 64 KiB notifications to `me` until the server stops queueing for them.
-async fn flood_until_refused(s: &RunningServer, me: &Session) {
+/// Pushes 64 KiB notifications to `me` until the server stops queueing for them; returns
+/// how many it took.
+async fn flood_until_refused(s: &RunningServer, me: &Session) -> usize {
     let big = "z".repeat(64 * 1024);
-    for _ in 0..1000 {
+    for n in 0..1000 {
         let r = s
             .state
             .registry
@@ -206,7 +207,7 @@ async fn flood_until_refused(s: &RunningServer, me: &Session) {
             .await
             .unwrap();
         if r == UserSessionReply::Reached(0) {
-            return;
+            return n;
         }
     }
     panic!("the server must stop queueing for a client that does not read");
@@ -314,4 +315,25 @@ async fn graceful_shutdown_closes_sockets_with_going_away() {
     );
     shutdown.await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The outbound queue is bounded in bytes as well as frames: a few large answers the client
+/// does not read close it as a slow consumer long before 512 frames.
+#[actix_rt::test]
+async fn a_queue_past_its_bytes_closes_as_a_slow_consumer() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--ws-outbound-bytes", "1048576"]).await;
+    let me = signup(&s).await;
+    let mut ws = ws_connect(&s, &me.cookie).await;
+    hello(&mut ws).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Kernel buffers take some megabytes; then 1 MiB of queue (16 frames), not 512 frames.
+    let taken = flood_until_refused(&s, &me).await;
+    assert!(taken < 400, "{taken} frames of 64 KiB were queued");
+    assert_eq!(
+        wait_close(&mut ws, Duration::from_secs(20)).await,
+        Some(4008)
+    );
+    hub_empties(&s).await;
+    s.shutdown().await;
 }
