@@ -50,6 +50,10 @@ pub struct AbuseArgs {
     /// Quick check: 10 honest users for 6 s.
     #[arg(long)]
     pub quick: bool,
+    /// Run only these attacks (comma-separated: spray, hoard, loris, prefs, flip, reader,
+    /// login), to see what each costs. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// What the honest users saw in one run.
@@ -95,10 +99,10 @@ pub async fn run(args: AbuseArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
         "abuse: {honest} honest users (a chat message a second, a 64 KiB upload every 5 s) for {secs} s, quiet then attacked"
     );
     println!("\n== quiet run");
-    let quiet = one_run(&bin, pin, honest, secs, false).await?;
+    let quiet = one_run(&bin, pin, honest, secs, false, &[]).await?;
     report("quiet", &quiet, None);
     println!("\n== attacked run");
-    let attacked = one_run(&bin, pin, honest, secs, true).await?;
+    let attacked = one_run(&bin, pin, honest, secs, true, &args.only).await?;
     report("attacked", &attacked, Some(&quiet));
 
     let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1000.0;
@@ -164,6 +168,7 @@ async fn one_run(
     honest: usize,
     secs: f64,
     attack: bool,
+    only: &[String],
 ) -> Result<RunFigures, String> {
     let scratch = procs::Scratch::new("abuse")?;
     let port = procs::free_port()?;
@@ -208,7 +213,7 @@ async fn one_run(
         let stop = Arc::new(AtomicBool::new(false));
         let tally = Arc::new(AttackTally::default());
         let attackers = if attack {
-            start_attacks(addr, &origin, &s, stop.clone(), tally.clone()).await?
+            start_attacks(addr, &origin, &s, stop.clone(), tally.clone(), only).await?
         } else {
             Vec::new()
         };
@@ -514,252 +519,269 @@ async fn start_attacks(
     s: &setup::Setup,
     stop: Arc<AtomicBool>,
     tally: Arc<AttackTally>,
+    only: &[String],
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
     let mut tasks = Vec::new();
     let origin = origin.to_string();
+    let on = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
 
-    // 1. dm.sync sprays naming users that do not exist: 10 accounts, 5 sockets each.
-    for a in 0..10 {
-        let cookie = sign_up(addr, &origin, &format!("spray_{a}")).await?;
-        for k in 0..5 {
-            let Ok(mut socket) = ws(addr, &origin, &cookie).await else {
-                continue;
-            };
-            let (stop, tally) = (stop.clone(), tally.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut n: u64 = 0;
-                while !stop.load(Relaxed) {
-                    let with = 10_000_000 + a * 1_000_000 + k * 100_000 + n as i64;
-                    let f = json!({ "type": "dm.sync", "with": with, "last_seq": 0 });
-                    if socket.send(Message::text(f.to_string())).await.is_err() {
-                        break;
+    // [spray] 1. dm.sync sprays naming users that do not exist: 10 accounts, 5 sockets each.
+    if on("spray") {
+        for a in 0..10 {
+            let cookie = sign_up(addr, &origin, &format!("spray_{a}")).await?;
+            for k in 0..5 {
+                let Ok(mut socket) = ws(addr, &origin, &cookie).await else {
+                    continue;
+                };
+                let (stop, tally) = (stop.clone(), tally.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut n: u64 = 0;
+                    while !stop.load(Relaxed) {
+                        let with = 10_000_000 + a * 1_000_000 + k * 100_000 + n as i64;
+                        let f = json!({ "type": "dm.sync", "with": with, "last_seq": 0 });
+                        if socket.send(Message::text(f.to_string())).await.is_err() {
+                            break;
+                        }
+                        tally.frames_sent.fetch_add(1, Relaxed);
+                        n += 1;
+                        // Drain what came back so this socket is not the slow one.
+                        while let Ok(Some(Ok(m))) =
+                            tokio::time::timeout(Duration::ZERO, socket.next()).await
+                        {
+                            if matches!(&m, Message::Text(t) if t.contains("\"error\"")) {
+                                tally.refusals.fetch_add(1, Relaxed);
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
-                    tally.frames_sent.fetch_add(1, Relaxed);
-                    n += 1;
-                    // Drain what came back so this socket is not the slow one.
-                    while let Ok(Some(Ok(m))) =
-                        tokio::time::timeout(Duration::ZERO, socket.next()).await
-                    {
-                        if matches!(&m, Message::Text(t) if t.contains("\"error\"")) {
-                            tally.refusals.fetch_add(1, Relaxed);
+                }));
+            }
+        }
+    }
+
+    // [hoard] 2. One account opening 300 sockets and flooding pings on the ones it gets.
+    if on("hoard") {
+        let hoarder = sign_up(addr, &origin, "hoarder").await?;
+        {
+            let (stop, tally, origin) = (stop.clone(), tally.clone(), origin.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut held = Vec::new();
+                for _ in 0..300 {
+                    let Ok(mut socket) = ws(addr, &origin, &hoarder).await else {
+                        continue;
+                    };
+                    match tokio::time::timeout(Duration::from_secs(2), socket.next()).await {
+                        Ok(Some(Ok(Message::Text(t)))) if t.contains("\"hello\"") => {
+                            tally.sockets_accepted.fetch_add(1, Relaxed);
+                            held.push(socket);
+                        }
+                        _ => {
+                            tally.sockets_refused.fetch_add(1, Relaxed);
                         }
                     }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                while !stop.load(Relaxed) {
+                    for socket in &mut held {
+                        let _ = socket
+                            .send(Message::text(r#"{"type":"ping"}"#.to_string()))
+                            .await;
+                        tally.frames_sent.fetch_add(1, Relaxed);
+                        while let Ok(Some(Ok(_))) =
+                            tokio::time::timeout(Duration::ZERO, socket.next()).await
+                        {
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }));
         }
     }
 
-    // 2. One account opening 300 sockets and flooding pings on the ones it gets.
-    let hoarder = sign_up(addr, &origin, "hoarder").await?;
-    {
-        let (stop, tally, origin) = (stop.clone(), tally.clone(), origin.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut held = Vec::new();
-            for _ in 0..300 {
-                let Ok(mut socket) = ws(addr, &origin, &hoarder).await else {
-                    continue;
-                };
-                match tokio::time::timeout(Duration::from_secs(2), socket.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) if t.contains("\"hello\"") => {
-                        tally.sockets_accepted.fetch_add(1, Relaxed);
-                        held.push(socket);
+    // [loris] 3. A slowloris: 32 uploads that send a head and one byte, renewed when dropped.
+    if on("loris") {
+        let loris = sign_up(addr, &origin, "loris").await?;
+        let r = setup::post(
+            addr,
+            &origin,
+            Some(&loris),
+            "/api/studies",
+            json!({ "title": "loris", "description": "", "tags": [], "capacity": 5,
+                "recruit_opens_on": "2026-01-01", "recruit_closes_on": "2027-02-01",
+                "starts_on": "2027-03-01", "ends_on": "2027-06-01" }),
+        )
+        .await?;
+        let loris_study = setup::id_text(&setup::expect(&r, 201, "loris study")?["study"]["id"])
+            .ok_or("no study id")?;
+        for _ in 0..32 {
+            let (stop, tally, origin, loris, study) = (
+                stop.clone(),
+                tally.clone(),
+                origin.clone(),
+                loris.clone(),
+                loris_study.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Relaxed) {
+                    let Ok(mut tcp) = TcpStream::connect(addr).await else {
+                        break;
+                    };
+                    let head = format!(
+                        "POST /api/studies/{study}/attachments?name=slow.bin HTTP/1.1\r\nHost: {addr}\r\n\
+                         Origin: {origin}\r\nCookie: {loris}\r\nContent-Type: application/octet-stream\r\n\
+                         Content-Length: 10000000\r\n\r\nx"
+                    );
+                    if tcp.write_all(head.as_bytes()).await.is_err() {
+                        break;
                     }
-                    _ => {
-                        tally.sockets_refused.fetch_add(1, Relaxed);
+                    let mut buf = vec![0u8; 4096];
+                    let n = tokio::time::timeout(
+                        Duration::from_secs(60),
+                        tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
+                    )
+                    .await;
+                    let text = match n {
+                        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+                        _ => String::new(),
+                    };
+                    if text.contains(" 408 ") {
+                        tally.slow_uploads_dropped.fetch_add(1, Relaxed);
+                    } else if text.contains(" 503 ") {
+                        tally.slow_uploads_busy.fetch_add(1, Relaxed);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
-            }
-            while !stop.load(Relaxed) {
-                for socket in &mut held {
-                    let _ = socket
-                        .send(Message::text(r#"{"type":"ping"}"#.to_string()))
-                        .await;
+            }));
+        }
+    }
+
+    // [prefs] 4. 1,200 preferences of 4 KiB, as fast as the server takes them.
+    if on("prefs") {
+        let hoarder_prefs = sign_up(addr, &origin, "prefs_spam").await?;
+        if let Ok(mut socket) = ws(addr, &origin, &hoarder_prefs).await {
+            let (stop, tally) = (stop.clone(), tally.clone());
+            tasks.push(tokio::spawn(async move {
+                let value = "v".repeat(4096);
+                for i in 0..1200 {
+                    if stop.load(Relaxed) {
+                        break;
+                    }
+                    let f =
+                        json!({ "type": "prefs.set", "id": i, "key": format!("k{i}"), "value": value });
+                    if socket.send(Message::text(f.to_string())).await.is_err() {
+                        break;
+                    }
                     tally.frames_sent.fetch_add(1, Relaxed);
-                    while let Ok(Some(Ok(_))) =
+                    while let Ok(Some(Ok(Message::Text(t)))) =
                         tokio::time::timeout(Duration::ZERO, socket.next()).await
                     {
+                        if t.contains("\"ack\"") {
+                            tally.prefs_stored.fetch_add(1, Relaxed);
+                        } else if t.contains("\"error\"") {
+                            tally.refusals.fetch_add(1, Relaxed);
+                        }
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }));
+            }));
+        }
     }
 
-    // 3. A slowloris: 32 uploads that send a head and one byte, renewed when dropped.
-    let loris = sign_up(addr, &origin, "loris").await?;
-    let r = setup::post(
-        addr,
-        &origin,
-        Some(&loris),
-        "/api/studies",
-        json!({ "title": "loris", "description": "", "tags": [], "capacity": 5,
-            "recruit_opens_on": "2026-01-01", "recruit_closes_on": "2027-02-01",
-            "starts_on": "2027-03-01", "ends_on": "2027-06-01" }),
-    )
-    .await?;
-    let loris_study = setup::id_text(&setup::expect(&r, 201, "loris study")?["study"]["id"])
-        .ok_or("no study id")?;
-    for _ in 0..32 {
-        let (stop, tally, origin, loris, study) = (
-            stop.clone(),
-            tally.clone(),
-            origin.clone(),
-            loris.clone(),
-            loris_study.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Relaxed) {
-                let Ok(mut tcp) = TcpStream::connect(addr).await else {
-                    break;
-                };
-                let head = format!(
-                    "POST /api/studies/{study}/attachments?name=slow.bin HTTP/1.1\r\nHost: {addr}\r\n\
-                     Origin: {origin}\r\nCookie: {loris}\r\nContent-Type: application/octet-stream\r\n\
-                     Content-Length: 10000000\r\n\r\nx"
-                );
-                if tcp.write_all(head.as_bytes()).await.is_err() {
-                    break;
-                }
-                let mut buf = vec![0u8; 4096];
-                let n = tokio::time::timeout(
-                    Duration::from_secs(60),
-                    tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
-                )
-                .await;
-                let text = match n {
-                    Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
-                    _ => String::new(),
-                };
-                if text.contains(" 408 ") {
-                    tally.slow_uploads_dropped.fetch_add(1, Relaxed);
-                } else if text.contains(" 503 ") {
-                    tally.slow_uploads_busy.fetch_add(1, Relaxed);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }));
-    }
-
-    // 4. 1,200 preferences of 4 KiB, as fast as the server takes them.
-    let hoarder_prefs = sign_up(addr, &origin, "prefs_spam").await?;
-    if let Ok(mut socket) = ws(addr, &origin, &hoarder_prefs).await {
-        let (stop, tally) = (stop.clone(), tally.clone());
-        tasks.push(tokio::spawn(async move {
-            let value = "v".repeat(4096);
-            for i in 0..1200 {
-                if stop.load(Relaxed) {
-                    break;
-                }
-                let f =
-                    json!({ "type": "prefs.set", "id": i, "key": format!("k{i}"), "value": value });
-                if socket.send(Message::text(f.to_string())).await.is_err() {
-                    break;
-                }
-                tally.frames_sent.fetch_add(1, Relaxed);
-                while let Ok(Some(Ok(Message::Text(t)))) =
-                    tokio::time::timeout(Duration::ZERO, socket.next()).await
-                {
-                    if t.contains("\"ack\"") {
-                        tally.prefs_stored.fetch_add(1, Relaxed);
-                    } else if t.contains("\"error\"") {
+    // [flip] 5. Apply and withdraw, over and over, against the honest study.
+    if on("flip") {
+        let flipper = sign_up(addr, &origin, "flipper").await?;
+        {
+            let (stop, tally, origin, study) = (
+                stop.clone(),
+                tally.clone(),
+                origin.clone(),
+                s.study_id.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Relaxed) {
+                    let r = setup::post(
+                        addr,
+                        &origin,
+                        Some(&flipper),
+                        &format!("/api/studies/{study}/applications"),
+                        json!({ "message": "again" }),
+                    )
+                    .await;
+                    if let Ok(r) = r
+                        && r.status == 201
+                    {
+                        tally.applications.fetch_add(1, Relaxed);
+                        if let Some(app) = r
+                            .json()
+                            .ok()
+                            .and_then(|v| setup::id_text(&v["application"]["id"]))
+                        {
+                            let _ = setup::post(
+                                addr,
+                                &origin,
+                                Some(&flipper),
+                                &format!("/api/studies/{study}/applications/{app}/withdraw"),
+                                json!({}),
+                            )
+                            .await;
+                        }
+                    } else {
                         tally.refusals.fetch_add(1, Relaxed);
                     }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-            }
-        }));
+            }));
+        }
     }
 
-    // 5. Apply and withdraw, over and over, against the honest study.
-    let flipper = sign_up(addr, &origin, "flipper").await?;
-    {
-        let (stop, tally, origin, study) = (
-            stop.clone(),
-            tally.clone(),
-            origin.clone(),
-            s.study_id.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Relaxed) {
-                let r = setup::post(
-                    addr,
-                    &origin,
-                    Some(&flipper),
-                    &format!("/api/studies/{study}/applications"),
-                    json!({ "message": "again" }),
-                )
-                .await;
-                if let Ok(r) = r
-                    && r.status == 201
-                {
-                    tally.applications.fetch_add(1, Relaxed);
-                    if let Some(app) = r
-                        .json()
-                        .ok()
-                        .and_then(|v| setup::id_text(&v["application"]["id"]))
+    // [reader] 6. A socket that asks for big answers and never reads them.
+    if on("reader") {
+        let reader = sign_up(addr, &origin, "slow_reader").await?;
+        if let Ok(mut socket) = ws(addr, &origin, &reader).await {
+            let (stop, tally) = (stop.clone(), tally.clone());
+            tasks.push(tokio::spawn(async move {
+                let value = "r".repeat(4096);
+                for i in 0..60 {
+                    let f =
+                        json!({ "type": "prefs.set", "id": i, "key": format!("r{i}"), "value": value });
+                    let _ = socket.send(Message::text(f.to_string())).await;
+                }
+                while !stop.load(Relaxed) {
+                    if socket
+                        .send(Message::text(r#"{"type":"prefs.get"}"#.to_string()))
+                        .await
+                        .is_err()
                     {
-                        let _ = setup::post(
-                            addr,
-                            &origin,
-                            Some(&flipper),
-                            &format!("/api/studies/{study}/applications/{app}/withdraw"),
-                            json!({}),
-                        )
-                        .await;
+                        tally.slow_reader_closed.store(true, Relaxed);
+                        break;
                     }
-                } else {
-                    tally.refusals.fetch_add(1, Relaxed);
+                    tally.frames_sent.fetch_add(1, Relaxed);
+                    tokio::time::sleep(Duration::from_millis(25)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }));
+            }));
+        }
     }
 
-    // 6. A socket that asks for big answers and never reads them.
-    let reader = sign_up(addr, &origin, "slow_reader").await?;
-    if let Ok(mut socket) = ws(addr, &origin, &reader).await {
-        let (stop, tally) = (stop.clone(), tally.clone());
-        tasks.push(tokio::spawn(async move {
-            let value = "r".repeat(4096);
-            for i in 0..60 {
-                let f =
-                    json!({ "type": "prefs.set", "id": i, "key": format!("r{i}"), "value": value });
-                let _ = socket.send(Message::text(f.to_string())).await;
-            }
-            while !stop.load(Relaxed) {
-                if socket
-                    .send(Message::text(r#"{"type":"prefs.get"}"#.to_string()))
-                    .await
-                    .is_err()
-                {
-                    tally.slow_reader_closed.store(true, Relaxed);
-                    break;
+    // [login] 7. Wrong passwords for an honest user's login id.
+    if on("login") {
+        {
+            let (stop, tally, origin) = (stop.clone(), tally.clone(), origin.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Relaxed) {
+                    let r = setup::post(
+                        addr,
+                        &origin,
+                        None,
+                        "/api/auth/login",
+                        json!({ "login_id": "load_user_001", "password": "not the password" }),
+                    )
+                    .await;
+                    if matches!(r, Ok(ref r) if r.status == 429) {
+                        tally.logins_limited.fetch_add(1, Relaxed);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
-                tally.frames_sent.fetch_add(1, Relaxed);
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-        }));
+            }));
+        }
     }
 
-    // 7. Wrong passwords for an honest user's login id.
-    {
-        let (stop, tally, origin) = (stop.clone(), tally.clone(), origin.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Relaxed) {
-                let r = setup::post(
-                    addr,
-                    &origin,
-                    None,
-                    "/api/auth/login",
-                    json!({ "login_id": "load_user_001", "password": "not the password" }),
-                )
-                .await;
-                if matches!(r, Ok(ref r) if r.status == 429) {
-                    tally.logins_limited.fetch_add(1, Relaxed);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }));
-    }
     Ok(tasks)
 }
