@@ -104,6 +104,45 @@ impl<K: Hash + Eq> KeyedBuckets<K> {
     }
 }
 
+/// Keys known to be refused until an instant: lets a caller answer a repeated request from
+/// a key whose bucket is empty without first doing the work that names the bucket (for HTTP
+/// writes, the session lookup in the database). A refusal noted here is one the bucket would
+/// give anyway (refill is deterministic), so it changes no outcome, only its cost.
+pub struct RefusedUntil<K> {
+    max_keys: usize,
+    until: Mutex<HashMap<K, Instant>>,
+}
+
+impl<K: Hash + Eq> RefusedUntil<K> {
+    pub fn new(max_keys: usize) -> Self {
+        RefusedUntil {
+            max_keys,
+            until: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long `key` is still refused, if it is.
+    pub fn remaining(&self, key: &K, now: Instant) -> Option<Duration> {
+        let m = self.until.lock().expect("refusals lock");
+        m.get(key)
+            .and_then(|t| t.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Notes that `key` is refused for `wait` from `now`. When the map is full, lapsed
+    /// entries go; if none has lapsed the note is dropped (the slow path still refuses).
+    pub fn note(&self, key: K, now: Instant, wait: Duration) {
+        let mut m = self.until.lock().expect("refusals lock");
+        if !m.contains_key(&key) && m.len() >= self.max_keys {
+            m.retain(|_, t| *t > now);
+            if m.len() >= self.max_keys {
+                return;
+            }
+        }
+        m.insert(key, now + wait);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +195,29 @@ mod tests {
             }
         }
         assert!((19..=21).contains(&ok), "{ok}");
+    }
+
+    #[test]
+    fn refusals_lapse_and_stay_bounded() {
+        let t0 = Instant::now();
+        let r = RefusedUntil::new(2);
+        assert_eq!(r.remaining(&1, t0), None);
+        r.note(1, t0, Duration::from_millis(100));
+        assert_eq!(r.remaining(&1, t0), Some(Duration::from_millis(100)));
+        assert_eq!(
+            r.remaining(&1, t0 + Duration::from_millis(60)),
+            Some(Duration::from_millis(40))
+        );
+        assert_eq!(r.remaining(&1, t0 + Duration::from_millis(100)), None);
+        // Full of live refusals: a third key is not tracked (the caller's slow path refuses).
+        r.note(2, t0, Duration::from_secs(1));
+        r.note(3, t0, Duration::from_secs(1));
+        assert_eq!(r.remaining(&3, t0), None);
+        // Once key 1 has lapsed it makes room.
+        let later = t0 + Duration::from_millis(200);
+        r.note(3, later, Duration::from_secs(1));
+        assert!(r.remaining(&3, later).is_some());
+        assert_eq!(r.until.lock().unwrap().len(), 2);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct AppState {
     pub signups: KeyedBuckets<std::net::IpAddr>,
     /// State-changing requests per user (socket writes count here too).
     pub writes: KeyedBuckets<crate::ids::UserId>,
+    /// Sessions whose user is over the write budget, by token hash, until it refills.
+    pub refused_writes: crate::ratelimit::RefusedUntil<Vec<u8>>,
     /// Socket messages per user, across all their sockets.
     pub socket_rates: KeyedBuckets<crate::ids::UserId>,
     /// Origins accepted for state-changing requests and socket upgrades.
@@ -157,6 +159,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             Policy::new(settings.write_burst, throttle::USER_WRITES_PER_SECOND),
             throttle::USER_WRITES_TRACKED,
         ),
+        refused_writes: crate::ratelimit::RefusedUntil::new(throttle::USER_WRITES_TRACKED),
         socket_rates: KeyedBuckets::new(
             crate::ws::conn::SOCKET_POLICY,
             crate::ws::conn::SOCKET_RATE_TRACKED,

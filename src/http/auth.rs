@@ -44,10 +44,18 @@ impl FromRequest for Authenticated {
         let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         Box::pin(async move {
             let token = token.ok_or(ApiError::Unauthenticated)?;
-            let auth = authenticate(&state, &token).await?;
+            let hash = token::hash_token(&token);
+            // A session already over its user's write budget is refused before the database
+            // is asked who it is: a script hammering writes costs a hash and a map lookup.
+            if writes && let Some(wait) = state.refused_writes.remaining(&hash, Instant::now()) {
+                return Err(rate_limited(wait));
+            }
+            let auth = authenticate_hash(&state, &hash).await?;
             // Every state-changing request names its user here, so one check bounds them all
             // (before a body such as an upload is read).
-            if writes && let Err(wait) = state.writes.take(auth.user.id, Instant::now()) {
+            let now = Instant::now();
+            if writes && let Err(wait) = state.writes.take(auth.user.id, now) {
+                state.refused_writes.note(hash, now, wait);
                 return Err(rate_limited(wait));
             }
             Ok(auth)
@@ -63,9 +71,13 @@ fn rate_limited(wait: std::time::Duration) -> ApiError {
 }
 
 async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, ApiError> {
+    authenticate_hash(state, &token::hash_token(token)).await
+}
+
+async fn authenticate_hash(state: &AppState, hash: &[u8]) -> Result<Authenticated, ApiError> {
     let rec = state
         .store
-        .session_by_token_hash(&token::hash_token(token))
+        .session_by_token_hash(hash)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     let now = now_millis();

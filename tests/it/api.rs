@@ -532,6 +532,33 @@ async fn writes_are_limited_per_user() {
     );
     assert_eq!(refused.0["error"], "rate_limited");
     assert!(retry_after(&refused.1) >= 1);
+    // Writes that follow at once are refused the same way (these take the short path that
+    // skips the session lookup) and store nothing, except what refilled meanwhile.
+    let again = std::time::Instant::now();
+    let mut refused_again = 0;
+    for _ in 0..5 {
+        let (st, body, headers) = post(
+            &s,
+            &path,
+            json!({ "title": "again" }),
+            Some(&flooder.cookie),
+        )
+        .await;
+        match st {
+            201 => stored += 1,
+            429 => {
+                assert_eq!(body["error"], "rate_limited");
+                assert!(retry_after(&headers) >= 1);
+                refused_again += 1;
+            }
+            _ => panic!("{st} {body}"),
+        }
+    }
+    let refilled = (again.elapsed().as_secs_f64() * 10.0).ceil() as i64 + 1;
+    assert!(
+        refused_again >= 5 - refilled.min(5),
+        "{refused_again} of 5 refused, {refilled} refilled"
+    );
     let (st, board) = get(&s, &path, Some(&flooder.cookie)).await;
     assert_eq!(st, 200, "reads are not limited");
     assert_eq!(
