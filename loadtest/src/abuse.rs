@@ -248,6 +248,16 @@ async fn one_run(
         if attack {
             print_tally(&tally);
         }
+        // The server's own count of uploads by outcome (honest and attackers' together).
+        if let Some(m) = metrics.as_deref() {
+            let by_result: Vec<String> = m
+                .lines()
+                .filter_map(|l| l.strip_prefix("studyon_uploads_total{result=\""))
+                .filter_map(|l| l.split_once("\"} "))
+                .map(|(result, n)| format!("{result} {n}"))
+                .collect();
+            println!("  server uploads by result: {}", by_result.join(", "));
+        }
         Ok(RunFigures {
             honest: honest_result,
             peak_rss_mb: procs::status_kb(server.pid, "VmHWM").unwrap_or(0) as f64 / 1024.0,
@@ -262,7 +272,7 @@ async fn one_run(
 
 fn print_tally(t: &AttackTally) {
     println!(
-        "  attacks: {} frames sent, {} refused by the server; sockets accepted {} / closed at once {}; slow uploads dropped {} / refused busy {}; prefs stored {}; applications accepted {}; logins rate-limited {}; slow reader cut off: {}",
+        "  attacks: {} frames sent, {} refused by the server; sockets accepted {} / closed at once {}; slow uploads dropped {} / refused (busy or rate) {}; prefs stored {}; applications accepted {}; logins rate-limited {}; slow reader cut off: {}",
         t.frames_sent.load(Relaxed),
         t.refusals.load(Relaxed),
         t.sockets_accepted.load(Relaxed),
@@ -348,6 +358,7 @@ async fn honest_load(
     let sent = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let lost = Arc::new(AtomicU64::new(0));
+    let users = s.cookies.len().max(1) as u64;
     let samples = Arc::new(Mutex::new(Vec::new()));
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
@@ -410,7 +421,8 @@ async fn honest_load(
                 })
             };
             // Spread the users over the second.
-            tokio::time::sleep(Duration::from_millis((i as u64 * 997) % 1000)).await;
+            // Spread evenly over the second, so the load is steady rather than a burst a second.
+            tokio::time::sleep(Duration::from_millis(i as u64 * 1000 / users)).await;
             let mut n = 0u64;
             while Instant::now() < until {
                 let id = format!("h{i}-{n}");
@@ -444,7 +456,8 @@ async fn honest_load(
         let (cookie, origin) = (cookie.clone(), origin.to_string());
         let path_base = format!("/api/studies/{}/posts/{}/attachments", s.study_id, posts[i]);
         tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis((i as u64 * 4999) % 5000)).await;
+            // Spread evenly over the 5 s: 50 uploads at once would be a burst no group makes.
+            tokio::time::sleep(Duration::from_millis(i as u64 * 5000 / users)).await;
             let body = vec![b'x'; UPLOAD_BYTES];
             let mut n = 0;
             // A post takes 10 files; 4 in 20 s leaves room.
@@ -645,9 +658,14 @@ async fn start_attacks(
                     };
                     if text.contains(" 408 ") {
                         tally.slow_uploads_dropped.fetch_add(1, Relaxed);
-                    } else if text.contains(" 503 ") {
+                    } else if text.contains(" 503 ") || text.contains(" 429 ") {
+                        // Refused (no slot, or the user's write budget is spent): a slowloris
+                        // comes back for a slot soon, not in a tight loop (that is a request
+                        // flood, which costs the attacker's CPU on this machine as much as ours).
                         tally.slow_uploads_busy.fetch_add(1, Relaxed);
                         tokio::time::sleep(Duration::from_millis(500)).await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
             }));
