@@ -26,6 +26,9 @@ pub enum ApiError {
     /// The body is larger than the route accepts.
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// The edit would make a co-edited document larger than the server's limit.
+    #[error("the document would be larger than the server allows")]
+    DocumentTooLarge,
     /// The study's stored files would pass its quota.
     #[error("the study's storage quota is used up; delete files to make room")]
     QuotaExceeded,
@@ -99,6 +102,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::DocumentTooLarge => "document_too_large",
             ApiError::QuotaExceeded => "quota_exceeded",
             ApiError::EmptyFile => "empty_file",
             ApiError::InvalidFilename(_) => "invalid_filename",
@@ -127,7 +131,9 @@ impl ApiError {
             ApiError::EmptyFile | ApiError::InvalidFilename(_) | ApiError::UploadAborted(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::PayloadTooLarge | ApiError::QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::QuotaExceeded | ApiError::DocumentTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType | ApiError::ContentTypeMismatch { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -257,6 +263,16 @@ impl From<Rule> for ApiError {
                 code: "not_creator",
                 message,
             },
+            Rule::NotLeader => ApiError::Forbidden {
+                code: "not_leader",
+                message,
+            },
+            Rule::PostLocked => ApiError::Forbidden {
+                code: "post_locked",
+                message,
+            },
+            Rule::VersionLimit => conflict("version_limit"),
+            Rule::DocumentTooLarge => ApiError::DocumentTooLarge,
             Rule::AssigneeNotMember => ApiError::Validation {
                 field: "assignee_id",
                 message,
@@ -315,6 +331,7 @@ mod tests {
             ApiError::validation("login_id", "x"),
             ApiError::MalformedJson("x".into()),
             ApiError::PayloadTooLarge,
+            ApiError::DocumentTooLarge,
             ApiError::UnsupportedMediaType,
             ApiError::Unauthenticated,
             ApiError::InvalidCredentials,

@@ -7,6 +7,8 @@
 
 pub mod chat;
 mod chat_sql;
+pub mod docs;
+mod docs_sql;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -25,6 +27,7 @@ use crate::config::{DbKind, Settings};
 use crate::ids::{RoomId, SessionId, UserId};
 
 pub use chat::ChatStore;
+pub use docs::DocStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use studies::{Rule, StudyStore};
@@ -251,7 +254,7 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: StudyStore + ChatStore + TaskStore + Send + Sync + 'static {
+pub trait Store: StudyStore + ChatStore + TaskStore + DocStore + Send + Sync + 'static {
     fn kind(&self) -> DbKind;
     /// Applies pending migrations of this dialect.
     async fn migrate(&self) -> StoreResult<()>;

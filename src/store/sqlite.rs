@@ -7,6 +7,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool};
 
 use super::chat_sql::chat_store_impl;
+use super::docs_sql::docs_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
 use super::tasks_sql::tasks_store_impl;
@@ -57,3 +58,4 @@ shared_store_impl!(SqliteStore, Sqlite);
 studies_store_impl!(SqliteStore, Sqlite);
 chat_store_impl!(SqliteStore, Sqlite);
 tasks_store_impl!(SqliteStore, Sqlite);
+docs_store_impl!(SqliteStore, Sqlite);

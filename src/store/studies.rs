@@ -72,6 +72,14 @@ pub enum Rule {
     PrefLimit,
     #[error("you withdrew from this study a moment ago; apply again later")]
     ReapplyTooSoon { retry_after_secs: u64 },
+    #[error("only the study's leader may do this")]
+    NotLeader,
+    #[error("the leader locked this post; only the leader may edit it")]
+    PostLocked,
+    #[error("a post keeps at most 50 named versions; delete one first")]
+    VersionLimit,
+    #[error("the document would be larger than the server allows")]
+    DocumentTooLarge,
 }
 
 /// The live state a `Study` actor loads.

@@ -75,12 +75,12 @@ macro_rules! tasks_store_impl {
                 }
             }
 
-            const POST_SELECT: &str = "SELECT p.id, p.task_id, p.title, p.author_id, u.display_name, p.created_at, p.updated_at, \
-                (SELECT COUNT(*) FROM files f WHERE f.post_id = p.id), p.study_id, p.body, p.body_html, p.version \
+            pub(super) const POST_SELECT: &str = "SELECT p.id, p.task_id, p.title, p.author_id, u.display_name, p.created_at, p.updated_at, \
+                (SELECT COUNT(*) FROM files f WHERE f.post_id = p.id), p.study_id, p.body, p.body_html, p.version, p.locked_at \
                 FROM posts p JOIN users u ON u.id = p.author_id";
-            type PostRow = (i64, i64, String, i64, String, i64, i64, i64, i64, String, String, i64);
+            pub(super) type PostRow = (i64, i64, String, i64, String, i64, i64, i64, i64, String, String, i64, Option<i64>);
 
-            fn summary_of(r: &PostRow) -> PostSummary {
+            pub(super) fn summary_of(r: &PostRow) -> PostSummary {
                 PostSummary {
                     id: PostId(r.0),
                     task_id: TaskId(r.1),
@@ -89,6 +89,7 @@ macro_rules! tasks_store_impl {
                     created_at: r.5,
                     updated_at: r.6,
                     attachment_count: r.7,
+                    locked: r.12.is_some(),
                     version: r.11,
                 }
             }
@@ -125,7 +126,7 @@ macro_rules! tasks_store_impl {
                 Ok(rows.into_iter().map(file_of).collect())
             }
 
-            async fn load_post(c: &mut Conn, study: StudyId, post: PostId) -> StoreResult<Post> {
+            pub(super) async fn load_post(c: &mut Conn, study: StudyId, post: PostId) -> StoreResult<Post> {
                 let mut qb = QueryBuilder::<Db>::new(POST_SELECT);
                 qb.push(" WHERE p.id = ").push_bind(post.0).push(" AND p.study_id = ").push_bind(study.0);
                 let r: PostRow = qb.build_query_as().fetch_optional(&mut *c).await?.ok_or(rule(Rule::NotFound))?;
@@ -141,6 +142,7 @@ macro_rules! tasks_store_impl {
                     created_at: s.created_at,
                     updated_at: s.updated_at,
                     attachments: files_of(c, study, Some(post)).await?,
+                    locked: s.locked,
                     version: s.version,
                 })
             }

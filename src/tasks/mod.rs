@@ -94,6 +94,8 @@ pub struct PostSummary {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub attachment_count: i64,
+    /// Locked by the leader: the body is read-only for everyone else.
+    pub locked: bool,
     /// Bumped by every change to the fields above, the attachment count included.
     pub version: i64,
 }
@@ -111,6 +113,8 @@ pub struct Post {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub attachments: Vec<StoredFile>,
+    /// Locked by the leader: the body is read-only for everyone else.
+    pub locked: bool,
     pub version: i64,
 }
 
