@@ -127,6 +127,11 @@ pub struct Settings {
     #[arg(long, env = "STUDYON_WS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub ws_max_message_bytes: usize,
 
+    /// Largest co-edited post body (its Yjs document, encoded bytes); an edit past it is
+    /// refused with `document_too_large`. One update is also bounded by the message limit.
+    #[arg(long, env = "STUDYON_DOC_MAX_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
+    pub doc_max_bytes: usize,
+
     /// Frames queued for one socket before it counts as a slow consumer and is closed.
     #[arg(
         long,
@@ -410,6 +415,11 @@ impl Settings {
         if self.ws_heartbeat_secs == 0 {
             return Err(ConfigError(
                 "STUDYON_WS_HEARTBEAT_SECS must be above 0".into(),
+            ));
+        }
+        if self.doc_max_bytes < 4096 {
+            return Err(ConfigError(
+                "STUDYON_DOC_MAX_BYTES must be at least 4096".into(),
             ));
         }
         if self.ws_max_message_bytes < 1024 {

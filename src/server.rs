@@ -48,6 +48,10 @@ pub struct AppState {
     pub hub: Arc<ConnHub>,
     /// The `/ws` endpoint: the live features' families.
     pub ws: Arc<Endpoint>,
+    /// `/ws?binary=1`: the families that take binary frames, with no JSON at all.
+    pub ws_binary: Arc<Endpoint>,
+    /// The features' own endpoints, by name (`/ws/doc/{post_id}` is `doc`).
+    pub endpoints: std::collections::HashMap<&'static str, Arc<Endpoint>>,
     pub persister: Persister,
     pub throttle: LoginThrottle,
     /// Proxies whose `X-Forwarded-For` is believed (see `http::client_ip`).
@@ -125,6 +129,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             store: store.clone(),
             sockets: Sockets::new(hub.clone()),
             persister: persister.clone(),
+            doc_max_bytes: settings.doc_max_bytes,
         }),
         Arc::new(features.kinds),
         // Single node; the cluster issue plugs a Redis-lease placement in here.
@@ -147,6 +152,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         registry,
         hub,
         ws: Arc::new(Endpoint::json(features.families)),
+        ws_binary: Arc::new(Endpoint::binary(features.binary_families)),
+        endpoints: features
+            .endpoints
+            .into_iter()
+            .map(|(name, e)| (name, Arc::new(e)))
+            .collect(),
         persister,
         throttle: LoginThrottle::default(),
         trusted_proxies: crate::http::client_ip::parse_nets(&settings.trusted_proxies)

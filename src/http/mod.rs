@@ -8,6 +8,7 @@ pub mod api_types;
 pub mod auth;
 pub mod chat;
 pub mod client_ip;
+pub mod docs;
 pub mod files;
 pub mod notifications;
 pub mod openapi;
@@ -414,7 +415,43 @@ pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<RouteSpec> {
     );
     t.add("get", "/healthz", Public, web::get().to(ops::healthz));
     t.add("get", "/readyz", Public, web::get().to(ops::readyz));
+    t.add(
+        "put",
+        "/api/studies/{study_id}/posts/{post_id}/lock",
+        Study(LEADER),
+        web::put().to(docs::lock),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/posts/{post_id}/versions",
+        Study(MEMBERS),
+        web::get().to(docs::versions),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/posts/{post_id}/versions",
+        Study(MEMBERS),
+        web::post().to(docs::take_version),
+    );
+    t.add(
+        "get",
+        "/api/studies/{study_id}/posts/{post_id}/versions/{version_id}",
+        Study(MEMBERS),
+        web::get().to(docs::version),
+    );
+    t.add(
+        "post",
+        "/api/studies/{study_id}/posts/{post_id}/versions/{version_id}/restore",
+        Study(MEMBERS),
+        web::post().to(docs::restore),
+    );
     t.add("get", "/ws", User, web::get().to(crate::ws::conn::upgrade));
+    t.add(
+        "get",
+        "/ws/doc/{post_id}",
+        User,
+        web::get().to(crate::live::doc::socket::upgrade),
+    );
     for (path, limit) in [
         ("/api/studies", DESCRIPTION_JSON_LIMIT),
         ("/api/studies/{study_id}", DESCRIPTION_JSON_LIMIT),

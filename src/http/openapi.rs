@@ -78,7 +78,13 @@ use super::{Access, RouteSpec};
         super::openapi::serve,
         super::ops::healthz,
         super::ops::readyz,
-        crate::ws::conn::upgrade
+        crate::ws::conn::upgrade,
+        crate::live::doc::socket::upgrade,
+        super::docs::lock,
+        super::docs::versions,
+        super::docs::take_version,
+        super::docs::version,
+        super::docs::restore
     ),
     modifiers(&SessionCookie)
 )]

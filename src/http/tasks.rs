@@ -335,7 +335,7 @@ pub async fn posts(
     Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
-fn summary(p: &tasks::Post) -> tasks::PostSummary {
+pub(super) fn summary(p: &tasks::Post) -> tasks::PostSummary {
     tasks::PostSummary {
         id: p.id,
         task_id: p.task_id,
@@ -344,6 +344,7 @@ fn summary(p: &tasks::Post) -> tasks::PostSummary {
         created_at: p.created_at,
         updated_at: p.updated_at,
         attachment_count: p.attachments.len() as i64,
+        locked: p.locked,
         version: p.version,
     }
 }
@@ -424,7 +425,14 @@ pub async fn edit_post(
     body: web::Json<PostForm>,
 ) -> Res {
     let (study, post) = (StudyId(path.0), PostId(path.1));
-    let form = body.into_inner();
+    let mut form = body.into_inner();
+    // The body is the co-edited document's: it changes by an edit live editors converge
+    // on, never by overwriting the row (see `live::doc`).
+    let new_body = form
+        .body
+        .take()
+        .map(crate::tasks::rules::post_body)
+        .transpose()?;
     let post = edit_rounds(form.version, || async {
         let p = state.store.post(study, post, auth.user.id).await?;
         if p.author.id != auth.user.id {
@@ -455,6 +463,13 @@ pub async fn edit_post(
         Some((Item::Post(post.id), Step::At(post.version))),
     )
     .await;
+    let post = match new_body {
+        Some(text) => {
+            super::docs::replace_body(&state, study, post.id, auth.user.id, text).await?;
+            state.store.post(study, post.id, auth.user.id).await?
+        }
+        None => post,
+    };
     Ok(HttpResponse::Ok().json(PostEnvelope { post }))
 }
 
@@ -475,6 +490,10 @@ pub async fn delete_post(
 ) -> Res {
     let (study, post) = (StudyId(path.0), PostId(path.1));
     let (task, keys) = state.store.delete_post(study, post, auth.user.id).await?;
+    let _ = state
+        .registry
+        .tell_if_running::<crate::live::doc::PostDoc>(post, crate::live::doc::PostDocMsg::Deleted)
+        .await;
     delete_objects(&state, keys).await;
     announce(
         &state,

@@ -9,9 +9,11 @@
 //! | [`study`] | `study.*` | `study` |
 //! | [`chat`] | `chat.*` | `chat_room` |
 //! | [`dm`] | `dm.*` | `direct_chat` |
+//! | [`doc`] | binary y-sync frames (`/ws`, `/ws?binary=1`, `/ws/doc/{post_id}`) | `post_doc` |
 
 pub mod chat;
 pub mod dm;
+pub mod doc;
 pub mod prefs;
 pub mod sequenced;
 pub mod study;
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::registry::ActorKinds;
 use crate::store::{Rule, StoreError};
-use crate::ws::family::Families;
+use crate::ws::family::{Endpoint, Families};
 
 /// Why an actor's command failed, in a form that can cross nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -59,6 +61,11 @@ impl From<CommandError> for crate::error::ApiError {
 pub struct Features {
     /// The families of the `/ws` endpoint.
     pub families: Families,
+    /// The families of `/ws?binary=1`: the same socket for clients that take no JSON (no
+    /// `hello`, no text frames), such as the stock `@hocuspocus/provider`.
+    pub binary_families: Families,
+    /// Endpoints of their own (a feature's path routes to them by name).
+    pub endpoints: Vec<(&'static str, Endpoint)>,
     pub kinds: ActorKinds,
 }
 
@@ -70,6 +77,7 @@ pub fn features() -> Features {
     study::register(&mut f);
     chat::register(&mut f);
     dm::register(&mut f);
+    doc::register(&mut f);
     f
 }
 
@@ -172,6 +180,7 @@ mod wire_tests {
             created_at: 1,
             updated_at: 2,
             attachment_count: 1,
+            locked: true,
             version: 3,
         };
         let all = vec![
@@ -535,6 +544,75 @@ mod wire_tests {
             }
         }
         round_trip(&());
+    }
+
+    #[test]
+    fn document_messages_and_replies() {
+        use super::doc::proto::Framing;
+        use super::doc::{PostDocMsg, PostDocReply, PostDocResult};
+        let msgs = [
+            PostDocMsg::Attach {
+                conn: conn(),
+                user: UserId(1),
+                framing: Framing::Named("post/9".into()),
+            },
+            PostDocMsg::Attach {
+                conn: conn(),
+                user: UserId(1),
+                framing: Framing::Plain,
+            },
+            PostDocMsg::Frame {
+                conn: conn(),
+                data: vec![0, 2, 1, 255],
+            },
+            PostDocMsg::Detach { conn: conn() },
+            PostDocMsg::ReplaceText {
+                user: UserId(3),
+                text: "새 본문 ✍️".into(),
+                leader: true,
+            },
+            PostDocMsg::SetLock { locked: true },
+            PostDocMsg::TakeVersion {
+                user: UserId(3),
+                name: "draft 1".into(),
+            },
+            PostDocMsg::DropUser { user: UserId(2) },
+            PostDocMsg::Deleted,
+        ];
+        for m in &msgs {
+            match m {
+                PostDocMsg::Attach { .. }
+                | PostDocMsg::Frame { .. }
+                | PostDocMsg::Detach { .. }
+                | PostDocMsg::ReplaceText { .. }
+                | PostDocMsg::SetLock { .. }
+                | PostDocMsg::TakeVersion { .. }
+                | PostDocMsg::DropUser { .. }
+                | PostDocMsg::Deleted => round_trip(m),
+            }
+        }
+        let version = crate::store::docs::DocVersion {
+            id: 1,
+            name: None,
+            created_at: 5,
+            created_by: Some(author()),
+            authors: vec![author()],
+            chars: 10,
+        };
+        let replies: [PostDocResult; 4] = [
+            Ok(PostDocReply::Attached { writable: false }),
+            Ok(PostDocReply::Done),
+            Ok(PostDocReply::Version(version)),
+            Err(CommandError::Rule(Rule::PostLocked)),
+        ];
+        for r in &replies {
+            match r {
+                Ok(
+                    PostDocReply::Attached { .. } | PostDocReply::Done | PostDocReply::Version(_),
+                )
+                | Err(_) => round_trip(r),
+            }
+        }
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub struct Deps {
     /// The way to client sockets, wherever they are connected.
     pub sockets: Sockets,
     pub persister: Persister,
+    /// Largest co-edited document (encoded bytes) a `PostDoc` lets grow.
+    pub doc_max_bytes: usize,
 }
 
 /// An actor that lives in the registry under a key.
@@ -178,6 +180,11 @@ impl<A: KeyedActor> Message for Envelope<A> {
 pub struct ReplyTo<R>(Option<oneshot::Sender<R>>);
 
 impl<R> ReplyTo<R> {
+    /// No one waits for this reply (work an actor starts on its own).
+    pub fn none() -> Self {
+        ReplyTo(None)
+    }
+
     pub fn send(self, reply: R) {
         if let Some(tx) = self.0 {
             let _ = tx.send(reply);

@@ -131,6 +131,7 @@ async fn registry_with(
         store,
         sockets: Sockets::new(hub.clone()),
         persister,
+        doc_max_bytes: 2 << 20,
     });
     let mut kinds = ActorKinds::new();
     kinds.register::<Probe>();

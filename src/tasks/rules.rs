@@ -170,6 +170,11 @@ fn title(raw: &str) -> Result<String, ApiError> {
     Ok(t.to_string())
 }
 
+/// A post body as typed (the co-edited text the HTTP API sets).
+pub fn post_body(s: String) -> Result<String, ApiError> {
+    bounded("body", s, POST_BODY_MAX_CHARS)
+}
+
 fn bounded(field: &'static str, s: String, max: usize) -> Result<String, ApiError> {
     if s.chars().count() > max {
         return Err(ApiError::validation(

@@ -58,7 +58,15 @@ pub async fn upgrade(
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let endpoint = state.ws.clone();
+    // `?binary=1`: no JSON at all, for clients that take binary frames only.
+    let binary =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .is_ok_and(|q| q.get("binary").is_some_and(|v| v == "1"));
+    let endpoint = if binary {
+        state.ws_binary.clone()
+    } else {
+        state.ws.clone()
+    };
     serve(&req, payload, state, auth, endpoint, Vec::new())
 }
 
@@ -198,6 +206,33 @@ impl Shell {
     /// Counts one incoming message against the size limit and the rate; false (with an
     /// error frame sent) if it is refused.
     fn admit(&mut self, len: usize) -> bool {
+        self.admit_frame(len, false).is_ok()
+    }
+
+    /// As [`Shell::admit`]; a refused binary frame ends the connection instead (see
+    /// [`close_code::RATE_LIMITED`]).
+    fn admit_frame(&mut self, len: usize, binary: bool) -> Result<(), Option<Ending>> {
+        if binary {
+            let max = self.state.settings.ws_max_message_bytes;
+            if len > max {
+                return Err(Some(Ending {
+                    code: close_code::TOO_BIG,
+                    reason: "message_too_large",
+                }));
+            }
+            if self
+                .state
+                .socket_rates
+                .take(self.user.id, Instant::now())
+                .is_err()
+            {
+                return Err(Some(Ending {
+                    code: close_code::RATE_LIMITED,
+                    reason: "rate_limited",
+                }));
+            }
+            return Ok(());
+        }
         let max = self.state.settings.ws_max_message_bytes;
         if len > max {
             let e = ErrorFrame::protocol(
@@ -206,16 +241,16 @@ impl Shell {
                 format!("messages are limited to {max} bytes"),
             );
             self.conn().send(&e);
-            return false;
+            return Err(None);
         }
         if let Err(wait) = self.state.socket_rates.take(self.user.id, Instant::now()) {
             let e = ApiError::RateLimited {
                 retry_after_secs: wait.as_secs().max(1),
             };
             self.conn().error(None, &e);
-            return false;
+            return Err(None);
         }
-        true
+        Ok(())
     }
 }
 
@@ -364,10 +399,7 @@ async fn on_message(
             on_text(shell, families, text).await;
             None
         }
-        AggregatedMessage::Binary(bytes) => {
-            on_binary(shell, families, bytes).await;
-            None
-        }
+        AggregatedMessage::Binary(bytes) => on_binary(shell, families, bytes).await,
         AggregatedMessage::Ping(p) => {
             if shell.out.try_send(Outbound::Pong(p)).is_err() {
                 return Some(SLOW);
@@ -410,14 +442,18 @@ async fn on_text(shell: &mut Shell, families: &mut [Box<dyn OpenFamily>], text: 
 }
 
 /// Offers a binary frame to each family in turn; the first that takes it handles it.
-async fn on_binary(shell: &mut Shell, families: &mut [Box<dyn OpenFamily>], bytes: Bytes) {
-    if !shell.admit(bytes.len()) {
-        return;
+async fn on_binary(
+    shell: &mut Shell,
+    families: &mut [Box<dyn OpenFamily>],
+    bytes: Bytes,
+) -> Option<Ending> {
+    if let Err(end) = shell.admit_frame(bytes.len(), true) {
+        return end;
     }
     let mut frame = bytes;
     for f in families.iter_mut() {
         match f.binary(&shell.conn(), frame).await {
-            None => return,
+            None => return None,
             Some(back) => frame = back,
         }
     }
@@ -427,4 +463,5 @@ async fn on_binary(shell: &mut Shell, families: &mut [Box<dyn OpenFamily>], byte
         "no message family on this connection takes binary frames".into(),
     );
     shell.conn().send(&e);
+    None
 }

@@ -45,4 +45,8 @@ pub mod close_code {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The user has as many sockets open as allowed: close a tab, or reconnect later.
     pub const TOO_MANY_SOCKETS: u16 = 4009;
+    /// A binary frame over the user's socket rate: binary protocols (y-sync) have no error
+    /// reply, and a silently dropped update would leave the client diverged, so the socket
+    /// closes and the client resyncs when it reconnects.
+    pub const RATE_LIMITED: u16 = 4029;
 }

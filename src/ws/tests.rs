@@ -86,7 +86,10 @@ fn every_frame_type_is_documented_and_every_documented_type_exists() {
 fn each_request_type_routes_to_exactly_one_family() {
     let endpoint = Endpoint::json(crate::live::features().families);
     let names: Vec<&str> = endpoint.families.names().collect();
-    assert_eq!(names, ["core", "user", "prefs", "study", "chat", "dm"]);
+    assert_eq!(
+        names,
+        ["core", "user", "prefs", "study", "chat", "dm", "doc"]
+    );
     for ty in endpoint.families.request_types() {
         let family = names[endpoint.families.route(ty).expect("routed")];
         let prefix = ty.split('.').next().unwrap();

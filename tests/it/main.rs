@@ -4,6 +4,7 @@
 mod api;
 mod chat;
 mod common;
+mod docs;
 mod durability;
 mod files;
 mod hardening;

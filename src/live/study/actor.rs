@@ -17,6 +17,7 @@ use crate::ids::{ApplicationId, ConnId, StudyId, UserId};
 use crate::keyed_actor_handlers;
 use crate::live::CommandError;
 use crate::live::chat::{ChatRoom, ChatRoomMsg, drop_user_from_rooms};
+use crate::live::doc::drop_user_from_docs;
 use crate::live::user::push_notifications;
 use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, ResyncScope, StartError, Supervision};
 use crate::store::{Rule, StoreError, now_millis};
@@ -161,8 +162,8 @@ impl Study {
     }
 
     /// Cuts a user off from this study's live state: their sockets stop watching it and are
-    /// told, and every chat room of the study drops them. (Documents and video rooms join
-    /// this list when they exist.)
+    /// told, and every chat room and post document of the study drops them. (Video rooms
+    /// join this list when they exist.)
     fn drop_user(&mut self, user: UserId) {
         self.drop_from_rooms(user);
         let conns: Vec<ConnId> = self
@@ -188,6 +189,12 @@ impl Study {
                 Ok(rooms) => drop_user_from_rooms(&registry, rooms, user).await,
                 Err(e) => {
                     tracing::warn!(study = %id, error = %e, "could not list rooms to drop a user")
+                }
+            }
+            match store.post_ids(id).await {
+                Ok(posts) => drop_user_from_docs(&registry, posts, user).await,
+                Err(e) => {
+                    tracing::warn!(study = %id, error = %e, "could not list posts to drop a user")
                 }
             }
         });
