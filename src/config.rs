@@ -176,6 +176,12 @@ pub struct Settings {
     )]
     pub write_burst: u32,
 
+    /// Socket messages one user may send per second, sustained, across all their sockets
+    /// (the burst is twice this). Bounds what one account costs; a benchmark driving one
+    /// document as fast as it can raises it.
+    #[arg(long, env = "STUDYON_WS_RATE", default_value_t = 50, global = true)]
+    pub ws_rate: u32,
+
     /// Seconds a keyed actor with no clients stays alive before it is stopped.
     #[arg(
         long,
@@ -455,6 +461,9 @@ impl Settings {
         }
         if let Err(e) = crate::http::client_ip::parse_nets(&self.trusted_proxies) {
             return Err(ConfigError(format!("STUDYON_TRUSTED_PROXIES: {e}")));
+        }
+        if self.ws_rate == 0 {
+            return Err(ConfigError("STUDYON_WS_RATE must be at least 1".into()));
         }
         if self.signup_burst == 0 || self.write_burst == 0 {
             return Err(ConfigError(

@@ -172,7 +172,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         ),
         refused_writes: crate::ratelimit::RefusedUntil::new(throttle::USER_WRITES_TRACKED),
         socket_rates: KeyedBuckets::new(
-            crate::ws::conn::SOCKET_POLICY,
+            crate::ws::conn::socket_policy(settings.ws_rate),
             crate::ws::conn::SOCKET_RATE_TRACKED,
         ),
         metrics: crate::metrics::handle(),

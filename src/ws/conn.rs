@@ -30,10 +30,13 @@ use crate::ratelimit::Policy;
 use crate::server::AppState;
 use crate::store::{Millis, User, now_millis};
 
-/// Socket messages per user, across all their sockets: a burst of 100, 50 a second
-/// sustained. Generous for a few browser tabs, tight enough that one user cannot monopolize
-/// their actors' attention however many sockets they open.
-pub const SOCKET_POLICY: Policy = Policy::new(100, 50.0);
+/// Socket messages per user, across all their sockets: by default (`STUDYON_WS_RATE`) a
+/// burst of 100, 50 a second sustained. Generous for a few browser tabs and a fast typist,
+/// tight enough that one user cannot monopolize their actors' attention however many
+/// sockets they open.
+pub fn socket_policy(per_second: u32) -> Policy {
+    Policy::new(per_second.saturating_mul(2), f64::from(per_second))
+}
 /// Users whose socket rate is tracked at once (see `KeyedBuckets`).
 pub const SOCKET_RATE_TRACKED: usize = 100_000;
 /// How long a close frame may wait for room in a congested socket before we just hang up.
