@@ -56,7 +56,12 @@ impl Peer {
     /// Opens `/ws/doc/{post}` and syncs both ways (our step 1, and our answer to the
     /// server's).
     pub async fn plain(s: &RunningServer, cookie: &str, post: i64) -> Peer {
-        let ws = connect_plain(&s.url(), &origin(s), cookie, post).await;
+        Peer::plain_at(&s.url(), cookie, post).await
+    }
+
+    /// As [`Peer::plain`], for a server at `base` (a child process).
+    pub async fn plain_at(base: &str, cookie: &str, post: i64) -> Peer {
+        let ws = connect_plain(base, base, cookie, post).await;
         let mut p = Peer::new(ws, Framing::Plain);
         p.sync().await;
         p

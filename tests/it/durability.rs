@@ -371,3 +371,105 @@ async fn chat_acks_survive_kill_9_and_resume_without_gaps(b: &Backend) {
     }
 }
 both_backends!(chat_acks_survive_kill_9_and_resume_without_gaps);
+
+async fn remote_post(r: &Remote, path: &str, body: Value, cookie: &str) -> Value {
+    let mut resp = client()
+        .post(format!("{}{}", r.url, path))
+        .insert_header(("Origin", r.url.clone()))
+        .insert_header(("Cookie", cookie.to_string()))
+        .send_json(&body)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json().await.unwrap()
+}
+
+/// Every document update another editor saw survives `kill -9`: updates are stored before
+/// they are relayed.
+async fn relayed_document_updates_survive_kill_9(db: Db) {
+    use crate::docs::{Peer, connect_plain};
+    use studyon::live::doc::proto::Framing;
+
+    let b = Backend::new(db).await;
+    let port = free_port();
+    // A fast writer: the socket rate must not be what stops it.
+    let args = ["--ws-rate", "100000"];
+    let mut child = spawn_server_with(&b, port, &args).await;
+    let r = Remote {
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let (cookie, _) = remote_signup(&r).await;
+    let study = remote_post(
+        &r,
+        "/api/studies",
+        crate::studies::study_body("Docs", &[], 5, "2027-02-01"),
+        &cookie,
+    )
+    .await["study"]["id"]
+        .as_i64()
+        .unwrap();
+    let task = remote_post(
+        &r,
+        &format!("/api/studies/{study}/tasks"),
+        json!({ "title": "t" }),
+        &cookie,
+    )
+    .await["task"]["id"]
+        .as_i64()
+        .unwrap();
+    let pid = remote_post(
+        &r,
+        &format!("/api/studies/{study}/tasks/{task}/posts"),
+        json!({ "title": "p", "body": "" }),
+        &cookie,
+    )
+    .await["post"]["id"]
+        .as_i64()
+        .unwrap();
+
+    let mut writer = Peer::new(
+        connect_plain(&r.url, &r.url, &cookie, pid).await,
+        Framing::Plain,
+    );
+    let mut reader = Peer::new(
+        connect_plain(&r.url, &r.url, &cookie, pid).await,
+        Framing::Plain,
+    );
+    writer.sync().await;
+    reader.sync().await;
+    reader.drain(Duration::from_millis(200)).await;
+    // The writer types without waiting; the server is killed while many updates are in
+    // flight, once the reader has seen a good part of them.
+    for i in 0..400 {
+        writer.append(&format!("{i};")).await;
+    }
+    let seen_enough = |p: &Peer| p.text().matches(';').count() >= 100;
+    reader.until("a hundred relayed updates", seen_enough).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    reader.drain(Duration::from_millis(100)).await;
+    let seen = reader.text();
+    assert!(seen.matches(';').count() >= 100);
+
+    let _child = spawn_server_with(&b, port, &args).await;
+    let mut after = Peer::plain_at(&r.url, &cookie, pid).await;
+    after
+        .until("the reloaded document", |p| p.text().len() >= seen.len())
+        .await;
+    assert!(
+        after.text().starts_with(&seen),
+        "relayed text lost: saw {seen:?}, reloaded {:?}",
+        after.text()
+    );
+    b.drop_db().await;
+}
+
+#[actix_rt::test]
+async fn relayed_document_updates_survive_kill_9_sqlite() {
+    relayed_document_updates_survive_kill_9(Db::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn relayed_document_updates_survive_kill_9_postgres() {
+    relayed_document_updates_survive_kill_9(Db::Postgres).await;
+}
