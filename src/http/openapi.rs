@@ -167,6 +167,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
             "get" => item.get.as_mut(),
             "post" => item.post.as_mut(),
             "patch" => item.patch.as_mut(),
+            "put" => item.put.as_mut(),
             "delete" => item.delete.as_mut(),
             "head" => item.head.as_mut(),
             _ => None,

@@ -159,9 +159,17 @@ pub struct PostDoc {
 impl Actor for PostDoc {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge!(metric::DOCS_LOADED).increment(1.0);
         self.report_bytes();
+        if self.core.text() != self.refreshed {
+            // The process stopped between a commit and the row's refresh: catch up now.
+            self.refresh_scheduled = true;
+            ctx.run_later(Duration::ZERO, |act, ctx| {
+                act.refresh_scheduled = false;
+                act.refresh(Vec::new(), ctx);
+            });
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -774,7 +782,6 @@ impl KeyedActor for PostDoc {
                     log_rows += 1;
                 }
             }
-            let text = core.text();
             Ok(PostDoc {
                 id,
                 study: rec.study_id,
@@ -791,11 +798,8 @@ impl KeyedActor for PostDoc {
                 pending: Vec::new(),
                 writing: false,
                 deferred: Vec::new(),
-                refreshed: if text == rec.body {
-                    text
-                } else {
-                    String::new()
-                },
+                // What the row holds; `started` refreshes it if the document moved on.
+                refreshed: rec.body,
                 refresh_scheduled: false,
                 authors: HashSet::new(),
                 last_edit: Instant::now(),

@@ -287,7 +287,7 @@ impl Family for PlainDocSocket {
     tag = "live",
     summary = "Upgrade to a plain y-websocket socket for one post's body (members; Origin checked; see PROTOCOL.md)",
     params(("post_id" = i64, Path)),
-    responses((status = 101, description = "Switching to the WebSocket protocol; a non-member is closed with 4403"), (status = 401, description = "unauthenticated", body = ErrorBody), (status = 403, description = "bad_origin", body = ErrorBody)),
+    responses((status = 101, description = "Switching to the WebSocket protocol; a non-member is closed with 4403"), (status = 400, description = "malformed_json: not a WebSocket upgrade request", body = ErrorBody), (status = 401, description = "unauthenticated", body = ErrorBody), (status = 403, description = "bad_origin", body = ErrorBody)),
     security(("session" = []))
 )]
 pub async fn upgrade(
