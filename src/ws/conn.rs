@@ -140,12 +140,13 @@ pub fn serve(
 /// one go instead of one write per frame.
 const WRITE_BATCH: usize = 128;
 
-/// Drains the outbound queue into the socket until either side goes away.
+/// Drains the outbound queue into the socket until either side goes away, or until a queued
+/// close is sent (true if it was).
 async fn writer(
     mut ws: actix_ws::Session,
     mut out: mpsc::Receiver<Outbound>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
-) {
+) -> bool {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while out.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         for frame in batch.drain(..) {
@@ -157,12 +158,14 @@ async fn writer(
                 Outbound::Frame(Frame::Binary(b)) => ws.binary(b).await,
                 Outbound::Ping => ws.ping(b"").await,
                 Outbound::Pong(p) => ws.pong(&p).await,
+                Outbound::Close(reason) => return ws.close(Some(reason)).await.is_ok(),
             };
             if r.is_err() {
-                return;
+                return false;
             }
         }
     }
+    false
 }
 
 /// The connection's own state; the families' state lives beside it.
@@ -170,7 +173,7 @@ struct Shell {
     /// The TCP connection, to reset it when a close cannot complete.
     socket: Option<Arc<ConnSocket>>,
     /// The task writing the outbound queue into the socket.
-    writer: actix_rt::task::JoinHandle<()>,
+    writer: actix_rt::task::JoinHandle<bool>,
     id: ConnId,
     user: User,
     session: SessionId,
@@ -333,8 +336,19 @@ async fn run(
             code: end.code.into(),
             description: Some(end.reason.to_string()),
         };
-        let closing = shell.ws.clone().close(Some(close));
-        queued = matches!(tokio::time::timeout(CLOSE_WAIT, closing).await, Ok(Ok(())));
+        // Behind what is queued (an error frame explaining the close goes first), unless the
+        // queue is full or the writer is gone; then straight to the socket.
+        let in_order = end.code != close_code::SLOW_CONSUMER
+            && shell.out.try_send(Outbound::Close(close.clone())).is_ok();
+        queued = if in_order {
+            matches!(
+                tokio::time::timeout(CLOSE_WAIT, &mut shell.writer).await,
+                Ok(Ok(true))
+            )
+        } else {
+            let closing = shell.ws.clone().close(Some(close));
+            matches!(tokio::time::timeout(CLOSE_WAIT, closing).await, Ok(Ok(())))
+        };
     }
     shell.state.hub.unregister(shell.id);
     for f in &mut families {

@@ -19,6 +19,9 @@ pub enum Outbound {
     Frame(Frame),
     Ping,
     Pong(bytes::Bytes),
+    /// The close frame, queued behind what was sent before it so the client reads those
+    /// first (an error frame, then the close it explains).
+    Close(actix_ws::CloseReason),
 }
 
 /// Control messages a connection may have pending: closes and resyncs are rare.

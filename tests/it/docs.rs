@@ -584,3 +584,51 @@ async fn documents_are_compacted_unloaded_and_reloaded(b: &Backend) {
     s.shutdown().await;
 }
 both_backends!(documents_are_compacted_unloaded_and_reloaded);
+
+async fn oversized_documents_are_refused(b: &Backend) {
+    let s = start(b, &["--doc-max-bytes", "4096"]).await;
+    let [leader] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[]).await;
+    let task = new_task(&s, study, &leader, json!({ "title": "t" })).await;
+    let created = new_post(
+        &s,
+        study,
+        task["id"].as_i64().unwrap(),
+        &leader,
+        "Doc",
+        "small",
+    )
+    .await;
+    let pid = created["id"].as_i64().unwrap();
+    let path = format!("/api/studies/{study}/posts/{pid}");
+
+    let mut a = Peer::plain(&s, &leader.cookie, pid).await;
+    a.until("the text", |p| p.text() == "small").await;
+    a.append(&"x".repeat(5000)).await;
+    assert_eq!(a.wait_closed().await, 4413, "the edit cannot be kept");
+    assert!(
+        a.auth.iter().any(|r| r == "document_too_large"),
+        "{:?}",
+        a.auth
+    );
+    let mut b2 = Peer::plain(&s, &leader.cookie, pid).await;
+    b2.drain(Duration::from_millis(300)).await;
+    assert_eq!(b2.text(), "small");
+    // The API gets a clear error and changes nothing either.
+    let (st, e) = patch(
+        &s,
+        &path,
+        json!({ "body": "y".repeat(6000) }),
+        &leader.cookie,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (413, Some("document_too_large")),
+        "{e}"
+    );
+    let (_, p) = get(&s, &path, Some(&leader.cookie)).await;
+    assert_eq!(p["post"]["body"], "small");
+    s.shutdown().await;
+}
+both_backends!(oversized_documents_are_refused);
