@@ -217,6 +217,18 @@ mod tests {
         assert!(a.remove_conn(conn(1)).is_empty());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_awareness_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)) {
+            if let Ok(entries) = decode(&bytes) {
+                let mut a = Awareness::default();
+                a.apply(conn(1), entries);
+                // However the bytes came out, one connection owns at most its share of ids.
+                proptest::prop_assert!(a.len() <= MAX_CLIENTS_PER_CONN);
+            }
+        }
+    }
+
     #[test]
     fn codec_round_trips() {
         let entries = vec![e(1, 2, "{}"), e(u32::MAX as u64, 0, "null")];
