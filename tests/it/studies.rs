@@ -912,6 +912,20 @@ async fn authorization_matrix(b: &Backend) {
             } else {
                 (0, 0, 0)
             };
+            // Routes about one version of a post's body get a named version of it.
+            let version = if spec.path.contains("{version_id}") {
+                let (st, v, _) = post(
+                    &s,
+                    &format!("/api/studies/{id}/posts/{post_id}/versions"),
+                    json!({ "name": "m" }),
+                    Some(&author.cookie),
+                )
+                .await;
+                assert_eq!(st, 201, "{v}");
+                v["version"]["id"].as_i64().unwrap()
+            } else {
+                0
+            };
             let path = spec
                 .path
                 .replace("{study_id}", &id.to_string())
@@ -920,7 +934,8 @@ async fn authorization_matrix(b: &Backend) {
                 .replace("{file_id}", &file.to_string())
                 .replace("{application_id}", &app.to_string())
                 .replace("{user_id}", &uid(&member).to_string())
-                .replace("{room_id}", &room.to_string());
+                .replace("{room_id}", &room.to_string())
+                .replace("{version_id}", &version.to_string());
             let reviewee = if *role == Role::Leader {
                 uid(&member)
             } else {
@@ -936,6 +951,9 @@ async fn authorization_matrix(b: &Backend) {
                 ("post", p) if p.ends_with("/reviews") => {
                     json!({ "reviewee_id": reviewee, "rating": 4, "body": "ok" })
                 }
+                ("put", p) if p.ends_with("/lock") => json!({ "locked": true }),
+                ("post", p) if p.ends_with("/versions") => json!({ "name": "v" }),
+                ("post", p) if p.ends_with("/restore") => json!({}),
                 ("post", p) if p.ends_with("/chat_rooms") => {
                     json!({ "name": "room", "category": "qna" })
                 }
@@ -972,12 +990,23 @@ async fn authorization_matrix(b: &Backend) {
                 post_bytes(&s, &path, b"bytes".to_vec(), "text/plain", cookie)
                     .await
                     .0
-            } else if spec.method == "patch" {
+            } else if spec.method == "patch" || spec.method == "put" {
+                let method =
+                    awc::http::Method::from_bytes(spec.method.to_uppercase().as_bytes()).unwrap();
                 match cookie {
-                    Some(c) => patch(&s, &path, body, c).await.0,
+                    Some(c) => {
+                        let r = client()
+                            .request(method, format!("{}{path}", s.url()))
+                            .insert_header(("Origin", s.url()))
+                            .insert_header(("Cookie", c.to_string()))
+                            .send_json(&body)
+                            .await
+                            .unwrap();
+                        r.status().as_u16()
+                    }
                     None => {
                         let r = client()
-                            .patch(format!("{}{path}", s.url()))
+                            .request(method, format!("{}{path}", s.url()))
                             .insert_header(("Origin", s.url()))
                             .send_json(&body)
                             .await
