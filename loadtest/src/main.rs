@@ -1,6 +1,7 @@
 //! `loadtest`: load harness for the StudyOn server. See `loadtest/README.md`.
 
 mod abuse;
+mod doc;
 mod fanout;
 mod http;
 mod procs;
@@ -30,6 +31,10 @@ enum Cmd {
     /// Every attack a signed-up user could make, at once, while honest users chat and
     /// upload; compared with the same honest load on a quiet server.
     Abuse(abuse::AbuseArgs),
+    /// Co-edited documents (y-protocols): 1 writer and 200 readers, then 20 concurrent
+    /// writers, an open-loop update-rate ramp, memory per loaded document; against the stock
+    /// y-websocket server, both pinned to core 0.
+    Doc(doc::DocArgs),
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
     let mut args = match Cli::parse().cmd {
         Cmd::ChatFanout(args) => args,
         Cmd::Abuse(args) => return abuse_main(args),
+        Cmd::Doc(args) => return doc_main(args),
     };
     if args.smoke {
         args.clients = 10;
@@ -108,6 +114,35 @@ fn main() -> ExitCode {
     }
     .expect("tokio runtime");
     match rt.block_on(chat_fanout(args, cpus)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn doc_main(mut args: doc::DocArgs) -> ExitCode {
+    args.apply_smoke();
+    if let Err(e) = args.validate() {
+        eprintln!("loadtest: {e}");
+        return ExitCode::from(2);
+    }
+    let cpus = procs::pin_self_off_core0();
+    // One harness core: a current-thread runtime saves the cross-thread wake-ups.
+    let rt = if cpus.len() <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cpus.len())
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
+    match rt.block_on(doc::run(args, cpus)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -232,7 +267,12 @@ async fn http_ready(addr: SocketAddr, path: &str) -> bool {
 const DEFAULT_SERVER_BIN: &str = "/root/.cache/studyon/target/release/studyon";
 
 fn server_bin(args: &FanoutArgs) -> PathBuf {
-    if let Some(p) = &args.server_bin {
+    resolve_server_bin(args.server_bin.as_ref())
+}
+
+/// `--server-bin` if given, else `studyon` next to this executable, else the default path.
+fn resolve_server_bin(given: Option<&PathBuf>) -> PathBuf {
+    if let Some(p) = given {
         return p.clone();
     }
     std::env::current_exe()
@@ -256,16 +296,10 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
-async fn run_studyon(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunResult, String> {
-    let bin = server_bin(args);
-    if !bin.is_file() {
-        return Err(format!(
-            "no server binary at {} (build it: cargo build --release --bin studyon)",
-            bin.display()
-        ));
-    }
+/// Says so when the server binary is older than the newest file in `src/`.
+fn warn_if_stale(bin: &Path) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
     if let (Some(built), Some(edited)) = (built, newest_mtime(&src))
         && edited > built
     {
@@ -274,6 +308,17 @@ async fn run_studyon(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunRes
             bin.display()
         );
     }
+}
+
+async fn run_studyon(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunResult, String> {
+    let bin = server_bin(args);
+    if !bin.is_file() {
+        return Err(format!(
+            "no server binary at {} (build it: cargo build --release --bin studyon)",
+            bin.display()
+        ));
+    }
+    warn_if_stale(&bin);
     let scratch = procs::Scratch::new("studyon")?;
     let port = procs::free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -349,8 +394,9 @@ async fn run_studyon(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunRes
     result
 }
 
-async fn npm_ci(dir: &Path) -> Result<(), String> {
-    if dir.join("node_modules/ws/package.json").is_file() {
+/// `npm ci` in `dir` unless `probe` (a file under it) shows the packages are installed.
+async fn npm_ci(dir: &Path, probe: &str) -> Result<(), String> {
+    if dir.join(probe).is_file() {
         return Ok(());
     }
     println!(
@@ -372,7 +418,7 @@ async fn npm_ci(dir: &Path) -> Result<(), String> {
 
 async fn run_baseline(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunResult, String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline");
-    npm_ci(&dir).await?;
+    npm_ci(&dir, "node_modules/ws/package.json").await?;
     let scratch = procs::Scratch::new("baseline")?;
     let port = procs::free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();

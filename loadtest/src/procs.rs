@@ -66,6 +66,19 @@ pub fn spawn(
     log: PathBuf,
     cwd: Option<&Path>,
 ) -> Result<Server, String> {
+    spawn_with_env(name, program, args, &[], pin, log, cwd)
+}
+
+/// [`spawn`] with extra environment variables for the child.
+pub fn spawn_with_env(
+    name: &'static str,
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+    pin: bool,
+    log: PathBuf,
+    cwd: Option<&Path>,
+) -> Result<Server, String> {
     let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = if pin {
@@ -76,6 +89,7 @@ pub fn spawn(
         Command::new(program)
     };
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
