@@ -71,6 +71,9 @@ step "load harness smoke (loopback, bounded, no baseline)"
 # Proves the harness and the chat fan-out path still work end to end: it fails on any lost or
 # duplicated message. The full benchmark is a separate command (see loadtest/README.md).
 "$CARGO_TARGET_DIR/debug/loadtest" chat-fanout --smoke --server-bin "$CARGO_TARGET_DIR/debug/studyon"
+# The co-editing path the same way: one document, writers and readers; fails on any update
+# lost, duplicated or refused.
+"$CARGO_TARGET_DIR/debug/loadtest" doc --smoke --server-bin "$CARGO_TARGET_DIR/debug/studyon"
 
 step "browser tests"
 (cd web && STUDYON_BIN="$CARGO_TARGET_DIR/debug/studyon" npm test)
