@@ -511,6 +511,8 @@ export interface PostSummary {
   created_at: number;
   updated_at: number;
   attachment_count: number;
+  /** Locked by the leader: the body is read-only for everyone else. */
+  locked: boolean;
   /** Goes up with every change (the attachment count included). */
   version: number;
 }
@@ -592,6 +594,55 @@ export async function updatePost(studyId: number, postId: number, input: { title
 
 export async function deletePost(studyId: number, postId: number): Promise<void> {
   await request<void>('DELETE', `${studyBase(studyId)}/posts/${postId}`);
+}
+
+// ---- co-edited bodies: lock and version history ------------------------------
+
+/** Longest version name, in characters. */
+export const VERSION_NAME_MAX = 100;
+
+/** One stored version of a post's body. */
+export interface DocVersion {
+  id: number;
+  /** Given when the version was taken by name; null for automatic ones. */
+  name: string | null;
+  created_at: number;
+  /** Who asked for a named version; null for automatic ones. */
+  created_by: Author | null;
+  /** Who edited the body between the previous version and this one. */
+  authors: Author[];
+  /** The body's length in characters. */
+  chars: number;
+}
+
+export interface DocVersionPreview {
+  version: DocVersion;
+  body: string;
+  /** Server-sanitized HTML. */
+  body_html: string;
+}
+
+/** The leader locks (read-only for everyone else) or unlocks a post's body. */
+export async function lockPost(studyId: number, postId: number, locked: boolean): Promise<Post> {
+  return (await request<{ post: Post }>('PUT', `${studyBase(studyId)}/posts/${postId}/lock`, { locked })).post;
+}
+
+/** Newest first. */
+export async function listVersions(studyId: number, postId: number): Promise<DocVersion[]> {
+  return (await request<{ versions: DocVersion[] }>('GET', `${studyBase(studyId)}/posts/${postId}/versions`)).versions;
+}
+
+export async function takeVersion(studyId: number, postId: number, name: string): Promise<DocVersion> {
+  return (await request<{ version: DocVersion }>('POST', `${studyBase(studyId)}/posts/${postId}/versions`, { name })).version;
+}
+
+export async function getVersion(studyId: number, postId: number, versionId: number): Promise<DocVersionPreview> {
+  return request<DocVersionPreview>('GET', `${studyBase(studyId)}/posts/${postId}/versions/${versionId}`);
+}
+
+/** The version's text becomes the body, as an edit live editors receive. */
+export async function restoreVersion(studyId: number, postId: number, versionId: number): Promise<Post> {
+  return (await request<{ post: Post }>('POST', `${studyBase(studyId)}/posts/${postId}/versions/${versionId}/restore`)).post;
 }
 
 /** The server's bounds a client checks before sending (`GET /api/limits`). */

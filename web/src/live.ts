@@ -10,6 +10,10 @@
 //   reset after a successful hello).
 // - Every frame is dispatched to listeners registered for its `type`
 //   (`on('notification', fn)`, `on('resync', fn)`, ...) and to `on('*', fn)`.
+// - Binary frames (co-edited documents, `src/docSync.ts`) go both ways beside
+//   the JSON ones: `sendBinary(bytes)` and `onBinary(fn)`. The socket starts
+//   without any document open, so a document provider re-opens its document
+//   after every `hello` (`on('hello', fn)`, which also marks a reconnect).
 
 import type { User } from './api';
 
@@ -62,6 +66,7 @@ export interface LiveOptions {
 }
 
 type Listener = (frame: ServerFrame) => void;
+type BinaryListener = (data: Uint8Array) => void;
 type StateListener = (state: ConnState) => void;
 type RevokedListener = () => void;
 
@@ -94,6 +99,7 @@ export class LiveClient {
 
   private _hello: HelloFrame | null = null;
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly binaryListeners = new Set<BinaryListener>();
   private readonly stateListeners = new Set<StateListener>();
   private readonly revokedListeners = new Set<RevokedListener>();
 
@@ -121,6 +127,12 @@ export class LiveClient {
     return () => set.delete(fn);
   }
 
+  /** Listen for binary frames (each is handed over as one `Uint8Array`). Returns an unsubscribe function. */
+  onBinary(fn: BinaryListener): () => void {
+    this.binaryListeners.add(fn);
+    return () => this.binaryListeners.delete(fn);
+  }
+
   onState(fn: StateListener): () => void {
     this.stateListeners.add(fn);
     return () => this.stateListeners.delete(fn);
@@ -142,6 +154,16 @@ export class LiveClient {
         } catch (e) {
           console.error('live listener failed', e);
         }
+      }
+    }
+  }
+
+  private emitBinary(data: Uint8Array): void {
+    for (const fn of [...this.binaryListeners]) {
+      try {
+        fn(data);
+      } catch (e) {
+        console.error('live binary listener failed', e);
       }
     }
   }
@@ -186,6 +208,16 @@ export class LiveClient {
     return true;
   }
 
+  /**
+   * Send a binary frame; returns false when not connected (nothing is queued:
+   * a document provider resyncs after the next `hello`).
+   */
+  sendBinary(data: Uint8Array): boolean {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(data);
+    return true;
+  }
+
   ping(): boolean {
     this.pingSeq += 1;
     return this.send({ type: 'ping', id: `p${this.pingSeq}` });
@@ -203,6 +235,7 @@ export class LiveClient {
       this.scheduleReconnect();
       return;
     }
+    ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
@@ -220,6 +253,10 @@ export class LiveClient {
   }
 
   private handleMessage(data: unknown): void {
+    if (data instanceof ArrayBuffer) {
+      this.emitBinary(new Uint8Array(data));
+      return;
+    }
     if (typeof data !== 'string') return;
     let frame: ServerFrame;
     try {

@@ -5,6 +5,10 @@ interface ButtonProps {
   variant?: 'primary' | 'secondary' | 'danger';
   disabled?: boolean;
   onClick?: () => void;
+  /** `data-testid`, for the browser tests. */
+  testId?: string;
+  /** `aria-pressed`, for toggles. */
+  pressed?: boolean;
   children: ComponentChildren;
 }
 
@@ -19,13 +23,15 @@ const variants = {
   danger: 'bg-red-700 text-white hover:bg-red-800',
 };
 
-export function Button({ type = 'button', variant = 'primary', disabled, onClick, children }: ButtonProps) {
+export function Button({ type = 'button', variant = 'primary', disabled, onClick, testId, pressed, children }: ButtonProps) {
   return (
     <button
       type={type}
       class={`${base} ${variants[variant]}`}
       disabled={disabled}
       onClick={onClick}
+      data-testid={testId}
+      aria-pressed={pressed}
     >
       {children}
     </button>

@@ -1,7 +1,9 @@
 // One post (`/studies/:id/posts/:postId`): title, author, the server-rendered
 // body (sanitized HTML; code blocks carry `hl-*` classes coloured by
 // `/api/highlight.css`, linked from index.html), attachments with download
-// links, and edit/delete for the author (delete also for the leader).
+// links, and edit/delete for the author (delete also for the leader). Every
+// member co-edits the body on the edit page: the author through "Edit post",
+// everyone else through "Edit the body together".
 import { useState } from 'preact/hooks';
 import * as api from '../api';
 import type { ApiError, Post } from '../api';
@@ -83,6 +85,12 @@ export function PostViewPage({ studyId, postId }: { studyId: number; postId: num
             </span>{' '}
             · <time dateTime={created.toISOString()}>{created.toLocaleString(lang)}</time>
             {/* Only edits move updated_at (attaching or removing files does not). */}
+            {post.locked && (
+              <>
+                {' '}
+                · <span data-testid="post-locked">{t('post.locked')}</span>
+              </>
+            )}
             {post.updated_at > post.created_at && (
               <>
                 {' '}
@@ -107,13 +115,18 @@ export function PostViewPage({ studyId, postId }: { studyId: number; postId: num
             <AttachmentList studyId={studyId} files={post.attachments} />
           </section>
         )}
-        {(isAuthor || role === 'leader') && <PostActions studyId={studyId} post={post} isAuthor={isAuthor} />}
+        {(isAuthor || role === 'leader' || role === 'member') && (
+          <PostActions studyId={studyId} post={post} isAuthor={isAuthor} canDelete={isAuthor || role === 'leader'} />
+        )}
       </article>
     </Layout>
   );
 }
 
-function PostActions({ studyId, post, isAuthor }: { studyId: number; post: Post; isAuthor: boolean }) {
+const actionLinkClass =
+  'inline-flex items-center rounded-md border border-slate-300 bg-white px-4 py-2 text-sm font-semibold text-slate-800 shadow-sm hover:bg-slate-100 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-blue-600';
+
+function PostActions({ studyId, post, isAuthor, canDelete }: { studyId: number; post: Post; isAuthor: boolean; canDelete: boolean }) {
   const { t } = useI18n();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
@@ -133,22 +146,19 @@ function PostActions({ studyId, post, isAuthor }: { studyId: number; post: Post;
   return (
     <div class="flex flex-col gap-2">
       <div class="flex flex-wrap items-center gap-2">
-        {isAuthor && (
-          <a
-            href={`/studies/${studyId}/posts/${post.id}/edit`}
-            onClick={linkClick}
-            class="inline-flex items-center rounded-md border border-slate-300 bg-white px-4 py-2 text-sm font-semibold text-slate-800 shadow-sm hover:bg-slate-100 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-blue-600"
-          >
-            {t('post.edit')}
-          </a>
+        {/* The edit page co-edits the body: everyone in the study may; the title stays the author's. */}
+        <a href={`/studies/${studyId}/posts/${post.id}/edit`} onClick={linkClick} class={actionLinkClass} data-testid="coedit-link">
+          {isAuthor ? t('post.edit') : t('post.coedit')}
+        </a>
+        {canDelete && (
+          <ConfirmDelete
+            label={t('post.delete')}
+            question={t('post.deleteConfirm')}
+            yes={t('post.deleteYes')}
+            busy={busy}
+            onConfirm={() => void remove()}
+          />
         )}
-        <ConfirmDelete
-          label={t('post.delete')}
-          question={t('post.deleteConfirm')}
-          yes={t('post.deleteYes')}
-          busy={busy}
-          onConfirm={() => void remove()}
-        />
       </div>
       {error && <ErrorAlert>{errorMessage(error)}</ErrorAlert>}
     </div>
