@@ -394,6 +394,10 @@ async fn co_editing_converges_with_the_api_and_history(b: &Backend) {
         (200, Some(true)),
         "{l}"
     );
+    // Connecting read-only is no error: the client's empty step 2 is not a write.
+    let mut ro = Peer::plain(&s, &member.cookie, pid).await;
+    ro.drain(Duration::from_millis(300)).await;
+    assert!(ro.auth.is_empty(), "{:?}", ro.auth);
     a.append(" (refused)").await;
     a.until("the refusal", |p| p.auth.iter().any(|r| r == "post_locked"))
         .await;
@@ -411,6 +415,15 @@ async fn co_editing_converges_with_the_api_and_history(b: &Backend) {
     )
     .await;
     body_becomes(&s, &path, &member.cookie, "rewritten by the api!").await;
+    // After the unlock, the member's next edit builds on the refused one: the server asks
+    // for what it lacks, and both arrive everywhere instead of waiting forever.
+    a.append(" unlocked").await;
+    a.drain(Duration::from_millis(500)).await; // answers the server's step 1
+    c.until("the edits after the unlock", |p| {
+        // Where the refused text lands beside the leader's "!" is the CRDT's tie-break.
+        p.text().contains("(refused) unlocked") && p.text().contains('!')
+    })
+    .await;
 
     // Awareness spreads and is cleared when its socket goes.
     let state = r#"{"user":{"name":"a"}}"#;

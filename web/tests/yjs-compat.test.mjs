@@ -21,9 +21,9 @@
 // 5. Removing a member closes their y-websocket with 4403 and it does not reconnect;
 //    their hocuspocus document is refused with `removed`.
 // 6. An HTTP PATCH of the body reaches two live y-websocket editors.
-// Two `todo` tests pin server bugs found here (they run, and report, without failing the
-// suite; drop the `todo` once fixed): the empty handshake step 2 of a read-only client is
-// refused, and edits made after an unlock stay pending behind one refused while locked.
+// 7. A read-only client that made no edits is not refused on opening (its handshake step 2
+//    adds nothing), and a member whose edit was refused while locked edits again after the
+//    unlock (the server asks it for the missing blocks). Both were server bugs found here.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, test } from 'node:test';
@@ -478,17 +478,14 @@ test('a locked post: members are read-only for both clients, the leader still ed
   ha.ytext.insert(0, 'Open again. ');
   expected = `Open again. ${expected}`;
   await waitTexts([ca, ha, hl], expected, 'Ann’s edit after the unlock');
-  // (Ann's unsyncedChanges is not checked here: see the todo test on read-only handshakes.)
+  assert.equal(ha.provider.unsyncedChanges, 0);
   await waitHttpBody(leader, studyId, postId, expected);
 });
 
-// KNOWN SERVER BUG (todo until fixed): a read-only client's handshake is refused. On
-// opening, the server's sync step 1 is answered with the client's step 2 (empty when it
-// made no edits); the server refuses any step 2 from a read-only peer, so y-websocket gets
-// `post_locked` (and logs "Permission denied") and hocuspocus gets sync status 0 plus a
-// stateless error, its `unsyncedChanges` stuck at 1 for good (stock @hocuspocus/server acks
-// an update that adds nothing with sync status 1, even for read-only connections).
-test('a read-only client that made no edits is not refused on opening', { timeout: 60_000, todo: 'server: refuses the empty handshake step 2 of read-only clients' }, async () => {
+// On opening, the server's sync step 1 is answered with the client's step 2 (empty when it
+// made no edits): that is no write, so a read-only client must not be refused for it (and
+// hocuspocus' `unsyncedChanges` must go back to 0).
+test('a read-only client that made no edits is not refused on opening', { timeout: 60_000 }, async () => {
   const { leader, a, b, studyId, postId } = await setup('Locked from the start.');
   const res = await call(leader.session, 'PUT', `/api/studies/${studyId}/posts/${postId}/lock`, { locked: true });
   assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -504,11 +501,10 @@ test('a read-only client that made no edits is not refused on opening', { timeou
   assert.equal(ha.provider.unsyncedChanges, 0, 'hocuspocus: nothing unsynced');
 });
 
-// KNOWN SERVER BUG (todo until fixed): a member whose edit was refused while the post was
-// locked holds that edit in their Y.Doc; after the unlock, every later edit of theirs builds
-// on it, so the server (and every peer) keeps those updates pending for the missing one, and
-// nobody sees them until the member reconnects (when the refused edit comes back too).
-test('after an unlock, a member whose edit was refused while locked can edit again', { timeout: 60_000, todo: 'server: post-unlock edits stay pending behind the refused one' }, async () => {
+// A member whose edit was refused while the post was locked holds that edit in their Y.Doc;
+// after the unlock, their later edits build on it. The server must ask for what it lacks
+// instead of holding those edits back (the refused edit then arrives too).
+test('after an unlock, a member whose edit was refused while locked can edit again', { timeout: 60_000 }, async () => {
   const { leader, a, b, studyId, postId } = await setup('Probe.');
   const ca = yws(a, postId);
   const cb = yws(b, postId);

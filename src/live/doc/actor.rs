@@ -55,6 +55,11 @@ pub const VERSION_QUIET: Duration = Duration::from_secs(60);
 const PENDING_MAX: usize = 4096;
 /// Step-1 answers deferred behind a commit; past this, the asking socket is dropped.
 const DEFERRED_MAX: usize = 1024;
+/// A peer whose update skips blocks we never got (typically its own edit refused while the
+/// post was locked) is asked to sync again; while that request is unanswered, for at most
+/// this long, it is not asked again: the answer carries every update sent before it, and a
+/// peer that cannot answer must not get a step 1 per keystroke.
+const ASK_AGAIN_EVERY: Duration = Duration::from_secs(2);
 
 /// Messages to a post's document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +117,9 @@ struct Peer {
     user: UserId,
     leader: bool,
     framing: Framing,
+    /// When we asked this peer to sync again, until its step 2 answers (see
+    /// [`ASK_AGAIN_EVERY`]).
+    asked_again: Option<Instant>,
 }
 
 /// An update applied in memory and waiting for its commit.
@@ -298,6 +306,7 @@ impl PostDoc {
                         user,
                         leader,
                         framing,
+                        asked_again: None,
                     };
                     let writable = act.writable(&peer);
                     // Our step 1 first: the client answers with what we lack (edits it made
@@ -342,7 +351,24 @@ impl PostDoc {
                 }
             }
             Message::SyncStep2(u) | Message::Update(u) => {
+                if matches!(msg, Message::SyncStep2(_))
+                    && let Some(p) = self.peers.get_mut(&conn)
+                {
+                    // The answer to our step 1 (if we asked): the next gap may ask again.
+                    p.asked_again = None;
+                }
+                let Some(peer) = self.peers.get(&conn) else {
+                    return;
+                };
                 if !self.writable(peer) {
+                    if !self.core.would_change(u) {
+                        // Every client answers our step 1 with a step 2, usually empty: that
+                        // is no write, so a read-only peer is not told off for it.
+                        if peer.framing.is_named() {
+                            self.send(conn, peer.framing.sync_status(true));
+                        }
+                        return;
+                    }
                     metrics::counter!(metric::DOC_REFUSED, "reason" => "post_locked").increment(1);
                     return self.refuse(
                         conn,
@@ -371,6 +397,24 @@ impl PostDoc {
             Message::Close => self.detach(conn),
             Message::AuthOther | Message::Stateless | Message::SyncStatus => {}
         }
+    }
+
+    /// Sends the peer our step 1 so it answers with everything we lack (a refused edit its
+    /// later edits build on, now that it may write).
+    fn ask_again(&mut self, conn: ConnId) {
+        let sv = self.core.state_vector();
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        if peer
+            .asked_again
+            .is_some_and(|t| t.elapsed() < ASK_AGAIN_EVERY)
+        {
+            return;
+        }
+        peer.asked_again = Some(Instant::now());
+        let bytes = peer.framing.sync(SYNC_STEP1, &sv);
+        self.send(conn, bytes);
     }
 
     fn answer_step1(&mut self, conn: ConnId, sv: &[u8]) {
@@ -413,6 +457,9 @@ impl PostDoc {
                 });
                 self.edited(user, ctx);
                 self.commit(ctx);
+                if self.core.has_missing() {
+                    self.ask_again(conn);
+                }
             }
             Ok(false) => {
                 // Nothing new (a resend): stored already, so say so at once.
@@ -437,6 +484,12 @@ impl PostDoc {
                 {
                     self.cut(conn, close_code::TOO_LARGE, "document_too_large");
                 }
+            }
+            Err(DocError::Gap) => {
+                // Dropped: the peer's answer to our step 1 carries this update and the one it
+                // builds on (anything it sent before answering is in that answer).
+                metrics::counter!(metric::DOC_REFUSED, "reason" => "gap").increment(1);
+                self.ask_again(conn);
             }
             Err(e @ DocError::Malformed(_)) => {
                 metrics::counter!(metric::DOC_REFUSED, "reason" => "malformed_update").increment(1);

@@ -22,6 +22,11 @@ pub enum DocError {
     /// what is stored before it is used again.
     #[error("update could not be applied: {0}")]
     Rejected(String),
+    /// The update starts past a clock we have for its client: an earlier update of that
+    /// peer never arrived (refused while the post was locked, or lost). Nothing is applied;
+    /// the peer is asked to sync, which brings both.
+    #[error("the update skips changes the document never got")]
+    Gap,
     /// The document would grow past its limit.
     #[error("the document would exceed {max} bytes")]
     TooLarge { max: usize },
@@ -83,7 +88,27 @@ impl DocCore {
                 max: self.max_bytes,
             });
         }
+        // Yrs integrates blocks past a gap in a client's clocks, where Yjs holds them back;
+        // the server must not get ahead of its peers (nor claim clocks it has no blocks for).
+        if let Ok(Ok(u)) = catch_unwind(|| Update::decode_v1(update)) {
+            let known = self.doc.transact().state_vector();
+            if u.state_vector_lower()
+                .iter()
+                .any(|(client, lower)| *lower > known.get(client))
+            {
+                return Err(DocError::Gap);
+            }
+        }
         self.apply_unchecked(update)
+    }
+
+    /// Whether an update would change the document (without applying it): a read-only
+    /// peer's sync step 2 that adds nothing is no write, and is not refused.
+    pub fn would_change(&self, update: &[u8]) -> bool {
+        match catch_unwind(|| Update::decode_v1(update)) {
+            Ok(Ok(u)) => adds(&u, &self.doc.transact().state_vector()),
+            _ => true,
+        }
     }
 
     fn apply_unchecked(&mut self, update: &[u8]) -> Result<bool, DocError> {
@@ -97,10 +122,7 @@ impl DocCore {
         }
         // Stored and relayed if it adds blocks (even ones Yrs must hold back until their
         // predecessors arrive) or deletes anything; an update of known blocks is a resend.
-        let changed = {
-            let known = self.doc.transact().state_vector();
-            decoded.extends(&known) || !decoded.delete_set().is_empty()
-        };
+        let changed = adds(&decoded, &self.doc.transact().state_vector());
         // Yrs may panic on input that decodes but breaks its invariants; a panic must not take
         // the actor (and every editor of the post) down with it. The caller rebuilds.
         let applied = catch_unwind(AssertUnwindSafe(|| {
@@ -116,6 +138,12 @@ impl DocCore {
             self.bytes += update.len();
         }
         Ok(changed)
+    }
+
+    /// Whether applied updates wait for blocks the document never got (Yrs holds them back
+    /// until their predecessors arrive).
+    pub fn has_missing(&self) -> bool {
+        self.doc.transact().has_missing_updates()
     }
 
     /// The document's state vector (lib0 v1), for sync step 1.
@@ -174,6 +202,17 @@ impl DocCore {
     }
 }
 
+/// Whether an update holds anything a document at state `known` lacks: blocks overlapping
+/// or past its clocks (even after a gap, which Yrs holds back until the gap is filled) or
+/// deletions. `Update::extends` alone misses blocks after a gap.
+fn adds(u: &Update, known: &StateVector) -> bool {
+    u.extends(known)
+        || u.state_vector_lower()
+            .iter()
+            .any(|(client, lower)| *lower >= known.get(client))
+        || !u.delete_set().is_empty()
+}
+
 /// Byte offsets of the one changed span: `old[start..old_end]` becomes `new[start..new_end]`,
 /// on character boundaries.
 pub fn edit_span(old: &str, new: &str) -> (usize, usize, usize) {
@@ -227,10 +266,41 @@ mod tests {
         assert_eq!(core.apply(&u), Ok(true));
         assert_eq!(core.text(), "hello");
         assert_eq!(core.apply(&u), Ok(false), "a resend changes nothing");
+        assert!(!core.would_change(&u) && !core.would_change(&[0, 0]));
+        assert!(core.would_change(&client_edit(&[], |t, txn| t.insert(txn, 0, "new"))));
         let state = core.encode_state();
         let d = client_edit(&state, |t, txn| t.remove_range(txn, 0, 1));
         assert_eq!(core.apply(&d), Ok(true), "a delete-only update is a change");
         assert_eq!(core.text(), "ello");
+    }
+
+    #[test]
+    fn an_update_after_a_clock_gap_is_not_applied() {
+        // Yrs would integrate it, but Yjs peers hold it back until the gap is filled: the
+        // server must not get ahead of them, nor claim a clock it lacks the blocks for.
+        let mut core = DocCore::new(MAX);
+        core.replace_text("base").unwrap();
+        let base = core.encode_state();
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text(BODY);
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&base).unwrap())
+            .unwrap();
+        let first = {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, "one ");
+            txn.encode_update_v1()
+        };
+        let second = {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 8, " two");
+            txn.encode_update_v1()
+        };
+        assert_eq!(core.apply(&second), Err(DocError::Gap));
+        assert_eq!(core.text(), "base");
+        core.apply(&first).unwrap();
+        core.apply(&second).unwrap();
+        assert_eq!(core.text(), "one base two");
     }
 
     #[test]
