@@ -78,15 +78,15 @@ step "load harness smoke (loopback, bounded, no baseline)"
 step "browser tests"
 (cd web && STUDYON_BIN="$CARGO_TARGET_DIR/debug/studyon" npm test)
 
-step "browser tests of tasks, posts and files on Postgres + S3"
-# The second deployment, in the browser too: the same test file against a server on a
-# fresh Postgres database and a fresh bucket of the loopback S3 server.
+step "browser tests of tasks, posts, files and co-editing on Postgres + S3"
+# The second deployment in the browser too: the same test files (and the stock Yjs clients)
+# against a server on a fresh Postgres database and a fresh bucket of the loopback S3 server.
 BROWSER_DB="studyon_it_browser_$$"
 psql "$STUDYON_TEST_PG_URL" -qc "CREATE DATABASE $BROWSER_DB"
 BROWSER_DB_URL="$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$STUDYON_TEST_PG_URL" "$BROWSER_DB")"
 (cd web && STUDYON_BIN="$CARGO_TARGET_DIR/debug/studyon" STUDYON_TEST_DATABASE_URL="$BROWSER_DB_URL" \
   STUDYON_S3_BUCKET="studyon-browser-$$" STUDYON_S3_ENDPOINT="$STUDYON_TEST_S3_ENDPOINT" STUDYON_S3_PATH_STYLE=true \
-  node --test --test-concurrency=1 tests/tasks-posts.test.mjs)
+  node --test --test-concurrency=1 tests/tasks-posts.test.mjs tests/coedit.test.mjs tests/yjs-compat.test.mjs)
 psql "$STUDYON_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS $BROWSER_DB WITH (FORCE)"
 
 step "all tests passed"
