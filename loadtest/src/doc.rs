@@ -14,6 +14,7 @@
 //! so readers find it in the raw frame without integrating anything and learn which update
 //! arrived and when it was scheduled.
 
+use crate::fanout::close_reason;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -598,11 +599,7 @@ fn spawn_conn(ws: Ws, me: usize, writers: usize, shared: Arc<Shared>) -> Conn {
         let reason = loop {
             match stream.next().await {
                 Some(Ok(Message::Binary(b))) => on_binary(&b, me, &shared, &st),
-                Some(Ok(Message::Close(f))) => {
-                    break f
-                        .map(|f| format!("close {} {}", u16::from(f.code), f.reason))
-                        .unwrap_or_else(|| "close".into());
-                }
+                Some(Ok(Message::Close(f))) => break close_reason(f),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => break e.to_string(),
                 None => break "ended".into(),

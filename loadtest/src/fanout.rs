@@ -376,11 +376,7 @@ fn spawn_conn(ws: Ws, last_seq: u64, shared: Arc<Shared>) -> Conn {
         let reason = loop {
             match stream.next().await {
                 Some(Ok(Message::Text(t))) => on_text(t.as_str(), &shared, &st),
-                Some(Ok(Message::Close(f))) => {
-                    break f
-                        .map(|f| format!("close {} {}", u16::from(f.code), f.reason))
-                        .unwrap_or_else(|| "close".into());
-                }
+                Some(Ok(Message::Close(f))) => break close_reason(f),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => break e.to_string(),
                 None => break "ended".into(),
@@ -772,6 +768,12 @@ fn print_stage(name: &str, r: &StageResult) {
     if let Some(why) = &r.stop {
         println!("  {name:<8} stop: {why}");
     }
+}
+
+/// How a server's close frame reads in the report: `close CODE REASON`.
+pub fn close_reason(f: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> String {
+    f.map(|f| format!("close {} {}", u16::from(f.code), f.reason))
+        .unwrap_or_else(|| "close".into())
 }
 
 #[cfg(test)]

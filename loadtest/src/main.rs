@@ -101,18 +101,7 @@ fn main() -> ExitCode {
     }
     // Before the runtime starts its threads, so they all inherit it.
     let cpus = procs::pin_self_off_core0();
-    // One harness core: a current-thread runtime saves the cross-thread wake-ups.
-    let rt = if cpus.len() <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cpus.len())
-            .enable_all()
-            .build()
-    }
-    .expect("tokio runtime");
+    let rt = harness_runtime(&cpus);
     match rt.block_on(chat_fanout(args, cpus)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -123,15 +112,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn doc_main(mut args: doc::DocArgs) -> ExitCode {
-    args.apply_smoke();
-    if let Err(e) = args.validate() {
-        eprintln!("loadtest: {e}");
-        return ExitCode::from(2);
-    }
-    let cpus = procs::pin_self_off_core0();
-    // One harness core: a current-thread runtime saves the cross-thread wake-ups.
-    let rt = if cpus.len() <= 1 {
+/// The harness's runtime on the cores it pinned itself to. One harness core: a
+/// current-thread runtime saves the cross-thread wake-ups.
+fn harness_runtime<T>(cpus: &[T]) -> tokio::runtime::Runtime {
+    if cpus.len() <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -141,7 +125,17 @@ fn doc_main(mut args: doc::DocArgs) -> ExitCode {
             .enable_all()
             .build()
     }
-    .expect("tokio runtime");
+    .expect("tokio runtime")
+}
+
+fn doc_main(mut args: doc::DocArgs) -> ExitCode {
+    args.apply_smoke();
+    if let Err(e) = args.validate() {
+        eprintln!("loadtest: {e}");
+        return ExitCode::from(2);
+    }
+    let cpus = procs::pin_self_off_core0();
+    let rt = harness_runtime(&cpus);
     match rt.block_on(doc::run(args, cpus)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
