@@ -150,11 +150,14 @@ impl Family for DocSocket {
         let Some(post) = parse_name(name) else {
             return Some(frame);
         };
-        let framing = Framing::Named(name.to_owned());
+        // Leaving a document (hocuspocus' close) is a message like the others, but one that
+        // must not open it first.
+        let closing = matches!(proto::decode(rest), Ok(proto::Message::Close));
         if !self.open.contains_key(&post) {
-            if matches!(proto::decode(rest), Ok(proto::Message::Close)) {
+            if closing {
                 return None;
             }
+            let framing = Framing::Named(name.to_owned());
             if self.open.len() >= MAX_DOCS_PER_CONN {
                 push(conn, framing.denied("too_many_documents"));
                 return None;
@@ -166,7 +169,7 @@ impl Family for DocSocket {
             self.open.insert(post, name.to_owned());
         }
         forward(conn, post, rest).await;
-        if matches!(proto::decode(rest), Ok(proto::Message::Close)) {
+        if closing {
             self.open.remove(&post);
         }
         None

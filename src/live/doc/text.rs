@@ -88,41 +88,47 @@ impl DocCore {
                 max: self.max_bytes,
             });
         }
+        let decoded = decode_update(update)?;
+        let known = self.doc.transact().state_vector();
         // Yrs integrates blocks past a gap in a client's clocks, where Yjs holds them back;
         // the server must not get ahead of its peers (nor claim clocks it has no blocks for).
-        if let Ok(Ok(u)) = catch_unwind(|| Update::decode_v1(update)) {
-            let known = self.doc.transact().state_vector();
-            if u.state_vector_lower()
-                .iter()
-                .any(|(client, lower)| *lower > known.get(client))
-            {
-                return Err(DocError::Gap);
-            }
+        if decoded
+            .state_vector_lower()
+            .iter()
+            .any(|(client, lower)| *lower > known.get(client))
+        {
+            return Err(DocError::Gap);
         }
-        self.apply_unchecked(update)
+        self.integrate(decoded, &known, update.len())
     }
 
     /// Whether an update would change the document (without applying it): a read-only
     /// peer's sync step 2 that adds nothing is no write, and is not refused.
     pub fn would_change(&self, update: &[u8]) -> bool {
-        match catch_unwind(|| Update::decode_v1(update)) {
-            Ok(Ok(u)) => adds(&u, &self.doc.transact().state_vector()),
-            _ => true,
-        }
+        decode_update(update).map_or(true, |u| adds(&u, &self.doc.transact().state_vector()))
     }
 
+    /// Applies stored state (checked when it arrived).
     fn apply_unchecked(&mut self, update: &[u8]) -> Result<bool, DocError> {
-        // Yrs' decoder asserts on some out-of-range fields instead of returning an error
-        // (found by the fuzz test below): a panic there is a malformed update too.
-        let decoded = catch_unwind(|| Update::decode_v1(update))
-            .map_err(|_| DocError::Malformed("undecodable update".into()))?
-            .map_err(|e| DocError::Malformed(e.to_string()))?;
+        let decoded = decode_update(update)?;
+        let known = self.doc.transact().state_vector();
+        self.integrate(decoded, &known, update.len())
+    }
+
+    /// Integrates a decoded update into a document at state `known`; `len` is its encoded
+    /// size.
+    fn integrate(
+        &mut self,
+        decoded: Update,
+        known: &StateVector,
+        len: usize,
+    ) -> Result<bool, DocError> {
         if decoded.is_empty() {
             return Ok(false);
         }
         // Stored and relayed if it adds blocks (even ones Yrs must hold back until their
         // predecessors arrive) or deletes anything; an update of known blocks is a resend.
-        let changed = adds(&decoded, &self.doc.transact().state_vector());
+        let changed = adds(&decoded, known);
         // Yrs may panic on input that decodes but breaks its invariants; a panic must not take
         // the actor (and every editor of the post) down with it. The caller rebuilds.
         let applied = catch_unwind(AssertUnwindSafe(|| {
@@ -135,7 +141,7 @@ impl DocCore {
             Err(_) => return Err(DocError::Rejected("update broke the document".into())),
         }
         if changed {
-            self.bytes += update.len();
+            self.bytes += len;
         }
         Ok(changed)
     }
@@ -200,6 +206,14 @@ impl DocCore {
         self.bytes += update.len();
         Ok(Some(update))
     }
+}
+
+/// Decodes a v1 update. Yrs' decoder asserts on some out-of-range fields instead of
+/// returning an error (found by the fuzz test below): a panic there is a malformed update too.
+fn decode_update(update: &[u8]) -> Result<Update, DocError> {
+    catch_unwind(|| Update::decode_v1(update))
+        .map_err(|_| DocError::Malformed("undecodable update".into()))?
+        .map_err(|e| DocError::Malformed(e.to_string()))
 }
 
 /// Whether an update holds anything a document at state `known` lacks: blocks overlapping
