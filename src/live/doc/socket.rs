@@ -16,7 +16,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Authenticated;
 use crate::ids::PostId;
 use crate::live::CommandError;
-use crate::registry::{KeyedActor, RegistryError};
+use crate::registry::{KeyedActor, RegistryError, StartError};
 use crate::server::AppState;
 use crate::store::Rule;
 use crate::ws::family::{Conn, Family};
@@ -47,19 +47,6 @@ pub fn parse_name(name: &str) -> Option<PostId> {
     id.parse().ok().map(PostId)
 }
 
-/// Why an attach failed, as the close code / denial reason a client sees.
-fn refusal(e: &RegistryError, reply: Option<&CommandError>) -> (u16, &'static str) {
-    match (e, reply) {
-        (_, Some(CommandError::Rule(Rule::NotFound))) => (close_code::FORBIDDEN, "not_found"),
-        (RegistryError::Start { reason, .. }, _)
-            if *reason == crate::registry::StartError::NotFound =>
-        {
-            (close_code::DELETED, "not_found")
-        }
-        _ => (close_code::BUSY, "unavailable"),
-    }
-}
-
 /// Attaches a socket to a post's document; the error is what to tell the client.
 async fn attach(
     conn: &Conn<'_>,
@@ -71,16 +58,16 @@ async fn attach(
         user: conn.user.id,
         framing,
     };
+    // A non-member is refused by the actor (4403); a post that does not exist stops the
+    // actor from starting (4404); anything else is worth a retry.
     match conn.registry().ask::<PostDoc>(post, msg).await {
         Ok(Ok(PostDocReply::Attached { writable })) => Ok(writable),
-        Ok(Ok(_)) => Err((close_code::BUSY, "unavailable")),
-        Ok(Err(e)) => Err(refusal(
-            &RegistryError::Stopped {
-                key: PostDoc::key(post),
-            },
-            Some(&e),
-        )),
-        Err(e) => Err(refusal(&e, None)),
+        Ok(Err(CommandError::Rule(Rule::NotFound))) => Err((close_code::FORBIDDEN, "not_found")),
+        Err(RegistryError::Start {
+            reason: StartError::NotFound,
+            ..
+        }) => Err((close_code::DELETED, "not_found")),
+        _ => Err((close_code::BUSY, "unavailable")),
     }
 }
 
