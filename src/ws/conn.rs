@@ -390,7 +390,11 @@ async fn on_control(
             for f in families.iter_mut() {
                 f.control(&shell.conn(), &Control::Resync { key }).await;
             }
-            if let Some(scope) = shell.state.registry.kinds().resync_scope(&key) {
+            // A binary-only endpoint's clients read no JSON: their families resync them in
+            // their own protocol (a document sends its sync step 1 on re-attach).
+            if shell.endpoint.text
+                && let Some(scope) = shell.state.registry.kinds().resync_scope(&key)
+            {
                 shell.conn().send(&Resync {
                     scope: Scope(scope),
                 });
