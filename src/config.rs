@@ -182,6 +182,46 @@ pub struct Settings {
     #[arg(long, env = "STUDYON_WS_RATE", default_value_t = 50, global = true)]
     pub ws_rate: u32,
 
+    /// The UDP address the video SFU binds (one socket for all rooms). The default, an
+    /// ephemeral port on loopback, serves browsers on this machine; a deployment sets a
+    /// fixed port on a public interface (and opens it in the firewall).
+    #[arg(
+        long,
+        env = "STUDYON_VIDEO_UDP_LISTEN",
+        default_value = "127.0.0.1:0",
+        global = true
+    )]
+    pub video_udp_listen: std::net::SocketAddr,
+
+    /// The address clients reach the SFU's socket at, put in its ICE candidates (the
+    /// public address when the node sits behind NAT). Default: the bound address.
+    #[arg(long, env = "STUDYON_VIDEO_PUBLIC_ADDR", global = true)]
+    pub video_public_addr: Option<std::net::SocketAddr>,
+
+    /// Participants one video room takes; every participant costs each other one a
+    /// download, so a room past this is better split (BigBlueButton and Jitsi use 25–50).
+    #[arg(
+        long,
+        env = "STUDYON_VIDEO_MAX_PARTICIPANTS",
+        default_value_t = 25,
+        global = true
+    )]
+    pub video_max_participants: usize,
+
+    /// TURN server URLs handed to clients (`turn:host:3478?transport=udp,turns:…`); empty
+    /// means no TURN. See `turn/README.md`.
+    #[arg(long, env = "STUDYON_TURN_URLS", value_delimiter = ',', global = true)]
+    pub turn_urls: Vec<String>,
+
+    /// The secret shared with coturn (`static-auth-secret`) for TURN REST credentials.
+    #[arg(long, env = "STUDYON_TURN_SECRET", global = true)]
+    pub turn_secret: Option<String>,
+
+    /// How long a TURN credential handed out at join stays valid. coturn checks it again at
+    /// every allocation refresh, so it must outlast the longest call: 12 h by default.
+    #[arg(long, env = "STUDYON_TURN_TTL_SECS", default_value_t = 12 * 3600, global = true)]
+    pub turn_ttl_secs: u64,
+
     /// Seconds a keyed actor with no clients stays alive before it is stopped.
     #[arg(
         long,
@@ -496,6 +536,28 @@ impl Settings {
                 "STUDYON_S3_ENDPOINT / --s3-endpoint: {e:?} is not an http(s) URL"
             )));
         }
+        if self.video_max_participants < 2 || self.video_max_participants > 100 {
+            return Err(ConfigError(
+                "STUDYON_VIDEO_MAX_PARTICIPANTS must be 2–100".into(),
+            ));
+        }
+        let advertised = self.video_public_addr.unwrap_or(self.video_udp_listen);
+        if advertised.ip().is_unspecified() {
+            return Err(ConfigError(
+                "STUDYON_VIDEO_UDP_LISTEN binds every interface: set STUDYON_VIDEO_PUBLIC_ADDR to the address clients reach".into(),
+            ));
+        }
+        if !self.turn_urls.is_empty() && self.turn_secret.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError(
+                "STUDYON_TURN_URLS needs STUDYON_TURN_SECRET (the coturn static-auth-secret)"
+                    .into(),
+            ));
+        }
+        if self.turn_ttl_secs < 60 {
+            return Err(ConfigError(
+                "STUDYON_TURN_TTL_SECS must be at least 60".into(),
+            ));
+        }
         if self.db_max_connections == 0 {
             return Err(ConfigError(
                 "STUDYON_DB_MAX_CONNECTIONS must be above 0".into(),
@@ -519,6 +581,12 @@ impl Settings {
                     .unwrap_or_default(),
                 "public_origin" => self.public_origin.join(","),
                 "trusted_proxies" => self.trusted_proxies.join(","),
+                "turn_urls" => self.turn_urls.join(","),
+                "turn_secret" => self
+                    .turn_secret
+                    .as_ref()
+                    .map(|_| "***".to_string())
+                    .unwrap_or_default(),
                 _ => match &json[&field] {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),

@@ -71,6 +71,9 @@ pub enum ApiError {
     /// The route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Input a live protocol refuses with its own code (`bad_sdp`, `too_many_tracks`).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
     /// A uniqueness rule: `code` says which (`login_id_taken`, `display_name_taken`).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -117,6 +120,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
+            ApiError::BadRequest { code, .. } => code,
             ApiError::Forbidden { code, .. } => code,
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Busy => "busy",
@@ -127,7 +131,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation { .. } | ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. }
+            | ApiError::MalformedJson(_)
+            | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::EmptyFile | ApiError::InvalidFilename(_) | ApiError::UploadAborted(_) => {
                 StatusCode::BAD_REQUEST
             }

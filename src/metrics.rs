@@ -28,6 +28,19 @@ pub const HTTP_RESPONSES: &str = "studyon_http_responses_total";
 pub const UPLOADS: &str = "studyon_uploads_total";
 /// Counter: bytes of files stored.
 pub const UPLOAD_BYTES: &str = "studyon_upload_bytes_total";
+/// Video rooms with a media loop on this node.
+pub const VIDEO_ROOMS: &str = "studyon_video_rooms";
+/// Participants with a WebRTC session on this node.
+pub const VIDEO_PARTICIPANTS: &str = "studyon_video_participants";
+/// Media frames (an audio packet, a video frame) written to subscribers.
+pub const VIDEO_FORWARDED_FRAMES: &str = "studyon_video_forwarded_frames_total";
+pub const VIDEO_FORWARDED_BYTES: &str = "studyon_video_forwarded_bytes_total";
+/// Datagrams dropped: a room's inbox was full, or the socket's send buffer.
+pub const VIDEO_DROPPED_DATAGRAMS: &str = "studyon_video_dropped_datagrams_total";
+/// Round-trip time per participant, from RTCP (one sample per stats interval).
+pub const VIDEO_RTT_SECONDS: &str = "studyon_video_rtt_seconds";
+/// Fraction of a participant's packets lost on the way in (one sample per interval).
+pub const VIDEO_LOSS_RATIO: &str = "studyon_video_loss_ratio";
 
 /// Installs the global recorder on first call; later calls (tests start many servers in one
 /// process) share it.

@@ -124,12 +124,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let hub = Arc::new(ConnHub::new(u64::from_le_bytes(node)));
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let features = crate::live::features();
+    let mut ext = crate::registry::Extensions::default();
+    for make in &features.resources {
+        ext.insert(make(&settings)?);
+    }
     let registry = Registry::new(
         Arc::new(Deps {
             store: store.clone(),
             sockets: Sockets::new(hub.clone()),
             persister: persister.clone(),
             doc_max_bytes: settings.doc_max_bytes,
+            ext,
         }),
         Arc::new(features.kinds),
         // Single node; the cluster issue plugs a Redis-lease placement in here.

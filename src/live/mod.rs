@@ -10,6 +10,7 @@
 //! | [`chat`] | `chat.*` | `chat_room` |
 //! | [`dm`] | `dm.*` | `direct_chat` |
 //! | [`doc`] | binary y-sync frames (`/ws`, `/ws?binary=1`, `/ws/doc/{post_id}`) | `post_doc` |
+//! | [`video`] | `video.*` (signaling; media over the node's UDP socket) | `video_room` |
 
 pub mod chat;
 pub mod dm;
@@ -18,6 +19,7 @@ pub mod prefs;
 pub mod sequenced;
 pub mod study;
 pub mod user;
+pub mod video;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +69,14 @@ pub struct Features {
     /// Endpoints of their own (a feature's path routes to them by name).
     pub endpoints: Vec<(&'static str, Endpoint)>,
     pub kinds: ActorKinds,
+    /// Node resources to set up at start (sockets, runtimes), found by actors in
+    /// `Deps::ext` by type.
+    pub resources: Vec<NodeResource>,
 }
+
+/// Builds one node resource from the settings.
+pub type NodeResource =
+    fn(&crate::config::Settings) -> anyhow::Result<std::sync::Arc<dyn std::any::Any + Send + Sync>>;
 
 /// Every live feature of this build, registered.
 pub fn features() -> Features {
@@ -78,6 +87,7 @@ pub fn features() -> Features {
     chat::register(&mut f);
     dm::register(&mut f);
     doc::register(&mut f);
+    video::register(&mut f);
     f
 }
 
@@ -544,6 +554,107 @@ mod wire_tests {
             }
         }
         round_trip(&());
+    }
+
+    #[test]
+    fn video_messages_and_replies() {
+        use super::video::frames::Participant;
+        use super::video::sfu::route::{Layer, Source};
+        use super::video::turn::IceServer;
+        use super::video::{Moderation, VideoError, VideoMsg, VideoReply};
+        let msgs = [
+            VideoMsg::Join {
+                conn: conn(),
+                user: Author {
+                    id: UserId(1),
+                    display_name: "지민".into(),
+                },
+            },
+            VideoMsg::Leave { conn: conn() },
+            VideoMsg::Offer {
+                conn: conn(),
+                req: Some(crate::ws::frame::ReqId::Str("r4".into())),
+                sdp: "v=0\r\n".into(),
+                sources: [
+                    ("0".to_string(), Source::Mic),
+                    ("1".to_string(), Source::Camera),
+                ]
+                .into_iter()
+                .collect(),
+            },
+            VideoMsg::Answer {
+                conn: conn(),
+                sdp: "v=0\r\n".into(),
+            },
+            VideoMsg::Media {
+                conn: conn(),
+                mic: true,
+                camera: false,
+                screen: true,
+            },
+            VideoMsg::Hand {
+                conn: conn(),
+                raised: true,
+            },
+            VideoMsg::Layer {
+                conn: conn(),
+                publisher: UserId(2),
+                layer: Layer::Low,
+            },
+            VideoMsg::Moderate {
+                conn: conn(),
+                action: Moderation::Mute(UserId(2)),
+            },
+            VideoMsg::Moderate {
+                conn: conn(),
+                action: Moderation::End,
+            },
+            VideoMsg::MemberGone { user: UserId(2) },
+            VideoMsg::StudyGone,
+            VideoMsg::LeaderChanged { leader: UserId(2) },
+        ];
+        for m in &msgs {
+            match m {
+                VideoMsg::Join { .. }
+                | VideoMsg::Leave { .. }
+                | VideoMsg::Offer { .. }
+                | VideoMsg::Answer { .. }
+                | VideoMsg::Media { .. }
+                | VideoMsg::Hand { .. }
+                | VideoMsg::Layer { .. }
+                | VideoMsg::Moderate { .. }
+                | VideoMsg::MemberGone { .. }
+                | VideoMsg::StudyGone
+                | VideoMsg::LeaderChanged { .. } => round_trip(m),
+            }
+        }
+        let replies: Vec<Result<VideoReply, VideoError>> = vec![
+            Ok(VideoReply::Joined {
+                participants: vec![Participant {
+                    user_id: UserId(1),
+                    display_name: "a".into(),
+                    leader: true,
+                    mic: true,
+                    camera: true,
+                    screen: false,
+                    hand: false,
+                    muted: false,
+                    connected: true,
+                }],
+                ice_servers: vec![IceServer {
+                    urls: vec!["turn:127.0.0.1:3478".into()],
+                    username: Some("1:1".into()),
+                    credential: Some("x".into()),
+                }],
+                max_participants: 25,
+            }),
+            Ok(VideoReply::Done),
+            Err(VideoError::Full(25)),
+            Err(VideoError::BadSdp("nope".into())),
+        ];
+        for r in &replies {
+            round_trip(r);
+        }
     }
 
     #[test]

@@ -124,6 +124,25 @@ pub struct Deps {
     pub persister: Persister,
     /// Largest co-edited document (encoded bytes) a `PostDoc` lets grow.
     pub doc_max_bytes: usize,
+    /// Node resources live features set up at start (the video SFU's socket), by type.
+    pub ext: Extensions,
+}
+
+/// A type map of node resources: a feature adds its own at start and its actors find it by
+/// type, so no feature's resource is a field here.
+#[derive(Default)]
+pub struct Extensions(HashMap<std::any::TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl Extensions {
+    pub fn insert(&mut self, value: Arc<dyn Any + Send + Sync>) {
+        self.0.insert((*value).type_id(), value);
+    }
+
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.0
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|v| v.clone().downcast::<T>().ok())
+    }
 }
 
 /// An actor that lives in the registry under a key.

@@ -132,6 +132,7 @@ async fn registry_with(
         sockets: Sockets::new(hub.clone()),
         persister,
         doc_max_bytes: 2 << 20,
+        ext: Default::default(),
     });
     let mut kinds = ActorKinds::new();
     kinds.register::<Probe>();

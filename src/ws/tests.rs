@@ -88,7 +88,9 @@ fn each_request_type_routes_to_exactly_one_family() {
     let names: Vec<&str> = endpoint.families.names().collect();
     assert_eq!(
         names,
-        ["core", "user", "prefs", "study", "chat", "dm", "doc"]
+        [
+            "core", "user", "prefs", "study", "chat", "dm", "doc", "video"
+        ]
     );
     for ty in endpoint.families.request_types() {
         let family = names[endpoint.families.route(ty).expect("routed")];

@@ -19,6 +19,7 @@ use crate::live::CommandError;
 use crate::live::chat::{ChatRoom, ChatRoomMsg, drop_user_from_rooms};
 use crate::live::doc::drop_user_from_docs;
 use crate::live::user::push_notifications;
+use crate::live::video::{VideoMsg, VideoRoom};
 use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, ResyncScope, StartError, Supervision};
 use crate::store::{Rule, StoreError, now_millis};
 use crate::studies::rules::StudyFields;
@@ -185,6 +186,8 @@ impl Study {
     fn drop_from_rooms(&self, user: UserId) {
         let (store, registry, id) = (self.deps.store.clone(), self.registry.clone(), self.id);
         actix_rt::spawn(async move {
+            let gone = VideoMsg::MemberGone { user };
+            let _ = registry.tell_if_running::<VideoRoom>(id, gone).await;
             match store.room_ids(id).await {
                 Ok(rooms) => drop_user_from_rooms(&registry, rooms, user).await,
                 Err(e) => {
@@ -371,7 +374,14 @@ impl KeyedActor for Study {
                         outcome: StudyOutcome::Done,
                     })
                 },
-                move |act, _| act.leader = to,
+                move |act, _| {
+                    act.leader = to;
+                    let (registry, id) = (act.registry.clone(), act.id);
+                    actix_rt::spawn(async move {
+                        let msg = VideoMsg::LeaderChanged { leader: to };
+                        let _ = registry.tell_if_running::<VideoRoom>(id, msg).await;
+                    });
+                },
             ),
             StudyMsg::Remove { leader, user, ban } => self.run(
                 ctx,
@@ -457,6 +467,9 @@ impl KeyedActor for Study {
                         }
                         // People in its rooms are told the rooms closed (the rows are gone).
                         actix_rt::spawn(async move {
+                            // The video room ends with the study.
+                            let end = VideoMsg::StudyGone;
+                            let _ = registry.tell_if_running::<VideoRoom>(id, end).await;
                             for room in rooms {
                                 let _ = registry
                                     .tell_if_running::<ChatRoom>(room, ChatRoomMsg::Closed)

@@ -1,0 +1,66 @@
+//! What the `video.*` family says to clients.
+
+use serde::{Deserialize, Serialize};
+
+use super::sfu::route::Source;
+use super::turn::IceServer;
+use crate::ids::{StudyId, UserId};
+use crate::ws::frame::ReqId;
+
+/// One participant as every other one sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub user_id: UserId,
+    pub display_name: String,
+    pub leader: bool,
+    pub mic: bool,
+    pub camera: bool,
+    pub screen: bool,
+    pub hand: bool,
+    /// Muted by the leader: the SFU drops this participant's microphone.
+    pub muted: bool,
+    /// Media is flowing (ICE and DTLS are up).
+    pub connected: bool,
+}
+
+/// One remote track a connection receives, by the mid of its m-line there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    pub mid: String,
+    pub user_id: UserId,
+    pub source: Source,
+}
+
+/// Why a participant is out of the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftReason {
+    Removed,
+    Ended,
+    NotMember,
+    Replaced,
+    ConnectionLost,
+    Server,
+}
+
+crate::server_frames! {
+    /// The reply to `video.join`.
+    "video.joined" => VideoJoined<'a> {
+        id: Option<ReqId>,
+        study_id: StudyId,
+        you: UserId,
+        ice_servers: Vec<IceServer>,
+        participants: &'a [Participant],
+        max_participants: usize,
+    }
+    /// The answer to my `video.offer`.
+    "video.answer" => VideoAnswer { id: Option<ReqId>, study_id: StudyId, sdp: String }
+    /// The server renegotiates: answer with a `video.answer` request.
+    "video.offer" => VideoOffer { study_id: StudyId, sdp: String, tracks: Vec<TrackInfo> }
+    "video.participants" => VideoParticipants<'a> { study_id: StudyId, participants: &'a [Participant] }
+    "video.speaker" => VideoSpeaker { study_id: StudyId, user_id: Option<UserId> }
+    /// The leader muted me, or let me unmute.
+    "video.muted" => VideoMuted { study_id: StudyId, muted: bool }
+    /// I am out of the room.
+    "video.left" => VideoLeft { study_id: StudyId, reason: LeftReason }
+}

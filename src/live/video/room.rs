@@ -1,0 +1,538 @@
+//! `VideoRoom`: one per study with a live video session. It is the single writer of who is
+//! in the room and of everyone's visible state (sources on, hand, leader's mute), checks
+//! every signaling request against the participant list and the leader, and drives the
+//! room's media loop ([`super::sfu`]) with commands. Media itself never passes through it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, AsyncContext, Context, StreamHandler};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::Mid;
+use tokio::sync::{mpsc, oneshot};
+
+use super::VideoNode;
+use super::error::VideoError;
+use super::frames::{LeftReason, Participant, VideoLeft, VideoMuted, VideoParticipants};
+use super::sfu::route::{Layer, Source};
+use super::sfu::{self, MediaCmd, MediaEvent};
+use super::turn::IceServer;
+use crate::chat::Author;
+use crate::ids::{ConnId, StudyId, UserId};
+use crate::ratelimit::{Bucket, Policy};
+use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, ResyncScope, StartError, Supervision};
+use crate::store::Rule;
+use crate::ws::frame::ReqId;
+use crate::ws::router::Control;
+
+/// Offers and answers per participant: a burst of 5, then one a second. Each costs an SDP
+/// parse and a renegotiation; a real client needs one per join and per change of tracks.
+pub const SIGNALING_POLICY: Policy = Policy::new(5, 1.0);
+/// Sources a participant may publish: one each of mic, camera and screen.
+pub const MAX_SOURCES: usize = 3;
+/// Media events queued from the media loop to the room (joins and losses; bounded by the
+/// participant cap many times over).
+const EVENTS: usize = 256;
+
+/// A moderation action (leader only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Moderation {
+    Mute(UserId),
+    MuteAll,
+    AllowUnmute(UserId),
+    Remove(UserId),
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum VideoMsg {
+    Join {
+        conn: ConnId,
+        user: Author,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    Offer {
+        conn: ConnId,
+        req: Option<ReqId>,
+        sdp: String,
+        sources: BTreeMap<String, Source>,
+    },
+    Answer {
+        conn: ConnId,
+        sdp: String,
+    },
+    Media {
+        conn: ConnId,
+        mic: bool,
+        camera: bool,
+        screen: bool,
+    },
+    Hand {
+        conn: ConnId,
+        raised: bool,
+    },
+    Layer {
+        conn: ConnId,
+        publisher: UserId,
+        layer: Layer,
+    },
+    Moderate {
+        conn: ConnId,
+        action: Moderation,
+    },
+    /// The member left or was removed from the study: out at once.
+    MemberGone {
+        user: UserId,
+    },
+    /// The study was deleted: everyone out.
+    StudyGone,
+    /// The study's lead moved.
+    LeaderChanged {
+        leader: UserId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum VideoReply {
+    Joined {
+        participants: Vec<Participant>,
+        ice_servers: Vec<IceServer>,
+        max_participants: usize,
+    },
+    Done,
+}
+
+struct Seat {
+    conn: ConnId,
+    state: Participant,
+    signaling: Bucket,
+}
+
+pub struct VideoRoom {
+    id: StudyId,
+    sup: Supervision,
+    deps: Arc<Deps>,
+    node: Arc<VideoNode>,
+    leader: UserId,
+    /// Participants by user (one seat per user: a second tab takes it over).
+    seats: BTreeMap<UserId, Seat>,
+    media: mpsc::Sender<MediaCmd>,
+    events: Option<mpsc::Receiver<MediaEvent>>,
+}
+
+impl Actor for VideoRoom {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(rx) = self.events.take() {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|e| (e, rx))
+            });
+            ctx.add_stream(stream);
+        }
+    }
+}
+
+impl StreamHandler<MediaEvent> for VideoRoom {
+    fn handle(&mut self, e: MediaEvent, _ctx: &mut Context<Self>) {
+        match e {
+            MediaEvent::Connected(user) => {
+                if let Some(s) = self.seats.get_mut(&user) {
+                    s.state.connected = true;
+                    self.announce();
+                }
+            }
+            MediaEvent::Lost(user) => self.drop_seat(user, LeftReason::ConnectionLost),
+        }
+    }
+
+    // The stream ends only with the media loop; the room keeps its state either way.
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+impl VideoRoom {
+    fn participants(&self) -> Vec<Participant> {
+        self.seats.values().map(|s| s.state.clone()).collect()
+    }
+
+    fn announce(&self) {
+        let participants = self.participants();
+        let frame = VideoParticipants {
+            study_id: self.id,
+            participants: &participants,
+        };
+        let conns: Vec<ConnId> = self.seats.values().map(|s| s.conn).collect();
+        self.deps.sockets.send_many(conns.iter(), &frame);
+    }
+
+    fn seat_of(&self, conn: ConnId) -> Result<UserId, VideoError> {
+        self.seats
+            .iter()
+            .find(|(_, s)| s.conn == conn)
+            .map(|(u, _)| *u)
+            .ok_or(VideoError::NotInRoom)
+    }
+
+    fn cmd(&self, c: MediaCmd) {
+        if self.media.try_send(c).is_err() {
+            tracing::warn!(study = %self.id, "video: media loop queue full; command dropped");
+        }
+    }
+
+    /// Takes a user out of the room and tells their socket why.
+    fn drop_seat(&mut self, user: UserId, reason: LeftReason) {
+        let Some(seat) = self.seats.remove(&user) else {
+            return;
+        };
+        self.cmd(MediaCmd::Remove { user });
+        self.sup.unwatch(&seat.conn);
+        self.deps.sockets.send(
+            seat.conn,
+            &VideoLeft {
+                study_id: self.id,
+                reason,
+            },
+        );
+        self.deps.sockets.control(
+            seat.conn,
+            Control::Released {
+                key: VideoRoom::key(self.id),
+            },
+        );
+        self.announce();
+    }
+
+    fn join(&mut self, conn: ConnId, user: Author) -> Result<VideoReply, VideoError> {
+        let existing = self.seats.get(&user.id).map(|s| s.conn);
+        match existing {
+            Some(c) if c == conn => {}
+            Some(_) => self.drop_seat(user.id, LeftReason::Replaced),
+            None => {
+                if self.seats.len() >= self.node.max_participants {
+                    return Err(VideoError::Full(self.node.max_participants));
+                }
+            }
+        }
+        if !self.seats.contains_key(&user.id) {
+            let muted = false;
+            self.seats.insert(
+                user.id,
+                Seat {
+                    conn,
+                    state: Participant {
+                        user_id: user.id,
+                        display_name: user.display_name.clone(),
+                        leader: user.id == self.leader,
+                        mic: false,
+                        camera: false,
+                        screen: false,
+                        hand: false,
+                        muted,
+                        connected: false,
+                    },
+                    signaling: SIGNALING_POLICY.bucket(Instant::now()),
+                },
+            );
+            self.sup.watch(conn);
+        }
+        self.announce();
+        let now_unix = (crate::store::now_millis() / 1000).max(0) as u64;
+        Ok(VideoReply::Joined {
+            participants: self.participants(),
+            ice_servers: self.node.turn.ice_servers(user.id, now_unix),
+            max_participants: self.node.max_participants,
+        })
+    }
+
+    /// Checks the caller is seated and under its signaling rate.
+    fn signaling(&mut self, conn: ConnId) -> Result<UserId, VideoError> {
+        let user = self.seat_of(conn)?;
+        let seat = self.seats.get_mut(&user).expect("seated");
+        seat.signaling
+            .take(&SIGNALING_POLICY, Instant::now())
+            .map_err(|_| VideoError::RateLimited)?;
+        Ok(user)
+    }
+
+    /// Hands a command with a reply to the media loop and answers the asker when it does.
+    fn ask_media(
+        &self,
+        reply: ReplyTo<Result<VideoReply, VideoError>>,
+        make: impl FnOnce(oneshot::Sender<Result<(), VideoError>>) -> MediaCmd,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        if self.media.try_send(make(tx)).is_err() {
+            return reply.send(Err(VideoError::Unavailable));
+        }
+        actix_rt::spawn(async move {
+            let r = rx.await.unwrap_or(Err(VideoError::Unavailable));
+            reply.send(r.map(|()| VideoReply::Done));
+        });
+    }
+
+    fn offer(
+        &mut self,
+        conn: ConnId,
+        req: Option<ReqId>,
+        sdp: String,
+        sources: BTreeMap<String, Source>,
+        reply: ReplyTo<Result<VideoReply, VideoError>>,
+    ) {
+        let user = match self.signaling(conn) {
+            Ok(u) => u,
+            Err(e) => return reply.send(Err(e)),
+        };
+        let mut named: Vec<Source> = sources.values().copied().collect();
+        named.sort_by_key(|s| *s as u8);
+        named.dedup();
+        if sources.len() > MAX_SOURCES || named.len() != sources.len() {
+            return reply.send(Err(VideoError::TooManyTracks));
+        }
+        let offer = match SdpOffer::from_sdp_string(&sdp) {
+            Ok(o) => o,
+            Err(e) => return reply.send(Err(VideoError::BadSdp(e.to_string()))),
+        };
+        let sources = sources
+            .into_iter()
+            .map(|(mid, s)| (Mid::from(mid.as_str()), s))
+            .collect();
+        self.ask_media(reply, |tx| MediaCmd::Offer {
+            user,
+            conn,
+            req,
+            offer,
+            sources,
+            reply: tx,
+        });
+    }
+
+    fn answer(
+        &mut self,
+        conn: ConnId,
+        sdp: String,
+        reply: ReplyTo<Result<VideoReply, VideoError>>,
+    ) {
+        let user = match self.signaling(conn) {
+            Ok(u) => u,
+            Err(e) => return reply.send(Err(e)),
+        };
+        let answer = match SdpAnswer::from_sdp_string(&sdp) {
+            Ok(a) => a,
+            Err(e) => return reply.send(Err(VideoError::BadSdp(e.to_string()))),
+        };
+        self.ask_media(reply, |tx| MediaCmd::Answer {
+            user,
+            answer,
+            reply: tx,
+        });
+    }
+
+    fn set_muted(&mut self, user: UserId, muted: bool) {
+        let Some(seat) = self.seats.get_mut(&user) else {
+            return;
+        };
+        if seat.state.muted == muted {
+            return;
+        }
+        seat.state.muted = muted;
+        if muted {
+            seat.state.mic = false;
+        }
+        let conn = seat.conn;
+        self.cmd(MediaCmd::Mute { user, muted });
+        self.deps.sockets.send(
+            conn,
+            &VideoMuted {
+                study_id: self.id,
+                muted,
+            },
+        );
+    }
+
+    fn moderate(&mut self, conn: ConnId, action: Moderation) -> Result<VideoReply, VideoError> {
+        let me = self.seat_of(conn)?;
+        if me != self.leader {
+            return Err(VideoError::NotLeader);
+        }
+        match action {
+            Moderation::Mute(u) => {
+                if !self.seats.contains_key(&u) {
+                    return Err(VideoError::NotInRoom);
+                }
+                self.set_muted(u, true);
+            }
+            Moderation::AllowUnmute(u) => {
+                if !self.seats.contains_key(&u) {
+                    return Err(VideoError::NotInRoom);
+                }
+                self.set_muted(u, false);
+            }
+            Moderation::MuteAll => {
+                let others: Vec<UserId> = self.seats.keys().copied().filter(|u| *u != me).collect();
+                for u in others {
+                    self.set_muted(u, true);
+                }
+            }
+            Moderation::Remove(u) => {
+                if !self.seats.contains_key(&u) {
+                    return Err(VideoError::NotInRoom);
+                }
+                self.drop_seat(u, LeftReason::Removed);
+                return Ok(VideoReply::Done);
+            }
+            Moderation::End => {
+                let all: Vec<UserId> = self.seats.keys().copied().collect();
+                for u in all {
+                    self.drop_seat(u, LeftReason::Ended);
+                }
+                return Ok(VideoReply::Done);
+            }
+        }
+        self.announce();
+        Ok(VideoReply::Done)
+    }
+
+    fn handle(&mut self, msg: VideoMsg, reply: ReplyTo<Result<VideoReply, VideoError>>) {
+        let result = match msg {
+            VideoMsg::Join { conn, user } => self.join(conn, user),
+            VideoMsg::Leave { conn } => {
+                if let Ok(user) = self.seat_of(conn) {
+                    let seat = self.seats.remove(&user).expect("seated");
+                    self.sup.unwatch(&seat.conn);
+                    self.cmd(MediaCmd::Remove { user });
+                    self.announce();
+                }
+                Ok(VideoReply::Done)
+            }
+            VideoMsg::Offer {
+                conn,
+                req,
+                sdp,
+                sources,
+            } => return self.offer(conn, req, sdp, sources, reply),
+            VideoMsg::Answer { conn, sdp } => return self.answer(conn, sdp, reply),
+            VideoMsg::Media {
+                conn,
+                mic,
+                camera,
+                screen,
+            } => self.seat_of(conn).and_then(|u| {
+                let seat = self.seats.get_mut(&u).expect("seated");
+                if mic && seat.state.muted {
+                    return Err(VideoError::MutedByLeader);
+                }
+                seat.state.mic = mic;
+                seat.state.camera = camera;
+                seat.state.screen = screen;
+                self.announce();
+                Ok(VideoReply::Done)
+            }),
+            VideoMsg::Hand { conn, raised } => self.seat_of(conn).map(|u| {
+                self.seats.get_mut(&u).expect("seated").state.hand = raised;
+                self.announce();
+                VideoReply::Done
+            }),
+            VideoMsg::Layer {
+                conn,
+                publisher,
+                layer,
+            } => self.seat_of(conn).map(|sub| {
+                self.cmd(MediaCmd::Layer {
+                    sub,
+                    publisher,
+                    layer,
+                });
+                VideoReply::Done
+            }),
+            VideoMsg::Moderate { conn, action } => self.moderate(conn, action),
+            VideoMsg::MemberGone { user } => {
+                self.drop_seat(user, LeftReason::NotMember);
+                Ok(VideoReply::Done)
+            }
+            VideoMsg::StudyGone => {
+                let all: Vec<UserId> = self.seats.keys().copied().collect();
+                for u in all {
+                    self.drop_seat(u, LeftReason::Ended);
+                }
+                Ok(VideoReply::Done)
+            }
+            VideoMsg::LeaderChanged { leader } => {
+                self.leader = leader;
+                for (u, s) in self.seats.iter_mut() {
+                    s.state.leader = *u == leader;
+                }
+                self.announce();
+                Ok(VideoReply::Done)
+            }
+        };
+        reply.send(result);
+    }
+}
+
+impl KeyedActor for VideoRoom {
+    const KIND: &'static str = "video_room";
+    type Id = StudyId;
+    type Msg = VideoMsg;
+    type Reply = Result<VideoReply, VideoError>;
+
+    fn resync_scope(id: StudyId) -> ResyncScope {
+        ResyncScope::with(Self::KIND, "study_id", id.0)
+    }
+
+    fn load(
+        id: StudyId,
+        deps: Arc<Deps>,
+        _registry: Registry,
+        sup: Supervision,
+    ) -> BoxFuture<'static, Result<Self, StartError>> {
+        Box::pin(async move {
+            let state = deps.store.study_state(id).await?.ok_or(Rule::NotFound)?;
+            let node = deps
+                .ext
+                .get::<VideoNode>()
+                .ok_or_else(|| StartError::Failed("video is not enabled on this node".into()))?;
+            let (ev_tx, ev_rx) = mpsc::channel(EVENTS);
+            let media = sfu::spawn(
+                &node.runtime,
+                id,
+                node.net.clone(),
+                deps.sockets.clone(),
+                ev_tx,
+            );
+            Ok(VideoRoom {
+                id,
+                sup,
+                node,
+                leader: state.leader,
+                seats: BTreeMap::new(),
+                media,
+                events: Some(ev_rx),
+                deps,
+            })
+        })
+    }
+
+    fn supervision(&mut self) -> &mut Supervision {
+        &mut self.sup
+    }
+
+    fn is_idle(&mut self) -> bool {
+        self.seats.is_empty()
+    }
+
+    fn handle_msg(
+        &mut self,
+        msg: VideoMsg,
+        reply: ReplyTo<Result<VideoReply, VideoError>>,
+        _ctx: &mut Context<Self>,
+    ) {
+        self.handle(msg, reply);
+    }
+}
+
+crate::keyed_actor_handlers!(VideoRoom);

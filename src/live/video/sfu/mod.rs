@@ -1,0 +1,618 @@
+//! The media loop: one tokio task per live room on the node's media runtime, owning every
+//! participant's str0m `Rtc`. Datagrams arrive from the UDP demultiplexer (never through an
+//! actor mailbox), commands from the room's actor; after every input the touched `Rtc` is
+//! drained with `poll_output` until it asks for a timeout, as str0m requires. Which frame
+//! goes where is decided by the pure [`route::Routing`].
+
+pub mod route;
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
+use tokio::sync::{mpsc, oneshot};
+
+use self::route::{Layer, OutState, Routing, Source};
+use super::error::VideoError;
+use super::frames::{TrackInfo, VideoAnswer, VideoOffer, VideoSpeaker};
+use super::net::{Datagram, ROOM_INBOX, VideoNet};
+use crate::ids::{ConnId, StudyId, UserId};
+use crate::metrics as m;
+use crate::ws::frame::ReqId;
+use crate::ws::router::Sockets;
+
+/// Commands queued for a room's media loop; the room actor is the only sender and waits
+/// for the replies it needs, so this is never long.
+pub const COMMANDS: usize = 256;
+/// A participant whose media has not connected this long after its offer is dropped
+/// (`connection_lost`): a peer that never sends checks would hold its place forever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often str0m reports RTT and loss per participant (the metrics' resolution).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the active speaker is re-checked when no audio arrives (to clear it).
+const SPEAKER_TICK: Duration = Duration::from_millis(250);
+/// Datagrams handled per wake-up before commands and timers get a turn.
+const BATCH: usize = 64;
+/// Remote addresses remembered per participant (to unroute them when it leaves).
+const MAX_ADDRS: usize = 8;
+
+pub enum MediaCmd {
+    /// A participant's offer (its first one creates its `Rtc`). The answer goes straight to
+    /// the socket as `video.answer`, ahead of any server offer that follows.
+    Offer {
+        user: UserId,
+        conn: ConnId,
+        req: Option<ReqId>,
+        offer: SdpOffer,
+        sources: Vec<(Mid, Source)>,
+        reply: oneshot::Sender<Result<(), VideoError>>,
+    },
+    Answer {
+        user: UserId,
+        answer: SdpAnswer,
+        reply: oneshot::Sender<Result<(), VideoError>>,
+    },
+    Remove {
+        user: UserId,
+    },
+    Mute {
+        user: UserId,
+        muted: bool,
+    },
+    Layer {
+        sub: UserId,
+        publisher: UserId,
+        layer: Layer,
+    },
+}
+
+/// What the media loop tells the room's actor.
+#[derive(Debug)]
+pub enum MediaEvent {
+    Connected(UserId),
+    Lost(UserId),
+}
+
+struct Peer {
+    user: UserId,
+    conn: ConnId,
+    rtc: Rtc,
+    ufrag: String,
+    addrs: Vec<SocketAddr>,
+    published: HashMap<Mid, Source>,
+    pending: Option<SdpPendingOffer>,
+    /// The first answer went out: the server may send offers now.
+    ready: bool,
+    connected: bool,
+    created: Instant,
+    next: Instant,
+}
+
+enum Work {
+    Frame(UserId, MediaData),
+    Keyframe(UserId, Mid, Option<Rid>, KeyframeRequestKind),
+}
+
+struct MediaLoop {
+    study: StudyId,
+    net: Arc<VideoNet>,
+    sockets: Sockets,
+    events: mpsc::Sender<MediaEvent>,
+    inbox_tx: mpsc::Sender<Datagram>,
+    peers: Vec<Peer>,
+    routing: Routing,
+    work: VecDeque<Work>,
+    lost: Vec<UserId>,
+}
+
+/// Starts a room's media loop on `rt`; it ends when the returned sender is dropped.
+pub fn spawn(
+    rt: &tokio::runtime::Handle,
+    study: StudyId,
+    net: Arc<VideoNet>,
+    sockets: Sockets,
+    events: mpsc::Sender<MediaEvent>,
+) -> mpsc::Sender<MediaCmd> {
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
+    let (inbox_tx, inbox_rx) = mpsc::channel(ROOM_INBOX);
+    let lp = MediaLoop {
+        study,
+        net,
+        sockets,
+        events,
+        inbox_tx,
+        peers: Vec::new(),
+        routing: Routing::default(),
+        work: VecDeque::new(),
+        lost: Vec::new(),
+    };
+    rt.spawn(lp.run(cmd_rx, inbox_rx));
+    ::metrics::gauge!(m::VIDEO_ROOMS).increment(1.0);
+    cmd_tx
+}
+
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(3600)
+}
+
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).expect("OS randomness");
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+impl MediaLoop {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<MediaCmd>,
+        mut inbox: mpsc::Receiver<Datagram>,
+    ) {
+        let mut speaker_tick = tokio::time::interval(SPEAKER_TICK);
+        speaker_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let now = Instant::now();
+            let next = self
+                .peers
+                .iter()
+                .map(|p| p.next)
+                .min()
+                .unwrap_or_else(|| far_future(now));
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(c) => self.on_cmd(c),
+                    None => break,
+                },
+                d = inbox.recv() => {
+                    if let Some(d) = d {
+                        self.on_datagram(d);
+                        for _ in 1..BATCH {
+                            match inbox.try_recv() {
+                                Ok(d) => self.on_datagram(d),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next.into()) => self.on_timeout(Instant::now()),
+                _ = speaker_tick.tick() => {
+                    if let Some(s) = self.routing.tick_speaker(Instant::now()) {
+                        self.announce_speaker(s);
+                    }
+                }
+            }
+            self.settle();
+        }
+        for p in self.peers.drain(..) {
+            self.net.remove_peer(&p.ufrag, &p.addrs);
+            ::metrics::gauge!(m::VIDEO_PARTICIPANTS).decrement(1.0);
+        }
+        ::metrics::gauge!(m::VIDEO_ROOMS).decrement(1.0);
+    }
+
+    fn index(&self, user: UserId) -> Option<usize> {
+        self.peers.iter().position(|p| p.user == user)
+    }
+
+    fn room_key(&self) -> u64 {
+        self.study.0 as u64
+    }
+
+    fn on_cmd(&mut self, cmd: MediaCmd) {
+        match cmd {
+            MediaCmd::Offer {
+                user,
+                conn,
+                req,
+                offer,
+                sources,
+                reply,
+            } => {
+                let _ = reply.send(self.offer(user, conn, req, offer, sources));
+            }
+            MediaCmd::Answer {
+                user,
+                answer,
+                reply,
+            } => {
+                let _ = reply.send(self.answer(user, answer));
+            }
+            MediaCmd::Remove { user } => self.remove(user),
+            MediaCmd::Mute { user, muted } => self.routing.set_muted(user, muted),
+            MediaCmd::Layer {
+                sub,
+                publisher,
+                layer,
+            } => self.routing.set_layer(sub, publisher, layer),
+        }
+    }
+
+    fn new_peer(&mut self, user: UserId, conn: ConnId) -> usize {
+        let now = Instant::now();
+        let creds = IceCreds {
+            ufrag: random_token(16),
+            pass: random_token(32),
+        };
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds.clone())
+            .set_stats_interval(Some(STATS_INTERVAL))
+            .build(now);
+        match Candidate::host(self.net.advertised, "udp") {
+            Ok(c) => {
+                rtc.add_local_candidate(c);
+            }
+            Err(e) => tracing::warn!(error = %e, "video: unusable advertised address"),
+        }
+        self.net
+            .add_ufrag(&creds.ufrag, self.room_key(), self.inbox_tx.clone());
+        self.routing.add_peer(user);
+        self.peers.push(Peer {
+            user,
+            conn,
+            rtc,
+            ufrag: creds.ufrag,
+            addrs: Vec::new(),
+            published: HashMap::new(),
+            pending: None,
+            ready: false,
+            connected: false,
+            created: now,
+            next: now,
+        });
+        ::metrics::gauge!(m::VIDEO_PARTICIPANTS).increment(1.0);
+        self.peers.len() - 1
+    }
+
+    fn offer(
+        &mut self,
+        user: UserId,
+        conn: ConnId,
+        req: Option<ReqId>,
+        offer: SdpOffer,
+        sources: Vec<(Mid, Source)>,
+    ) -> Result<(), VideoError> {
+        let (i, fresh) = match self.index(user) {
+            Some(i) if self.peers[i].conn == conn => (i, false),
+            Some(_) => {
+                // Another tab of the same user took over: start clean.
+                self.remove(user);
+                (self.new_peer(user, conn), true)
+            }
+            None => (self.new_peer(user, conn), true),
+        };
+        let p = &mut self.peers[i];
+        if p.pending.is_some() {
+            return Err(VideoError::Negotiating);
+        }
+        let result = p.rtc.sdp_api().accept_offer(offer);
+        match result {
+            Ok(answer) => {
+                p.published.extend(sources);
+                p.ready = true;
+                let frame = VideoAnswer {
+                    id: req,
+                    study_id: self.study,
+                    sdp: answer.to_sdp_string(),
+                };
+                self.sockets.send(conn, &frame);
+                self.drain(i);
+                Ok(())
+            }
+            Err(e) => {
+                if fresh {
+                    self.remove(user);
+                }
+                Err(VideoError::BadSdp(e.to_string()))
+            }
+        }
+    }
+
+    fn answer(&mut self, user: UserId, answer: SdpAnswer) -> Result<(), VideoError> {
+        let Some(i) = self.index(user) else {
+            return Err(VideoError::NotInRoom);
+        };
+        let Some(pending) = self.peers[i].pending.take() else {
+            return Err(VideoError::NoPendingOffer);
+        };
+        let result = self.peers[i].rtc.sdp_api().accept_answer(pending, answer);
+        match result {
+            Ok(()) => {
+                let now = Instant::now();
+                for (origin, mid) in self.routing.offer_answered(user) {
+                    let video = self
+                        .routing
+                        .source_of(origin, mid)
+                        .is_some_and(|s| s.kind() == MediaKind::Video);
+                    // A new subscriber can decode nothing until the next key frame: ask now.
+                    if video && self.routing.keyframe_due(origin, mid, now) {
+                        self.work.push_back(Work::Keyframe(
+                            origin,
+                            mid,
+                            None,
+                            KeyframeRequestKind::Pli,
+                        ));
+                    }
+                }
+                self.drain(i);
+                Ok(())
+            }
+            Err(e) => {
+                self.routing.offer_dropped(user);
+                Err(VideoError::BadSdp(e.to_string()))
+            }
+        }
+    }
+
+    fn remove(&mut self, user: UserId) {
+        let Some(i) = self.index(user) else {
+            return;
+        };
+        let mut p = self.peers.remove(i);
+        p.rtc.disconnect();
+        self.net.remove_peer(&p.ufrag, &p.addrs);
+        self.routing.remove_peer(user);
+        ::metrics::gauge!(m::VIDEO_PARTICIPANTS).decrement(1.0);
+    }
+
+    fn on_datagram(&mut self, d: Datagram) {
+        let Ok(contents) = d.data.as_slice().try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            d.at,
+            Receive {
+                proto: Protocol::Udp,
+                source: d.source,
+                destination: self.net.advertised,
+                contents,
+            },
+        );
+        let Some(i) = self.peers.iter().position(|p| p.rtc.accepts(&input)) else {
+            return;
+        };
+        let p = &mut self.peers[i];
+        if !p.addrs.contains(&d.source) && p.addrs.len() < MAX_ADDRS {
+            p.addrs.push(d.source);
+        }
+        if let Err(e) = p.rtc.handle_input(input) {
+            tracing::debug!(user = %p.user, error = %e, "video: input refused");
+            p.rtc.disconnect();
+        }
+        self.drain(i);
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        for i in 0..self.peers.len() {
+            let p = &mut self.peers[i];
+            if !p.connected && now.saturating_duration_since(p.created) > CONNECT_TIMEOUT {
+                p.rtc.disconnect();
+            }
+            if p.next <= now {
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(user = %p.user, error = %e, "video: timeout input failed");
+                    p.rtc.disconnect();
+                }
+                self.drain(i);
+            }
+        }
+    }
+
+    /// Polls one participant's `Rtc` until it asks for a timeout.
+    fn drain(&mut self, i: usize) {
+        loop {
+            let p = &mut self.peers[i];
+            if !p.rtc.is_alive() {
+                p.next = far_future(Instant::now());
+                if !self.lost.contains(&p.user) {
+                    self.lost.push(p.user);
+                }
+                return;
+            }
+            match p.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    p.next = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    self.net.send(t.destination, &t.contents);
+                }
+                Ok(Output::Event(e)) => self.on_event(i, e),
+                Err(e) => {
+                    tracing::debug!(user = %p.user, error = %e, "video: poll failed");
+                    p.rtc.disconnect();
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, i: usize, e: Event) {
+        let user = self.peers[i].user;
+        match e {
+            Event::Connected => {
+                self.peers[i].connected = true;
+                let _ = self.events.try_send(MediaEvent::Connected(user));
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.peers[i].rtc.disconnect();
+            }
+            Event::MediaAdded(m) => {
+                // Only what the participant sends is published; a source it did not name
+                // in its offer is not forwarded.
+                if m.direction.is_receiving()
+                    && let Some(source) = self.peers[i].published.get(&m.mid).copied()
+                    && source.kind() == m.kind
+                {
+                    self.routing.add_track(user, m.mid, source);
+                }
+            }
+            Event::MediaData(d) => self.work.push_back(Work::Frame(user, d)),
+            Event::KeyframeRequest(req) => {
+                if let Some((origin, mid, rid)) = self.routing.origin_of(user, req.mid)
+                    && self.routing.keyframe_due(origin, mid, Instant::now())
+                {
+                    self.work
+                        .push_back(Work::Keyframe(origin, mid, rid, req.kind));
+                }
+            }
+            Event::PeerStats(s) => {
+                if let Some(rtt) = s.rtt {
+                    ::metrics::histogram!(m::VIDEO_RTT_SECONDS).record(rtt.as_secs_f64());
+                }
+                if let Some(loss) = s.ingress_loss_fraction {
+                    ::metrics::histogram!(m::VIDEO_LOSS_RATIO).record(f64::from(loss));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Forwards queued frames and key frame requests, sends offers where tracks changed,
+    /// and reports participants whose connection died.
+    fn settle(&mut self) {
+        while let Some(w) = self.work.pop_front() {
+            match w {
+                Work::Frame(origin, d) => self.forward(origin, d),
+                Work::Keyframe(origin, mid, rid, kind) => {
+                    if let Some(i) = self.index(origin) {
+                        if let Some(mut w) = self.peers[i].rtc.writer(mid) {
+                            // Fails only for a rid the publisher does not send.
+                            let _ = w.request_keyframe(rid, kind);
+                        }
+                        self.drain(i);
+                    }
+                }
+            }
+        }
+        for i in 0..self.peers.len() {
+            let p = &self.peers[i];
+            if p.ready
+                && p.pending.is_none()
+                && p.rtc.is_alive()
+                && self.routing.needs_offer(p.user)
+            {
+                self.renegotiate(i);
+            }
+        }
+        for user in std::mem::take(&mut self.lost) {
+            self.remove(user);
+            let _ = self.events.try_send(MediaEvent::Lost(user));
+        }
+    }
+
+    fn forward(&mut self, origin: UserId, d: MediaData) {
+        let now = Instant::now();
+        let source = self.routing.source_of(origin, d.mid);
+        if source == Some(Source::Mic)
+            && let Some(level) = d.ext_vals.audio_level
+            && let Some(s) = self.routing.audio_level(origin, level, now)
+        {
+            self.announce_speaker(s);
+        }
+        let video = source.is_some_and(|s| s.kind() == MediaKind::Video);
+        if video && !d.contiguous && self.routing.keyframe_due(origin, d.mid, now) {
+            self.work.push_back(Work::Keyframe(
+                origin,
+                d.mid,
+                d.rid,
+                KeyframeRequestKind::Pli,
+            ));
+        }
+        let plan = self
+            .routing
+            .forward(origin, d.mid, d.rid, d.is_keyframe(), now);
+        if let Some(rid) = plan.keyframe {
+            self.work
+                .push_back(Work::Keyframe(origin, d.mid, rid, KeyframeRequestKind::Pli));
+        }
+        let mut sent = 0u64;
+        for (sub, mid) in plan.to {
+            let Some(i) = self.index(sub) else { continue };
+            let p = &mut self.peers[i];
+            let Some(writer) = p.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(d.params) else {
+                continue;
+            };
+            if let Err(e) = writer.write(pt, d.network_time, d.time, d.data.clone()) {
+                tracing::debug!(user = %sub, error = %e, "video: write failed");
+                p.rtc.disconnect();
+            } else {
+                sent += 1;
+            }
+            self.drain(i);
+        }
+        if sent > 0 {
+            ::metrics::counter!(m::VIDEO_FORWARDED_FRAMES).increment(sent);
+            ::metrics::counter!(m::VIDEO_FORWARDED_BYTES).increment(sent * d.data.len() as u64);
+        }
+    }
+
+    fn renegotiate(&mut self, i: usize) {
+        let user = self.peers[i].user;
+        let applied = {
+            let api = RefCell::new(self.peers[i].rtc.sdp_api());
+            self.routing.begin_offer(
+                user,
+                |origin, source| {
+                    api.borrow_mut().add_media(
+                        source.kind(),
+                        Direction::SendOnly,
+                        Some(format!("u{origin}")),
+                        Some(format!("{}-{origin}", source.as_str())),
+                        None,
+                    )
+                },
+                |mid| api.borrow_mut().stop_media(mid),
+            );
+            let api = api.into_inner();
+            if api.has_changes() { api.apply() } else { None }
+        };
+        let Some((offer, pending)) = applied else {
+            // Nothing str0m needs to say (e.g. only already-stopped lines): settle it.
+            self.routing.offer_answered(user);
+            return;
+        };
+        let p = &mut self.peers[i];
+        p.pending = Some(pending);
+        let tracks = self
+            .routing
+            .out(user)
+            .iter()
+            .filter_map(|t| match t.state {
+                OutState::Opening(m) | OutState::Open(m) => Some(TrackInfo {
+                    mid: m.to_string(),
+                    user_id: t.origin,
+                    source: t.source,
+                }),
+                _ => None,
+            })
+            .collect();
+        let frame = VideoOffer {
+            study_id: self.study,
+            sdp: offer.to_sdp_string(),
+            tracks,
+        };
+        self.sockets.send(p.conn, &frame);
+        self.drain(i);
+    }
+
+    fn announce_speaker(&self, user: Option<UserId>) {
+        let frame = VideoSpeaker {
+            study_id: self.study,
+            user_id: user,
+        };
+        let conns: Vec<ConnId> = self.peers.iter().map(|p| p.conn).collect();
+        self.sockets.send_many(conns.iter(), &frame);
+    }
+}

@@ -1,0 +1,698 @@
+//! The SFU's forwarding core, a plain function of (state, input, now): which published
+//! tracks each participant receives and on which of its m-lines, what is dropped (a muted
+//! microphone, a simulcast layer a subscriber does not get), when a publisher is asked for a
+//! key frame, and who the active speaker is. The media loop wraps it around str0m.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use str0m::media::{MediaKind, Mid, Rid};
+
+use crate::ids::UserId;
+
+/// What a published track carries, as the publisher declared it in its offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Mic,
+    Camera,
+    Screen,
+}
+
+impl Source {
+    pub fn kind(self) -> MediaKind {
+        match self {
+            Source::Mic => MediaKind::Audio,
+            Source::Camera | Source::Screen => MediaKind::Video,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Mic => "mic",
+            Source::Camera => "camera",
+            Source::Screen => "screen",
+        }
+    }
+}
+
+/// A simulcast layer, as a subscriber asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Low,
+    Medium,
+    High,
+}
+
+impl Layer {
+    /// The layer a rid stands for: `h`/`m`/`l` (ours), `f`/`h`/`q` (a common other naming).
+    pub fn of_rid(rid: &str) -> Layer {
+        match rid {
+            "l" | "q" | "low" => Layer::Low,
+            "m" | "medium" => Layer::Medium,
+            _ => Layer::High,
+        }
+    }
+}
+
+/// Least time between two key frame requests for one published track: a burst of losses
+/// or joins must not make the publisher send key frames back to back.
+pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(300);
+/// A simulcast layer not seen for this long is treated as gone (the publisher dropped it
+/// for bandwidth), and subscribers move to the best one still arriving.
+pub const LAYER_STALE: Duration = Duration::from_secs(2);
+/// Audio level (−dBov, 0 loud … 127 silent) at or under which a participant counts as
+/// speaking; about the level of normal speech on a headset.
+pub const SPEAKING_LEVEL: i8 = 50;
+/// How long someone must lead the smoothed levels before the active speaker switches, so a
+/// cough does not flip the highlight.
+pub const SPEAKER_HOLD: Duration = Duration::from_millis(800);
+/// After this long with no one speaking the active speaker is cleared.
+pub const SPEAKER_QUIET: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    /// Needs an m-line in the subscriber's next offer.
+    ToOpen,
+    /// Offered on this mid, not answered yet.
+    Opening(Mid),
+    Open(Mid),
+    /// The publisher is gone: stop the m-line in the next offer.
+    ToStop(Mid),
+    Stopping(Mid),
+}
+
+/// One published track as one subscriber receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutTrack {
+    pub origin: UserId,
+    pub origin_mid: Mid,
+    pub source: Source,
+    pub state: OutState,
+    /// The rid being forwarded (simulcast), and the one to switch to at its next key frame.
+    pub rid: Option<Rid>,
+    pub want_rid: Option<Rid>,
+}
+
+impl OutTrack {
+    pub fn mid(&self) -> Option<Mid> {
+        match self.state {
+            OutState::ToOpen => None,
+            OutState::Opening(m)
+            | OutState::Open(m)
+            | OutState::ToStop(m)
+            | OutState::Stopping(m) => Some(m),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TrackIn {
+    source: Source,
+    /// Simulcast rids seen, with when each was last seen (at most a few).
+    rids: Vec<(Rid, Instant)>,
+    last_keyframe_request: Option<Instant>,
+}
+
+/// What to do with one frame a publisher sent.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Forward {
+    /// (subscriber, its m-line) to write the frame to.
+    pub to: Vec<(UserId, Mid)>,
+    /// Ask the publisher for a key frame of this rid (a subscriber waits to switch to it).
+    pub keyframe: Option<Option<Rid>>,
+}
+
+/// The room's routing table.
+#[derive(Debug, Default)]
+pub struct Routing {
+    tracks: BTreeMap<(UserId, Mid), TrackIn>,
+    subs: BTreeMap<UserId, Vec<OutTrack>>,
+    /// Participants whose microphone the leader muted: their audio is not forwarded.
+    muted: HashSet<UserId>,
+    /// (subscriber, publisher) → highest layer wanted; `High` when unset.
+    layers: HashMap<(UserId, UserId), Layer>,
+    speaker: Speaker,
+}
+
+impl Routing {
+    pub fn add_peer(&mut self, user: UserId) {
+        let mut out = Vec::new();
+        for ((origin, mid), t) in &self.tracks {
+            if *origin != user {
+                out.push(OutTrack::new(*origin, *mid, t.source));
+            }
+        }
+        self.subs.insert(user, out);
+    }
+
+    /// Forgets a participant: its tracks are stopped in everyone's next offer.
+    pub fn remove_peer(&mut self, user: UserId) {
+        self.subs.remove(&user);
+        self.tracks.retain(|(origin, _), _| *origin != user);
+        self.layers.retain(|(s, p), _| *s != user && *p != user);
+        for out in self.subs.values_mut() {
+            out.retain_mut(|t| {
+                if t.origin != user {
+                    return true;
+                }
+                match t.state {
+                    // Never offered: nothing to stop.
+                    OutState::ToOpen => false,
+                    OutState::Opening(m) | OutState::Open(m) | OutState::ToStop(m) => {
+                        t.state = OutState::ToStop(m);
+                        true
+                    }
+                    OutState::Stopping(_) => true,
+                }
+            });
+        }
+        self.speaker.forget(user);
+    }
+
+    pub fn has_peer(&self, user: UserId) -> bool {
+        self.subs.contains_key(&user)
+    }
+
+    /// A publisher's new track: every other participant gets an m-line for it.
+    pub fn add_track(&mut self, origin: UserId, mid: Mid, source: Source) {
+        if self.tracks.contains_key(&(origin, mid)) {
+            return;
+        }
+        self.tracks.insert(
+            (origin, mid),
+            TrackIn {
+                source,
+                rids: Vec::new(),
+                last_keyframe_request: None,
+            },
+        );
+        for (sub, out) in self.subs.iter_mut() {
+            if *sub != origin {
+                out.push(OutTrack::new(origin, mid, source));
+            }
+        }
+    }
+
+    pub fn source_of(&self, origin: UserId, mid: Mid) -> Option<Source> {
+        self.tracks.get(&(origin, mid)).map(|t| t.source)
+    }
+
+    pub fn set_muted(&mut self, user: UserId, muted: bool) {
+        if muted {
+            self.muted.insert(user);
+        } else {
+            self.muted.remove(&user);
+        }
+    }
+
+    pub fn set_layer(&mut self, sub: UserId, publisher: UserId, layer: Layer) {
+        self.layers.insert((sub, publisher), layer);
+    }
+
+    /// The subscriber's tracks (for the offer's `tracks` list and the media loop).
+    pub fn out(&self, sub: UserId) -> &[OutTrack] {
+        self.subs.get(&sub).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Whether the subscriber needs a new offer.
+    pub fn needs_offer(&self, sub: UserId) -> bool {
+        self.out(sub)
+            .iter()
+            .any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
+    }
+
+    /// Starts an offer: `open` gets each track to add (its index and source) and returns
+    /// the mid it was given; `stop` gets each mid to stop.
+    pub fn begin_offer(
+        &mut self,
+        sub: UserId,
+        mut open: impl FnMut(UserId, Source) -> Mid,
+        mut stop: impl FnMut(Mid),
+    ) {
+        let Some(out) = self.subs.get_mut(&sub) else {
+            return;
+        };
+        for t in out.iter_mut() {
+            match t.state {
+                OutState::ToOpen => t.state = OutState::Opening(open(t.origin, t.source)),
+                OutState::ToStop(m) => {
+                    stop(m);
+                    t.state = OutState::Stopping(m);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The subscriber answered: offered tracks are open, stopped ones gone. Returns the
+    /// newly opened tracks (each needs a key frame from its publisher).
+    pub fn offer_answered(&mut self, sub: UserId) -> Vec<(UserId, Mid)> {
+        let Some(out) = self.subs.get_mut(&sub) else {
+            return Vec::new();
+        };
+        let mut opened = Vec::new();
+        out.retain_mut(|t| match t.state {
+            OutState::Opening(m) => {
+                t.state = OutState::Open(m);
+                opened.push((t.origin, t.origin_mid));
+                true
+            }
+            OutState::Stopping(_) => false,
+            _ => true,
+        });
+        opened
+    }
+
+    /// The offer was dropped (the subscriber's own offer won): redo it later.
+    pub fn offer_dropped(&mut self, sub: UserId) {
+        if let Some(out) = self.subs.get_mut(&sub) {
+            for t in out.iter_mut() {
+                match t.state {
+                    OutState::Opening(_) => t.state = OutState::ToOpen,
+                    OutState::Stopping(m) => t.state = OutState::ToStop(m),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Which subscribers get a frame `origin` sent on `mid` (simulcast layer `rid`, a key
+    /// frame or not), at `now`.
+    pub fn forward(
+        &mut self,
+        origin: UserId,
+        mid: Mid,
+        rid: Option<Rid>,
+        keyframe: bool,
+        now: Instant,
+    ) -> Forward {
+        let mut fwd = Forward::default();
+        let Some(track) = self.tracks.get_mut(&(origin, mid)) else {
+            return fwd;
+        };
+        if track.source == Source::Mic && self.muted.contains(&origin) {
+            return fwd;
+        }
+        if let Some(r) = rid {
+            match track.rids.iter().position(|(x, _)| *x == r) {
+                Some(i) => track.rids[i].1 = now,
+                // A publisher sends at most a handful of layers; more is not simulcast.
+                None if track.rids.len() < 4 => track.rids.push((r, now)),
+                None => {}
+            }
+        }
+        let live: Vec<Rid> = track
+            .rids
+            .iter()
+            .filter(|(_, seen)| now.saturating_duration_since(*seen) < LAYER_STALE)
+            .map(|(r, _)| *r)
+            .collect();
+        let mut want_keyframe = false;
+        for (sub, out) in self.subs.iter_mut() {
+            if *sub == origin {
+                continue;
+            }
+            let Some(t) = out
+                .iter_mut()
+                .find(|t| t.origin == origin && t.origin_mid == mid)
+            else {
+                continue;
+            };
+            let OutState::Open(out_mid) = t.state else {
+                continue;
+            };
+            if rid.is_none() {
+                fwd.to.push((*sub, out_mid));
+                continue;
+            }
+            let wanted = self
+                .layers
+                .get(&(*sub, origin))
+                .copied()
+                .unwrap_or(Layer::High);
+            let best = choose_rid(&live, wanted);
+            if best != t.want_rid {
+                t.want_rid = best;
+            }
+            // Switch layers only at a key frame of the new one, so the decoder never gets
+            // a delta frame it has no reference for.
+            if t.want_rid != t.rid {
+                if t.want_rid == rid && keyframe {
+                    t.rid = rid;
+                } else if t.want_rid.is_some() {
+                    want_keyframe = true;
+                }
+            }
+            if t.rid == rid {
+                fwd.to.push((*sub, out_mid));
+            }
+        }
+        if want_keyframe && self.keyframe_due(origin, mid, now) {
+            let wants: Option<Rid> = self
+                .subs
+                .values()
+                .flat_map(|o| o.iter())
+                .find(|t| t.origin == origin && t.origin_mid == mid && t.want_rid != t.rid)
+                .and_then(|t| t.want_rid);
+            fwd.keyframe = Some(wants);
+        }
+        fwd
+    }
+
+    /// Whether a key frame may be requested for the track now (and notes that it was).
+    pub fn keyframe_due(&mut self, origin: UserId, mid: Mid, now: Instant) -> bool {
+        let Some(t) = self.tracks.get_mut(&(origin, mid)) else {
+            return false;
+        };
+        if t.last_keyframe_request
+            .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_THROTTLE)
+        {
+            return false;
+        }
+        t.last_keyframe_request = Some(now);
+        true
+    }
+
+    /// The track behind a subscriber's m-line (to route its key frame requests back).
+    pub fn origin_of(&self, sub: UserId, out_mid: Mid) -> Option<(UserId, Mid, Option<Rid>)> {
+        self.out(sub)
+            .iter()
+            .find(|t| t.mid() == Some(out_mid))
+            .map(|t| (t.origin, t.origin_mid, t.rid.or(t.want_rid)))
+    }
+
+    /// An audio level from a publisher's microphone; returns the new active speaker when
+    /// it changes (`Some(None)`: no one speaks any more).
+    pub fn audio_level(&mut self, user: UserId, level: i8, now: Instant) -> Option<Option<UserId>> {
+        if self.muted.contains(&user) {
+            return None;
+        }
+        self.speaker.observe(user, level, now)
+    }
+
+    pub fn tick_speaker(&mut self, now: Instant) -> Option<Option<UserId>> {
+        self.speaker.tick(now)
+    }
+}
+
+impl OutTrack {
+    fn new(origin: UserId, origin_mid: Mid, source: Source) -> OutTrack {
+        OutTrack {
+            origin,
+            origin_mid,
+            source,
+            state: OutState::ToOpen,
+            rid: None,
+            want_rid: None,
+        }
+    }
+}
+
+/// The best live rid at or under `wanted`, else the lowest live one.
+pub fn choose_rid(live: &[Rid], wanted: Layer) -> Option<Rid> {
+    let best_under = live
+        .iter()
+        .filter(|r| Layer::of_rid(r) <= wanted)
+        .max_by_key(|r| Layer::of_rid(r));
+    best_under
+        .or_else(|| live.iter().min_by_key(|r| Layer::of_rid(r)))
+        .copied()
+}
+
+/// Active speaker detection: an exponentially smoothed loudness per participant; the
+/// loudest one who is speaking becomes the speaker after leading for [`SPEAKER_HOLD`].
+#[derive(Debug, Default)]
+pub struct Speaker {
+    /// user → (smoothed loudness 0..=127, last time it was at speaking level)
+    levels: HashMap<UserId, (f32, Instant)>,
+    current: Option<UserId>,
+    candidate: Option<(UserId, Instant)>,
+}
+
+impl Speaker {
+    fn observe(&mut self, user: UserId, level: i8, now: Instant) -> Option<Option<UserId>> {
+        let loud = f32::from(127 - level.clamp(0, 127));
+        let speaking = level <= SPEAKING_LEVEL;
+        let e = self.levels.entry(user).or_insert((0.0, now));
+        // About a 300 ms window at 50 packets a second.
+        e.0 = e.0 * 0.94 + loud * 0.06;
+        if speaking {
+            e.1 = now;
+        }
+        self.tick(now)
+    }
+
+    fn tick(&mut self, now: Instant) -> Option<Option<UserId>> {
+        let leader = self
+            .levels
+            .iter()
+            .filter(|(_, (_, spoke))| now.saturating_duration_since(*spoke) < SPEAKER_HOLD)
+            .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+            .map(|(u, _)| *u);
+        match leader {
+            None => {
+                self.candidate = None;
+                let quiet = self.current.is_some_and(|c| {
+                    self.levels.get(&c).is_none_or(|(_, spoke)| {
+                        now.saturating_duration_since(*spoke) >= SPEAKER_QUIET
+                    })
+                });
+                if quiet {
+                    self.current = None;
+                    return Some(None);
+                }
+                None
+            }
+            Some(u) if Some(u) == self.current => {
+                self.candidate = None;
+                None
+            }
+            Some(u) => match self.candidate {
+                Some((c, since)) if c == u => {
+                    if self.current.is_none()
+                        || now.saturating_duration_since(since) >= SPEAKER_HOLD
+                    {
+                        self.current = Some(u);
+                        self.candidate = None;
+                        return Some(Some(u));
+                    }
+                    None
+                }
+                _ => {
+                    self.candidate = Some((u, now));
+                    if self.current.is_none() {
+                        self.current = Some(u);
+                        self.candidate = None;
+                        return Some(Some(u));
+                    }
+                    None
+                }
+            },
+        }
+    }
+
+    fn forget(&mut self, user: UserId) {
+        self.levels.remove(&user);
+        if self.candidate.is_some_and(|(c, _)| c == user) {
+            self.candidate = None;
+        }
+        if self.current == Some(user) {
+            self.current = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: UserId = UserId(1);
+    const B: UserId = UserId(2);
+    const C: UserId = UserId(3);
+
+    fn mid(s: &str) -> Mid {
+        Mid::from(s)
+    }
+
+    /// Opens every pending m-line of `sub` and answers, numbering mids `o0`, `o1`, …
+    fn negotiate(r: &mut Routing, sub: UserId) -> Vec<(UserId, Mid)> {
+        let mut n = r.out(sub).iter().filter(|t| t.mid().is_some()).count();
+        r.begin_offer(
+            sub,
+            |_, _| {
+                let m = mid(&format!("o{n}"));
+                n += 1;
+                m
+            },
+            |_| {},
+        );
+        r.offer_answered(sub)
+    }
+
+    #[test]
+    fn every_subscriber_gets_every_other_publisher() {
+        let now = Instant::now();
+        let mut r = Routing::default();
+        for u in [A, B, C] {
+            r.add_peer(u);
+        }
+        r.add_track(A, mid("0"), Source::Mic);
+        r.add_track(B, mid("0"), Source::Camera);
+        assert!(r.needs_offer(B) && r.needs_offer(C) && r.needs_offer(A));
+        // Not negotiated yet: nothing forwarded.
+        assert!(r.forward(A, mid("0"), None, false, now).to.is_empty());
+        for u in [A, B, C] {
+            negotiate(&mut r, u);
+        }
+        let to = r.forward(A, mid("0"), None, false, now).to;
+        let subs: Vec<UserId> = to.iter().map(|(u, _)| *u).collect();
+        assert_eq!(subs, vec![B, C], "never back to the publisher");
+        let to = r.forward(B, mid("0"), None, true, now).to;
+        assert_eq!(to.iter().map(|(u, _)| *u).collect::<Vec<_>>(), vec![A, C]);
+    }
+
+    #[test]
+    fn a_late_joiner_gets_existing_tracks_and_asks_key_frames() {
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_track(A, mid("1"), Source::Camera);
+        r.add_peer(B);
+        assert!(r.needs_offer(B));
+        let opened = negotiate(&mut r, B);
+        assert_eq!(opened, vec![(A, mid("1"))]);
+        assert!(!r.needs_offer(B));
+    }
+
+    #[test]
+    fn muted_microphone_is_not_forwarded_but_camera_is() {
+        let now = Instant::now();
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_peer(B);
+        r.add_track(A, mid("0"), Source::Mic);
+        r.add_track(A, mid("1"), Source::Camera);
+        negotiate(&mut r, B);
+        r.set_muted(A, true);
+        assert!(r.forward(A, mid("0"), None, false, now).to.is_empty());
+        assert_eq!(r.forward(A, mid("1"), None, false, now).to.len(), 1);
+        r.set_muted(A, false);
+        assert_eq!(r.forward(A, mid("0"), None, false, now).to.len(), 1);
+    }
+
+    #[test]
+    fn leaving_stops_the_m_lines_in_the_next_offer() {
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_peer(B);
+        r.add_track(A, mid("0"), Source::Mic);
+        negotiate(&mut r, B);
+        r.remove_peer(A);
+        assert!(r.needs_offer(B));
+        let mut stopped = vec![];
+        r.begin_offer(B, |_, _| unreachable!(), |m| stopped.push(m));
+        assert_eq!(stopped, vec![mid("o0")]);
+        r.offer_answered(B);
+        assert!(r.out(B).is_empty());
+    }
+
+    #[test]
+    fn a_dropped_offer_is_redone() {
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_peer(B);
+        r.add_track(A, mid("0"), Source::Mic);
+        r.begin_offer(B, |_, _| mid("x"), |_| {});
+        assert!(!r.needs_offer(B));
+        r.offer_dropped(B);
+        assert!(r.needs_offer(B));
+    }
+
+    #[test]
+    fn simulcast_switches_layers_only_at_a_key_frame() {
+        let t0 = Instant::now();
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_peer(B);
+        r.add_track(A, mid("1"), Source::Camera);
+        negotiate(&mut r, B);
+        let (h, l) = (Rid::from("h"), Rid::from("l"));
+        // Both layers arrive; B wants high by default. Delta frames are held back and a
+        // key frame is asked for.
+        let f = r.forward(A, mid("1"), Some(l), false, t0);
+        assert!(f.to.is_empty());
+        assert_eq!(f.keyframe, Some(Some(l)), "only low is known yet");
+        // Requests are throttled; once high shows up it is the one asked for.
+        let t = t0 + KEYFRAME_THROTTLE;
+        let f = r.forward(A, mid("1"), Some(h), false, t);
+        assert!(f.to.is_empty());
+        assert_eq!(f.keyframe, Some(Some(h)));
+        let f = r.forward(A, mid("1"), Some(h), true, t);
+        assert_eq!(f.to.len(), 1);
+        assert!(r.forward(A, mid("1"), Some(l), true, t).to.is_empty());
+        // B asks for low: keeps getting high until a low key frame arrives.
+        r.set_layer(B, A, Layer::Low);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(r.forward(A, mid("1"), Some(h), false, t1).to.len(), 1);
+        assert!(r.forward(A, mid("1"), Some(l), false, t1).to.is_empty());
+        assert_eq!(r.forward(A, mid("1"), Some(l), true, t1).to.len(), 1);
+        assert!(r.forward(A, mid("1"), Some(h), false, t1).to.is_empty());
+    }
+
+    #[test]
+    fn a_vanished_layer_falls_back_to_the_live_one() {
+        let live = [Rid::from("l")];
+        assert_eq!(choose_rid(&live, Layer::High), Some(Rid::from("l")));
+        let live = [Rid::from("l"), Rid::from("m"), Rid::from("h")];
+        assert_eq!(choose_rid(&live, Layer::Medium), Some(Rid::from("m")));
+        let live = [Rid::from("m"), Rid::from("h")];
+        assert_eq!(choose_rid(&live, Layer::Low), Some(Rid::from("m")));
+        assert_eq!(choose_rid(&[], Layer::Low), None);
+    }
+
+    #[test]
+    fn key_frame_requests_are_throttled() {
+        let t0 = Instant::now();
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_track(A, mid("1"), Source::Camera);
+        assert!(r.keyframe_due(A, mid("1"), t0));
+        assert!(!r.keyframe_due(A, mid("1"), t0 + Duration::from_millis(100)));
+        assert!(r.keyframe_due(A, mid("1"), t0 + KEYFRAME_THROTTLE));
+    }
+
+    #[test]
+    fn the_loudest_speaker_wins_after_the_hold() {
+        let t0 = Instant::now();
+        let mut s = Speaker::default();
+        // A speaks first: becomes the speaker at once (no one was).
+        assert_eq!(s.observe(A, 30, t0), Some(Some(A)));
+        // B is louder for a moment: no switch before the hold.
+        let mut t = t0;
+        let mut switched = None;
+        for i in 0..100 {
+            t = t0 + Duration::from_millis(20 * i);
+            let a = s.observe(A, 90, t);
+            if let Some(x) = a.or(s.observe(B, 10, t)) {
+                switched = Some((x, t));
+                break;
+            }
+        }
+        let (who, at) = switched.expect("B became the speaker");
+        assert_eq!(who, Some(B));
+        assert!(at.duration_since(t0) >= SPEAKER_HOLD);
+        // Silence clears it.
+        let quiet = t + SPEAKER_QUIET + Duration::from_millis(1);
+        assert_eq!(s.tick(quiet), Some(None));
+    }
+
+    #[test]
+    fn a_muted_participant_is_never_the_speaker() {
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.set_muted(A, true);
+        assert_eq!(r.audio_level(A, 0, Instant::now()), None);
+    }
+}
