@@ -11,7 +11,7 @@ export const CHROMIUM = process.env.STUDYON_CHROMIUM || '/usr/bin/chromium';
 /** Default bound for every single wait in the UI (ms). */
 export const STEP_TIMEOUT_MS = 15_000;
 
-export async function launchBrowser() {
+export async function launchBrowser({ extraArgs = [] } = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install chromium, or set STUDYON_CHROMIUM).`);
   }
@@ -26,8 +26,26 @@ export async function launchBrowser() {
       '--disable-sync',
       '--no-first-run',
       '--disable-quic',
+      ...extraArgs,
     ],
   });
+}
+
+/**
+ * Chromium for WebRTC tests: a fake camera (test pattern) and microphone (beeps), granted
+ * without a prompt; peer connections may use loopback addresses and show real host
+ * candidates instead of mDNS names, so media flows to the server on 127.0.0.1.
+ */
+export const MEDIA_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+export async function launchMediaBrowser() {
+  return launchBrowser({ extraArgs: MEDIA_ARGS });
 }
 
 /**

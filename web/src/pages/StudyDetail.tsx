@@ -7,6 +7,7 @@ import { Button } from '../components/Button';
 import { ChatPanel } from '../components/ChatPanel';
 import { TaskBoard } from '../components/TaskBoard';
 import { UploadPicker } from '../components/Uploads';
+import { VideoPanel } from '../components/VideoPanel';
 import { Layout } from '../components/Layout';
 import { BackLink, PageNotice } from '../components/PageNotice';
 import { linkClass, MessageLink, ratingText, Stars, StatusBadge, StudyLink, TagList, UserLink } from '../components/Study';
@@ -261,6 +262,8 @@ export function StudyDetailPage({ id }: { id: number }) {
                 <ApplicantPanel study={study} applications={applications} busy={busy} act={act} />
               </>
             )}
+
+            {inStudy && <VideoPanel key={`video-${id}`} studyId={id} isLeader={role === 'leader'} />}
 
             {inStudy && <TaskBoard key={`tasks-${id}`} studyId={id} members={members} />}
           </div>

@@ -1,0 +1,347 @@
+// Group video on the study page, against the real server and its SFU. A leader and two
+// members (A, B) are set up over HTTP from node; each browser context gets its session
+// cookie. Chromium runs with a fake camera and microphone (browser.mjs, launchMediaBrowser)
+// and media goes over UDP to the server on 127.0.0.1. Each page opts in to the test hook
+// (`window.__studyonTestHooks`), which exposes the inbound RTP stats of its one
+// RTCPeerConnection per publisher and source (src/video.ts). Without reloads:
+// - the leader and A join: each decodes frames of the other's camera (framesDecoded > 0)
+//   and hears the other's microphone (packetsReceived grows);
+// - A raises a hand: the leader's tile of A shows it;
+// - B joins late and decodes the leader's camera within a few seconds (the SFU asks the
+//   leader for a key frame);
+// - the leader mutes A: A's microphone toggle is disabled with the reason; once B's page
+//   shows A muted, B's inbound audio from A stops growing (sampled 1.5 s apart) while B's
+//   audio from the leader still grows; the leader allows unmuting: A's toggle comes back
+//   but stays off until A turns the microphone on, after which B hears A again;
+// - the leader removes B from the call: B's panel says so and the leader's tile of B goes;
+// - the leader ends the call: A's panel and the leader's say it ended.
+// Every server frame of the video family (and every `error`) each page receives is
+// recorded, so a failure shows what the server sent.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { launchMediaBrowser } from './browser.mjs';
+import { startServer } from './server.mjs';
+import { api, waitUntil } from './api.mjs';
+
+/** Bound for joining and for media to start flowing. */
+const MEDIA_TIMEOUT_MS = 25_000;
+/** A late joiner must decode the leader's camera this soon after joining (a key frame was asked for). */
+const LATE_KEYFRAME_MS = 8_000;
+/** The two samples of a stream's counters that must (not) differ. */
+const SAMPLE_GAP_MS = 1_500;
+
+let server;
+let browser;
+let client;
+
+before(async () => {
+  server = await startServer();
+  client = api(server);
+  browser = await launchMediaBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Video frames and errors a page received, newest last (kept short for failure messages);
+ * the `video.*` frames it sent go to `sent`.
+ */
+function recordFrames(page, name, sent) {
+  const frames = [];
+  page.on('websocket', (ws) => {
+    ws.on('framesent', ({ payload }) => {
+      if (typeof payload !== 'string' || !payload.includes('"video.')) return;
+      try {
+        sent.push(JSON.parse(payload));
+      } catch {
+        // not JSON
+      }
+    });
+    ws.on('framereceived', ({ payload }) => {
+      if (typeof payload !== 'string') return;
+      let f;
+      try {
+        f = JSON.parse(payload);
+      } catch {
+        return;
+      }
+      if (typeof f?.type !== 'string' || !(f.type.startsWith('video.') || f.type === 'error')) return;
+      // SDP bodies are long: their size says enough.
+      const short = { ...f };
+      if (typeof short.sdp === 'string') short.sdp = `<${short.sdp.length} chars>`;
+      frames.push(JSON.stringify(short));
+      if (frames.length > 60) frames.shift();
+    });
+  });
+  return () => `\n--- ${name}: last video frames ---\n${frames.join('\n')}`;
+}
+
+/** A signed-in page on the study, with the video test hook enabled and devices allowed. */
+async function openStudy(who, studyId, name) {
+  const { context, page } = await client.pageFor(browser, who);
+  await context.grantPermissions(['camera', 'microphone'], { origin: server.url });
+  await context.addInitScript(() => {
+    /** @type {any} */ (window).__studyonTestHooks = true;
+  });
+  const sent = [];
+  const frames = recordFrames(page, name, sent);
+  await page.goto(`/studies/${studyId}`);
+  await page.getByTestId('video-panel').waitFor();
+  return { page, frames, sent };
+}
+
+async function panelState(page) {
+  return page.evaluate(() => {
+    const panel = document.querySelector('[data-testid="video-panel"]');
+    const err = document.querySelector('[data-testid="video-error"]');
+    const left = document.querySelector('[data-testid="video-left"]');
+    return {
+      phase: panel?.getAttribute('data-phase') ?? null,
+      media: panel?.getAttribute('data-media-state') ?? null,
+      error: err ? `${err.getAttribute('data-code')}: ${err.textContent}` : null,
+      left: left?.getAttribute('data-reason') ?? null,
+    };
+  });
+}
+
+/** Clicks "Join video" and waits until the panel is joined (an error shown there fails at once). */
+async function join(p) {
+  await p.page.locator('[data-testid="conn-state"][data-state="connected"]').first().waitFor();
+  await p.page.getByTestId('video-join').click();
+  let seen;
+  await waitUntil(
+    () => `the video panel to join (last seen ${JSON.stringify(seen)})${p.frames()}`,
+    async () => {
+      seen = await panelState(p.page);
+      if (seen.error) assert.fail(`joining failed: ${seen.error}${p.frames()}`);
+      return seen.phase === 'joined';
+    },
+    MEDIA_TIMEOUT_MS,
+  );
+  return Date.now();
+}
+
+/** The page's inbound RTP streams: [{user_id, source, kind, packetsReceived, framesDecoded, ...}]. */
+async function inbound(page) {
+  return page.evaluate(async () => {
+    const hook = /** @type {any} */ (window).__studyonVideo;
+    return hook ? await hook.inbound() : [];
+  });
+}
+
+async function stream(page, userId, source) {
+  return (await inbound(page)).find((s) => s.user_id === userId && s.source === source) ?? null;
+}
+
+let lastPanel = null;
+
+/** Waits until `p` decodes frames of `userId`'s camera; returns the time it took. */
+async function waitForFrames(p, userId, what, timeout = MEDIA_TIMEOUT_MS) {
+  const start = Date.now();
+  let all = [];
+  await waitUntil(
+    () => `${what}: framesDecoded > 0 (inbound: ${JSON.stringify(all)}; panel: ${JSON.stringify(lastPanel)})${p.frames()}`,
+    async () => {
+      all = await inbound(p.page);
+      lastPanel = await panelState(p.page);
+      const s = all.find((x) => x.user_id === userId && x.source === 'camera');
+      return s && s.framesDecoded > 0;
+    },
+    timeout,
+  );
+  return Date.now() - start;
+}
+
+/** Waits until `p` decodes more frames of `userId`'s `source` than `above` (a fresh stream counts from 0). */
+async function waitForMoreFrames(p, userId, source, above, what, timeout = MEDIA_TIMEOUT_MS) {
+  let s = null;
+  await waitUntil(
+    () => `${what}: framesDecoded of ${source} above ${JSON.stringify(above)} (saw ${JSON.stringify(s)})${p.frames()}`,
+    async () => {
+      s = await stream(p.page, userId, source);
+      if (!s) return false;
+      if (!above) return s.framesDecoded > 0;
+      return s.mid !== above.mid ? s.framesDecoded > 0 : s.framesDecoded > above.framesDecoded + 5;
+    },
+    timeout,
+  );
+}
+
+/** Packets of `userId`'s microphone at `page` (null: no such stream). */
+async function micPackets(page, userId) {
+  const s = await stream(page, userId, 'mic');
+  return s ? s.packetsReceived : null;
+}
+
+/** Waits until the audio of `userId` at `p` grows over one sample gap. */
+async function waitForAudioGrowing(p, userId, what, timeout = MEDIA_TIMEOUT_MS) {
+  let a = null;
+  let b = null;
+  await waitUntil(
+    () => `${what}: audio packets growing (saw ${a} then ${b})${p.frames()}`,
+    async () => {
+      a = await micPackets(p.page, userId);
+      await sleep(500);
+      b = await micPackets(p.page, userId);
+      return a !== null && b !== null && b > a;
+    },
+    timeout,
+  );
+}
+
+async function assertNoVideoError(p, who) {
+  const s = await panelState(p.page);
+  assert.equal(s.error, null, `${who}'s video panel shows no error${p.frames()}`);
+}
+
+const tile = (page, userId) => page.locator(`[data-testid="video-tile"][data-user-id="${userId}"]`);
+
+test('leader and members meet on video: media both ways, late joiner, leader mute, remove, end', { timeout: 300_000 }, async () => {
+  const suffix = randomBytes(3).toString('hex');
+  const leader = await client.signup(`Lead ${suffix}`, 'v');
+  const a = await client.signup(`Ann ${suffix}`, 'v');
+  const b = await client.signup(`Ben ${suffix}`, 'v');
+  const studyId = await client.studyWith(leader, [a, b], `Video ${suffix}`);
+  const L = leader.user.id;
+  const A = a.user.id;
+  const B = b.user.id;
+
+  // ---- the leader and A join; each decodes the other's camera and hears the other ----
+  const pl = await openStudy(leader, studyId, 'leader');
+  const pa = await openStudy(a, studyId, 'A');
+  await join(pl);
+  await join(pa);
+  assert.equal(await pa.page.getByTestId('video-leader-controls').count(), 0, 'a member has no leader controls');
+  await pl.page.getByTestId('video-leader-controls').waitFor();
+  await tile(pl.page, A).waitFor({ timeout: MEDIA_TIMEOUT_MS });
+  await tile(pa.page, L).waitFor({ timeout: MEDIA_TIMEOUT_MS });
+  await tile(pa.page, A).and(pa.page.locator('[data-self="true"]')).waitFor();
+  await waitForFrames(pl, A, 'the leader sees A');
+  await waitForFrames(pa, L, 'A sees the leader');
+  await waitForAudioGrowing(pl, A, 'the leader hears A');
+  await waitForAudioGrowing(pa, L, 'A hears the leader');
+  // The tiles show the camera as a video element and the state icons.
+  await tile(pl.page, A).getByTestId('video-media').waitFor();
+  await tile(pl.page, A).locator('[data-testid="video-mic-state"][data-on="true"]').waitFor();
+  await pl.page.locator(`[data-testid="video-audio"][data-user-id="${A}"]`).waitFor({ state: 'attached' });
+
+  // ---- A raises a hand; the leader sees it ----
+  await pa.page.getByTestId('video-hand-toggle').click();
+  await tile(pl.page, A).getByTestId('video-hand-marker').waitFor();
+  await pa.page.getByTestId('video-hand-toggle').click();
+  await waitUntil('the hand lowered at the leader', async () => (await tile(pl.page, A).getByTestId('video-hand-marker').count()) === 0);
+
+  // ---- A turns the camera off (the leader's tile shows no video) and on again (frames resume) ----
+  const camA = pa.page.getByTestId('video-camera-toggle');
+  await camA.click();
+  await pa.page.locator('[data-testid="video-camera-toggle"][data-on="false"]').waitFor();
+  await tile(pl.page, A).and(pl.page.locator('[data-camera="false"]')).waitFor();
+  assert.equal(await tile(pl.page, A).getByTestId('video-media').count(), 0, 'no video element for a camera that is off');
+  const beforeOn = await stream(pl.page, A, 'camera');
+  await camA.click();
+  await pa.page.locator('[data-testid="video-camera-toggle"][data-on="true"]').waitFor();
+  await tile(pl.page, A).and(pl.page.locator('[data-camera="true"]')).waitFor();
+  await waitForMoreFrames(pl, A, 'camera', beforeOn, 'the leader sees A’s camera again');
+
+  // ---- A shares a screen (the fake capture source): the leader gets a screen tile and decodes it ----
+  await pa.page.getByTestId('video-screen-toggle').click();
+  await pa.page.locator('[data-testid="video-screen-toggle"][data-on="true"]').waitFor();
+  await pa.page.locator('[data-testid="video-screen-tile"][data-self="true"]').waitFor();
+  await pl.page.locator(`[data-testid="video-screen-tile"][data-user-id="${A}"]`).waitFor({ timeout: MEDIA_TIMEOUT_MS });
+  await waitForMoreFrames(pl, A, 'screen', null, 'the leader sees A’s screen');
+  await pa.page.getByTestId('video-screen-toggle').click();
+  await pa.page.locator('[data-testid="video-screen-toggle"][data-on="false"]').waitFor();
+  await waitUntil('A’s screen tile gone at the leader', async () => (await pl.page.locator('[data-testid="video-screen-tile"]').count()) === 0);
+
+  // ---- B joins late and decodes the leader's camera within a few seconds ----
+  const pb = await openStudy(b, studyId, 'B');
+  await join(pb);
+  const took = await waitForFrames(pb, L, `B (late) sees the leader within ${LATE_KEYFRAME_MS} ms`, LATE_KEYFRAME_MS);
+  console.log(`late joiner decoded the leader's camera ${took} ms after joining`);
+  await waitForFrames(pb, A, 'B sees A');
+  await waitForAudioGrowing(pb, A, 'B hears A');
+  await waitForAudioGrowing(pb, L, 'B hears the leader');
+  await tile(pl.page, B).waitFor();
+  await tile(pa.page, B).waitFor();
+
+  // ---- layers: B asked for small tiles in the low layer; the leader enlarges A and asks for A's high layer ----
+  const layersOf = (p, userId) => p.sent.filter((f) => f.type === 'video.layer' && f.user_id === userId).map((f) => f.layer);
+  await waitUntil('B asks for a layer of A’s camera', async () => layersOf(pb, A).length > 0);
+  await tile(pl.page, A).getByTestId('video-spotlight').click();
+  await tile(pl.page, A).locator('[data-testid="video-spotlight"][aria-pressed="true"]').waitFor();
+  await waitUntil(() => `the leader asks for A’s high layer (sent ${JSON.stringify(layersOf(pl, A))})`, async () => layersOf(pl, A).at(-1) === 'high');
+  await waitForMoreFrames(pl, A, 'camera', await stream(pl.page, A, 'camera'), 'the leader still decodes the enlarged A');
+  await tile(pl.page, A).getByTestId('video-spotlight').click();
+  await assertNoVideoError(pl, 'the leader');
+  await assertNoVideoError(pb, 'B');
+
+  // ---- the leader mutes A ----
+  await tile(pl.page, A).getByTestId('video-mute').click();
+  // A: the toggle is off, disabled, and says why.
+  const micA = pa.page.getByTestId('video-mic-toggle');
+  await pa.page.locator('[data-testid="video-mic-toggle"][data-muted-by-leader="true"][data-on="false"]').waitFor();
+  assert.ok(await micA.isDisabled(), 'A cannot turn the microphone back on');
+  await pa.page.getByTestId('video-muted-notice').waitFor();
+  assert.equal(await micA.getAttribute('aria-describedby'), await pa.page.getByTestId('video-muted-notice').getAttribute('id'));
+  // B sees A muted; then A's audio at B stops while the leader's goes on.
+  await tile(pb.page, A).and(pb.page.locator('[data-muted="true"]')).waitFor();
+  await tile(pb.page, A).getByTestId('video-muted-marker').waitFor();
+  await sleep(1_000); // packets already on their way when the mute landed
+  const a1 = await micPackets(pb.page, A);
+  const l1 = await micPackets(pb.page, L);
+  await sleep(SAMPLE_GAP_MS);
+  const a2 = await micPackets(pb.page, A);
+  const l2 = await micPackets(pb.page, L);
+  if (a1 === null || a2 === null) console.log(`B has no audio stream of A any more (${a1} → ${a2})`);
+  else assert.equal(a2, a1, `B receives no audio from the muted A (${a1} → ${a2} packets in ${SAMPLE_GAP_MS} ms)${pb.frames()}`);
+  assert.ok(l1 !== null && l2 !== null && l2 > l1, `B still hears the leader (${l1} → ${l2} packets)${pb.frames()}`);
+  await assertNoVideoError(pa, 'A');
+
+  // ---- the leader lets A unmute: the toggle comes back, still off; A turns it on, B hears A ----
+  await tile(pl.page, A).getByTestId('video-allow-unmute').click();
+  await pa.page.locator('[data-testid="video-mic-toggle"][data-muted-by-leader="false"]').waitFor();
+  assert.ok(!(await micA.isDisabled()), 'A may turn the microphone on again');
+  assert.equal(await micA.getAttribute('data-on'), 'false', 'lifting the mute does not unmute A');
+  await pa.page.getByTestId('video-unmute-allowed').waitFor();
+  await tile(pb.page, A).and(pb.page.locator('[data-muted="false"]')).waitFor();
+  await micA.click();
+  await pa.page.locator('[data-testid="video-mic-toggle"][data-on="true"]').waitFor();
+  await tile(pb.page, A).locator('[data-testid="video-mic-state"][data-on="true"]').waitFor();
+  await waitForAudioGrowing(pb, A, 'B hears A again after the unmute');
+  await assertNoVideoError(pa, 'A');
+
+  // ---- the leader removes B from the call ----
+  await tile(pl.page, B).getByTestId('video-remove').click();
+  await pb.page.locator('[data-testid="video-left"][data-reason="removed"]').waitFor();
+  assert.equal((await panelState(pb.page)).phase, 'left');
+  await pb.page.getByTestId('video-join').waitFor(); // they may join again
+  await waitUntil('B’s tile gone at the leader', async () => (await tile(pl.page, B).count()) === 0);
+  await waitUntil('B’s tile gone at A', async () => (await tile(pa.page, B).count()) === 0);
+  await assertNoVideoError(pl, 'the leader');
+
+  // ---- A's socket drops: the panel says so and offers to rejoin; rejoining brings A back ----
+  const beforeDrop = await stream(pl.page, A, 'camera');
+  await pa.page.context().setOffline(true);
+  await pa.page.getByTestId('video-disconnected').waitFor();
+  assert.equal((await panelState(pa.page)).phase, 'disconnected');
+  assert.ok(await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc === null), 'A closed its peer connection');
+  await waitUntil('A’s tile gone at the leader after A’s socket closed', async () => (await tile(pl.page, A).count()) === 0);
+  await pa.page.context().setOffline(false);
+  await join(pa);
+  await tile(pl.page, A).waitFor();
+  await waitForMoreFrames(pl, A, 'camera', beforeDrop, 'the leader sees A again after A rejoined');
+  await waitForFrames(pa, L, 'A sees the leader again after rejoining');
+
+  // ---- the leader ends the call for everyone ----
+  await pl.page.getByTestId('video-end').click();
+  await pl.page.getByTestId('video-end-confirm').click();
+  await pa.page.locator('[data-testid="video-left"][data-reason="ended"]').waitFor();
+  await pl.page.locator('[data-testid="video-left"][data-reason="ended"]').waitFor();
+  assert.ok(await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc === null), 'A closed its peer connection');
+});
