@@ -15,6 +15,9 @@
 //   but stays off until A turns the microphone on, after which B hears A again;
 // - the leader removes B from the call: B's panel says so and the leader's tile of B goes;
 // - the leader ends the call: A's panel and the leader's say it ended.
+// A second test runs a server whose rooms take two: a member who refuses the camera and
+// microphone joins receive-only (toggles off, the reason shown) and still decodes the
+// leader; a third joiner gets `video_full`, shown with its code.
 // Every server frame of the video family (and every `error`) each page receives is
 // recorded, so a failure shows what the server sent.
 import assert from 'node:assert/strict';
@@ -82,13 +85,21 @@ function recordFrames(page, name, sent) {
   return () => `\n--- ${name}: last video frames ---\n${frames.join('\n')}`;
 }
 
-/** A signed-in page on the study, with the video test hook enabled and devices allowed. */
-async function openStudy(who, studyId, name) {
-  const { context, page } = await client.pageFor(browser, who);
-  await context.grantPermissions(['camera', 'microphone'], { origin: server.url });
+/**
+ * A signed-in page on the study, with the video test hook enabled and devices allowed
+ * (`deny`: getUserMedia fails as if the user refused, NotAllowedError).
+ */
+async function openStudy(who, studyId, name, { srv = server, cl = client, deny = false } = {}) {
+  const { context, page } = await cl.pageFor(browser, who);
+  await context.grantPermissions(['camera', 'microphone'], { origin: srv.url });
   await context.addInitScript(() => {
     /** @type {any} */ (window).__studyonTestHooks = true;
   });
+  if (deny) {
+    await context.addInitScript(() => {
+      navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+    });
+  }
   const sent = [];
   const frames = recordFrames(page, name, sent);
   await page.goto(`/studies/${studyId}`);
@@ -344,4 +355,47 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await pa.page.locator('[data-testid="video-left"][data-reason="ended"]').waitFor();
   await pl.page.locator('[data-testid="video-left"][data-reason="ended"]').waitFor();
   assert.ok(await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc === null), 'A closed its peer connection');
+});
+
+test('a refused camera joins receive-only; a full room says video_full', { timeout: 120_000 }, async () => {
+  const srv = await startServer({ env: { STUDYON_VIDEO_MAX_PARTICIPANTS: '2' } });
+  try {
+    const cl = api(srv);
+    const suffix = randomBytes(3).toString('hex');
+    const leader = await cl.signup(`Lead ${suffix}`, 'v');
+    const a = await cl.signup(`Ann ${suffix}`, 'v');
+    const b = await cl.signup(`Ben ${suffix}`, 'v');
+    const studyId = await cl.studyWith(leader, [a, b], `Video full ${suffix}`);
+    const L = leader.user.id;
+    const A = a.user.id;
+    const opts = { srv, cl };
+
+    const pl = await openStudy(leader, studyId, 'leader', opts);
+    await join(pl);
+    const pa = await openStudy(a, studyId, 'A', { ...opts, deny: true });
+    await join(pa);
+    await pa.page.locator('[data-testid="video-device-problem"][data-reason="denied"]').waitFor();
+    await pa.page.locator('[data-testid="video-mic-toggle"][data-on="false"]').waitFor();
+    await pa.page.locator('[data-testid="video-camera-toggle"][data-on="false"]').waitFor();
+    await waitForFrames(pa, L, 'A (receive-only) sees the leader');
+    await waitForAudioGrowing(pa, L, 'A (receive-only) hears the leader');
+    await tile(pl.page, A).and(pl.page.locator('[data-camera="false"][data-mic="false"]')).waitFor();
+    // Trying the microphone again asks again, is refused again, and stays off.
+    await pa.page.getByTestId('video-mic-toggle').click();
+    await pa.page.locator('[data-testid="video-mic-toggle"][data-on="false"]:not([disabled])').waitFor();
+    await pa.page.locator('[data-testid="video-device-problem"][data-reason="denied"]').waitFor();
+    await assertNoVideoError(pa, 'A');
+
+    const pb = await openStudy(b, studyId, 'B', opts);
+    await pb.page.locator('[data-testid="conn-state"][data-state="connected"]').first().waitFor();
+    await pb.page.getByTestId('video-join').click();
+    await pb.page.locator('[data-testid="video-error"][data-code="video_full"]').waitFor();
+    assert.match(await pb.page.getByTestId('video-error').textContent(), /full/i);
+    assert.equal((await panelState(pb.page)).phase, 'idle');
+    await pb.page.getByTestId('video-join').waitFor(); // may try again later
+    assert.equal(await tile(pl.page, b.user.id).count(), 0, 'the refused joiner never showed up');
+    await pl.page.getByTestId('video-count').filter({ hasText: '2 of 2' }).waitFor();
+  } finally {
+    await srv.close();
+  }
 });
