@@ -6,14 +6,20 @@
 // RTCPeerConnection per publisher and source (src/video.ts). Without reloads:
 // - the leader and A join: each decodes frames of the other's camera (framesDecoded > 0)
 //   and hears the other's microphone (packetsReceived grows);
-// - A raises a hand: the leader's tile of A shows it;
+// - A raises a hand: the leader's tile of A shows it; A turns the camera off (no video on
+//   the leader's tile) and on again (frames resume); A shares a screen (the fake capture
+//   source): the leader gets a screen tile and decodes it, until A stops;
 // - B joins late and decodes the leader's camera within a few seconds (the SFU asks the
-//   leader for a key frame);
+//   leader for a key frame); B asks for a simulcast layer of A's camera, and the leader
+//   enlarging A's tile asks for A's `high` layer;
 // - the leader mutes A: A's microphone toggle is disabled with the reason; once B's page
 //   shows A muted, B's inbound audio from A stops growing (sampled 1.5 s apart) while B's
 //   audio from the leader still grows; the leader allows unmuting: A's toggle comes back
 //   but stays off until A turns the microphone on, after which B hears A again;
+// - "mute everyone" mutes A and B but not the leader;
 // - the leader removes B from the call: B's panel says so and the leader's tile of B goes;
+// - A's socket drops: A's panel says "disconnected" and offers to rejoin, the others lose
+//   A's tile; A rejoins and media flows both ways again;
 // - the leader ends the call: A's panel and the leader's say it ended.
 // A second test runs a server whose rooms take two: a member who refuses the camera and
 // microphone joins receive-only (toggles off, the reason shown) and still decodes the
@@ -326,6 +332,16 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await tile(pb.page, A).locator('[data-testid="video-mic-state"][data-on="true"]').waitFor();
   await waitForAudioGrowing(pb, A, 'B hears A again after the unmute');
   await assertNoVideoError(pa, 'A');
+
+  // ---- "mute everyone" mutes both members, not the leader ----
+  await pl.page.getByTestId('video-mute-all').click();
+  for (const p of [pa, pb]) {
+    await p.page.locator('[data-testid="video-mic-toggle"][data-muted-by-leader="true"][data-on="false"]').waitFor();
+  }
+  await tile(pl.page, A).and(pl.page.locator('[data-muted="true"]')).waitFor();
+  await tile(pl.page, B).and(pl.page.locator('[data-muted="true"]')).waitFor();
+  assert.equal(await pl.page.locator('[data-testid="video-mic-toggle"][data-muted-by-leader="false"][data-on="true"]').count(), 1, 'the leader is not muted');
+  await waitForAudioGrowing(pb, L, 'B still hears the leader after "mute everyone"');
 
   // ---- the leader removes B from the call ----
   await tile(pl.page, B).getByTestId('video-remove').click();
