@@ -11,4 +11,5 @@ mod hardening;
 mod store;
 mod studies;
 mod tasks;
+mod video;
 mod ws;

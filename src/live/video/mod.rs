@@ -3,6 +3,7 @@
 //! ([`sfu`]), one UDP socket per node ([`net`]), the `video.*` socket family and TURN
 //! credentials ([`turn`]).
 
+pub mod client;
 pub mod error;
 pub mod frames;
 pub mod net;

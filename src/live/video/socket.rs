@@ -246,13 +246,12 @@ impl Family for VideoSocket {
                     });
                 }
             }
-            Control::Released { key } => {
+            Control::Released { key }
                 if key
                     .id_of::<VideoRoom>()
-                    .is_some_and(|s| self.room == Some(s))
-                {
-                    self.room = None;
-                }
+                    .is_some_and(|s| self.room == Some(s)) =>
+            {
+                self.room = None;
             }
             _ => {}
         }

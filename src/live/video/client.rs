@@ -1,0 +1,229 @@
+//! A minimal WebRTC participant on str0m, for the integration tests and the load harness:
+//! it publishes synthetic audio (Opus) and video (VP8) frames with a payload the test
+//! chooses, answers the server's renegotiation, and records every frame it receives. It
+//! talks only to the address in the server's answer (loopback in tests).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+
+use super::sfu::route::Source;
+
+/// One frame received, on the m-line it came in on.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mid: Mid,
+    pub data: Arc<[u8]>,
+    pub keyframe: bool,
+    pub at: Instant,
+}
+
+pub struct MediaClient {
+    pub rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    /// What this client publishes, by its own mid.
+    pub sending: HashMap<Source, Mid>,
+    pub received: Vec<Received>,
+    /// Key frame requests the server sent for our video.
+    pub keyframe_requests: Vec<(Mid, KeyframeRequestKind, Instant)>,
+    pub connected: bool,
+    next: Instant,
+    clock: HashMap<Source, u64>,
+    buf: Vec<u8>,
+    /// Datagrams sent and received (for the load harness's figures).
+    pub datagrams_out: u64,
+    pub datagrams_in: u64,
+}
+
+impl MediaClient {
+    /// A client on a fresh loopback UDP port.
+    pub async fn new() -> std::io::Result<MediaClient> {
+        static CRYPTO: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        CRYPTO.get_or_init(|| str0m::crypto::from_feature_flags().install_process_default());
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let local = socket.local_addr()?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder().build(now);
+        let cand = Candidate::host(local, "udp").map_err(std::io::Error::other)?;
+        rtc.add_local_candidate(cand);
+        Ok(MediaClient {
+            rtc,
+            socket,
+            local,
+            pending: None,
+            sending: HashMap::new(),
+            received: Vec::new(),
+            keyframe_requests: Vec::new(),
+            connected: false,
+            next: now,
+            clock: HashMap::new(),
+            buf: vec![0; 2048],
+            datagrams_out: 0,
+            datagrams_in: 0,
+        })
+    }
+
+    /// An offer publishing `sources` (send-only), and its `sources` map for `video.offer`.
+    pub fn offer(&mut self, sources: &[Source]) -> (String, BTreeMap<String, Source>) {
+        let mut api = self.rtc.sdp_api();
+        let mut named = BTreeMap::new();
+        for s in sources {
+            let mid = api.add_media(
+                s.kind(),
+                Direction::SendOnly,
+                Some("me".into()),
+                Some(s.as_str().into()),
+                None,
+            );
+            self.sending.insert(*s, mid);
+            named.insert(mid.to_string(), *s);
+        }
+        if sources.is_empty() {
+            // Receive-only: an offer needs one m-line for ICE and DTLS to run on.
+            api.add_channel("studyon".into());
+        }
+        let (offer, pending) = api.apply().expect("an offer with media");
+        self.pending = Some(pending);
+        (offer.to_sdp_string(), named)
+    }
+
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), String> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| e.to_string())?;
+        let pending = self.pending.take().ok_or("no offer pending")?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Answers the server's renegotiation.
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<String, String> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| e.to_string())?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| e.to_string())?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Writes one frame of `source` (20 ms of audio, or a video frame; `keyframe` sets the
+    /// VP8 key frame bit in the first byte). False if it could not be written yet.
+    pub fn send(&mut self, source: Source, payload: &[u8], keyframe: bool) -> bool {
+        let Some(mid) = self.sending.get(&source).copied() else {
+            return false;
+        };
+        let codec = match source {
+            Source::Mic => Codec::Opus,
+            _ => Codec::Vp8,
+        };
+        let (step, freq) = match source {
+            Source::Mic => (960, Frequency::FORTY_EIGHT_KHZ),
+            _ => (3000, Frequency::NINETY_KHZ),
+        };
+        let t = self.clock.entry(source).or_insert(0);
+        *t += step;
+        let time = MediaTime::new(*t, freq);
+        let mut data = payload.to_vec();
+        if codec == Codec::Vp8 && !data.is_empty() {
+            // VP8's first byte: bit 0 clear marks a key frame.
+            data[0] = (data[0] & !1) | u8::from(!keyframe);
+        }
+        let Some(writer) = self.rtc.writer(mid) else {
+            return false;
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
+            return false;
+        };
+        let writer = if source == Source::Mic {
+            writer.audio_level(-30, true)
+        } else {
+            writer
+        };
+        writer.write(pt, Instant::now(), time, data).is_ok()
+    }
+
+    /// Runs the connection for `dur`: sends what str0m wants sent, feeds it what arrives,
+    /// records received frames.
+    pub async fn pump(&mut self, dur: Duration) {
+        let deadline = Instant::now() + dur;
+        loop {
+            self.drain().await;
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            let wait = self.next.min(deadline).saturating_duration_since(now);
+            match tokio::time::timeout(wait, self.socket.recv_from(&mut self.buf)).await {
+                Ok(Ok((n, source))) => {
+                    self.datagrams_in += 1;
+                    let Ok(contents) = self.buf[..n].try_into() else {
+                        continue;
+                    };
+                    let input = Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: self.local,
+                            contents,
+                        },
+                    );
+                    if self.rtc.accepts(&input) {
+                        let _ = self.rtc.handle_input(input);
+                    }
+                }
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                }
+            }
+        }
+    }
+
+    async fn drain(&mut self) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.next = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    self.datagrams_out += 1;
+                    let _ = self.socket.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => self.connected = true,
+                    Event::MediaData(d) => self.received.push(Received {
+                        mid: d.mid,
+                        keyframe: d.is_keyframe(),
+                        data: d.data,
+                        at: Instant::now(),
+                    }),
+                    Event::KeyframeRequest(r) => {
+                        self.keyframe_requests.push((r.mid, r.kind, Instant::now()))
+                    }
+                    _ => {}
+                },
+                Err(_) => {
+                    self.next = Instant::now() + Duration::from_millis(50);
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,641 @@
+//! Group video: str0m clients as participants (`studyon::live::video::client`) against the
+//! real server's SFU on loopback: signaling over `/ws`, media over the node's UDP socket.
+//! Synthetic frames carry a known pattern (publisher, source, sequence) so every frame can
+//! be traced from its publisher to each subscriber. The browser (Chromium, fake media) is
+//! tested in `web/tests/video.test.mjs`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use awc::ws::Frame;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use studyon::live::video::client::MediaClient;
+use studyon::live::video::sfu::route::Source;
+use studyon::server::RunningServer;
+
+use crate::both_backends;
+use crate::common::*;
+use crate::tasks::study_with_members;
+
+fn uid(s: &Session) -> i64 {
+    s.user["id"].as_i64().expect("user id")
+}
+
+/// A frame payload: [publisher, source, seq (2 bytes), filler].
+fn pattern(user: i64, source: Source, seq: u16, len: usize) -> Vec<u8> {
+    let mut p = vec![0xA5; len.max(4)];
+    p[0] = user as u8;
+    p[1] = source as u8;
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p
+}
+
+/// One participant: its socket, its str0m peer, and what the server said.
+struct Part {
+    user: i64,
+    study: i64,
+    ws: WsConn,
+    media: MediaClient,
+    /// mid → (publisher, source), from the server's latest `video.offer`.
+    tracks: HashMap<String, (i64, String)>,
+    /// Every JSON frame seen, in order.
+    frames: Vec<Value>,
+    answers_sent: usize,
+    answers_acked: usize,
+    next_id: u64,
+    /// `wait_for` looks only at frames from here on.
+    mark: usize,
+}
+
+impl Part {
+    /// Joins the room and publishes `sources` (offer → answer).
+    async fn join(s: &RunningServer, who: &Session, study: i64, sources: &[Source]) -> Part {
+        let mut p = Part::connect(s, who, study).await;
+        let joined = p
+            .request(json!({"type": "video.join", "study_id": study}))
+            .await;
+        assert_eq!(joined["type"], "video.joined", "{joined}");
+        assert_eq!(joined["you"], p.user);
+        p.publish(sources).await;
+        p
+    }
+
+    async fn connect(s: &RunningServer, who: &Session, study: i64) -> Part {
+        let mut ws = ws_connect(s, &who.cookie).await;
+        hello(&mut ws).await;
+        Part {
+            user: uid(who),
+            study,
+            ws,
+            media: MediaClient::new().await.expect("udp socket"),
+            tracks: HashMap::new(),
+            frames: Vec::new(),
+            answers_sent: 0,
+            answers_acked: 0,
+            next_id: 0,
+            mark: 0,
+        }
+    }
+
+    async fn publish(&mut self, sources: &[Source]) {
+        let (sdp, named) = self.media.offer(sources);
+        let msg =
+            json!({"type": "video.offer", "study_id": self.study, "sdp": sdp, "sources": named});
+        let answer = self.request(msg).await;
+        assert_eq!(answer["type"], "video.answer", "{answer}");
+        self.media
+            .accept_answer(answer["sdp"].as_str().expect("sdp"))
+            .expect("the server's answer is accepted");
+    }
+
+    /// Sends a request with a fresh id and returns the frame answering it (its reply, an
+    /// `ack` or an `error`), handling anything else that arrives meanwhile.
+    async fn request(&mut self, mut msg: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("r{}", self.next_id);
+        msg["id"] = json!(id);
+        send_text(&mut self.ws, msg.to_string()).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(f) = self.read(Duration::from_millis(20)).await
+                && f["id"] == json!(id)
+            {
+                return f;
+            }
+            self.media.pump(Duration::from_millis(2)).await;
+        }
+        panic!("no reply to {id} within 10 s");
+    }
+
+    /// Reads one frame (if one arrives within `wait`) and reacts to server offers.
+    async fn read(&mut self, wait: Duration) -> Option<Value> {
+        let f = match tokio::time::timeout(wait, self.ws.next()).await {
+            Err(_) => return None,
+            Ok(Some(Ok(Frame::Text(t)))) => serde_json::from_slice::<Value>(&t).expect("json"),
+            Ok(Some(Ok(_))) => return None,
+            Ok(other) => panic!("socket of user {} ended: {other:?}", self.user),
+        };
+        if f["type"] == "video.offer" {
+            self.tracks = f["tracks"]
+                .as_array()
+                .expect("tracks")
+                .iter()
+                .map(|t| {
+                    let mid = t["mid"].as_str().expect("mid").to_string();
+                    let user = t["user_id"].as_i64().expect("user");
+                    (
+                        mid,
+                        (user, t["source"].as_str().expect("source").to_string()),
+                    )
+                })
+                .collect();
+            let answer = self
+                .media
+                .accept_offer(f["sdp"].as_str().expect("sdp"))
+                .expect("the server's offer is acceptable");
+            self.answers_sent += 1;
+            let msg = json!({"type": "video.answer", "id": format!("a{}", self.answers_sent),
+                "study_id": self.study, "sdp": answer});
+            send_text(&mut self.ws, msg.to_string()).await;
+        }
+        if f["type"] == "ack" && f["id"].as_str().is_some_and(|i| i.starts_with('a')) {
+            self.answers_acked += 1;
+        }
+        if f["type"] == "error" && f["id"].as_str().is_some_and(|i| i.starts_with('a')) {
+            panic!("user {}: our answer was refused: {f}", self.user);
+        }
+        self.frames.push(f.clone());
+        Some(f)
+    }
+
+    async fn step(&mut self) {
+        while self.read(Duration::from_millis(1)).await.is_some() {}
+        self.media.pump(Duration::from_millis(4)).await;
+    }
+
+    /// Frames received from `publisher`'s `source`, in arrival order.
+    fn got(&self, publisher: i64, source: &str) -> Vec<&studyon::live::video::client::Received> {
+        self.media
+            .received
+            .iter()
+            .filter(|r| {
+                self.tracks
+                    .get(&r.mid.to_string())
+                    .is_some_and(|(u, s)| *u == publisher && s == source)
+            })
+            .collect()
+    }
+
+    fn has_tracks_of(&self, others: &[i64], per_user: usize) -> bool {
+        others
+            .iter()
+            .all(|u| self.tracks.values().filter(|(p, _)| p == u).count() == per_user)
+    }
+
+    fn saw(&self, ty: &str) -> Option<&Value> {
+        self.frames.iter().rev().find(|f| f["type"] == ty)
+    }
+}
+
+async fn run(parts: &mut [Part], dur: Duration) {
+    let deadline = Instant::now() + dur;
+    while Instant::now() < deadline {
+        for p in parts.iter_mut() {
+            p.step().await;
+        }
+    }
+}
+
+/// Runs everyone until `done` holds (bounded).
+async fn until(parts: &mut [Part], what: &str, done: impl Fn(&[Part]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done(parts) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        for p in parts.iter_mut() {
+            p.step().await;
+        }
+    }
+}
+
+/// Until every participant is connected and receives every other one's `per_user` tracks.
+async fn until_meshed(parts: &mut [Part], per_user: usize) {
+    let users: Vec<i64> = parts.iter().map(|p| p.user).collect();
+    until(parts, "every track negotiated", |ps| {
+        ps.iter().all(|p| {
+            let others: Vec<i64> = users.iter().copied().filter(|u| *u != p.user).collect();
+            p.media.connected
+                && p.has_tracks_of(&others, per_user)
+                && p.answers_acked == p.answers_sent
+        })
+    })
+    .await;
+}
+
+/// Each publisher sends `n` audio frames and `n` video frames (the first a key frame),
+/// paced at 10 ms, starting its sequence at `from`.
+async fn publish_burst(parts: &mut [Part], who: &[usize], from: u16, n: u16) {
+    for seq in from..from + n {
+        for &i in who {
+            let user = parts[i].user;
+            assert!(
+                parts[i]
+                    .media
+                    .send(Source::Mic, &pattern(user, Source::Mic, seq, 60), false)
+            );
+            let key = seq == from;
+            if parts[i].media.sending.contains_key(&Source::Camera) {
+                let frame = pattern(user, Source::Camera, seq, 300);
+                assert!(parts[i].media.send(Source::Camera, &frame, key));
+            }
+        }
+        run(parts, Duration::from_millis(10)).await;
+    }
+    run(parts, Duration::from_millis(500)).await;
+}
+
+fn seqs(frames: &[&studyon::live::video::client::Received]) -> Vec<u16> {
+    frames
+        .iter()
+        .map(|r| u16::from_be_bytes([r.data[2], r.data[3]]))
+        .collect()
+}
+
+async fn forwarding_and_mute(b: &Backend) {
+    let s = start(b, &[]).await;
+    let [leader, ann, bob] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let both = [Source::Mic, Source::Camera];
+    let mut parts = vec![
+        Part::join(&s, &leader, study, &both).await,
+        Part::join(&s, &ann, study, &both).await,
+        Part::join(&s, &bob, study, &both).await,
+    ];
+    until_meshed(&mut parts, 2).await;
+    let users: Vec<i64> = parts.iter().map(|p| p.user).collect();
+
+    // Every subscriber receives every publisher's frames, in order, byte for byte.
+    publish_burst(&mut parts, &[0, 1, 2], 0, 40).await;
+    for p in &parts {
+        for &u in users.iter().filter(|u| **u != p.user) {
+            let audio = p.got(u, "mic");
+            assert_eq!(
+                seqs(&audio),
+                (0..40).collect::<Vec<_>>(),
+                "user {} ← {u} mic",
+                p.user
+            );
+            assert!(
+                audio
+                    .iter()
+                    .all(|r| r.data[0] == u as u8 && r.data.len() == 60)
+            );
+            let video = p.got(u, "camera");
+            assert_eq!(
+                seqs(&video),
+                (0..40).collect::<Vec<_>>(),
+                "user {} ← {u} camera",
+                p.user
+            );
+            assert!(video[0].keyframe && !video[1].keyframe);
+        }
+    }
+    // The participant list shows everyone connected.
+    let list = parts[0]
+        .saw("video.participants")
+        .expect("participants")
+        .clone();
+    assert_eq!(list["participants"].as_array().unwrap().len(), 3, "{list}");
+
+    // The leader mutes Ann: her microphone stops reaching the others, her camera does not.
+    let r = parts[0]
+        .request(json!({"type": "video.mute", "study_id": study, "user_id": users[1]}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    until(&mut parts, "Ann is told", |ps| {
+        ps[1].saw("video.muted").is_some()
+    })
+    .await;
+    assert_eq!(parts[1].saw("video.muted").unwrap()["muted"], true);
+    let before: Vec<usize> = [0, 2]
+        .iter()
+        .map(|&i| parts[i].got(users[1], "mic").len())
+        .collect();
+    let cam_before = parts[2].got(users[1], "camera").len();
+    publish_burst(&mut parts, &[1, 0], 100, 20).await;
+    for (k, &i) in [0, 2].iter().enumerate() {
+        assert_eq!(
+            parts[i].got(users[1], "mic").len(),
+            before[k],
+            "muted audio was forwarded"
+        );
+    }
+    assert_eq!(parts[2].got(users[1], "camera").len(), cam_before + 20);
+    // Bob still hears the leader.
+    assert_eq!(seqs(&parts[2].got(users[0], "mic")).last(), Some(&119));
+    // Ann cannot unmute herself; the leader lets her.
+    let r = parts[1]
+        .request(json!({"type": "video.media", "study_id": study, "mic": true, "camera": true, "screen": false}))
+        .await;
+    assert_eq!(r["error"], "muted_by_leader", "{r}");
+    let r = parts[2]
+        .request(json!({"type": "video.allow_unmute", "study_id": study, "user_id": users[1]}))
+        .await;
+    assert_eq!(r["error"], "not_leader", "{r}");
+    let r = parts[0]
+        .request(json!({"type": "video.allow_unmute", "study_id": study, "user_id": users[1]}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    run(&mut parts, Duration::from_millis(200)).await;
+    publish_burst(&mut parts, &[1], 200, 10).await;
+    assert_eq!(seqs(&parts[2].got(users[1], "mic")).last(), Some(&209));
+
+    // Metrics count what was forwarded.
+    let m = metrics_text(&s).await;
+    assert!(m.contains("studyon_video_forwarded_frames_total"), "{m}");
+}
+both_backends!(forwarding_and_mute);
+
+/// A participant who joins late receives the others' tracks, and the publisher is asked
+/// for a key frame at once, so the newcomer's decoder can start.
+#[actix_rt::test]
+async fn a_late_joiner_gets_a_key_frame_quickly() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let mut parts = vec![Part::join(&s, &leader, study, &[Source::Camera]).await];
+    until(&mut parts, "the leader connects", |ps| {
+        ps[0].media.connected
+    })
+    .await;
+    let asked_before = parts[0].media.keyframe_requests.len();
+    parts.push(Part::join(&s, &ann, study, &[]).await);
+    let leader_id = parts[0].user;
+    until(&mut parts, "Ann subscribes", |ps| {
+        ps[1].media.connected
+            && ps[1].has_tracks_of(&[leader_id], 1)
+            && ps[1].answers_acked == ps[1].answers_sent
+    })
+    .await;
+    let subscribed = Instant::now();
+    // The publisher sends delta frames until asked, then one key frame.
+    let mut seq = 0u16;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while parts[0].media.keyframe_requests.len() == asked_before {
+        assert!(
+            Instant::now() < deadline,
+            "no key frame request reached the publisher"
+        );
+        seq += 1;
+        parts[0].media.send(
+            Source::Camera,
+            &pattern(leader_id, Source::Camera, seq, 200),
+            false,
+        );
+        run(&mut parts, Duration::from_millis(20)).await;
+    }
+    let asked = parts[0].media.keyframe_requests.last().unwrap().2;
+    assert!(
+        asked.duration_since(subscribed) < Duration::from_secs(2),
+        "asked after {:?}",
+        asked - subscribed
+    );
+    seq += 1;
+    parts[0].media.send(
+        Source::Camera,
+        &pattern(leader_id, Source::Camera, seq, 200),
+        true,
+    );
+    run(&mut parts, Duration::from_millis(300)).await;
+    let got = parts[1].got(leader_id, "camera");
+    assert!(
+        got.iter().any(|r| r.keyframe),
+        "the key frame reached the late joiner"
+    );
+}
+
+/// Bad input gets a stable code and the room goes on for everyone else.
+#[actix_rt::test]
+async fn bad_signaling_is_refused_and_the_room_goes_on() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--video-max-participants", "2"]).await;
+    let [leader, ann, bob, stranger] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+
+    // Not a member; not joined yet.
+    let mut x = Part::connect(&s, &stranger, study).await;
+    let r = x
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["error"], "not_found", "{r}");
+    let r = x
+        .request(json!({"type": "video.offer", "study_id": study, "sdp": "v=0", "sources": {}}))
+        .await;
+    assert_eq!(r["error"], "not_in_room", "{r}");
+    let r = x
+        .request(json!({"type": "video.join", "study_id": 999_999}))
+        .await;
+    assert_eq!(r["error"], "not_found", "{r}");
+
+    let mut parts = vec![Part::join(&s, &leader, study, &[Source::Mic, Source::Camera]).await];
+    let mut a = Part::connect(&s, &ann, study).await;
+    let r = a
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined");
+    // Malformed SDP, too many sources, an answer nobody asked for, a moderation request
+    // from a member, a mute of someone not in the room.
+    let r = a
+        .request(json!({"type": "video.offer", "study_id": study, "sdp": "garbage", "sources": {}}))
+        .await;
+    assert_eq!(r["error"], "bad_sdp", "{r}");
+    let sources = json!({"0": "mic", "1": "camera", "2": "screen", "3": "mic"});
+    let r = a
+        .request(
+            json!({"type": "video.offer", "study_id": study, "sdp": "v=0", "sources": sources}),
+        )
+        .await;
+    assert_eq!(r["error"], "too_many_tracks", "{r}");
+    let r = a.request(json!({"type": "video.offer", "study_id": study, "sdp": "v=0", "sources": {"0": "mic", "1": "mic"}})).await;
+    assert_eq!(r["error"], "too_many_tracks", "{r}");
+    let r = a
+        .request(json!({"type": "video.answer", "study_id": study, "sdp": "v=0\r\n"}))
+        .await;
+    assert!(
+        r["error"] == "bad_sdp" || r["error"] == "not_in_room" || r["error"] == "no_pending_offer",
+        "{r}"
+    );
+    let r = a
+        .request(json!({"type": "video.end", "study_id": study}))
+        .await;
+    assert_eq!(r["error"], "not_leader", "{r}");
+    let r = parts[0]
+        .request(json!({"type": "video.mute", "study_id": study, "user_id": uid(&stranger)}))
+        .await;
+    assert_eq!(r["error"], "not_in_room", "{r}");
+    // A flood of offers hits the per-participant signaling rate.
+    let mut limited = false;
+    for _ in 0..10 {
+        let r = a
+            .request(
+                json!({"type": "video.offer", "study_id": study, "sdp": "garbage", "sources": {}}),
+            )
+            .await;
+        limited |= r["error"] == "rate_limited";
+    }
+    assert!(limited, "the signaling rate held");
+    // The cap: a third participant is refused.
+    let mut c = Part::connect(&s, &bob, study).await;
+    let r = c
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["error"], "video_full", "{r}");
+
+    // The room still works: Ann publishes after her bucket refills, and the leader gets it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.publish(&[Source::Mic]).await;
+    parts.push(a);
+    until_meshed_counts(&mut parts).await;
+    publish_burst(&mut parts, &[1], 0, 10).await;
+    let ann_id = parts[1].user;
+    assert_eq!(
+        seqs(&parts[0].got(ann_id, "mic")),
+        (0..10).collect::<Vec<_>>()
+    );
+}
+
+async fn until_meshed_counts(parts: &mut [Part]) {
+    let leader = parts[0].user;
+    let ann = parts[1].user;
+    until(parts, "leader and Ann meshed", |ps| {
+        ps[0].media.connected
+            && ps[1].media.connected
+            && ps[0].has_tracks_of(&[ann], 1)
+            && ps[1].has_tracks_of(&[leader], 2)
+            && ps.iter().all(|p| p.answers_acked == p.answers_sent)
+    })
+    .await;
+}
+
+/// Moderation and membership: removal by the leader, removal from the study, ending the
+/// room, and a second tab taking over a seat.
+#[actix_rt::test]
+async fn removal_end_and_takeover() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann, bob] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let mut l = Part::connect(&s, &leader, study).await;
+    let mut a = Part::connect(&s, &ann, study).await;
+    let mut bb = Part::connect(&s, &bob, study).await;
+    for p in [&mut l, &mut a, &mut bb] {
+        let r = p
+            .request(json!({"type": "video.join", "study_id": study}))
+            .await;
+        assert_eq!(r["type"], "video.joined", "{r}");
+    }
+    // Raise hand and media state reach everyone.
+    let r = a
+        .request(json!({"type": "video.hand", "study_id": study, "raised": true}))
+        .await;
+    assert_eq!(r["type"], "ack");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        l.read(Duration::from_millis(50)).await;
+        let raised = l.saw("video.participants").is_some_and(|f| {
+            f["participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["user_id"] == uid(&ann) && p["hand"] == true)
+        });
+        if raised {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hand not shown");
+    }
+
+    // The leader removes Bob from the room.
+    let r = l
+        .request(json!({"type": "video.remove", "study_id": study, "user_id": uid(&bob)}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let left = wait_for(&mut bb, "video.left").await;
+    assert_eq!(left["reason"], "removed");
+    let r = bb
+        .request(json!({"type": "video.hand", "study_id": study, "raised": true}))
+        .await;
+    assert_eq!(r["error"], "not_in_room", "{r}");
+
+    // Ann opens a second tab and joins there: the first tab is told it was replaced.
+    let mut a2 = Part::connect(&s, &ann, study).await;
+    let r = a2
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined");
+    assert_eq!(wait_for(&mut a, "video.left").await["reason"], "replaced");
+
+    // The leader removes Ann from the study: she is out of the room at once.
+    let (st, body, _) = post(
+        &s,
+        &format!("/api/studies/{study}/members/{}/remove", uid(&ann)),
+        json!({ "ban": false }),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    assert_eq!(
+        wait_for(&mut a2, "video.left").await["reason"],
+        "not_member"
+    );
+    let r = a2
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["error"], "not_found", "{r}");
+
+    // Bob rejoins; the leader ends the room for everyone.
+    let r = bb
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined");
+    let r = l
+        .request(json!({"type": "video.end", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    assert_eq!(wait_for(&mut bb, "video.left").await["reason"], "ended");
+    assert_eq!(wait_for(&mut l, "video.left").await["reason"], "ended");
+}
+
+async fn wait_for(p: &mut Part, ty: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(i) = p.frames[p.mark..].iter().position(|f| f["type"] == ty) {
+            let f = p.frames[p.mark + i].clone();
+            p.mark += i + 1;
+            return f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "user {}: no {ty} within 5 s",
+            p.user
+        );
+        p.read(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ICE servers handed out at join carry a TURN credential when TURN is configured.
+#[actix_rt::test]
+async fn join_hands_out_turn_credentials() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(
+        &b,
+        &[
+            "--turn-urls",
+            "turn:127.0.0.1:3478",
+            "--turn-secret",
+            "s3cret",
+        ],
+    )
+    .await;
+    let [leader] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[]).await;
+    let mut l = Part::connect(&s, &leader, study).await;
+    let r = l
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    let server = &r["ice_servers"][0];
+    assert_eq!(server["urls"][0], "turn:127.0.0.1:3478", "{r}");
+    let username = server["username"].as_str().unwrap();
+    let (expiry, user) = username.split_once(':').unwrap();
+    assert_eq!(user, uid(&leader).to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(expiry.parse::<u64>().unwrap() > now + 3600);
+    assert_eq!(
+        server["credential"].as_str().unwrap(),
+        studyon::live::video::turn::rest_password("s3cret", username)
+    );
+}
