@@ -51,6 +51,15 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
+# coturn: tests/it/turn.rs runs its own turnserver (loopback, free ports) and turnutils_uclient.
+if ! command -v turnserver >/dev/null || ! command -v turnutils_uclient >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends coturn
+  # The package's own service must not run here (stock config, port 3478). Its init script
+  # starts nothing unless /etc/default/coturn sets TURNSERVER_ENABLED=1; only a booted
+  # systemd starts the unit on install, so stop and disable it there.
+  if [ -d /run/systemd/system ]; then systemctl disable --now coturn.service; fi
+fi
 (cd web && npm ci --no-audit --no-fund && npm run build)
 
 step "rust: unit and integration tests"

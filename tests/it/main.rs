@@ -11,5 +11,6 @@ mod hardening;
 mod store;
 mod studies;
 mod tasks;
+mod turn;
 mod video;
 mod ws;
