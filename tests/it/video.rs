@@ -280,6 +280,16 @@ async fn forwarding_and_mute(b: &Backend) {
             assert!(video[0].keyframe && !video[1].keyframe);
         }
     }
+    // Everyone spoke (the frames carry a speech-level audio level): an active speaker
+    // is announced, and it is one of the participants.
+    let speaker = parts[2]
+        .saw("video.speaker")
+        .expect("an active speaker")
+        .clone();
+    assert!(
+        users.contains(&speaker["user_id"].as_i64().unwrap_or(-1)),
+        "{speaker}"
+    );
     // The participant list shows everyone connected.
     let list = parts[0]
         .saw("video.participants")
@@ -637,5 +647,124 @@ async fn join_hands_out_turn_credentials() {
     assert_eq!(
         server["credential"].as_str().unwrap(),
         studyon::live::video::turn::rest_password("s3cret", username)
+    );
+}
+
+/// Simulcast: the publisher sends two layers; each subscriber gets the one it asked for,
+/// switching only at a key frame of the new layer, which the server asks the publisher for.
+#[actix_rt::test]
+async fn simulcast_layers_follow_each_subscribers_choice() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann, bob] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let mut pub_part = Part::connect(&s, &leader, study).await;
+    let r = pub_part
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined");
+    let (sdp, named) = pub_part
+        .media
+        .offer_simulcast(&[Source::Camera], &["h", "l"]);
+    let answer = pub_part
+        .request(json!({"type": "video.offer", "study_id": study, "sdp": sdp, "sources": named}))
+        .await;
+    assert_eq!(answer["type"], "video.answer", "{answer}");
+    pub_part
+        .media
+        .accept_answer(answer["sdp"].as_str().unwrap())
+        .unwrap();
+    let mut parts = vec![
+        pub_part,
+        Part::join(&s, &ann, study, &[]).await,
+        Part::join(&s, &bob, study, &[]).await,
+    ];
+    let leader_id = parts[0].user;
+    until(&mut parts, "both subscribe", |ps| {
+        ps[0].media.connected
+            && ps[1..].iter().all(|p| {
+                p.media.connected
+                    && p.has_tracks_of(&[leader_id], 1)
+                    && p.answers_acked == p.answers_sent
+            })
+    })
+    .await;
+    // Bob's tile is small: he wants the low layer.
+    let r = parts[2]
+        .request(
+            json!({"type": "video.layer", "study_id": study, "user_id": leader_id, "layer": "low"}),
+        )
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+
+    // The layer is the 5th byte of each frame. The publisher answers key frame requests
+    // with a key frame on every layer (as browsers do).
+    let mut answered = 0;
+    let frame = |seq: u16, layer: u8| {
+        let mut p = pattern(leader_id, Source::Camera, seq, 200);
+        p[4] = layer;
+        p
+    };
+    for seq in 0..60u16 {
+        let key = seq == 0 || parts[0].media.keyframe_requests.len() > answered;
+        answered = parts[0].media.keyframe_requests.len();
+        parts[0]
+            .media
+            .send_layer(Source::Camera, Some("h"), &frame(seq, b'h'), key);
+        parts[0]
+            .media
+            .send_layer(Source::Camera, Some("l"), &frame(seq, b'l'), key);
+        run(&mut parts, Duration::from_millis(15)).await;
+        if seq == 30 {
+            // Bob moves to the high layer mid-stream.
+            let r = parts[2]
+                .request(json!({"type": "video.layer", "study_id": study, "user_id": leader_id, "layer": "high"}))
+                .await;
+            assert_eq!(r["type"], "ack", "{r}");
+        }
+    }
+    run(&mut parts, Duration::from_millis(300)).await;
+    let layers = |p: &Part| -> Vec<(u16, u8, bool)> {
+        p.got(leader_id, "camera")
+            .iter()
+            .map(|r| {
+                (
+                    u16::from_be_bytes([r.data[2], r.data[3]]),
+                    r.data[4],
+                    r.keyframe,
+                )
+            })
+            .collect()
+    };
+    let ann_layers = layers(&parts[1]);
+    let bob_layers = layers(&parts[2]);
+    // Ann (default: high) gets the high layer only, and every frame of it.
+    assert!(
+        ann_layers.iter().all(|(_, l, _)| *l == b'h'),
+        "{ann_layers:?}"
+    );
+    assert_eq!(ann_layers.len(), 60, "{ann_layers:?}");
+    // Bob gets low until his switch, then high from a key frame on; never both at once.
+    let first_high = bob_layers
+        .iter()
+        .position(|(_, l, _)| *l == b'h')
+        .expect("Bob switched to high");
+    assert!(first_high > 20, "Bob got low first: {bob_layers:?}");
+    assert!(bob_layers[..first_high].iter().all(|(_, l, _)| *l == b'l'));
+    assert!(
+        bob_layers[first_high].2,
+        "the switch happened at a key frame: {bob_layers:?}"
+    );
+    assert!(
+        bob_layers[first_high..].iter().all(|(_, l, _)| *l == b'h'),
+        "{bob_layers:?}"
+    );
+    let seqs_bob: Vec<u16> = bob_layers.iter().map(|x| x.0).collect();
+    let mut sorted = seqs_bob.clone();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        seqs_bob.len(),
+        "no frame twice: {bob_layers:?}"
     );
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid};
+use str0m::media::{
+    Direction, Frequency, KeyframeRequestKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
@@ -38,11 +40,15 @@ pub struct MediaClient {
     pub keyframe_requests: Vec<(Mid, KeyframeRequestKind, Instant)>,
     pub connected: bool,
     next: Instant,
-    clock: HashMap<Source, u64>,
+    clock: HashMap<(Source, Option<String>), u64>,
     buf: Vec<u8>,
     /// Datagrams sent and received (for the load harness's figures).
     pub datagrams_out: u64,
     pub datagrams_in: u64,
+    /// Load harness mode: once connected, RTP is counted here instead of decrypted, so a
+    /// harness core can stand in for many subscribers (RTCP and STUN still go to str0m).
+    pub count_rtp_only: bool,
+    pub rtp_in: u64,
 }
 
 impl MediaClient {
@@ -70,20 +76,38 @@ impl MediaClient {
             buf: vec![0; 2048],
             datagrams_out: 0,
             datagrams_in: 0,
+            count_rtp_only: false,
+            rtp_in: 0,
         })
     }
 
     /// An offer publishing `sources` (send-only), and its `sources` map for `video.offer`.
     pub fn offer(&mut self, sources: &[Source]) -> (String, BTreeMap<String, Source>) {
+        self.offer_simulcast(sources, &[])
+    }
+
+    /// Like [`MediaClient::offer`], with the camera sent as simulcast layers `rids`.
+    pub fn offer_simulcast(
+        &mut self,
+        sources: &[Source],
+        rids: &[&str],
+    ) -> (String, BTreeMap<String, Source>) {
         let mut api = self.rtc.sdp_api();
         let mut named = BTreeMap::new();
         for s in sources {
+            let simulcast = (*s == Source::Camera && !rids.is_empty()).then(|| {
+                let mut sim = Simulcast::new();
+                for r in rids {
+                    sim.add_send_layer(SimulcastLayer::new(r));
+                }
+                sim
+            });
             let mid = api.add_media(
                 s.kind(),
                 Direction::SendOnly,
                 Some("me".into()),
                 Some(s.as_str().into()),
-                None,
+                simulcast,
             );
             self.sending.insert(*s, mid);
             named.insert(mid.to_string(), *s);
@@ -120,6 +144,17 @@ impl MediaClient {
     /// Writes one frame of `source` (20 ms of audio, or a video frame; `keyframe` sets the
     /// VP8 key frame bit in the first byte). False if it could not be written yet.
     pub fn send(&mut self, source: Source, payload: &[u8], keyframe: bool) -> bool {
+        self.send_layer(source, None, payload, keyframe)
+    }
+
+    /// Writes one frame on a simulcast layer (`rid`), or on the plain stream.
+    pub fn send_layer(
+        &mut self,
+        source: Source,
+        rid: Option<&str>,
+        payload: &[u8],
+        keyframe: bool,
+    ) -> bool {
         let Some(mid) = self.sending.get(&source).copied() else {
             return false;
         };
@@ -131,7 +166,9 @@ impl MediaClient {
             Source::Mic => (960, Frequency::FORTY_EIGHT_KHZ),
             _ => (3000, Frequency::NINETY_KHZ),
         };
-        let t = self.clock.entry(source).or_insert(0);
+        // Each layer is its own stream with its own clock.
+        let clock_key = (source, rid.map(str::to_owned));
+        let t = self.clock.entry(clock_key).or_insert(0);
         *t += step;
         let time = MediaTime::new(*t, freq);
         let mut data = payload.to_vec();
@@ -150,9 +187,14 @@ impl MediaClient {
             return false;
         };
         let writer = if source == Source::Mic {
+            // Speech level (str0m's sign: −30 dBov): enough for active speaker detection.
             writer.audio_level(-30, true)
         } else {
             writer
+        };
+        let writer = match rid {
+            Some(r) => writer.rid(Rid::from(r)),
+            None => writer,
         };
         writer.write(pt, Instant::now(), time, data).is_ok()
     }
@@ -171,6 +213,10 @@ impl MediaClient {
             match tokio::time::timeout(wait, self.socket.recv_from(&mut self.buf)).await {
                 Ok(Ok((n, source))) => {
                     self.datagrams_in += 1;
+                    if self.count_rtp_only && self.connected && is_rtp(&self.buf[..n]) {
+                        self.rtp_in += 1;
+                        continue;
+                    }
                     let Ok(contents) = self.buf[..n].try_into() else {
                         continue;
                     };
@@ -226,4 +272,9 @@ impl MediaClient {
             }
         }
     }
+}
+
+/// RTP (not RTCP) by RFC 7983's first byte and RFC 5761's payload type range.
+fn is_rtp(b: &[u8]) -> bool {
+    b.len() >= 12 && (128..=191).contains(&b[0]) && !(192..=223).contains(&b[1])
 }

@@ -172,7 +172,15 @@ impl MediaLoop {
                 .unwrap_or_else(|| far_future(now));
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
-                    Some(c) => self.on_cmd(c),
+                    Some(c) => {
+                        self.on_cmd(c);
+                        // Take every queued command before settling: the room sends a
+                        // batch (ending it removes everyone) and no offer may go to a
+                        // participant whose removal is already queued.
+                        while let Ok(c) = cmds.try_recv() {
+                            self.on_cmd(c);
+                        }
+                    }
                     None => break,
                 },
                 d = inbox.recv() => {

@@ -63,9 +63,13 @@ pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(300);
 /// A simulcast layer not seen for this long is treated as gone (the publisher dropped it
 /// for bandwidth), and subscribers move to the best one still arriving.
 pub const LAYER_STALE: Duration = Duration::from_secs(2);
-/// Audio level (−dBov, 0 loud … 127 silent) at or under which a participant counts as
-/// speaking; about the level of normal speech on a headset.
-pub const SPEAKING_LEVEL: i8 = 50;
+/// How long after a track's first simulcast frame a subscriber waits for the layer it
+/// wants before taking another: the layers' first frames arrive a few ms apart, and
+/// starting on the wrong one means an extra switch (and key frame) at once.
+pub const LAYER_GRACE: Duration = Duration::from_millis(500);
+/// Audio level at or above which a participant counts as speaking, in dBov as str0m gives
+/// RFC 6464 levels (0 loud … −127 silent); about normal speech on a headset.
+pub const SPEAKING_LEVEL: i8 = -50;
 /// How long someone must lead the smoothed levels before the active speaker switches, so a
 /// cough does not flip the highlight.
 pub const SPEAKER_HOLD: Duration = Duration::from_millis(800);
@@ -113,6 +117,8 @@ struct TrackIn {
     source: Source,
     /// Simulcast rids seen, with when each was last seen (at most a few).
     rids: Vec<(Rid, Instant)>,
+    /// When the first simulcast frame arrived.
+    first_rid_at: Option<Instant>,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -186,6 +192,7 @@ impl Routing {
             TrackIn {
                 source,
                 rids: Vec::new(),
+                first_rid_at: None,
                 last_keyframe_request: None,
             },
         );
@@ -297,6 +304,7 @@ impl Routing {
             return fwd;
         }
         if let Some(r) = rid {
+            track.first_rid_at.get_or_insert(now);
             match track.rids.iter().position(|(x, _)| *x == r) {
                 Some(i) => track.rids[i].1 = now,
                 // A publisher sends at most a handful of layers; more is not simulcast.
@@ -310,6 +318,9 @@ impl Routing {
             .filter(|(_, seen)| now.saturating_duration_since(*seen) < LAYER_STALE)
             .map(|(r, _)| *r)
             .collect();
+        let strict = track
+            .first_rid_at
+            .is_some_and(|t| now.saturating_duration_since(t) < LAYER_GRACE);
         let mut want_keyframe = false;
         for (sub, out) in self.subs.iter_mut() {
             if *sub == origin {
@@ -333,7 +344,7 @@ impl Routing {
                 .get(&(*sub, origin))
                 .copied()
                 .unwrap_or(Layer::High);
-            let best = choose_rid(&live, wanted);
+            let best = choose_rid(&live, wanted, strict);
             if best != t.want_rid {
                 t.want_rid = best;
             }
@@ -411,12 +422,15 @@ impl OutTrack {
     }
 }
 
-/// The best live rid at or under `wanted`, else the lowest live one.
-pub fn choose_rid(live: &[Rid], wanted: Layer) -> Option<Rid> {
+/// The best live rid at or under `wanted`, else (unless `strict`) the lowest live one.
+pub fn choose_rid(live: &[Rid], wanted: Layer, strict: bool) -> Option<Rid> {
     let best_under = live
         .iter()
         .filter(|r| Layer::of_rid(r) <= wanted)
         .max_by_key(|r| Layer::of_rid(r));
+    if strict {
+        return best_under.copied();
+    }
     best_under
         .or_else(|| live.iter().min_by_key(|r| Layer::of_rid(r)))
         .copied()
@@ -434,8 +448,8 @@ pub struct Speaker {
 
 impl Speaker {
     fn observe(&mut self, user: UserId, level: i8, now: Instant) -> Option<Option<UserId>> {
-        let loud = f32::from(127 - level.clamp(0, 127));
-        let speaking = level <= SPEAKING_LEVEL;
+        let loud = f32::from(127 + level.clamp(-127, 0));
+        let speaking = level >= SPEAKING_LEVEL;
         let e = self.levels.entry(user).or_insert((0.0, now));
         // About a 300 ms window at 50 packets a second.
         e.0 = e.0 * 0.94 + loud * 0.06;
@@ -644,12 +658,17 @@ mod tests {
     #[test]
     fn a_vanished_layer_falls_back_to_the_live_one() {
         let live = [Rid::from("l")];
-        assert_eq!(choose_rid(&live, Layer::High), Some(Rid::from("l")));
+        assert_eq!(choose_rid(&live, Layer::High, false), Some(Rid::from("l")));
         let live = [Rid::from("l"), Rid::from("m"), Rid::from("h")];
-        assert_eq!(choose_rid(&live, Layer::Medium), Some(Rid::from("m")));
+        assert_eq!(
+            choose_rid(&live, Layer::Medium, false),
+            Some(Rid::from("m"))
+        );
         let live = [Rid::from("m"), Rid::from("h")];
-        assert_eq!(choose_rid(&live, Layer::Low), Some(Rid::from("m")));
-        assert_eq!(choose_rid(&[], Layer::Low), None);
+        assert_eq!(choose_rid(&live, Layer::Low, false), Some(Rid::from("m")));
+        // While the layers are still arriving, a subscriber waits for the one it wants.
+        assert_eq!(choose_rid(&live, Layer::Low, true), None);
+        assert_eq!(choose_rid(&[], Layer::Low, false), None);
     }
 
     #[test]
@@ -668,14 +687,14 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Speaker::default();
         // A speaks first: becomes the speaker at once (no one was).
-        assert_eq!(s.observe(A, 30, t0), Some(Some(A)));
+        assert_eq!(s.observe(A, -30, t0), Some(Some(A)));
         // B is louder for a moment: no switch before the hold.
         let mut t = t0;
         let mut switched = None;
         for i in 0..100 {
             t = t0 + Duration::from_millis(20 * i);
-            let a = s.observe(A, 90, t);
-            if let Some(x) = a.or(s.observe(B, 10, t)) {
+            let a = s.observe(A, -90, t);
+            if let Some(x) = a.or(s.observe(B, -10, t)) {
                 switched = Some((x, t));
                 break;
             }
