@@ -6,6 +6,7 @@ mod fanout;
 mod http;
 mod procs;
 mod setup;
+mod video;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,10 @@ enum Cmd {
     /// writers, an open-loop update-rate ramp, memory per loaded document; against the stock
     /// y-websocket server, both pinned to core 0.
     Doc(doc::DocArgs),
+    /// Group video (the SFU): str0m participants, 1 publisher to N subscribers and N×N,
+    /// a ramp of frame rates; forwarded packets per second per core of server CPU, next
+    /// to the UDP send floor measured on the same core.
+    Video(video::VideoArgs),
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
         Cmd::ChatFanout(args) => args,
         Cmd::Abuse(args) => return abuse_main(args),
         Cmd::Doc(args) => return doc_main(args),
+        Cmd::Video(args) => return video_main(args),
     };
     if args.smoke {
         args.clients = 10;
@@ -137,6 +143,35 @@ fn doc_main(mut args: doc::DocArgs) -> ExitCode {
     let cpus = procs::pin_self_off_core0();
     let rt = harness_runtime(&cpus);
     match rt.block_on(doc::run(args, cpus)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn video_main(mut args: video::VideoArgs) -> ExitCode {
+    args.apply_smoke();
+    if let Err(e) = args.validate() {
+        eprintln!("loadtest: {e}");
+        return ExitCode::from(2);
+    }
+    let cpus = procs::pin_self_off_core0();
+    let rt = harness_runtime(&cpus);
+    let bin = resolve_server_bin(args.server_bin.as_ref());
+    let pin = procs::taskset().is_some();
+    println!(
+        "server {}{}; harness on CPUs {cpus:?}",
+        bin.display(),
+        if pin {
+            " pinned to core 0"
+        } else {
+            " (not pinned: no taskset)"
+        }
+    );
+    match rt.block_on(video::run(args, bin, pin)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

@@ -1,0 +1,517 @@
+//! `loadtest video`: the SFU's forwarding cost. str0m participants (the server's own test
+//! client) join one room: 1 publisher to N subscribers, then N×N. Publishers send
+//! one-packet VP8 frames at a ramp of rates; subscribers count the RTP packets that reach
+//! them (without decrypting, so one harness core stands in for many of them). Each stage
+//! prints forwarded packets per second, the server's CPU per forwarded packet and the
+//! packets per second one core would forward at that cost, next to the UDP send floor
+//! measured on the same core in the same run (a loop of `sendto` and nothing else).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::{Value, json};
+use studyon::live::video::client::MediaClient;
+use studyon::live::video::sfu::route::Source;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::{procs, setup};
+
+#[derive(Args, Debug)]
+pub struct VideoArgs {
+    /// The StudyOn server binary (`cargo build --release --bin studyon`).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Subscribers of the one publisher (the room cap is raised to fit).
+    #[arg(long, default_value_t = 24)]
+    pub subscribers: usize,
+    /// Participants of the N×N stage (each publishes, each receives every other).
+    #[arg(long, default_value_t = 8)]
+    pub mesh: usize,
+    /// Frames per second per publisher to ramp through (each frame is one RTP packet).
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000")]
+    pub rates: Vec<u32>,
+    /// Seconds per stage.
+    #[arg(long, default_value_t = 3.0)]
+    pub stage_secs: f64,
+    /// Payload bytes per frame (one packet: under the MTU).
+    #[arg(long, default_value_t = 1000)]
+    pub frame_bytes: usize,
+    /// Quick CI check: 1→3 and 3×3 at 50 frames/s for 1 s; fails if fewer than 90 % of
+    /// the packets arrive.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+/// Bounds on every wait, so a broken server ends the run instead of hanging it.
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl VideoArgs {
+    pub fn apply_smoke(&mut self) {
+        if self.smoke {
+            self.subscribers = 3;
+            self.mesh = 3;
+            self.rates = vec![50];
+            self.stage_secs = 1.0;
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.subscribers == 0 || self.subscribers > 98 || self.mesh < 2 || self.mesh > 20 {
+            return Err("--subscribers must be 1..=98 and --mesh 2..=20".into());
+        }
+        if self.rates.is_empty()
+            || self.rates.contains(&0)
+            || self.rates.iter().any(|r| *r > 20_000)
+        {
+            return Err("--rates must be 1..=20000 frames/s".into());
+        }
+        if !(16..=1100).contains(&self.frame_bytes) {
+            return Err("--frame-bytes must be 16..=1100 (one packet)".into());
+        }
+        Ok(())
+    }
+}
+
+/// What each participant task shares with the driver.
+struct Shared {
+    /// Frames per second each publisher sends now (0: paused).
+    rate: AtomicU64,
+    stop: AtomicBool,
+    published: AtomicU64,
+    received: AtomicU64,
+    ready: AtomicU64,
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+async fn connect(addr: SocketAddr, origin: &str, cookie: &str) -> Result<Ws, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    tcp.set_nodelay(true).ok();
+    let mut req = format!("ws://{addr}/ws")
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    req.headers_mut().insert(
+        "Origin",
+        HeaderValue::from_str(origin).map_err(|e| e.to_string())?,
+    );
+    req.headers_mut().insert(
+        "Cookie",
+        HeaderValue::from_str(cookie).map_err(|e| e.to_string())?,
+    );
+    let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+        .await
+        .map_err(|e| format!("WebSocket upgrade: {e}"))?;
+    Ok(ws)
+}
+
+async fn send(ws: &mut Ws, v: Value) -> Result<(), String> {
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .map_err(|e| format!("send: {e}"))
+}
+
+/// Handles one server frame: answers offers; returns it for the caller.
+async fn on_frame(
+    ws: &mut Ws,
+    media: &mut MediaClient,
+    study: &str,
+    f: Value,
+) -> Result<Value, String> {
+    if f["type"] == "video.offer" {
+        let answer = media.accept_offer(f["sdp"].as_str().unwrap_or_default())?;
+        send(ws, json!({"type": "video.answer", "study_id": study.parse::<i64>().unwrap_or(0), "sdp": answer})).await?;
+    }
+    if f["type"] == "error" {
+        return Err(format!("server refused: {f}"));
+    }
+    Ok(f)
+}
+
+async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+    loop {
+        match tokio::time::timeout(STEP_TIMEOUT, ws.next()).await {
+            Err(_) => return Err("no frame within 20 s".into()),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                return serde_json::from_str(&t).map_err(|e| e.to_string());
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => return Err(format!("socket ended: {other:?}")),
+        }
+    }
+}
+
+/// One participant: joins, publishes a camera (or nothing), then keeps signaling and
+/// media running until told to stop.
+async fn participant(
+    addr: SocketAddr,
+    origin: String,
+    cookie: String,
+    study: String,
+    publish: bool,
+    frame_bytes: usize,
+    shared: Arc<Shared>,
+) -> Result<(), String> {
+    let study_num: i64 = study.parse().map_err(|_| "study id")?;
+    let mut ws = connect(addr, &origin, &cookie).await?;
+    let hello = next_json(&mut ws).await?;
+    if hello["type"] != "hello" {
+        return Err(format!("expected hello, got {hello}"));
+    }
+    send(
+        &mut ws,
+        json!({"type": "video.join", "id": "j", "study_id": study_num}),
+    )
+    .await?;
+    let mut media = MediaClient::new().await.map_err(|e| e.to_string())?;
+    media.count_rtp_only = true;
+    loop {
+        let f = next_json(&mut ws).await?;
+        let f = on_frame(&mut ws, &mut media, &study, f).await?;
+        if f["type"] == "video.joined" {
+            break;
+        }
+    }
+    let sources: &[Source] = if publish { &[Source::Camera] } else { &[] };
+    let (sdp, named) = media.offer(sources);
+    send(&mut ws, json!({"type": "video.offer", "id": "o", "study_id": study_num, "sdp": sdp, "sources": named})).await?;
+    loop {
+        let f = next_json(&mut ws).await?;
+        let f = on_frame(&mut ws, &mut media, &study, f).await?;
+        if f["type"] == "video.answer" {
+            media.accept_answer(f["sdp"].as_str().unwrap_or_default())?;
+            break;
+        }
+    }
+    let mut counted_ready = false;
+    let mut sent: u64 = 0;
+    let mut since = Instant::now();
+    let mut last_rate = 0;
+    let payload = vec![0x5Au8; frame_bytes];
+    let mut last_rtp = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        while let Some(msg) = ws.next().now_or_never() {
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let f: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
+                    on_frame(&mut ws, &mut media, &study, f).await?;
+                }
+                Some(Ok(_)) => {}
+                other => return Err(format!("socket ended: {other:?}")),
+            }
+        }
+        media.pump(Duration::from_millis(2)).await;
+        if media.connected && !counted_ready {
+            counted_ready = true;
+            shared.ready.fetch_add(1, Ordering::Relaxed);
+        }
+        shared
+            .received
+            .fetch_add(media.rtp_in - last_rtp, Ordering::Relaxed);
+        last_rtp = media.rtp_in;
+        let rate = shared.rate.load(Ordering::Relaxed);
+        if rate != last_rate {
+            last_rate = rate;
+            since = Instant::now();
+            sent = 0;
+        }
+        if publish && rate > 0 {
+            let due = (since.elapsed().as_secs_f64() * rate as f64) as u64;
+            // Catch up at most 50 frames at once after a stall, so a late wake-up does not
+            // turn into a burst the kernel drops.
+            let n = due.saturating_sub(sent).min(50);
+            for _ in 0..n {
+                if media.send(Source::Camera, &payload, sent.is_multiple_of(100)) {
+                    shared.published.fetch_add(1, Ordering::Relaxed);
+                }
+                sent += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sendto` calls per CPU second on core 0, 1000-byte datagrams to a loopback socket: the
+/// most any user-space forwarder could send from one core here.
+fn udp_floor(bytes: usize) -> f64 {
+    std::thread::spawn(move || {
+        // SAFETY: plain libc calls on a zeroed cpu_set_t we own, for this thread only.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let to = sink.local_addr().expect("addr");
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let buf = vec![0u8; bytes];
+        let cpu = || {
+            let mut t = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: writes into the timespec we pass.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+            t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+        };
+        let (c0, t0) = (cpu(), Instant::now());
+        let mut n = 0u64;
+        while t0.elapsed() < Duration::from_secs(1) {
+            for _ in 0..256 {
+                let _ = tx.send_to(&buf, to);
+            }
+            n += 256;
+        }
+        n as f64 / (cpu() - c0).max(1e-6)
+    })
+    .join()
+    .unwrap_or(0.0)
+}
+
+struct Stage {
+    name: String,
+    offered: u64,
+    published: u64,
+    received: u64,
+    secs: f64,
+    server_cpu: f64,
+}
+
+async fn run_room(
+    addr: SocketAddr,
+    origin: &str,
+    s: &setup::Setup,
+    publishers: usize,
+    subscribers_only: usize,
+    args: &VideoArgs,
+    server_pid: u32,
+) -> Result<Vec<Stage>, String> {
+    let shared = Arc::new(Shared {
+        rate: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        published: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        ready: AtomicU64::new(0),
+    });
+    let total = publishers + subscribers_only;
+    let mut tasks = Vec::new();
+    for i in 0..total {
+        let task = participant(
+            addr,
+            origin.to_string(),
+            s.cookies[i].clone(),
+            s.study_id.clone(),
+            i < publishers,
+            args.frame_bytes,
+            shared.clone(),
+        );
+        tasks.push(tokio::spawn(task));
+        // Joins one at a time keep the renegotiation rounds small.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ready = procs::wait_until(STEP_TIMEOUT, || {
+        let n = shared.ready.load(Ordering::Relaxed) as usize;
+        async move { n == total }
+    })
+    .await;
+    if !ready {
+        shared.stop.store(true, Ordering::Relaxed);
+        return Err(format!(
+            "only {} of {total} participants connected within {STEP_TIMEOUT:?}",
+            shared.ready.load(Ordering::Relaxed)
+        ));
+    }
+    // Let the last renegotiations settle before measuring.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fanout = (total - 1) as u64;
+    let mut stages = Vec::new();
+    for &rate in &args.rates {
+        let (p0, r0) = (
+            shared.published.load(Ordering::Relaxed),
+            shared.received.load(Ordering::Relaxed),
+        );
+        let c0 = procs::cpu_secs(server_pid).unwrap_or(0.0);
+        let t0 = Instant::now();
+        shared.rate.store(u64::from(rate), Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs_f64(args.stage_secs)).await;
+        shared.rate.store(0, Ordering::Relaxed);
+        let p1 = shared.published.load(Ordering::Relaxed);
+        // Packets in flight still count for this stage.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let secs = t0.elapsed().as_secs_f64();
+        let c1 = procs::cpu_secs(server_pid).unwrap_or(0.0);
+        let r1 = shared.received.load(Ordering::Relaxed);
+        stages.push(Stage {
+            name: format!("{rate}/s"),
+            offered: (p1 - p0) * fanout,
+            published: p1 - p0,
+            received: r1 - r0,
+            secs,
+            server_cpu: c1 - c0,
+        });
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        match tokio::time::timeout(STEP_TIMEOUT, t).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return Err(format!("a participant failed: {e}")),
+            Ok(Err(e)) => return Err(format!("a participant panicked: {e}")),
+            Err(_) => return Err("a participant did not stop".into()),
+        }
+    }
+    Ok(stages)
+}
+
+fn print_stages(title: &str, stages: &[Stage], floor: f64) -> f64 {
+    println!("{title}");
+    println!(
+        "  {:>8} {:>10} {:>12} {:>8} {:>10} {:>14} {:>12} {:>9}",
+        "rate",
+        "published",
+        "forwarded/s",
+        "arrived",
+        "server CPU",
+        "CPU/packet",
+        "pkts/s/core",
+        "vs floor"
+    );
+    let mut best: f64 = 0.0;
+    for s in stages {
+        let fwd_rate = s.received as f64 / s.secs;
+        let per_pkt = if s.received > 0 {
+            s.server_cpu / s.received as f64
+        } else {
+            0.0
+        };
+        let per_core = if per_pkt > 0.0 { 1.0 / per_pkt } else { 0.0 };
+        best = best.max(per_core);
+        println!(
+            "  {:>8} {:>10} {:>12.0} {:>7.1}% {:>9.2}s {:>12.2}µs {:>12.0} {:>8.2}×",
+            s.name,
+            s.published,
+            fwd_rate,
+            100.0 * s.received as f64 / (s.offered.max(1)) as f64,
+            s.server_cpu,
+            per_pkt * 1e6,
+            per_core,
+            if floor > 0.0 { per_core / floor } else { 0.0 },
+        );
+    }
+    best
+}
+
+pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, String> {
+    if !bin.is_file() {
+        return Err(format!(
+            "no server binary at {} (cargo build --release --bin studyon)",
+            bin.display()
+        ));
+    }
+    crate::warn_if_stale(&bin);
+    println!(
+        "load average {} (the machine is shared; figures move with it)",
+        procs::loadavg()
+    );
+    let floor = udp_floor(args.frame_bytes);
+    println!(
+        "UDP send floor on core 0: {floor:.0} packets/s per core ({} bytes)",
+        args.frame_bytes
+    );
+
+    let scratch = procs::Scratch::new("video")?;
+    let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
+    let users = (args.subscribers + 1).max(args.mesh);
+    let server_args: Vec<String> = [
+        "serve",
+        "--listen",
+        &addr.to_string(),
+        "--data-dir",
+        &scratch.0.join("data").to_string_lossy(),
+        "--workers",
+        "1",
+        "--log",
+        "warn",
+        "--signup-burst",
+        "1000",
+        "--video-max-participants",
+        &users.max(2).to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    println!("  server: {} {}", bin.display(), server_args.join(" "));
+    let mut server = procs::spawn(
+        "studyon",
+        &bin,
+        &server_args,
+        pin,
+        scratch.0.join("server.log"),
+        None,
+    )?;
+    let result = async {
+        if !procs::wait_until(crate::READY_TIMEOUT, || crate::http_ready(addr, "/readyz")).await {
+            return Err(format!("server not ready:\n{}", server.log_tail(20)));
+        }
+        let origin = format!("http://{addr}");
+        let s = setup::run(addr, &origin, users).await?;
+        let one = run_room(addr, &origin, &s, 1, args.subscribers, &args, server.pid).await?;
+        // The mesh reuses the same users in a fresh room session (everyone left above).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mesh = run_room(addr, &origin, &s, args.mesh, 0, &args, server.pid).await?;
+        Ok((one, mesh))
+    }
+    .await;
+    let log = server.log_tail(20);
+    let alive = server.alive();
+    server.stop().await;
+    let (one, mesh) = result.map_err(|e| {
+        if alive {
+            e
+        } else {
+            format!("{e}\nserver exited:\n{log}")
+        }
+    })?;
+    println!();
+    let b1 = print_stages(
+        &format!("1 publisher → {} subscribers", args.subscribers),
+        &one,
+        floor,
+    );
+    let b2 = print_stages(
+        &format!("{0}×{0} (every participant publishes)", args.mesh),
+        &mesh,
+        floor,
+    );
+    let best = b1.max(b2);
+    println!();
+    println!(
+        "best: {best:.0} forwarded packets/s per core of server CPU ({:.2}× the UDP send floor; target 100 000; LiveKit publishes 75–94k)",
+        if floor > 0.0 { best / floor } else { 0.0 }
+    );
+    println!("load average {}", procs::loadavg());
+    let arrived = |st: &[Stage]| {
+        st.iter()
+            .all(|s| s.received as f64 >= 0.9 * s.offered as f64 && s.received > 0)
+    };
+    if args.smoke {
+        let ok = arrived(&one) && arrived(&mesh);
+        println!(
+            "smoke: {}",
+            if ok {
+                "ok"
+            } else {
+                "FAILED (packets lost or nothing forwarded)"
+            }
+        );
+        return Ok(ok);
+    }
+    Ok(true)
+}
