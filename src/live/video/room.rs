@@ -28,8 +28,8 @@ use crate::store::Rule;
 use crate::ws::frame::ReqId;
 use crate::ws::router::Control;
 
-/// Offers and answers per participant: a burst of 5, then one a second. Each costs an SDP
-/// parse and a renegotiation; a real client needs one per join and per change of tracks.
+/// Offers per participant: a burst of 5, then one a second. Each costs an SDP parse and a
+/// renegotiation for everyone; a real client offers once per join (and per ICE restart).
 pub const SIGNALING_POLICY: Policy = Policy::new(5, 1.0);
 /// Sources a participant may publish: one each of mic, camera and screen.
 pub const MAX_SOURCES: usize = 3;
@@ -317,7 +317,11 @@ impl VideoRoom {
         sdp: String,
         reply: ReplyTo<Result<VideoReply, VideoError>>,
     ) {
-        let user = match self.signaling(conn) {
+        // Answers are not counted against the signaling rate: they follow the server's own
+        // offers (one outstanding at a time), and when people join together a participant
+        // answers one per arrival. An answer with no offer waiting is refused as such, and
+        // the socket's own message rate bounds a flood.
+        let user = match self.seat_of(conn) {
             Ok(u) => u,
             Err(e) => return reply.send(Err(e)),
         };
