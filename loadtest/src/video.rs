@@ -180,7 +180,14 @@ async fn participant(
             break;
         }
     }
-    let sources: &[Source] = if publish { &[Source::Camera] } else { &[] };
+    // A subscriber offers a microphone it never uses (a muted browser does the same), so
+    // its session has media lines only, like a browser's; a data channel instead would add
+    // an SCTP association to the server's work that no browser client brings.
+    let sources: &[Source] = if publish {
+        &[Source::Camera]
+    } else {
+        &[Source::Mic]
+    };
     let (sdp, named) = media.offer(sources);
     send(&mut ws, json!({"type": "video.offer", "id": "o", "study_id": study_num, "sdp": sdp, "sources": named})).await?;
     loop {
@@ -372,6 +379,7 @@ async fn run_room(
 
 fn print_stages(title: &str, stages: &[Stage], floor: f64) -> f64 {
     println!("{title}");
+    let marginal = marginal_cost(stages);
     println!(
         "  {:>8} {:>10} {:>12} {:>8} {:>10} {:>14} {:>12} {:>9}",
         "rate",
@@ -405,7 +413,40 @@ fn print_stages(title: &str, stages: &[Stage], floor: f64) -> f64 {
             if floor > 0.0 { per_core / floor } else { 0.0 },
         );
     }
+    if let Some((idle, per_pkt)) = marginal {
+        println!(
+            "  fit over the stages: {:.0} % of a core with no media (the sessions' timers), then {:.2} µs per packet = {:.0} packets/s per core at saturation",
+            idle * 100.0,
+            per_pkt * 1e6,
+            1.0 / per_pkt
+        );
+    }
     best
+}
+
+/// Least-squares fit of server CPU = idle × seconds + per_packet × packets over the stages:
+/// the room's fixed cost (timers) apart from what each forwarded packet costs.
+fn marginal_cost(stages: &[Stage]) -> Option<(f64, f64)> {
+    if stages.len() < 2 {
+        return None;
+    }
+    // Two unknowns, normal equations of [secs, packets] · [idle, per_pkt] = cpu.
+    let (mut ss, mut sp, mut pp, mut sc, mut pc) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for st in stages {
+        let (t, n, c) = (st.secs, st.received as f64, st.server_cpu);
+        ss += t * t;
+        sp += t * n;
+        pp += n * n;
+        sc += t * c;
+        pc += n * c;
+    }
+    let det = ss * pp - sp * sp;
+    if det.abs() < 1e-9 {
+        return None;
+    }
+    let idle = (sc * pp - sp * pc) / det;
+    let per_pkt = (ss * pc - sp * sc) / det;
+    (per_pkt > 0.0).then_some((idle.max(0.0), per_pkt))
 }
 
 pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, String> {

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::route::{Layer, OutState, Routing, Source};
 use super::error::VideoError;
 use super::frames::{TrackInfo, VideoAnswer, VideoOffer, VideoSpeaker};
-use super::net::{Datagram, ROOM_INBOX, VideoNet};
+use super::net::{self, Datagram, ROOM_INBOX, VideoNet};
 use crate::ids::{ConnId, StudyId, UserId};
 use crate::metrics as m;
 use crate::ws::frame::ReqId;
@@ -112,6 +112,11 @@ struct MediaLoop {
     routing: Routing,
     work: VecDeque<Work>,
     lost: Vec<UserId>,
+    /// Datagrams to send at the end of this turn of the loop (one `sendmmsg` per batch).
+    out: Vec<(SocketAddr, Vec<u8>)>,
+    /// Frames and bytes forwarded since the metrics were last told (per frame they would
+    /// cost a registry lookup each).
+    forwarded: (u64, u64),
 }
 
 /// Starts a room's media loop on `rt`; it ends when the returned sender is dropped.
@@ -134,6 +139,8 @@ pub fn spawn(
         routing: Routing::default(),
         work: VecDeque::new(),
         lost: Vec::new(),
+        out: Vec::with_capacity(net::SEND_BATCH),
+        forwarded: (0, 0),
     };
     rt.spawn(lp.run(cmd_rx, inbox_rx));
     ::metrics::gauge!(m::VIDEO_ROOMS).increment(1.0);
@@ -199,10 +206,13 @@ impl MediaLoop {
                     if let Some(s) = self.routing.tick_speaker(Instant::now()) {
                         self.announce_speaker(s);
                     }
+                    self.report();
                 }
             }
             self.settle();
+            self.net.send_batch(&mut self.out);
         }
+        self.report();
         for p in self.peers.drain(..) {
             self.net.remove_peer(&p.ufrag, &p.addrs);
             ::metrics::gauge!(m::VIDEO_PARTICIPANTS).decrement(1.0);
@@ -305,10 +315,24 @@ impl MediaLoop {
         if p.pending.is_some() {
             return Err(VideoError::Negotiating);
         }
+        // Across offers too: at most one m-line per source, three in all, so re-offering
+        // cannot grow what everyone else must receive.
+        let mut merged = p.published.clone();
+        merged.extend(sources.iter().copied());
+        let mut kinds: Vec<Source> = merged.values().copied().collect();
+        kinds.sort_by_key(|s| *s as u8);
+        kinds.dedup();
+        if merged.len() > super::room::MAX_SOURCES || kinds.len() != merged.len() {
+            if fresh {
+                self.remove(user);
+            }
+            return Err(VideoError::TooManyTracks);
+        }
+        let p = &mut self.peers[i];
         let result = p.rtc.sdp_api().accept_offer(offer);
         match result {
             Ok(answer) => {
-                p.published.extend(sources);
+                p.published = merged;
                 p.ready = true;
                 let frame = VideoAnswer {
                     id: req,
@@ -435,7 +459,10 @@ impl MediaLoop {
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
-                    self.net.send(t.destination, &t.contents);
+                    self.out.push((t.destination, t.contents.into()));
+                    if self.out.len() >= net::SEND_BATCH {
+                        self.net.send_batch(&mut self.out);
+                    }
                 }
                 Ok(Output::Event(e)) => self.on_event(i, e),
                 Err(e) => {
@@ -563,10 +590,8 @@ impl MediaLoop {
             }
             self.drain(i);
         }
-        if sent > 0 {
-            ::metrics::counter!(m::VIDEO_FORWARDED_FRAMES).increment(sent);
-            ::metrics::counter!(m::VIDEO_FORWARDED_BYTES).increment(sent * d.data.len() as u64);
-        }
+        self.forwarded.0 += sent;
+        self.forwarded.1 += sent * d.data.len() as u64;
     }
 
     fn renegotiate(&mut self, i: usize) {
@@ -616,6 +641,14 @@ impl MediaLoop {
         };
         self.sockets.send(p.conn, &frame);
         self.drain(i);
+    }
+
+    fn report(&mut self) {
+        let (frames, bytes) = std::mem::take(&mut self.forwarded);
+        if frames > 0 {
+            ::metrics::counter!(m::VIDEO_FORWARDED_FRAMES).increment(frames);
+            ::metrics::counter!(m::VIDEO_FORWARDED_BYTES).increment(bytes);
+        }
     }
 
     fn announce_speaker(&self, user: Option<UserId>) {

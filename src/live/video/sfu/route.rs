@@ -215,8 +215,11 @@ impl Routing {
         }
     }
 
+    /// Only for two participants of the room: the table stays within participants².
     pub fn set_layer(&mut self, sub: UserId, publisher: UserId, layer: Layer) {
-        self.layers.insert((sub, publisher), layer);
+        if sub != publisher && self.subs.contains_key(&sub) && self.subs.contains_key(&publisher) {
+            self.layers.insert((sub, publisher), layer);
+        }
     }
 
     /// The subscriber's tracks (for the offer's `tracks` list and the media loop).
