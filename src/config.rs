@@ -217,9 +217,15 @@ pub struct Settings {
     #[arg(long, env = "STUDYON_TURN_SECRET", global = true)]
     pub turn_secret: Option<String>,
 
-    /// How long a TURN credential handed out at join stays valid. coturn checks it again at
-    /// every allocation refresh, so it must outlast the longest call: 12 h by default.
-    #[arg(long, env = "STUDYON_TURN_TTL_SECS", default_value_t = 12 * 3600, global = true)]
+    /// How long a TURN credential handed out at join stays valid. coturn 4.6 checks it only
+    /// when an allocation is made (refreshes of a running one pass), so it needs to cover
+    /// the join and an ICE restart, not the call; shorter means a leaked one is worth less.
+    #[arg(
+        long,
+        env = "STUDYON_TURN_TTL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
     pub turn_ttl_secs: u64,
 
     /// Seconds a keyed actor with no clients stays alive before it is stopped.
