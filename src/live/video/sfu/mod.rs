@@ -114,6 +114,11 @@ struct MediaLoop {
     lost: Vec<UserId>,
     /// Datagrams to send at the end of this turn of the loop (one `sendmmsg` per batch).
     out: Vec<(SocketAddr, Vec<u8>)>,
+    /// Subscribers written to this turn: drained once each after the turn's frames, not
+    /// once per frame (str0m's polling walks every m-line of a session).
+    touched: Vec<usize>,
+    /// Something changed that may need an offer (tracks, a participant ready, an answer).
+    negotiate: bool,
     /// Frames and bytes forwarded since the metrics were last told (per frame they would
     /// cost a registry lookup each).
     forwarded: (u64, u64),
@@ -140,6 +145,8 @@ pub fn spawn(
         work: VecDeque::new(),
         lost: Vec::new(),
         out: Vec::with_capacity(net::SEND_BATCH),
+        touched: Vec::new(),
+        negotiate: false,
         forwarded: (0, 0),
     };
     rt.spawn(lp.run(cmd_rx, inbox_rx));
@@ -277,6 +284,7 @@ impl MediaLoop {
         self.net
             .add_ufrag(&creds.ufrag, self.room_key(), self.inbox_tx.clone());
         self.routing.add_peer(user);
+        self.negotiate = true;
         self.peers.push(Peer {
             user,
             conn,
@@ -334,6 +342,7 @@ impl MediaLoop {
             Ok(answer) => {
                 p.published = merged;
                 p.ready = true;
+                self.negotiate = true;
                 let frame = VideoAnswer {
                     id: req,
                     study_id: self.study,
@@ -360,6 +369,8 @@ impl MediaLoop {
             return Err(VideoError::NoPendingOffer);
         };
         let result = self.peers[i].rtc.sdp_api().accept_answer(pending, answer);
+        // Either way the participant may take the next offer now.
+        self.negotiate = true;
         match result {
             Ok(()) => {
                 let now = Instant::now();
@@ -396,6 +407,7 @@ impl MediaLoop {
         p.rtc.disconnect();
         self.net.remove_peer(&p.ufrag, &p.addrs);
         self.routing.remove_peer(user);
+        self.negotiate = true;
         ::metrics::gauge!(m::VIDEO_PARTICIPANTS).decrement(1.0);
     }
 
@@ -491,6 +503,7 @@ impl MediaLoop {
                     && source.kind() == m.kind
                 {
                     self.routing.add_track(user, m.mid, source);
+                    self.negotiate = true;
                 }
             }
             Event::MediaData(d) => self.work.push_back(Work::Frame(user, d)),
@@ -517,19 +530,32 @@ impl MediaLoop {
     /// Forwards queued frames and key frame requests, sends offers where tracks changed,
     /// and reports participants whose connection died.
     fn settle(&mut self) {
-        while let Some(w) = self.work.pop_front() {
-            match w {
-                Work::Frame(origin, d) => self.forward(origin, d),
-                Work::Keyframe(origin, mid, rid, kind) => {
-                    if let Some(i) = self.index(origin) {
-                        if let Some(mut w) = self.peers[i].rtc.writer(mid) {
-                            // Fails only for a rid the publisher does not send.
-                            let _ = w.request_keyframe(rid, kind);
+        loop {
+            while let Some(w) = self.work.pop_front() {
+                match w {
+                    Work::Frame(origin, d) => self.forward(origin, d),
+                    Work::Keyframe(origin, mid, rid, kind) => {
+                        if let Some(i) = self.index(origin) {
+                            if let Some(mut w) = self.peers[i].rtc.writer(mid) {
+                                // Fails only for a rid the publisher does not send.
+                                let _ = w.request_keyframe(rid, kind);
+                            }
+                            self.drain(i);
                         }
-                        self.drain(i);
                     }
                 }
             }
+            if self.touched.is_empty() {
+                break;
+            }
+            // Draining may surface more work (a subscriber's key frame request).
+            for i in std::mem::take(&mut self.touched) {
+                self.drain(i);
+            }
+        }
+        if !std::mem::take(&mut self.negotiate) {
+            self.reap();
+            return;
         }
         for i in 0..self.peers.len() {
             let p = &self.peers[i];
@@ -541,6 +567,11 @@ impl MediaLoop {
                 self.renegotiate(i);
             }
         }
+        self.reap();
+    }
+
+    /// Reports participants whose connection died and forgets them.
+    fn reap(&mut self) {
         for user in std::mem::take(&mut self.lost) {
             self.remove(user);
             let _ = self.events.try_send(MediaEvent::Lost(user));
@@ -588,7 +619,9 @@ impl MediaLoop {
             } else {
                 sent += 1;
             }
-            self.drain(i);
+            if !self.touched.contains(&i) {
+                self.touched.push(i);
+            }
         }
         self.forwarded.0 += sent;
         self.forwarded.1 += sent * d.data.len() as u64;
