@@ -594,6 +594,8 @@ impl Settings {
                     .map(|_| "***".to_string())
                     .unwrap_or_default(),
                 _ => match &json[&field] {
+                    // Unset optional settings print empty, as in the env sample.
+                    serde_json::Value::Null => String::new(),
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 },
