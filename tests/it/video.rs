@@ -546,6 +546,28 @@ async fn removal_end_and_takeover() {
         assert!(Instant::now() < deadline, "hand not shown");
     }
 
+    // A muted participant cannot shed the mute by leaving and joining again.
+    let r = l
+        .request(json!({"type": "video.mute", "study_id": study, "user_id": uid(&ann)}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = a
+        .request(json!({"type": "video.leave", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = a
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    let me = r["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user_id"] == uid(&ann))
+        .cloned();
+    assert_eq!(me.expect("Ann listed")["muted"], true, "{r}");
+    let r = a.request(json!({"type": "video.media", "study_id": study, "mic": true, "camera": false, "screen": false})).await;
+    assert_eq!(r["error"], "muted_by_leader", "{r}");
+
     // The leader removes Bob from the room.
     let r = l
         .request(json!({"type": "video.remove", "study_id": study, "user_id": uid(&bob)}))

@@ -121,6 +121,9 @@ pub struct VideoRoom {
     leader: UserId,
     /// Participants by user (one seat per user: a second tab takes it over).
     seats: BTreeMap<UserId, Seat>,
+    /// Who the leader muted, kept across leaving and joining again (else rejoining would
+    /// lift the mute) until the leader allows them or the room ends.
+    muted: std::collections::HashSet<UserId>,
     media: mpsc::Sender<MediaCmd>,
     events: Option<mpsc::Receiver<MediaEvent>>,
 }
@@ -219,7 +222,13 @@ impl VideoRoom {
             }
         }
         if !self.seats.contains_key(&user.id) {
-            let muted = false;
+            let muted = self.muted.contains(&user.id);
+            if muted {
+                self.cmd(MediaCmd::Mute {
+                    user: user.id,
+                    muted,
+                });
+            }
             self.seats.insert(
                 user.id,
                 Seat {
@@ -337,6 +346,11 @@ impl VideoRoom {
     }
 
     fn set_muted(&mut self, user: UserId, muted: bool) {
+        if muted {
+            self.muted.insert(user);
+        } else {
+            self.muted.remove(&user);
+        }
         let Some(seat) = self.seats.get_mut(&user) else {
             return;
         };
@@ -390,6 +404,7 @@ impl VideoRoom {
                 return Ok(VideoReply::Done);
             }
             Moderation::End => {
+                self.muted.clear();
                 let all: Vec<UserId> = self.seats.keys().copied().collect();
                 for u in all {
                     self.drop_seat(u, LeftReason::Ended);
@@ -514,6 +529,7 @@ impl KeyedActor for VideoRoom {
                 node,
                 leader: state.leader,
                 seats: BTreeMap::new(),
+                muted: Default::default(),
                 media,
                 events: Some(ev_rx),
                 deps,
