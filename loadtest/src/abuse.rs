@@ -319,9 +319,10 @@ async fn honest_posts(
     Ok(posts)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+pub type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
-async fn ws(addr: SocketAddr, origin: &str, cookie: &str) -> Result<Ws, String> {
+/// A `/ws` socket signed in with `cookie` (the scenarios that speak JSON share it).
+pub async fn ws(addr: SocketAddr, origin: &str, cookie: &str) -> Result<Ws, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).ok();
     let mut req = format!("ws://{addr}/ws")

@@ -108,14 +108,7 @@ fn main() -> ExitCode {
     // Before the runtime starts its threads, so they all inherit it.
     let cpus = procs::pin_self_off_core0();
     let rt = harness_runtime(&cpus);
-    match rt.block_on(chat_fanout(args, cpus)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("loadtest: {e}");
-            ExitCode::from(1)
-        }
-    }
+    exit_code(rt.block_on(chat_fanout(args, cpus)))
 }
 
 /// The harness's runtime on the cores it pinned itself to. One harness core: a
@@ -142,14 +135,7 @@ fn doc_main(mut args: doc::DocArgs) -> ExitCode {
     }
     let cpus = procs::pin_self_off_core0();
     let rt = harness_runtime(&cpus);
-    match rt.block_on(doc::run(args, cpus)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("loadtest: {e}");
-            ExitCode::from(1)
-        }
-    }
+    exit_code(rt.block_on(doc::run(args, cpus)))
 }
 
 fn video_main(mut args: video::VideoArgs) -> ExitCode {
@@ -160,7 +146,13 @@ fn video_main(mut args: video::VideoArgs) -> ExitCode {
     }
     let cpus = procs::pin_self_off_core0();
     let rt = harness_runtime(&cpus);
-    let bin = resolve_server_bin(args.server_bin.as_ref());
+    let (bin, pin) = server_under_test(args.server_bin.as_ref(), &cpus);
+    exit_code(rt.block_on(video::run(args, bin, pin)))
+}
+
+/// The server binary and whether it can be pinned to core 0, announced.
+fn server_under_test(given: Option<&PathBuf>, cpus: &[usize]) -> (PathBuf, bool) {
+    let bin = resolve_server_bin(given);
     let pin = procs::taskset().is_some();
     println!(
         "server {}{}; harness on CPUs {cpus:?}",
@@ -171,7 +163,12 @@ fn video_main(mut args: video::VideoArgs) -> ExitCode {
             " (not pinned: no taskset)"
         }
     );
-    match rt.block_on(video::run(args, bin, pin)) {
+    (bin, pin)
+}
+
+/// A scenario's outcome as the process's exit status.
+fn exit_code(r: Result<bool, String>) -> ExitCode {
+    match r {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -188,31 +185,8 @@ fn abuse_main(args: abuse::AbuseArgs) -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let bin = args.server_bin.clone().unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.join("studyon")))
-            .filter(|p| p.is_file())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SERVER_BIN))
-    });
-    let pin = procs::taskset().is_some();
-    println!(
-        "server {}{}; harness on CPUs {cpus:?}",
-        bin.display(),
-        if pin {
-            " pinned to core 0"
-        } else {
-            " (not pinned: no taskset)"
-        }
-    );
-    match rt.block_on(abuse::run(args, bin, pin)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("loadtest: {e}");
-            ExitCode::from(1)
-        }
-    }
+    let (bin, pin) = server_under_test(args.server_bin.as_ref(), &cpus);
+    exit_code(rt.block_on(abuse::run(args, bin, pin)))
 }
 
 fn validate(a: &FanoutArgs) -> Result<(), String> {

@@ -18,8 +18,6 @@ use serde_json::{Value, json};
 use studyon::live::video::client::MediaClient;
 use studyon::live::video::sfu::route::Source;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::{procs, setup};
 
@@ -89,29 +87,7 @@ struct Shared {
     ready: AtomicU64,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
-async fn connect(addr: SocketAddr, origin: &str, cookie: &str) -> Result<Ws, String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    tcp.set_nodelay(true).ok();
-    let mut req = format!("ws://{addr}/ws")
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    req.headers_mut().insert(
-        "Origin",
-        HeaderValue::from_str(origin).map_err(|e| e.to_string())?,
-    );
-    req.headers_mut().insert(
-        "Cookie",
-        HeaderValue::from_str(cookie).map_err(|e| e.to_string())?,
-    );
-    let (ws, _) = tokio_tungstenite::client_async(req, tcp)
-        .await
-        .map_err(|e| format!("WebSocket upgrade: {e}"))?;
-    Ok(ws)
-}
+use crate::abuse::{Ws, ws as connect};
 
 async fn send(ws: &mut Ws, v: Value) -> Result<(), String> {
     ws.send(Message::Text(v.to_string().into()))
