@@ -613,11 +613,12 @@ impl MediaLoop {
             let Some(pt) = writer.match_params(d.params) else {
                 continue;
             };
-            if let Err(e) = writer.write(pt, d.network_time, d.time, d.data.clone()) {
-                tracing::debug!(user = %sub, error = %e, "video: write failed");
-                p.rtc.disconnect();
-            } else {
-                sent += 1;
+            // A refused write (a payload type or layer the subscriber lacks) loses this
+            // frame only. str0m holds up to 512 unpolled frames per m-line; a turn writes at
+            // most BATCH datagrams' worth before the subscriber is drained.
+            match writer.write(pt, d.network_time, d.time, d.data.clone()) {
+                Ok(()) => sent += 1,
+                Err(e) => tracing::debug!(user = %sub, error = %e, "video: frame not written"),
             }
             if !self.touched.contains(&i) {
                 self.touched.push(i);
