@@ -116,6 +116,13 @@ impl Part {
             Ok(Some(Ok(_))) => return None,
             Ok(other) => panic!("socket of user {} ended: {other:?}", self.user),
         };
+        self.handle(&f).await;
+        self.frames.push(f.clone());
+        Some(f)
+    }
+
+    /// Reacts to a server frame: answers offers, counts acks of our answers.
+    async fn handle(&mut self, f: &Value) {
         if f["type"] == "video.offer" {
             self.tracks = f["tracks"]
                 .as_array()
@@ -145,8 +152,6 @@ impl Part {
         if f["type"] == "error" && f["id"].as_str().is_some_and(|i| i.starts_with('a')) {
             panic!("user {}: our answer was refused: {f}", self.user);
         }
-        self.frames.push(f.clone());
-        Some(f)
     }
 
     async fn step(&mut self) {
@@ -788,5 +793,70 @@ async fn simulcast_layers_follow_each_subscribers_choice() {
         sorted.len(),
         seqs_bob.len(),
         "no frame twice: {bob_layers:?}"
+    );
+}
+
+/// A client offer while the server's own offer waits for an answer is refused with
+/// `negotiating`; once the client answers, its offer is taken.
+#[actix_rt::test]
+async fn a_client_offer_during_the_servers_offer_is_refused() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let mut parts = vec![Part::join(&s, &leader, study, &[Source::Mic]).await];
+    until(&mut parts, "the leader connects", |ps| {
+        ps[0].media.connected
+    })
+    .await;
+    // Ann publishes: the server now owes the leader an offer for Ann's microphone, and
+    // sends it before Ann's join completes.
+    let ann_part = Part::join(&s, &ann, study, &[Source::Mic]).await;
+    parts.push(ann_part);
+    // Wait (without answering) until the server's offer to the leader has arrived.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let server_offer = loop {
+        assert!(Instant::now() < deadline, "no server offer to the leader");
+        parts[1].step().await;
+        if let Ok(Some(Ok(Frame::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(5), parts[0].ws.next()).await
+        {
+            let f: Value = serde_json::from_slice(&t).unwrap();
+            if f["type"] == "video.offer" {
+                break f;
+            }
+        }
+    };
+    // The leader offers again (a parseable offer from a second client) before answering
+    // it: refused, and the room goes on.
+    let mut other = MediaClient::new().await.unwrap();
+    let (sdp, named) = other.offer(&[Source::Camera]);
+    let msg =
+        json!({"type": "video.offer", "id": "x1", "study_id": study, "sdp": sdp, "sources": named});
+    send_text(&mut parts[0].ws, msg.to_string()).await;
+    let reply = loop {
+        let f = parts[0].read(Duration::from_millis(100)).await;
+        if let Some(f) = f
+            && f["id"] == "x1"
+        {
+            break f;
+        }
+    };
+    assert_eq!(reply["error"], "negotiating", "{reply}");
+    // Now the leader answers the server's offer, and everything meshes.
+    parts[0].handle(&server_offer).await;
+    let ann_id = parts[1].user;
+    let leader_id = parts[0].user;
+    until(&mut parts, "meshed", |ps| {
+        ps[1].media.connected
+            && ps[0].has_tracks_of(&[ann_id], 1)
+            && ps[1].has_tracks_of(&[leader_id], 1)
+            && ps.iter().all(|p| p.answers_acked == p.answers_sent)
+    })
+    .await;
+    publish_burst(&mut parts, &[1], 0, 5).await;
+    assert_eq!(
+        seqs(&parts[0].got(ann_id, "mic")),
+        (0..5).collect::<Vec<_>>()
     );
 }
