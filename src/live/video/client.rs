@@ -54,8 +54,7 @@ pub struct MediaClient {
 impl MediaClient {
     /// A client on a fresh loopback UDP port.
     pub async fn new() -> std::io::Result<MediaClient> {
-        static CRYPTO: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-        CRYPTO.get_or_init(|| str0m::crypto::from_feature_flags().install_process_default());
+        super::install_crypto();
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let local = socket.local_addr()?;
         let now = Instant::now();

@@ -44,6 +44,13 @@ impl Drop for VideoNode {
     }
 }
 
+/// str0m's DTLS takes its crypto from the process default: installs ours, once per process
+/// (the server and the test client both need it).
+pub fn install_crypto() {
+    static CRYPTO: OnceLock<()> = OnceLock::new();
+    CRYPTO.get_or_init(|| str0m::crypto::from_feature_flags().install_process_default());
+}
+
 /// The media loops' runtime: its own threads, so forwarding never waits behind HTTP
 /// handlers or actors, and one per process (servers started by tests share it).
 fn media_runtime() -> &'static tokio::runtime::Runtime {
@@ -62,9 +69,7 @@ fn media_runtime() -> &'static tokio::runtime::Runtime {
 impl VideoNode {
     /// Binds the media socket and starts its reader.
     pub fn start(settings: &Settings) -> anyhow::Result<Arc<dyn std::any::Any + Send + Sync>> {
-        // str0m's DTLS takes its crypto from the process default; install ours once.
-        static CRYPTO: OnceLock<()> = OnceLock::new();
-        CRYPTO.get_or_init(|| str0m::crypto::from_feature_flags().install_process_default());
+        install_crypto();
         let rt = media_runtime();
         let net = {
             let _enter = rt.enter();

@@ -244,17 +244,6 @@ impl VideoNet {
         }
         batch.clear();
     }
-
-    /// Sends one datagram without waiting (see [`VideoNet::send_batch`]).
-    pub fn send(&self, to: SocketAddr, data: &[u8]) {
-        if let Err(e) = self.socket.try_send_to(data, to) {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                metrics::counter!(crate::metrics::VIDEO_DROPPED_DATAGRAMS).increment(1);
-            } else {
-                tracing::debug!(error = %e, %to, "video send failed");
-            }
-        }
-    }
 }
 
 #[cfg(test)]

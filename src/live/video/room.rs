@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::VideoNode;
 use super::error::VideoError;
 use super::frames::{LeftReason, Participant, VideoLeft, VideoMuted, VideoParticipants};
-use super::sfu::route::{Layer, Source};
+use super::sfu::route::{Layer, Source, one_of_each};
 use super::sfu::{self, MediaCmd, MediaEvent};
 use super::turn::IceServer;
 use crate::chat::Author;
@@ -31,8 +31,6 @@ use crate::ws::router::Control;
 /// Offers per participant: a burst of 5, then one a second. Each costs an SDP parse and a
 /// renegotiation for everyone; a real client offers once per join (and per ICE restart).
 pub const SIGNALING_POLICY: Policy = Policy::new(5, 1.0);
-/// Sources a participant may publish: one each of mic, camera and screen.
-pub const MAX_SOURCES: usize = 3;
 /// Media events queued from the media loop to the room (joins and losses; bounded by the
 /// participant cap many times over).
 const EVENTS: usize = 256;
@@ -210,6 +208,15 @@ impl VideoRoom {
         self.announce();
     }
 
+    /// Everyone out (`ended`), and the leader's mutes forgotten with the session.
+    fn end(&mut self) {
+        self.muted.clear();
+        let all: Vec<UserId> = self.seats.keys().copied().collect();
+        for u in all {
+            self.drop_seat(u, LeftReason::Ended);
+        }
+    }
+
     fn join(&mut self, conn: ConnId, user: Author) -> Result<VideoReply, VideoError> {
         let existing = self.seats.get(&user.id).map(|s| s.conn);
         match existing {
@@ -296,10 +303,9 @@ impl VideoRoom {
             Ok(u) => u,
             Err(e) => return reply.send(Err(e)),
         };
-        let mut named: Vec<Source> = sources.values().copied().collect();
-        named.sort_by_key(|s| *s as u8);
-        named.dedup();
-        if sources.len() > MAX_SOURCES || named.len() != sources.len() {
+        // Checked here too (the media loop checks across offers) so a bad offer costs no
+        // SDP parse.
+        if !one_of_each(sources.values().copied()) {
             return reply.send(Err(VideoError::TooManyTracks));
         }
         let offer = match SdpOffer::from_sdp_string(&sdp) {
@@ -377,19 +383,14 @@ impl VideoRoom {
         if me != self.leader {
             return Err(VideoError::NotLeader);
         }
+        if let Moderation::Mute(u) | Moderation::AllowUnmute(u) | Moderation::Remove(u) = action
+            && !self.seats.contains_key(&u)
+        {
+            return Err(VideoError::NotInRoom);
+        }
         match action {
-            Moderation::Mute(u) => {
-                if !self.seats.contains_key(&u) {
-                    return Err(VideoError::NotInRoom);
-                }
-                self.set_muted(u, true);
-            }
-            Moderation::AllowUnmute(u) => {
-                if !self.seats.contains_key(&u) {
-                    return Err(VideoError::NotInRoom);
-                }
-                self.set_muted(u, false);
-            }
+            Moderation::Mute(u) => self.set_muted(u, true),
+            Moderation::AllowUnmute(u) => self.set_muted(u, false),
             Moderation::MuteAll => {
                 let others: Vec<UserId> = self.seats.keys().copied().filter(|u| *u != me).collect();
                 for u in others {
@@ -397,18 +398,11 @@ impl VideoRoom {
                 }
             }
             Moderation::Remove(u) => {
-                if !self.seats.contains_key(&u) {
-                    return Err(VideoError::NotInRoom);
-                }
                 self.drop_seat(u, LeftReason::Removed);
                 return Ok(VideoReply::Done);
             }
             Moderation::End => {
-                self.muted.clear();
-                let all: Vec<UserId> = self.seats.keys().copied().collect();
-                for u in all {
-                    self.drop_seat(u, LeftReason::Ended);
-                }
+                self.end();
                 return Ok(VideoReply::Done);
             }
         }
@@ -474,10 +468,7 @@ impl VideoRoom {
                 Ok(VideoReply::Done)
             }
             VideoMsg::StudyGone => {
-                let all: Vec<UserId> = self.seats.keys().copied().collect();
-                for u in all {
-                    self.drop_seat(u, LeftReason::Ended);
-                }
+                self.end();
                 Ok(VideoReply::Done)
             }
             VideoMsg::LeaderChanged { leader } => {

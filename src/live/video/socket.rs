@@ -133,23 +133,20 @@ impl Family for VideoSocket {
                 sdp,
                 sources,
             } => {
-                let msg = VideoMsg::Offer {
-                    conn: c,
-                    req: id.clone(),
-                    sdp,
-                    sources,
-                };
-                let r = match &msg {
-                    VideoMsg::Offer { sdp, .. } => sdp_size(sdp),
-                    _ => Ok(()),
-                };
-                match r {
-                    // The media loop sends `video.answer` itself, ahead of its own offers.
-                    Ok(()) => match self.in_room(conn, study_id, msg).await {
+                if let Err(e) = sdp_size(&sdp) {
+                    Err(e)
+                } else {
+                    let msg = VideoMsg::Offer {
+                        conn: c,
+                        req: id.clone(),
+                        sdp,
+                        sources,
+                    };
+                    match self.in_room(conn, study_id, msg).await {
+                        // The media loop sends `video.answer` itself, ahead of its offers.
                         Ok(()) => return,
                         Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
+                    }
                 }
             }
             VideoRequest::Answer { study_id, sdp } => match sdp_size(&sdp) {

@@ -323,14 +323,10 @@ impl MediaLoop {
         if p.pending.is_some() {
             return Err(VideoError::Negotiating);
         }
-        // Across offers too: at most one m-line per source, three in all, so re-offering
-        // cannot grow what everyone else must receive.
+        // Across offers too, so re-offering cannot grow what everyone else receives.
         let mut merged = p.published.clone();
         merged.extend(sources.iter().copied());
-        let mut kinds: Vec<Source> = merged.values().copied().collect();
-        kinds.sort_by_key(|s| *s as u8);
-        kinds.dedup();
-        if merged.len() > super::room::MAX_SOURCES || kinds.len() != merged.len() {
+        if !route::one_of_each(merged.values().copied()) {
             if fresh {
                 self.remove(user);
             }

@@ -37,6 +37,15 @@ impl Source {
     }
 }
 
+/// Whether `sources` names each source at most once: one m-line per source, so at most
+/// three, and a re-offer cannot grow what everyone else receives.
+pub fn one_of_each(sources: impl IntoIterator<Item = Source>) -> bool {
+    let mut seen = [false; 3];
+    sources
+        .into_iter()
+        .all(|s| !std::mem::replace(&mut seen[s as usize], true))
+}
+
 /// A simulcast layer, as a subscriber asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -547,6 +556,15 @@ mod tests {
             |_| {},
         );
         r.offer_answered(sub)
+    }
+
+    #[test]
+    fn each_source_at_most_once() {
+        use Source::*;
+        assert!(one_of_each([Mic, Camera, Screen]));
+        assert!(one_of_each([]));
+        assert!(!one_of_each([Mic, Camera, Mic]));
+        assert!(!one_of_each([Screen, Screen]));
     }
 
     #[test]
