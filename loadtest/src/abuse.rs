@@ -293,16 +293,7 @@ async fn honest_posts(
     s: &setup::Setup,
 ) -> Result<Vec<String>, String> {
     let study = &s.study_id;
-    let r = setup::post(
-        addr,
-        origin,
-        Some(&s.cookies[0]),
-        &format!("/api/studies/{study}/tasks"),
-        json!({ "title": "notes" }),
-    )
-    .await?;
-    let task = setup::expect(&r, 201, "create task")?;
-    let task_id = setup::id_text(&task["task"]["id"]).ok_or("no task id")?;
+    let task_id = setup::create_task(addr, origin, s, "notes").await?;
     let mut posts = Vec::new();
     for (i, c) in s.cookies.iter().enumerate() {
         let r = setup::post(

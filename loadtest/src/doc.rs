@@ -27,7 +27,6 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -574,12 +573,7 @@ fn on_binary(data: &[u8], me: usize, shared: &Shared, stats: &Mutex<RecvStats>) 
     };
 }
 
-struct Conn {
-    tx: mpsc::UnboundedSender<Message>,
-    stats: Arc<Mutex<RecvStats>>,
-    reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
-}
+type Conn = crate::fanout::Conn<RecvStats>;
 
 fn spawn_conn(ws: Ws, me: usize, writers: usize, shared: Arc<Shared>) -> Conn {
     let (mut sink, mut stream) = ws.split();
@@ -613,27 +607,6 @@ fn spawn_conn(ws: Ws, me: usize, writers: usize, shared: Arc<Shared>) -> Conn {
         stats,
         reader,
         writer,
-    }
-}
-
-async fn close_all(conns: Vec<Conn>) {
-    let mut handles = Vec::new();
-    for c in conns {
-        drop(c.tx);
-        handles.push(c.writer);
-        handles.push(c.reader);
-    }
-    let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
-    if tokio::time::timeout(
-        Duration::from_secs(5),
-        futures_util::future::join_all(handles),
-    )
-    .await
-    .is_err()
-    {
-        for a in aborts {
-            a.abort();
-        }
     }
 }
 
@@ -856,7 +829,7 @@ async fn run_scenario(
             target.name, sc.name
         );
     }
-    close_all(conns).await;
+    crate::fanout::close_all(conns).await;
     Ok(ScenarioResult {
         name: sc.name,
         writers: sc.writers,
@@ -1140,16 +1113,7 @@ async fn create_posts(
     doc_bytes: usize,
 ) -> Result<Vec<String>, String> {
     let study = &s.study_id;
-    let r = setup::post(
-        addr,
-        origin,
-        Some(&s.cookies[0]),
-        &format!("/api/studies/{study}/tasks"),
-        json!({ "title": "co-editing load" }),
-    )
-    .await?;
-    let task = setup::expect(&r, 201, "create task")?;
-    let task_id = setup::id_text(&task["task"]["id"]).ok_or("create task: no task.id")?;
+    let task_id = setup::create_task(addr, origin, s, "co-editing load").await?;
     let n = plain + filled;
     let mut ids = Vec::with_capacity(n);
     let mut i = 0;
@@ -1247,22 +1211,8 @@ async fn run_studyon(args: &DocArgs, plan: &Plan, pin: bool) -> Result<SideResul
     .chain(args.server_arg.iter().cloned())
     .collect();
     println!("  server: {} {}", bin.display(), server_args.join(" "));
-    let mut server = procs::spawn(
-        "studyon",
-        &bin,
-        &server_args,
-        pin,
-        scratch.0.join("server.log"),
-        None,
-    )?;
-    let result = async {
-        if !procs::wait_until(crate::READY_TIMEOUT, || crate::http_ready(addr, "/readyz")).await {
-            return Err(format!(
-                "GET /readyz did not answer 200 within {:?}; server output:\n{}",
-                crate::READY_TIMEOUT,
-                server.log_tail(20)
-            ));
-        }
+    let log = scratch.0.join("server.log");
+    crate::with_studyon(&bin, &server_args, pin, log, addr, |pid| async move {
         let origin = format!("http://{addr}");
         let t = Instant::now();
         let s = setup::run(addr, &origin, args.users).await?;
@@ -1280,32 +1230,14 @@ async fn run_studyon(args: &DocArgs, plan: &Plan, pin: bool) -> Result<SideResul
             addr,
             origin: Some(origin.clone()),
             cookies: s.cookies.clone(),
-            pid: server.pid,
+            pid,
             scenario_urls: posts[..2].iter().map(url).collect(),
             mem_urls: posts[2..].iter().map(url).collect(),
             metrics: Some(metrics_addr),
         };
         Ok(run_side(&target, plan, args).await)
-    }
-    .await;
-    let result = result.map_err(|e| {
-        if server.alive() {
-            e
-        } else {
-            format!(
-                "{e}\nthe server exited; its output:\n{}",
-                server.log_tail(20)
-            )
-        }
-    });
-    if !server.alive() {
-        println!(
-            "  the server exited during the run; its output:\n{}",
-            server.log_tail(20)
-        );
-    }
-    server.stop().await;
-    result
+    })
+    .await
 }
 
 const BASELINE_DIR: &str = "baseline-yjs";

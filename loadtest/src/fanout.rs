@@ -179,11 +179,13 @@ fn new_hist() -> Histogram<u32> {
 
 type Ws = WebSocketStream<TcpStream>;
 
-struct Conn {
-    tx: mpsc::UnboundedSender<Message>,
-    stats: Arc<Mutex<ConnStats>>,
-    reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
+/// One client socket run by a reader and a writer task; `S` is what its reader records.
+/// The chat and document scenarios share it.
+pub struct Conn<S> {
+    pub tx: mpsc::UnboundedSender<Message>,
+    pub stats: Arc<Mutex<S>>,
+    pub reader: JoinHandle<()>,
+    pub writer: JoinHandle<()>,
 }
 
 /// The text of the next frame, skipping control frames; bounded by `limit`.
@@ -357,7 +359,7 @@ fn on_text(text: &str, shared: &Shared, stats: &Mutex<ConnStats>) {
     }
 }
 
-fn spawn_conn(ws: Ws, last_seq: u64, shared: Arc<Shared>) -> Conn {
+fn spawn_conn(ws: Ws, last_seq: u64, shared: Arc<Shared>) -> Conn<ConnStats> {
     let (mut sink, mut stream): (SplitSink<Ws, Message>, SplitStream<Ws>) = ws.split();
     let stats = Arc::new(Mutex::new(ConnStats::new(shared.stages.len(), last_seq)));
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
@@ -428,7 +430,7 @@ pub async fn run(target: &Target, plan: &Plan) -> Result<RunResult, String> {
 
     // Connect 16 at a time.
     let t_connect = Instant::now();
-    let mut conns: Vec<Conn> = Vec::with_capacity(plan.clients);
+    let mut conns: Vec<Conn<ConnStats>> = Vec::with_capacity(plan.clients);
     let mut idx = 0;
     while idx < plan.clients {
         let batch: Vec<_> = (idx..(idx + 16).min(plan.clients))
@@ -521,7 +523,9 @@ pub async fn run(target: &Target, plan: &Plan) -> Result<RunResult, String> {
     })
 }
 
-async fn close_all(conns: Vec<Conn>) {
+/// Closes every socket (its writer ends with the channel) and waits up to 5 s for the
+/// tasks, aborting what is left.
+pub async fn close_all<S>(conns: Vec<Conn<S>>) {
     let mut handles = Vec::new();
     for c in conns {
         drop(c.tx);
@@ -546,7 +550,7 @@ async fn run_stage(
     target: &Target,
     plan: &Plan,
     shared: &Shared,
-    conns: &[Conn],
+    conns: &[Conn<ConnStats>],
     next_n: &mut [u64],
     si: usize,
     rate: u32,

@@ -346,21 +346,8 @@ async fn run_studyon(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunRes
     .map(|s| s.to_string())
     .chain(args.server_arg.iter().cloned())
     .collect();
-    let mut server = procs::spawn(
-        "studyon",
-        &bin,
-        &server_args,
-        pin,
-        scratch.0.join("server.log"),
-        None,
-    )?;
-    let result = async {
-        if !procs::wait_until(READY_TIMEOUT, || http_ready(addr, "/readyz")).await {
-            return Err(format!(
-                "GET /readyz did not answer 200 within {READY_TIMEOUT:?}; server output:\n{}",
-                server.log_tail(20)
-            ));
-        }
+    let log = scratch.0.join("server.log");
+    with_studyon(&bin, &server_args, pin, log, addr, |pid| async move {
         let origin = format!("http://{addr}");
         let t = Instant::now();
         let s = setup::run(addr, &origin, args.users).await?;
@@ -378,21 +365,51 @@ async fn run_studyon(args: &FanoutArgs, plan: &Plan, pin: bool) -> Result<RunRes
             origin: Some(origin),
             cookies: s.cookies,
             room_json: s.room_id.to_string(),
-            pid: server.pid,
+            pid,
         };
         fanout::run(&target, plan).await
-    }
-    .await;
-    let result = result.map_err(|e| {
-        if server.alive() {
-            e
-        } else {
-            format!(
-                "{e}\nthe server exited; its output:\n{}",
+    })
+    .await
+}
+
+/// Runs `scenario` (given the server's pid) against a StudyOn server started with
+/// `args`: first waits for `/readyz`; adds the server's output to an error, or prints it,
+/// when the server died; stops the server after.
+async fn with_studyon<T, F, Fut>(
+    bin: &Path,
+    args: &[String],
+    pin: bool,
+    log: PathBuf,
+    addr: SocketAddr,
+    scenario: F,
+) -> Result<T, String>
+where
+    F: FnOnce(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut server = procs::spawn("studyon", bin, args, pin, log, None)?;
+    let result = if procs::wait_until(READY_TIMEOUT, || http_ready(addr, "/readyz")).await {
+        scenario(server.pid).await
+    } else {
+        Err(format!(
+            "GET /readyz did not answer 200 within {READY_TIMEOUT:?}; server output:\n{}",
+            server.log_tail(20)
+        ))
+    };
+    let result = match result {
+        Err(e) if !server.alive() => Err(format!(
+            "{e}\nthe server exited; its output:\n{}",
+            server.log_tail(20)
+        )),
+        Ok(_) if !server.alive() => {
+            println!(
+                "  the server exited during the run; its output:\n{}",
                 server.log_tail(20)
-            )
+            );
+            result
         }
-    });
+        r => r,
+    };
     server.stop().await;
     result
 }

@@ -19,6 +19,26 @@ pub struct Setup {
     pub study_id: String,
 }
 
+/// A task on the set-up study's board, created by its leader; returns its id.
+pub async fn create_task(
+    addr: SocketAddr,
+    origin: &str,
+    s: &Setup,
+    title: &str,
+) -> Result<String, String> {
+    let path = format!("/api/studies/{}/tasks", s.study_id);
+    let r = post(
+        addr,
+        origin,
+        Some(&s.cookies[0]),
+        &path,
+        json!({ "title": title }),
+    )
+    .await?;
+    let task = expect(&r, 201, "create task")?;
+    id_text(&task["task"]["id"]).ok_or_else(|| "create task: no task.id".to_string())
+}
+
 pub fn expect(resp: &Response, status: u16, what: &str) -> Result<Value, String> {
     if resp.status != status {
         return Err(format!(

@@ -465,37 +465,18 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
     .map(|s| s.to_string())
     .collect();
     println!("  server: {} {}", bin.display(), server_args.join(" "));
-    let mut server = procs::spawn(
-        "studyon",
-        &bin,
-        &server_args,
-        pin,
-        scratch.0.join("server.log"),
-        None,
-    )?;
-    let result = async {
-        if !procs::wait_until(crate::READY_TIMEOUT, || crate::http_ready(addr, "/readyz")).await {
-            return Err(format!("server not ready:\n{}", server.log_tail(20)));
-        }
+    let log = scratch.0.join("server.log");
+    let args = &args;
+    let (one, mesh) = crate::with_studyon(&bin, &server_args, pin, log, addr, |pid| async move {
         let origin = format!("http://{addr}");
         let s = setup::run(addr, &origin, users).await?;
-        let one = run_room(addr, &origin, &s, 1, args.subscribers, &args, server.pid).await?;
+        let one = run_room(addr, &origin, &s, 1, args.subscribers, args, pid).await?;
         // The mesh reuses the same users in a fresh room session (everyone left above).
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mesh = run_room(addr, &origin, &s, args.mesh, 0, &args, server.pid).await?;
+        let mesh = run_room(addr, &origin, &s, args.mesh, 0, args, pid).await?;
         Ok((one, mesh))
-    }
-    .await;
-    let log = server.log_tail(20);
-    let alive = server.alive();
-    server.stop().await;
-    let (one, mesh) = result.map_err(|e| {
-        if alive {
-            e
-        } else {
-            format!("{e}\nserver exited:\n{log}")
-        }
-    })?;
+    })
+    .await?;
     println!();
     let b1 = print_stages(
         &format!("1 publisher → {} subscribers", args.subscribers),
