@@ -338,6 +338,10 @@ mod tests {
             ApiError::MalformedJson("x".into()),
             ApiError::PayloadTooLarge,
             ApiError::DocumentTooLarge,
+            ApiError::BadRequest {
+                code: "bad_sdp",
+                message: "x".into(),
+            },
             ApiError::UnsupportedMediaType,
             ApiError::Unauthenticated,
             ApiError::InvalidCredentials,
