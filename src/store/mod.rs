@@ -9,6 +9,8 @@ pub mod chat;
 mod chat_sql;
 pub mod docs;
 mod docs_sql;
+pub mod jobs;
+mod jobs_sql;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -28,6 +30,7 @@ use crate::ids::{RoomId, SessionId, UserId};
 
 pub use chat::ChatStore;
 pub use docs::DocStore;
+pub use jobs::JobStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use studies::{Rule, StudyStore};
@@ -254,7 +257,9 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: StudyStore + ChatStore + TaskStore + DocStore + Send + Sync + 'static {
+pub trait Store:
+    StudyStore + ChatStore + TaskStore + DocStore + JobStore + Send + Sync + 'static
+{
     fn kind(&self) -> DbKind;
     /// Applies pending migrations of this dialect.
     async fn migrate(&self) -> StoreResult<()>;

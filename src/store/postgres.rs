@@ -7,6 +7,7 @@ use sqlx::{PgPool, Postgres};
 
 use super::chat_sql::chat_store_impl;
 use super::docs_sql::docs_store_impl;
+use super::jobs_sql::jobs_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
 use super::tasks_sql::tasks_store_impl;
@@ -45,3 +46,4 @@ studies_store_impl!(PgStore, Postgres);
 chat_store_impl!(PgStore, Postgres);
 tasks_store_impl!(PgStore, Postgres);
 docs_store_impl!(PgStore, Postgres);
+jobs_store_impl!(PgStore, Postgres);

@@ -8,6 +8,7 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::chat_sql::chat_store_impl;
 use super::docs_sql::docs_store_impl;
+use super::jobs_sql::jobs_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
 use super::tasks_sql::tasks_store_impl;
@@ -59,3 +60,4 @@ studies_store_impl!(SqliteStore, Sqlite);
 chat_store_impl!(SqliteStore, Sqlite);
 tasks_store_impl!(SqliteStore, Sqlite);
 docs_store_impl!(SqliteStore, Sqlite);
+jobs_store_impl!(SqliteStore, Sqlite);

@@ -8,6 +8,7 @@ mod docs;
 mod durability;
 mod files;
 mod hardening;
+mod jobs;
 mod store;
 mod studies;
 mod tasks;

@@ -362,6 +362,8 @@ export type NotificationKind =
   | 'application_received'
   | 'application_decided'
   | 'study_status_changed'
+  | 'recruitment_closed'
+  | 'study_starting'
   | 'removed_from_study'
   | 'review_received';
 

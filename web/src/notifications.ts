@@ -39,6 +39,14 @@ export function notificationText(n: AppNotification): string {
     }
     case 'study_status_changed':
       return t('notif.study_status_changed', { study, status: statusText(str(p.status) as StudyStatus) });
+    case 'recruitment_closed': {
+      const pending = typeof p.pending_applications === 'number' ? p.pending_applications : 0;
+      return pending > 0
+        ? t('notif.recruitment_closed_pending', { study, count: String(pending) })
+        : t('notif.recruitment_closed', { study });
+    }
+    case 'study_starting':
+      return t('notif.study_starting', { study });
     case 'removed_from_study':
       return p.banned === true ? t('notif.removed_banned', { study }) : t('notif.removed', { study });
     case 'review_received':
