@@ -61,6 +61,30 @@ pub struct Settings {
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<String>,
 
+    /// Where this node listens for the other nodes' links (cluster mode only). Bind it to an
+    /// internal interface: the link is not authenticated.
+    #[arg(
+        long,
+        env = "STUDYON_CLUSTER_LISTEN",
+        default_value = "127.0.0.1:0",
+        global = true
+    )]
+    pub cluster_listen: std::net::SocketAddr,
+
+    /// The address other nodes dial to reach this one. Default: the bound listen address.
+    #[arg(long, env = "STUDYON_CLUSTER_ADVERTISE", global = true)]
+    pub cluster_advertise: Option<std::net::SocketAddr>,
+
+    /// Prefix of every Redis key this cluster uses, so clusters (and test runs) can share
+    /// one Redis.
+    #[arg(
+        long,
+        env = "STUDYON_REDIS_PREFIX",
+        default_value = "studyon",
+        global = true
+    )]
+    pub redis_prefix: String,
+
     /// Origin(s) browsers use to reach this server, comma-separated (e.g.
     /// `https://study.example`). Checked against `Origin` on every state-changing request and
     /// on the WebSocket upgrade. Unset: `http://` + the listen address (and `localhost` for a
@@ -337,6 +361,46 @@ pub struct Settings {
         global = true
     )]
     pub s3_path_style: bool,
+
+    /// When the orphan sweep runs (removes stored files no row points at, once an hour old).
+    /// Job schedules are cron expressions in UTC with a seconds field first (`sec min hour
+    /// day month weekday`) or `@hourly`/`@daily`; empty disables the job. Each job also runs
+    /// once at startup, and on one node per fire in a cluster.
+    #[arg(
+        long,
+        env = "STUDYON_JOB_ORPHAN_SWEEP",
+        default_value = crate::jobs::ORPHAN_SWEEP_DEFAULT,
+        global = true
+    )]
+    pub job_orphan_sweep: String,
+
+    /// When expired and revoked sessions are deleted.
+    #[arg(
+        long,
+        env = "STUDYON_JOB_SESSION_PURGE",
+        default_value = crate::jobs::SESSION_PURGE_DEFAULT,
+        global = true
+    )]
+    pub job_session_purge: String,
+
+    /// When studies past their last recruiting day move to in progress (and their leaders
+    /// are told). Deadlines are dates, read in UTC.
+    #[arg(
+        long,
+        env = "STUDYON_JOB_RECRUITMENT_CLOSE",
+        default_value = crate::jobs::RECRUITMENT_CLOSE_DEFAULT,
+        global = true
+    )]
+    pub job_recruitment_close: String,
+
+    /// When the members of studies starting today are reminded (once per study).
+    #[arg(
+        long,
+        env = "STUDYON_JOB_STUDY_REMINDERS",
+        default_value = crate::jobs::STUDY_REMINDERS_DEFAULT,
+        global = true
+    )]
+    pub job_study_reminders: String,
 }
 
 /// A setting that cannot work; the message names the setting to change.
@@ -433,12 +497,18 @@ impl Settings {
                     .into(),
             ));
         }
-        if self.redis_url.is_some() {
-            // The Redis-backed registry is its own issue; until it lands, refusing is honest
-            // where silently running single-node on a "cluster" config would split state.
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
             return Err(ConfigError(
-                "cluster mode (REDIS_URL / --redis-url) is not available in this build yet; \
-                 unset REDIS_URL to run a single node"
+                "STUDYON_REDIS_PREFIX must be a non-empty word".into(),
+            ));
+        }
+        if self
+            .cluster_advertise
+            .is_some_and(|a| a.ip().is_unspecified() || a.port() == 0)
+        {
+            return Err(ConfigError(
+                "STUDYON_CLUSTER_ADVERTISE must be an address other nodes can dial (no 0.0.0.0, \
+                 no port 0)"
                     .into(),
             ));
         }
@@ -568,6 +638,14 @@ impl Settings {
             return Err(ConfigError(
                 "STUDYON_DB_MAX_CONNECTIONS must be above 0".into(),
             ));
+        }
+        for job in crate::jobs::JOBS {
+            if let Err(e) = crate::jobs::schedule::parse(job.schedule_in(self)) {
+                return Err(ConfigError(format!(
+                    "{}: {e} (or empty to disable the job)",
+                    job.setting()
+                )));
+            }
         }
         Ok(())
     }

@@ -291,8 +291,10 @@ impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Busy { .. } | RegistryError::AtCapacity { .. } => ApiError::Busy,
-            // Until cluster forwarding exists, a key owned elsewhere is a retryable refusal.
-            RegistryError::OwnedElsewhere { .. } => ApiError::Unavailable,
+            // The owner is elsewhere and could not be reached (or is moving): retry shortly.
+            RegistryError::OwnedElsewhere { .. } | RegistryError::Unreachable { .. } => {
+                ApiError::Unavailable
+            }
             RegistryError::ShuttingDown => ApiError::Unavailable,
             // A keyed actor whose thing does not exist (or is not visible) cannot start.
             RegistryError::Start {

@@ -41,6 +41,18 @@ pub const VIDEO_DROPPED_DATAGRAMS: &str = "studyon_video_dropped_datagrams_total
 pub const VIDEO_RTT_SECONDS: &str = "studyon_video_rtt_seconds";
 /// Fraction of a participant's packets lost on the way in (one sample per interval).
 pub const VIDEO_LOSS_RATIO: &str = "studyon_video_loss_ratio";
+/// Gauge, label `kind`: keys this node owns (live actors), refreshed with lease renewal.
+pub const CLUSTER_OWNED_KEYS: &str = "studyon_cluster_owned_keys";
+/// Counter, label `kind`: actors stopped because their lease lapsed or moved.
+pub const LEASES_LOST: &str = "studyon_cluster_leases_lost_total";
+/// Counter, label `what` (`deliver`, `frames`, `control`): messages sent to other nodes.
+pub const CLUSTER_FORWARDED: &str = "studyon_cluster_forwarded_total";
+/// Counter: client frames carried to other nodes (one batch carries many).
+pub const CLUSTER_FORWARDED_FRAMES: &str = "studyon_cluster_forwarded_frames_total";
+/// Counter, label `reason`: node-to-node messages dropped (link queue full, peer unreachable).
+pub const CLUSTER_DROPPED: &str = "studyon_cluster_dropped_total";
+/// Histogram: node-to-node round trip of a forwarded delivery, reply included.
+pub const CLUSTER_RTT_SECONDS: &str = "studyon_cluster_rtt_seconds";
 
 /// Installs the global recorder on first call; later calls (tests start many servers in one
 /// process) share it.

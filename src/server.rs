@@ -19,13 +19,13 @@ use crate::auth::{LoginThrottle, throttle};
 use crate::config::Settings;
 use crate::persist::Persister;
 use crate::ratelimit::{KeyedBuckets, Policy};
-use crate::registry::{Deps, LocalPlacement, Registry, RegistryConfig};
+use crate::registry::{Deps, LocalPlacement, Placement, Registry, RegistryConfig};
 use crate::storage::ObjectStore;
-use crate::store::{self, Store, now_millis};
+use crate::store::{self, Store};
 use crate::ws::close_code;
 use crate::ws::family::Endpoint;
 use crate::ws::hub::ConnHub;
-use crate::ws::router::Sockets;
+use crate::ws::router::{ConnRouter, Sockets};
 
 /// Durable writes that may wait for a commit before callers get `busy`: a few group commits'
 /// worth at MAX_BATCH each.
@@ -35,8 +35,6 @@ pub const PERSIST_MAILBOX: usize = 4096;
 const MAX_CONCURRENT_UPLOADS: usize = 32;
 /// How often free heap memory is handed back to the system.
 const MEMORY_TRIM_EVERY: Duration = Duration::from_secs(30);
-/// How often dead sessions are purged from the store (the scheduled-job part of foundation).
-const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Everything request handlers and connections share.
 pub struct AppState {
@@ -74,6 +72,8 @@ pub struct AppState {
     /// Uploads in flight on this node, and per user.
     pub uploads: crate::storage::slots::UploadSlots,
     shutting_down: AtomicBool,
+    /// This node's part of the cluster (cluster mode only).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl AppState {
@@ -104,24 +104,31 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let spool_dir = settings.data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&spool_dir);
     std::fs::create_dir_all(&spool_dir)?;
-    {
-        let (store, objects) = (store.clone(), objects.clone());
-        actix_rt::spawn(async move {
-            loop {
-                match crate::storage::sweep_orphans(&*store, &*objects, now_millis()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(removed = n, "removed orphaned objects"),
-                    Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
-                }
-                actix_rt::time::sleep(crate::storage::SWEEP_EVERY).await;
-            }
-        });
-    }
 
     let persister = Persister::start(store.clone(), PERSIST_MAILBOX);
     let mut node = [0u8; 8];
     getrandom::fill(&mut node)?;
-    let hub = Arc::new(ConnHub::new(u64::from_le_bytes(node)));
+    let node = u64::from_le_bytes(node);
+    let hub = Arc::new(ConnHub::new(node));
+    let cluster = match &settings.redis_url {
+        Some(url) => Some(Arc::new(
+            crate::cluster::Cluster::connect(&settings, url, node).await?,
+        )),
+        None => None,
+    };
+    // One seam each for where actors run and where sockets are: this node alone, or the
+    // cluster (Redis leases, node-to-node links).
+    let (router, placement): (Arc<dyn ConnRouter>, Arc<dyn Placement>) = match &cluster {
+        Some(c) => (
+            Arc::new(crate::cluster::ClusterRouter::new(
+                node,
+                hub.clone(),
+                c.links.clone(),
+            )),
+            c.placement.clone(),
+        ),
+        None => (hub.clone(), Arc::new(LocalPlacement::new())),
+    };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let features = crate::live::features();
     let mut ext = crate::registry::Extensions::default();
@@ -131,14 +138,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let registry = Registry::new(
         Arc::new(Deps {
             store: store.clone(),
-            sockets: Sockets::new(hub.clone()),
+            sockets: Sockets::new(router),
             persister: persister.clone(),
             doc_max_bytes: settings.doc_max_bytes,
             ext,
         }),
         Arc::new(features.kinds),
-        // Single node; the cluster issue plugs a Redis-lease placement in here.
-        Arc::new(LocalPlacement::new()),
+        placement,
         RegistryConfig {
             arbiters: cores,
             idle: Duration::from_secs(settings.actor_idle_secs),
@@ -147,6 +153,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             max_live: settings.actor_max_live,
         },
     );
+
+    if let Some(c) = &cluster {
+        c.start(registry.clone(), hub.clone()).await?;
+    }
 
     let listener = std::net::TcpListener::bind(settings.listen)?;
     let addr = listener.local_addr()?;
@@ -188,6 +198,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             settings.uploads_per_user,
         ),
         shutting_down: AtomicBool::new(false),
+        cluster,
     });
 
     let app_state = state.clone();
@@ -250,23 +261,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         }
     };
 
-    let purge_state = state.clone();
-    actix_rt::spawn(async move {
-        let mut every = tokio::time::interval(SESSION_PURGE_EVERY);
-        loop {
-            every.tick().await;
-            if purge_state.is_shutting_down() {
-                break;
-            }
-            let now = now_millis();
-            let idle_before = now - (purge_state.settings.session_idle_secs as i64) * 1000;
-            match purge_state.store.purge_sessions(idle_before, now).await {
-                Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "session purge failed"),
-            }
-        }
-    });
+    // Scheduled jobs (orphan sweep, session purge, recruitment close, study reminders), each
+    // run once now and then on its schedule; the lock lets one node of a cluster run a fire
+    // (a single node takes it in process).
+    let job_lock: Arc<dyn crate::jobs::JobLock> = match &state.cluster {
+        Some(c) => Arc::new(crate::jobs::RedisJobLock::with_prefix(
+            c.redis.clone(),
+            format!("{}:", c.prefix),
+        )),
+        None => Arc::new(crate::jobs::LocalJobLock::new()),
+    };
+    crate::jobs::start(
+        crate::jobs::JobsCtx::from_state(&state),
+        job_lock,
+        crate::jobs::shutdown_token(&state),
+    );
 
     // Memory freed by stopped actors goes back to the system: glibc keeps freed heap pages
     // otherwise, so RSS would stay at its peak after a burst of actors stopped.
@@ -312,6 +321,10 @@ impl RunningServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         state.registry.shutdown(budget / 8).await;
+        // Give the stopped actors' leases back so their keys start elsewhere at once.
+        if let Some(c) = &state.cluster {
+            c.leave(budget / 8).await;
+        }
         self.handle.stop(true).await;
         let _ = self.task.await;
         if let Some(h) = &self.metrics_handle {

@@ -745,8 +745,10 @@ mod wire_tests {
             RegistryError::ShuttingDown,
             RegistryError::OwnedElsewhere {
                 key,
-                node: "n2".into(),
+                node: 0xfeed_beef_0000_0001,
             },
+            RegistryError::Unreachable { node: 7 },
+            RegistryError::Wire("bad".into()),
             RegistryError::AtCapacity { key },
         ];
         for e in &errors {
@@ -757,6 +759,8 @@ mod wire_tests {
                 | RegistryError::Start { .. }
                 | RegistryError::ShuttingDown
                 | RegistryError::OwnedElsewhere { .. }
+                | RegistryError::Unreachable { .. }
+                | RegistryError::Wire(_)
                 | RegistryError::AtCapacity { .. } => round_trip(e),
             }
         }

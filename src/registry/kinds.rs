@@ -8,11 +8,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::future::BoxFuture;
 
-use super::{ActorId, ActorKey, KeyId, KeyedActor, Kind, Registry, RegistryError, ResyncScope};
+use super::{
+    ASK_TIMEOUT, ActorId, ActorKey, KeyId, KeyedActor, Kind, Registry, RegistryError, ReplyTo,
+    ResyncScope, WireReply, wire,
+};
+
+type DeliverWire = fn(
+    Registry,
+    KeyId,
+    Vec<u8>,
+    bool,
+    bool,
+) -> BoxFuture<'static, Result<Option<WireReply>, RegistryError>>;
 
 struct KindEntry {
     restart: fn(Registry, KeyId) -> BoxFuture<'static, Result<(), RegistryError>>,
     resync: fn(KeyId) -> Option<ResyncScope>,
+    deliver: DeliverWire,
     /// Actors of this kind starting or running on this node.
     live: Arc<AtomicUsize>,
 }
@@ -45,6 +57,45 @@ fn restart<A: KeyedActor>(
     })
 }
 
+/// Decodes a message another node forwarded and delivers it here; the reply is encoded for
+/// the way back.
+fn deliver_wire<A: KeyedActor>(
+    registry: Registry,
+    id: KeyId,
+    bytes: Vec<u8>,
+    start: bool,
+    want_reply: bool,
+) -> BoxFuture<'static, Result<Option<WireReply>, RegistryError>> {
+    Box::pin(async move {
+        let key = ActorKey {
+            kind: Kind::new(A::KIND),
+            id,
+        };
+        let Some(id) = A::Id::from_key_id(id) else {
+            return Err(RegistryError::Wire(format!("bad id for {key}")));
+        };
+        let msg: A::Msg = wire::decode(&bytes).map_err(|e| RegistryError::Wire(e.to_string()))?;
+        if !want_reply {
+            registry
+                .deliver_inner::<A>(id, msg, ReplyTo::none(), start, true)
+                .await?;
+            return Ok(None);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        registry
+            .deliver_inner::<A>(id, msg, ReplyTo(Some(tx)), start, true)
+            .await?;
+        let reply: WireReply = Box::pin(async move {
+            match tokio::time::timeout(ASK_TIMEOUT, rx).await {
+                Ok(Ok(r)) => wire::encode(&r).map_err(|e| RegistryError::Wire(e.to_string())),
+                Ok(Err(_)) => Err(RegistryError::Stopped { key }),
+                Err(_) => Err(RegistryError::Timeout { key }),
+            }
+        });
+        Ok(Some(reply))
+    })
+}
+
 fn resync<A: KeyedActor>(id: KeyId) -> Option<ResyncScope> {
     A::Id::from_key_id(id).map(A::resync_scope)
 }
@@ -64,6 +115,7 @@ impl ActorKinds {
             KindEntry {
                 restart: restart::<A>,
                 resync: resync::<A>,
+                deliver: deliver_wire::<A>,
                 live: Arc::new(AtomicUsize::new(0)),
             },
         );
@@ -87,6 +139,19 @@ impl ActorKinds {
         self.kinds
             .get(key.kind())
             .map(|k| (k.restart)(registry, key.id))
+    }
+
+    pub(super) fn deliver_wire(
+        &self,
+        registry: Registry,
+        key: ActorKey,
+        msg: Vec<u8>,
+        start: bool,
+        want_reply: bool,
+    ) -> Option<BoxFuture<'static, Result<Option<WireReply>, RegistryError>>> {
+        self.kinds
+            .get(key.kind())
+            .map(|k| (k.deliver)(registry, key.id, msg, start, want_reply))
     }
 
     /// Takes a place for one more actor of `kind`, unless `max` are already live.

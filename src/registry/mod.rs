@@ -27,7 +27,7 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
@@ -38,7 +38,7 @@ use tokio::sync::{OnceCell, oneshot};
 
 pub use key::{ActorId, ActorKey, KeyId, Kind, ResyncScope};
 pub use kinds::{ActorKinds, LiveSlot};
-pub use placement::{Lease, LocalPlacement, Placement};
+pub use placement::{Lease, LocalPlacement, Placement, epoch_micros};
 pub use supervision::Supervision;
 
 use crate::persist::Persister;
@@ -54,6 +54,12 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long claiming a key and loading its actor may take before the caller gets
 /// `unavailable`: a slow placement or store must not stall the socket that asked.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tries per delivery: an actor that stopped for idleness a moment ago, an owner that moved,
+/// a draining owner giving its leases back.
+const DELIVERY_TRIES: usize = 5;
+/// Pause before asking again after a draining node refused: about one lease release.
+const DRAINING_RETRY: Duration = Duration::from_millis(100);
 
 /// Why an actor could not start, in a form that can cross nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -108,9 +114,15 @@ pub enum RegistryError {
     /// The node is shutting down and starts no actors.
     #[error("shutting down")]
     ShuttingDown,
-    /// Another node runs this key's actor.
-    #[error("{key} runs on node {node}")]
-    OwnedElsewhere { key: ActorKey, node: String },
+    /// Another node runs this key's actor (and this node cannot forward to it).
+    #[error("{key} runs on node {node:x}")]
+    OwnedElsewhere { key: ActorKey, node: u64 },
+    /// The node that runs this key's actor could not be reached.
+    #[error("node {node:x} is unreachable")]
+    Unreachable { node: u64 },
+    /// A message or reply did not survive the node-to-node encoding.
+    #[error("wire: {0}")]
+    Wire(String),
     /// This node already runs as many actors of the key's kind as it is configured for.
     #[error("too many {} actors are live", key.kind())]
     AtCapacity { key: ActorKey },
@@ -211,10 +223,14 @@ impl<R> ReplyTo<R> {
     }
 }
 
-/// Asks a keyed actor to stop cleanly (idle stop and shutdown use it).
+/// Asks a keyed actor to stop cleanly (idle stop and shutdown use it). With `resync`, its
+/// watchers are told to re-attach first: the actor stops because its lease was lost, so its
+/// key lives on elsewhere.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StopActor;
+pub struct StopActor {
+    pub resync: bool,
+}
 
 /// Implements the two registry handlers for a keyed actor type.
 #[macro_export]
@@ -233,7 +249,10 @@ macro_rules! keyed_actor_handlers {
         }
         impl actix::Handler<$crate::registry::StopActor> for $t {
             type Result = ();
-            fn handle(&mut self, _: $crate::registry::StopActor, ctx: &mut actix::Context<Self>) {
+            fn handle(&mut self, msg: $crate::registry::StopActor, ctx: &mut actix::Context<Self>) {
+                if msg.resync {
+                    <$t as $crate::registry::KeyedActor>::supervision(self).resync_watchers();
+                }
                 <$t as $crate::registry::KeyedActor>::supervision(self).stop_cleanly();
                 actix::ActorContext::stop(ctx);
             }
@@ -245,7 +264,27 @@ struct Running {
     /// `Addr<A>` for the slot's actor type.
     addr: Box<dyn Any + Send + Sync>,
     generation: u64,
-    stop: Box<dyn Fn() + Send + Sync>,
+    lease: Lease,
+    /// Asks the actor to stop; `true` tells its watchers to re-attach first.
+    stop: Box<dyn Fn(bool) + Send + Sync>,
+}
+
+/// A reply on its way back to another node, encoded; awaited apart from the delivery so a
+/// node's inbound link never waits on a slow handler.
+pub type WireReply = BoxFuture<'static, Result<Vec<u8>, RegistryError>>;
+
+/// The way to keyed actors on other nodes (the cluster's node-to-node link).
+pub trait Remote: Send + Sync + 'static {
+    /// Delivers an encoded message for `key` to `node`; returns the encoded reply when one
+    /// is wanted. Bounded in time by the implementation.
+    fn deliver(
+        &self,
+        node: u64,
+        key: ActorKey,
+        msg: Vec<u8>,
+        start: bool,
+        want_reply: bool,
+    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, RegistryError>>;
 }
 
 type Slot = Arc<OnceCell<Running>>;
@@ -275,6 +314,7 @@ pub(crate) struct Inner {
     config: RegistryConfig,
     shutting_down: AtomicBool,
     crashes: Mutex<HashMap<ActorKey, VecDeque<Instant>>>,
+    remote: OnceLock<Arc<dyn Remote>>,
 }
 
 /// Handle to the registry. Cheap to clone.
@@ -305,6 +345,7 @@ impl Registry {
                 config,
                 shutting_down: AtomicBool::new(false),
                 crashes: Mutex::new(HashMap::new()),
+                remote: OnceLock::new(),
             }),
         }
     }
@@ -315,6 +356,65 @@ impl Registry {
 
     pub fn kinds(&self) -> &ActorKinds {
         &self.inner.kinds
+    }
+
+    /// Plugs in the way to other nodes (cluster mode); keys owned elsewhere are forwarded.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        let _ = self.inner.remote.set(remote);
+    }
+
+    /// Whether new actors may start here (false once shutdown began).
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Live actors on this node, by kind (the owned-keys metric).
+    pub fn live_by_kind(&self) -> Vec<(&'static str, usize)> {
+        let kinds = &self.inner.kinds;
+        kinds.names().map(|k| (k, kinds.live(k))).collect()
+    }
+
+    /// Delivers an encoded message that another node forwarded here. Returns once it is in
+    /// the actor's mailbox; the reply (if wanted) comes from the returned future. A key this
+    /// node does not own is not forwarded again: the sender finds the owner itself.
+    pub async fn deliver_wire(
+        &self,
+        key: ActorKey,
+        msg: Vec<u8>,
+        start: bool,
+        want_reply: bool,
+    ) -> Result<Option<WireReply>, RegistryError> {
+        let Some(f) = self
+            .inner
+            .kinds
+            .deliver_wire(self.clone(), key, msg, start, want_reply)
+        else {
+            return Err(RegistryError::Stopped { key });
+        };
+        f.await
+    }
+
+    /// The lease under which `key` runs here was lost (not renewed in time, or claimed
+    /// elsewhere): stop that actor and send its watchers to the new owner.
+    pub fn lease_lost(&self, lease: Lease) {
+        let slot = self.slot(&lease.key, false);
+        if let Some(r) = slot.as_ref().and_then(|s| s.get())
+            && r.lease.token == lease.token
+        {
+            metrics::counter!(crate::metrics::LEASES_LOST, "kind" => lease.key.kind()).increment(1);
+            tracing::warn!(key = %lease.key, "lease lost; stopping the actor here");
+            self.inner.forget(&lease.key, r.generation);
+            (r.stop)(true);
+        }
+    }
+
+    /// Every lease this node runs actors under (the cluster placement renews these).
+    pub fn running_leases(&self) -> Vec<Lease> {
+        let slots = self.inner.slots.lock().expect("registry lock");
+        slots
+            .values()
+            .filter_map(|s| s.get().map(|r| r.lease))
+            .collect()
     }
 
     /// Sends `msg` to the actor with this id, starting it if needed, and waits for its reply.
@@ -371,18 +471,60 @@ impl Registry {
     async fn deliver<A: KeyedActor>(
         &self,
         id: A::Id,
+        msg: A::Msg,
+        reply: ReplyTo<A::Reply>,
+        start: bool,
+    ) -> Result<(), RegistryError> {
+        self.deliver_inner::<A>(id, msg, reply, start, false).await
+    }
+
+    /// Delivers here, or forwards to the owning node unless this delivery was forwarded
+    /// already (one hop: the sender re-resolves the owner itself).
+    async fn deliver_inner<A: KeyedActor>(
+        &self,
+        id: A::Id,
         mut msg: A::Msg,
         mut reply: ReplyTo<A::Reply>,
         start: bool,
+        forwarded: bool,
     ) -> Result<(), RegistryError> {
         let key = A::key(id);
-        // Two tries: the first may hit an actor that stopped for idleness a moment ago.
-        for _ in 0..2 {
-            let Some(slot) = self.get::<A>(id, start).await? else {
-                return Err(RegistryError::Stopped { key });
+        for _ in 0..DELIVERY_TRIES {
+            let slot = match self.get::<A>(id, start).await {
+                Ok(Some(slot)) => slot,
+                Ok(None) => {
+                    // Not running here; in a cluster it may run on another node.
+                    if forwarded {
+                        return Err(RegistryError::Stopped { key });
+                    }
+                    match self.inner.placement.owner(key).await? {
+                        Some(node) => {
+                            match self.forward::<A>(node, key, msg, reply, false).await {
+                                Err(Retry(m, r)) => (msg, reply) = (m, r),
+                                Ok(result) => return result,
+                            }
+                            continue;
+                        }
+                        None => return Err(RegistryError::Stopped { key }),
+                    }
+                }
+                Err(RegistryError::OwnedElsewhere { node, .. }) if !forwarded => {
+                    match self.forward::<A>(node, key, msg, reply, start).await {
+                        Err(Retry(m, r)) => (msg, reply) = (m, r),
+                        Ok(result) => return result,
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             let running = slot.get().expect("started slot");
             let generation = running.generation;
+            if !self.inner.placement.still_held(&running.lease) {
+                // This node could not renew the lease in time: another node may own the key
+                // now, so this actor must not act again.
+                self.lease_lost(running.lease);
+                continue;
+            }
             // Send through the one shared `Addr`: actix gives every clone of an address its
             // own extra slot past the capacity, so a clone per send would unbound the mailbox.
             let addr = running
@@ -411,6 +553,54 @@ impl Registry {
             }
         }
         Err(RegistryError::Stopped { key })
+    }
+
+    /// Sends `msg` to the node that owns `key` and hands its reply to `reply`. Gives the
+    /// message back for another try when that node turned out not to own the key.
+    async fn forward<A: KeyedActor>(
+        &self,
+        node: u64,
+        key: ActorKey,
+        msg: A::Msg,
+        reply: ReplyTo<A::Reply>,
+        start: bool,
+    ) -> Result<Result<(), RegistryError>, Retry<A::Msg, A::Reply>> {
+        let Some(remote) = self.inner.remote.get() else {
+            return Ok(Err(RegistryError::OwnedElsewhere { key, node }));
+        };
+        let bytes = match wire::encode(&msg) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(RegistryError::Wire(e.to_string()))),
+        };
+        let want = reply.0.is_some();
+        match remote.deliver(node, key, bytes, start, want).await {
+            Ok(Some(r)) => Ok(match wire::decode::<A::Reply>(&r) {
+                Ok(r) => {
+                    reply.send(r);
+                    Ok(())
+                }
+                Err(e) => Err(RegistryError::Wire(e.to_string())),
+            }),
+            Ok(None) => Ok(Ok(())),
+            Err(RegistryError::OwnedElsewhere { .. }) | Err(RegistryError::Stopped { .. })
+                if start =>
+            {
+                // The owner moved (or stopped) between our lookup and its arrival there.
+                self.inner.placement.forget_owner(&key);
+                Err(Retry(msg, reply))
+            }
+            Err(RegistryError::ShuttingDown) => {
+                // That node is draining: its leases are being given back; look again shortly.
+                self.inner.placement.forget_owner(&key);
+                tokio::time::sleep(DRAINING_RETRY).await;
+                Err(Retry(msg, reply))
+            }
+            Err(e @ RegistryError::Unreachable { .. }) => {
+                self.inner.placement.forget_owner(&key);
+                Ok(Err(e))
+            }
+            Err(e) => Ok(Err(e)),
+        }
     }
 
     fn slot(&self, key: &ActorKey, create: bool) -> Option<Slot> {
@@ -506,7 +696,8 @@ impl Registry {
         Ok(Running {
             addr: Box::new(addr),
             generation,
-            stop: Box::new(move || stopper.do_send(StopActor)),
+            lease,
+            stop: Box::new(move |resync| stopper.do_send(StopActor { resync })),
         })
     }
 
@@ -523,7 +714,9 @@ impl Registry {
             .collect();
         for s in &slots {
             if let Some(r) = s.get() {
-                (r.stop)();
+                // Watchers on other nodes re-attach to the key's next owner; this node's own
+                // sockets are closing anyway.
+                (r.stop)(true);
             }
         }
         let deadline = Instant::now() + within;
@@ -532,6 +725,9 @@ impl Registry {
         }
     }
 }
+
+/// A message handed back by [`Registry::forward`] for another try.
+struct Retry<M, R>(M, ReplyTo<R>);
 
 /// Gives a claim back when a start is abandoned between the claim and the actor running
 /// (its load failed, or the caller's start timeout dropped the future).

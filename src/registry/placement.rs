@@ -27,14 +27,43 @@ pub trait Placement: Send + Sync + 'static {
     /// Gives the lease up after its actor stopped (cleanly or not). A lease that is no longer
     /// the current one for its key (a newer claim replaced it) releases nothing.
     async fn release(&self, lease: Lease);
+    /// The other node running `key`'s actor now, if one does. A single node never has one.
+    async fn owner(&self, _key: ActorKey) -> Result<Option<u64>, RegistryError> {
+        Ok(None)
+    }
+    /// Whether this node may still act under `lease` now. A cluster node that could not
+    /// renew its leases in time must stop acting as owner before another node can claim.
+    fn still_held(&self, _lease: &Lease) -> bool {
+        true
+    }
+    /// Drops what this node believes about `key`'s owner (a forward to it failed).
+    fn forget_owner(&self, _key: &ActorKey) {}
+}
+
+/// Microseconds since the Unix epoch: where fencing tokens start, so they keep growing
+/// across restarts (the store keeps the highest token it has seen per key).
+pub fn epoch_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Single node: every key is ours. It still keeps the current token per key, so the release
 /// rule is the same one the cluster placement follows (and is tested here).
-#[derive(Default)]
 pub struct LocalPlacement {
     next: AtomicU64,
     held: Mutex<HashMap<ActorKey, u64>>,
+}
+
+impl Default for LocalPlacement {
+    fn default() -> Self {
+        LocalPlacement {
+            // A restarted process must not hand out tokens below its previous life's, or
+            // the store's fence would refuse its writes.
+            next: AtomicU64::new(epoch_micros()),
+            held: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 impl LocalPlacement {

@@ -89,13 +89,28 @@ impl Supervision {
     }
 
     pub fn watch(&mut self, conn: ConnId) {
-        self.watchers.insert(conn);
+        if self.watchers.insert(conn) {
+            self.sockets.watched(conn, self.key, true);
+        }
         self.last_activity = Instant::now();
+    }
+
+    /// Tells every watcher to re-attach (the key now lives elsewhere) and forgets them.
+    pub fn resync_watchers(&mut self) {
+        for conn in self.watchers.drain() {
+            self.sockets
+                .control(conn, Control::Resync { key: self.key });
+            self.sockets.watched(conn, self.key, false);
+        }
     }
 
     pub fn unwatch(&mut self, conn: &ConnId) -> bool {
         self.last_activity = Instant::now();
-        self.watchers.remove(conn)
+        let was = self.watchers.remove(conn);
+        if was {
+            self.sockets.watched(*conn, self.key, false);
+        }
+        was
     }
 }
 

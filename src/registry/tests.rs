@@ -297,10 +297,7 @@ impl Placement for EvenOnly {
     async fn claim(&self, key: ActorKey) -> Result<Lease, RegistryError> {
         let id = key.id_of::<Probe>().expect("probe keys");
         if id % 2 == 1 {
-            return Err(RegistryError::OwnedElsewhere {
-                key,
-                node: "node-b".into(),
-            });
+            return Err(RegistryError::OwnedElsewhere { key, node: 0xb });
         }
         self.log.lock().unwrap().push(format!("claim {id}"));
         Ok(Lease { key, token: id })

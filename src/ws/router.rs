@@ -37,6 +37,10 @@ pub trait ConnRouter: Send + Sync + 'static {
     fn push_many(&self, conns: &mut dyn Iterator<Item = ConnId>, frame: &Frame);
     /// Hands a control message to a connection's loop.
     fn control(&self, conn: ConnId, c: Control) -> bool;
+    /// An actor of this node started (`on`) or stopped watching `conn`. In a cluster the
+    /// connection's node keeps this, so it can send the connection to re-attach when the
+    /// actor's node dies. A single node has nothing to do.
+    fn watched(&self, _conn: ConnId, _key: ActorKey, _on: bool) {}
 }
 
 /// A cheap handle to the router with typed helpers: a frame is serialized once, then shared.
@@ -72,5 +76,9 @@ impl Sockets {
 
     pub fn control(&self, conn: ConnId, c: Control) -> bool {
         self.0.control(conn, c)
+    }
+
+    pub fn watched(&self, conn: ConnId, key: ActorKey, on: bool) {
+        self.0.watched(conn, key, on)
     }
 }

@@ -13,7 +13,7 @@ use crate::both_backends;
 use crate::common::*;
 
 /// A study with a leader and `n` accepted members, and one open room.
-pub async fn room_with_members(s: &RunningServer, n: usize) -> (Session, Vec<Session>, i64, i64) {
+pub async fn room_with_members(s: &impl Target, n: usize) -> (Session, Vec<Session>, i64, i64) {
     let leader = signup(s).await;
     let mut members = Vec::new();
     for _ in 0..n {
@@ -33,7 +33,7 @@ pub async fn room_with_members(s: &RunningServer, n: usize) -> (Session, Vec<Ses
 }
 
 pub async fn join(
-    s: &RunningServer,
+    s: &impl Target,
     who: &Session,
     room: i64,
     last_seq: Option<i64>,

@@ -139,11 +139,22 @@ pub async fn start(b: &Backend, extra: &[&str]) -> RunningServer {
         .expect("server starts")
 }
 
+/// Anything that serves StudyOn at a base URL: an in-process server or a server process.
+pub trait Target {
+    fn url(&self) -> String;
+}
+
+impl Target for RunningServer {
+    fn url(&self) -> String {
+        RunningServer::url(self)
+    }
+}
+
 pub fn client() -> Client {
     Client::builder().timeout(Duration::from_secs(20)).finish()
 }
 
-pub fn origin(s: &RunningServer) -> String {
+pub fn origin(s: &impl Target) -> String {
     s.url()
 }
 
@@ -177,7 +188,7 @@ pub fn retry_after(headers: &awc::http::header::HeaderMap) -> u64 {
 }
 
 pub async fn post(
-    s: &RunningServer,
+    s: &impl Target,
     path: &str,
     body: Value,
     cookie: Option<&str>,
@@ -200,7 +211,7 @@ pub async fn post(
     (status, json, headers)
 }
 
-pub async fn get(s: &RunningServer, path: &str, cookie: Option<&str>) -> (u16, Value) {
+pub async fn get(s: &impl Target, path: &str, cookie: Option<&str>) -> (u16, Value) {
     let mut req = client().get(format!("{}{}", s.url(), path));
     if let Some(c) = cookie {
         req = req.insert_header(("Cookie", c.to_string()));
@@ -223,7 +234,7 @@ pub fn session_cookie(headers: &awc::http::header::HeaderMap) -> Option<String> 
         .map(|v| v.split(';').next().unwrap().to_string())
 }
 
-pub async fn signup(s: &RunningServer) -> Session {
+pub async fn signup(s: &impl Target) -> Session {
     let login_id = unique("user");
     let password = "correct horse battery".to_string();
     let (status, body, headers) = post(
@@ -243,7 +254,7 @@ pub async fn signup(s: &RunningServer) -> Session {
 }
 
 /// `N` fresh signed-in users: `let [leader, member] = signups(&s).await;`.
-pub async fn signups<const N: usize>(s: &RunningServer) -> [Session; N] {
+pub async fn signups<const N: usize>(s: &impl Target) -> [Session; N] {
     let mut all = Vec::with_capacity(N);
     for _ in 0..N {
         all.push(signup(s).await);
@@ -252,7 +263,7 @@ pub async fn signups<const N: usize>(s: &RunningServer) -> [Session; N] {
         .unwrap_or_else(|_| unreachable!("N sign-ups"))
 }
 
-pub async fn ws_connect(s: &RunningServer, cookie: &str) -> WsConn {
+pub async fn ws_connect(s: &impl Target, cookie: &str) -> WsConn {
     let (_resp, conn) = client()
         .ws(format!("{}/ws", s.url()))
         .origin(origin(s))
@@ -310,7 +321,7 @@ pub async fn hello(c: &mut WsConn) -> Value {
 
 /// Sends a raw body (an upload) with the given content type.
 pub async fn post_bytes(
-    s: &RunningServer,
+    s: &impl Target,
     path: &str,
     bytes: Vec<u8>,
     content_type: &str,
@@ -329,7 +340,7 @@ pub async fn post_bytes(
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-pub async fn delete(s: &RunningServer, path: &str, cookie: Option<&str>) -> (u16, Value) {
+pub async fn delete(s: &impl Target, path: &str, cookie: Option<&str>) -> (u16, Value) {
     let mut req = client()
         .delete(format!("{}{}", s.url(), path))
         .insert_header(("Origin", origin(s)));
@@ -344,7 +355,7 @@ pub async fn delete(s: &RunningServer, path: &str, cookie: Option<&str>) -> (u16
 
 /// A GET with extra headers, returning the raw bytes (downloads).
 pub async fn get_raw(
-    s: &RunningServer,
+    s: &impl Target,
     path: &str,
     cookie: Option<&str>,
     headers: &[(&str, &str)],

@@ -3,6 +3,7 @@
 
 mod api;
 mod chat;
+mod cluster;
 mod common;
 mod docs;
 mod durability;

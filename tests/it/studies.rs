@@ -24,7 +24,7 @@ pub fn study_body(title: &str, tags: &[&str], capacity: i64, closes_on: &str) ->
     })
 }
 
-pub async fn create_study(s: &RunningServer, cookie: &str, body: Value) -> i64 {
+pub async fn create_study(s: &impl Target, cookie: &str, body: Value) -> i64 {
     let (st, resp, _) = post(s, "/api/studies", body, Some(cookie)).await;
     assert_eq!(st, 201, "{resp}");
     resp["study"]["id"].as_i64().unwrap()
@@ -48,7 +48,7 @@ fn uid(s: &Session) -> i64 {
 }
 
 /// Applies and returns the application id.
-pub async fn apply(s: &RunningServer, study: i64, who: &Session) -> i64 {
+pub async fn apply(s: &impl Target, study: i64, who: &Session) -> i64 {
     let (st, body, _) = post(
         s,
         &format!("/api/studies/{study}/applications"),
@@ -61,7 +61,7 @@ pub async fn apply(s: &RunningServer, study: i64, who: &Session) -> i64 {
 }
 
 pub async fn decide(
-    s: &RunningServer,
+    s: &impl Target,
     study: i64,
     app: i64,
     accept: bool,

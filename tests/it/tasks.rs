@@ -14,7 +14,7 @@ fn uid(s: &Session) -> i64 {
 }
 
 /// A study led by the first session with the others as members.
-pub async fn study_with_members(s: &RunningServer, leader: &Session, members: &[&Session]) -> i64 {
+pub async fn study_with_members(s: &impl Target, leader: &Session, members: &[&Session]) -> i64 {
     let id = create_study(s, &leader.cookie, study_body("Work", &[], 10, "2027-02-01")).await;
     for m in members {
         let app = apply(s, id, m).await;

@@ -1,0 +1,520 @@
+//! The node-to-node link: one persistent TCP connection from each node to each peer it
+//! talks to, carrying length-prefixed MessagePack messages.
+//!
+//! Why TCP and not Redis pub/sub: a forwarded `ask` is one hop (node → owner → node) instead
+//! of two through Redis, replies need no reply channel, and Redis carries only leases (the
+//! README has the measured round trip). The dialing side sends deliveries, client frames and
+//! control messages; the accepting side answers deliveries on the same connection.
+//!
+//! Every queue is bounded: a peer's outbound queue ([`PEER_QUEUE`]) drops frames when full
+//! (counted in `studyon_cluster_dropped_total`) and refuses deliveries with `busy`, and a
+//! delivery waits for its reply at most [`REPLY_TIMEOUT`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ids::ConnId;
+use crate::registry::{ASK_TIMEOUT, ActorKey, Registry, RegistryError, Remote, wire};
+use crate::ws::frame::Frame;
+use crate::ws::hub::ConnHub;
+use crate::ws::router::{ConnRouter, Control};
+
+/// Messages queued to one peer at most: a few seconds of a busy node's cross-node traffic;
+/// past it the peer (or the link) is too slow and frames are dropped rather than queued.
+pub const PEER_QUEUE: usize = 16_384;
+/// Largest message on a link: the largest frame a client may get (a co-edited document's
+/// state) plus room; a larger length prefix is a broken peer, and the link is cut.
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Dialing a peer gives up after this: peers are on one network; a slow connect is a dead
+/// peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A forwarded delivery waits this long for its reply: the owner's own ask timeout, plus a
+/// second for the two hops.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(ASK_TIMEOUT.as_secs() + 1);
+/// Messages written before one flush: batches syscalls under load, flushes at once when idle.
+const WRITE_BATCH: usize = 256;
+
+#[derive(Debug, Serialize, Deserialize)]
+enum LinkMsg {
+    Deliver {
+        req: u64,
+        key: ActorKey,
+        msg: Bytes,
+        start: bool,
+        want_reply: bool,
+    },
+    /// The dialing node's id, first on every link.
+    Hello {
+        node: u64,
+    },
+    Reply {
+        req: u64,
+        result: Result<Option<Bytes>, RegistryError>,
+    },
+    /// One frame for many sockets on the receiving node: a room's message crosses the wire
+    /// once per node, not once per socket.
+    Frames {
+        conns: Vec<ConnId>,
+        frame: Frame,
+    },
+    Control {
+        conn: ConnId,
+        control: Control,
+    },
+    /// An actor on the sending node started or stopped watching a socket here.
+    Watch {
+        conn: ConnId,
+        key: ActorKey,
+        on: bool,
+    },
+}
+
+/// Which sockets of this node watch which actors on which other node: when a node dies,
+/// its actors' watchers here are sent to re-attach (to the keys' next owners).
+#[derive(Default)]
+pub struct Watches {
+    by_owner: Mutex<HashMap<u64, HashMap<ActorKey, std::collections::HashSet<ConnId>>>>,
+}
+
+/// Watch entries kept at most: far above sockets × attachments per socket; past it new
+/// entries are not recorded (those sockets would miss a re-attach, never a frame).
+const MAX_WATCHES: usize = 1_000_000;
+
+impl Watches {
+    fn set(&self, owner: u64, conn: ConnId, key: ActorKey, on: bool) {
+        let mut by = self.by_owner.lock().expect("watches lock");
+        if on {
+            let total: usize = by.values().map(|m| m.len()).sum();
+            if total >= MAX_WATCHES {
+                dropped("watch_table_full");
+                return;
+            }
+            by.entry(owner)
+                .or_default()
+                .entry(key)
+                .or_default()
+                .insert(conn);
+        } else if let Some(keys) = by.get_mut(&owner) {
+            if let Some(conns) = keys.get_mut(&key) {
+                conns.remove(&conn);
+                if conns.is_empty() {
+                    keys.remove(&key);
+                }
+            }
+            if keys.is_empty() {
+                by.remove(&owner);
+            }
+        }
+    }
+
+    /// Nodes whose actors sockets here watch.
+    pub fn owners(&self) -> Vec<u64> {
+        self.by_owner
+            .lock()
+            .expect("watches lock")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Forgets `owner` and returns what its actors watched here.
+    pub fn take(&self, owner: u64) -> Vec<(ActorKey, Vec<ConnId>)> {
+        let mut by = self.by_owner.lock().expect("watches lock");
+        by.remove(&owner)
+            .map(|keys| {
+                keys.into_iter()
+                    .map(|(k, c)| (k, c.into_iter().collect()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Drops sockets that closed since.
+    pub fn retain_conns(&self, alive: impl Fn(&ConnId) -> bool) {
+        let mut by = self.by_owner.lock().expect("watches lock");
+        for keys in by.values_mut() {
+            for conns in keys.values_mut() {
+                conns.retain(&alive);
+            }
+            keys.retain(|_, c| !c.is_empty());
+        }
+        by.retain(|_, k| !k.is_empty());
+    }
+}
+
+type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Option<Bytes>, RegistryError>>>>;
+
+struct Peer {
+    tx: mpsc::Sender<Bytes>,
+    pending: Arc<Pending>,
+}
+
+/// The links from this node to its peers, and the way peers are found (their announced
+/// address in Redis).
+pub struct Links {
+    node: u64,
+    prefix: String,
+    redis: ConnectionManager,
+    peers: Mutex<HashMap<u64, Arc<Peer>>>,
+    next_req: AtomicU64,
+    rt: tokio::runtime::Handle,
+}
+
+fn encode(msg: &LinkMsg) -> Option<Bytes> {
+    match wire::encode(msg) {
+        Ok(b) if b.len() <= MAX_MESSAGE => Some(Bytes::from(b)),
+        Ok(_) => {
+            tracing::warn!("node-to-node message too large; dropped");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "node-to-node message does not encode; dropped");
+            None
+        }
+    }
+}
+
+fn dropped(reason: &'static str) {
+    metrics::counter!(crate::metrics::CLUSTER_DROPPED, "reason" => reason).increment(1);
+}
+
+/// The Redis key under which a node announces its link address.
+pub fn node_key(prefix: &str, node: u64) -> String {
+    format!("{prefix}:node:{node:x}")
+}
+
+impl Links {
+    pub fn new(node: u64, prefix: &str, redis: ConnectionManager) -> Arc<Self> {
+        Arc::new(Links {
+            node,
+            prefix: prefix.to_string(),
+            redis,
+            peers: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(1),
+            rt: tokio::runtime::Handle::current(),
+        })
+    }
+
+    fn peer(self: &Arc<Self>, node: u64) -> Arc<Peer> {
+        let mut peers = self.peers.lock().expect("peers lock");
+        if let Some(p) = peers.get(&node) {
+            return p.clone();
+        }
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let peer = Arc::new(Peer {
+            tx,
+            pending: Arc::new(Mutex::new(HashMap::new())),
+        });
+        peers.insert(node, peer.clone());
+        let links = self.clone();
+        let p = peer.clone();
+        self.rt.spawn(async move {
+            if let Err(e) = links.run_peer(node, &p, rx).await {
+                tracing::warn!(peer = %format!("{node:x}"), error = %e, "link to peer closed");
+            }
+            // Whatever waits on this link learns now that the peer is unreachable; the next
+            // message dials afresh.
+            let mut peers = links.peers.lock().expect("peers lock");
+            if peers.get(&node).is_some_and(|q| Arc::ptr_eq(q, &p)) {
+                peers.remove(&node);
+            }
+            drop(peers);
+            for (_, tx) in p.pending.lock().expect("pending lock").drain() {
+                let _ = tx.send(Err(RegistryError::Unreachable { node }));
+            }
+        });
+        peer
+    }
+
+    async fn address(&self, node: u64) -> anyhow::Result<SocketAddr> {
+        let mut conn = self.redis.clone();
+        let addr: Option<String> = redis::cmd("GET")
+            .arg(node_key(&self.prefix, node))
+            .query_async(&mut conn)
+            .await?;
+        let addr = addr.ok_or_else(|| anyhow::anyhow!("node has no heartbeat"))?;
+        Ok(addr.parse()?)
+    }
+
+    async fn run_peer(
+        &self,
+        node: u64,
+        peer: &Peer,
+        mut rx: mpsc::Receiver<Bytes>,
+    ) -> anyhow::Result<()> {
+        let addr = self.address(node).await?;
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await??;
+        stream.set_nodelay(true)?;
+        let (mut read, write) = stream.into_split();
+        let pending = peer.pending.clone();
+        // Replies come back on the same connection.
+        let reader = async move {
+            loop {
+                let Some(LinkMsg::Reply { req, result }) = read_msg(&mut read).await? else {
+                    anyhow::bail!("peer sent something other than a reply");
+                };
+                if let Some(tx) = pending.lock().expect("pending lock").remove(&req) {
+                    let _ = tx.send(result);
+                }
+            }
+        };
+        let hello = encode(&LinkMsg::Hello { node: self.node }).expect("hello encodes");
+        let writer = async move {
+            let mut w = BufWriter::new(write);
+            w.write_u32(hello.len() as u32).await?;
+            w.write_all(&hello).await?;
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
+            while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+                for m in batch.drain(..) {
+                    w.write_u32(m.len() as u32).await?;
+                    w.write_all(&m).await?;
+                }
+                w.flush().await?;
+            }
+            anyhow::Ok(())
+        };
+        tokio::select! {
+            r = reader => r,
+            r = writer => r,
+        }
+    }
+
+    fn send(self: &Arc<Self>, node: u64, msg: &LinkMsg, what: &'static str) -> bool {
+        let Some(bytes) = encode(msg) else {
+            return false;
+        };
+        match self.peer(node).tx.try_send(bytes) {
+            Ok(()) => {
+                metrics::counter!(crate::metrics::CLUSTER_FORWARDED, "what" => what).increment(1);
+                true
+            }
+            Err(_) => {
+                dropped("peer_queue_full");
+                false
+            }
+        }
+    }
+
+    /// Sends one frame for these sockets of `node`.
+    pub fn frames(self: &Arc<Self>, node: u64, conns: Vec<ConnId>, frame: Frame) -> bool {
+        let n = conns.len() as u64;
+        let ok = self.send(node, &LinkMsg::Frames { conns, frame }, "frames");
+        if ok {
+            metrics::counter!(crate::metrics::CLUSTER_FORWARDED_FRAMES).increment(n);
+        }
+        ok
+    }
+
+    pub fn control(self: &Arc<Self>, node: u64, conn: ConnId, control: Control) -> bool {
+        self.send(node, &LinkMsg::Control { conn, control }, "control")
+    }
+
+    pub fn watched(self: &Arc<Self>, node: u64, conn: ConnId, key: ActorKey, on: bool) {
+        self.send(node, &LinkMsg::Watch { conn, key, on }, "watch");
+    }
+
+    /// Whether `node` still announces itself (its leases live at most as long).
+    pub async fn alive(&self, nodes: &[u64]) -> anyhow::Result<Vec<bool>> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.redis.clone();
+        let mut cmd = redis::cmd("MGET");
+        for n in nodes {
+            cmd.arg(node_key(&self.prefix, *n));
+        }
+        let v: Vec<Option<String>> = cmd.query_async(&mut conn).await?;
+        Ok(v.into_iter().map(|a| a.is_some()).collect())
+    }
+}
+
+/// The `Remote` the registry forwards through.
+pub struct LinkRemote(pub Arc<Links>);
+
+impl Remote for LinkRemote {
+    fn deliver(
+        &self,
+        node: u64,
+        key: ActorKey,
+        msg: Vec<u8>,
+        start: bool,
+        want_reply: bool,
+    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, RegistryError>> {
+        let links = self.0.clone();
+        Box::pin(async move {
+            if node == links.node {
+                // Only a stale owner record names this node; the caller looks again.
+                return Err(RegistryError::Stopped { key });
+            }
+            let started = Instant::now();
+            let req = links.next_req.fetch_add(1, Ordering::Relaxed);
+            let peer = links.peer(node);
+            let (tx, rx) = oneshot::channel();
+            peer.pending.lock().expect("pending lock").insert(req, tx);
+            let Some(bytes) = encode(&LinkMsg::Deliver {
+                req,
+                key,
+                msg: Bytes::from(msg),
+                start,
+                want_reply,
+            }) else {
+                peer.pending.lock().expect("pending lock").remove(&req);
+                return Err(RegistryError::Wire("message too large".into()));
+            };
+            if let Err(e) = peer.tx.try_send(bytes) {
+                peer.pending.lock().expect("pending lock").remove(&req);
+                return Err(match e {
+                    mpsc::error::TrySendError::Full(_) => {
+                        dropped("peer_queue_full");
+                        RegistryError::Busy { key }
+                    }
+                    // The link just failed (the peer is down); the caller may look again.
+                    mpsc::error::TrySendError::Closed(_) => RegistryError::Unreachable { node },
+                });
+            }
+            metrics::counter!(crate::metrics::CLUSTER_FORWARDED, "what" => "deliver").increment(1);
+            let result = match tokio::time::timeout(REPLY_TIMEOUT, rx).await {
+                Ok(Ok(r)) => r.map(|o| o.map(|b| b.to_vec())),
+                Ok(Err(_)) => Err(RegistryError::Unreachable { node }),
+                Err(_) => {
+                    peer.pending.lock().expect("pending lock").remove(&req);
+                    Err(RegistryError::Timeout { key })
+                }
+            };
+            metrics::histogram!(crate::metrics::CLUSTER_RTT_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            result
+        })
+    }
+}
+
+fn reply(tx: &mpsc::Sender<Bytes>, req: u64, result: Result<Option<Bytes>, RegistryError>) {
+    if let Some(b) = encode(&LinkMsg::Reply { req, result })
+        && tx.try_send(b).is_err()
+    {
+        // The peer stopped reading replies; it times the delivery out.
+        dropped("reply_queue_full");
+    }
+}
+
+async fn read_msg<R: AsyncReadExt + Unpin>(r: &mut R) -> anyhow::Result<Option<LinkMsg>> {
+    let len = match r.read_u32().await {
+        Ok(n) => n as usize,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    anyhow::ensure!(
+        len <= MAX_MESSAGE,
+        "message of {len} bytes is over the limit"
+    );
+    let mut buf = BytesMut::zeroed(len);
+    r.read_exact(&mut buf).await?;
+    Ok(Some(wire::decode(&buf)?))
+}
+
+/// Accepts peers' links: delivers their messages to this node's actors and sockets.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Registry,
+    hub: Arc<ConnHub>,
+    watches: Arc<Watches>,
+) {
+    loop {
+        let Ok((stream, from)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (registry, hub, watches) = (registry.clone(), hub.clone(), watches.clone());
+        tokio::spawn(async move {
+            if let Err(e) = serve_peer(stream, registry, hub, watches).await {
+                tracing::debug!(%from, error = %e, "inbound link closed");
+            }
+        });
+    }
+}
+
+async fn serve_peer(
+    stream: TcpStream,
+    registry: Registry,
+    hub: Arc<ConnHub>,
+    watches: Arc<Watches>,
+) -> anyhow::Result<()> {
+    let (mut read, write) = stream.into_split();
+    // Replies are few (one per forwarded delivery) and each is awaited by a waiting peer.
+    let (reply_tx, mut reply_rx) = mpsc::channel::<Bytes>(PEER_QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut w = BufWriter::new(write);
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while reply_rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+            for m in batch.drain(..) {
+                w.write_u32(m.len() as u32).await?;
+                w.write_all(&m).await?;
+            }
+            w.flush().await?;
+        }
+        anyhow::Ok(())
+    });
+    let mut peer: Option<u64> = None;
+    let result = async {
+        while let Some(msg) = read_msg(&mut read).await? {
+            match msg {
+                LinkMsg::Deliver {
+                    req,
+                    key,
+                    msg,
+                    start,
+                    want_reply,
+                } => {
+                    // Delivered in arrival order (tells from one node stay ordered); only
+                    // the wait for the reply runs apart.
+                    match registry
+                        .deliver_wire(key, msg.to_vec(), start, want_reply)
+                        .await
+                    {
+                        Ok(None) => reply(&reply_tx, req, Ok(None)),
+                        Ok(Some(fut)) => {
+                            let tx = reply_tx.clone();
+                            tokio::spawn(async move {
+                                let r = fut.await.map(|b| Some(Bytes::from(b)));
+                                reply(&tx, req, r);
+                            });
+                        }
+                        Err(e) => reply(&reply_tx, req, Err(e)),
+                    }
+                }
+                LinkMsg::Frames { conns, frame } => {
+                    hub.push_many(&mut conns.into_iter(), &frame);
+                }
+                LinkMsg::Control { conn, control } => {
+                    hub.control(conn, control);
+                }
+                LinkMsg::Watch { conn, key, on } => {
+                    // The peer names itself in every message it sends: the owner is the
+                    // node of the actor, which is the dialing node.
+                    if let Some(owner) = peer {
+                        watches.set(owner, conn, key, on);
+                    }
+                }
+                LinkMsg::Hello { node } => peer = Some(node),
+                LinkMsg::Reply { .. } => anyhow::bail!("a reply on an inbound link"),
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    drop(reply_tx);
+    let _ = writer.await;
+    result
+}
