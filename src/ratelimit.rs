@@ -87,6 +87,10 @@ impl<K: Hash + Eq> KeyedBuckets<K> {
         }
     }
 
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// Takes a token from `key`'s bucket, or says how long to wait.
     pub fn take(&self, key: K, now: Instant) -> Result<(), Duration> {
         let mut m = self.buckets.lock().expect("rate limit lock");

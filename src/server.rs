@@ -80,6 +80,61 @@ impl AppState {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
+
+    /// Takes from the shared buckets in cluster mode; `None` on a single node, or when Redis
+    /// cannot be reached (then the node's own buckets still hold).
+    async fn take_shared(&self, buckets: &[(String, Policy)]) -> Option<Result<(), Duration>> {
+        let c = self.cluster.as_ref()?;
+        match c.limits.take(buckets).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate limit unreachable; using this node's");
+                None
+            }
+        }
+    }
+
+    /// Spends one of `user`'s writes (HTTP and socket writes share the budget).
+    pub async fn take_write(&self, user: crate::ids::UserId) -> Result<(), Duration> {
+        let bucket = [(format!("writes:{}", user.0), self.writes.policy())];
+        match self.take_shared(&bucket).await {
+            Some(r) => r,
+            None => self.writes.take(user, Instant::now()),
+        }
+    }
+
+    /// Spends one sign-up of a client address.
+    pub async fn take_signup(&self, ip: std::net::IpAddr) -> Result<(), Duration> {
+        let bucket = [(format!("signups:{ip}"), self.signups.policy())];
+        match self.take_shared(&bucket).await {
+            Some(r) => r,
+            None => self.signups.take(ip, Instant::now()),
+        }
+    }
+
+    /// Spends one login attempt: the address's, and the account's unless the address is
+    /// `known` to the account (see `auth::throttle`).
+    pub async fn check_login(
+        &self,
+        login_id: &str,
+        ip: Option<std::net::IpAddr>,
+        known: bool,
+    ) -> Result<(), Duration> {
+        use sha2::Digest;
+        let mut buckets = Vec::with_capacity(2);
+        if let Some(ip) = ip {
+            buckets.push((format!("login:ip:{ip}"), throttle::PER_IP));
+        }
+        if !known {
+            // Hashed: any string may be typed as a login id; the key stays short.
+            let id = hex::encode(&sha2::Sha256::digest(login_id.as_bytes())[..16]);
+            buckets.push((format!("login:account:{id}"), throttle::PER_ACCOUNT));
+        }
+        match self.take_shared(&buckets).await {
+            Some(r) => r,
+            None => self.throttle.check(login_id, ip, known, Instant::now()),
+        }
+    }
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].

@@ -6,6 +6,7 @@
 //! A node's id is random per process start: a restarted node is a new node, so nothing can
 //! confuse its new claims with its previous life's.
 
+pub mod limits;
 pub mod link;
 pub mod placement;
 pub mod router;
@@ -43,6 +44,8 @@ pub struct Cluster {
     pub redis: ConnectionManager,
     pub placement: Arc<RedisPlacement>,
     pub links: Arc<Links>,
+    /// Login, sign-up and write limits shared by every node.
+    pub limits: limits::RedisLimits,
     /// Sockets here watched by actors on other nodes.
     pub watches: Arc<Watches>,
     /// Where peers dial this node.
@@ -110,6 +113,7 @@ impl Cluster {
             placement: Arc::new(RedisPlacement::new(node, &prefix, redis.clone())),
             links: Links::new(node, &prefix, redis.clone()),
             watches: Arc::new(Watches::default()),
+            limits: limits::RedisLimits::new(&prefix, redis.clone()),
             prefix,
             redis,
             advertise,

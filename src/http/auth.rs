@@ -54,7 +54,7 @@ impl FromRequest for Authenticated {
             // Every state-changing request names its user here, so one check bounds them all
             // (before a body such as an upload is read).
             let now = Instant::now();
-            if writes && let Err(wait) = state.writes.take(auth.user.id, now) {
+            if writes && let Err(wait) = state.take_write(auth.user.id).await {
                 state.refused_writes.note(hash, now, wait);
                 return Err(rate_limited(wait));
             }
@@ -136,7 +136,7 @@ pub async fn signup(
     // Counted once the input is valid, before the costly hash: a typo does not use up the
     // address's sign-ups, a script creating accounts does.
     if let Some(ip) = client_ip::of(&req, &state.trusted_proxies)
-        && let Err(wait) = state.signups.take(ip, Instant::now())
+        && let Err(wait) = state.take_signup(ip).await
     {
         return Err(rate_limited(wait));
     }
@@ -190,7 +190,7 @@ pub async fn login(
         }
         None => false,
     };
-    if let Err(wait) = state.throttle.check(&key, ip, known, Instant::now()) {
+    if let Err(wait) = state.check_login(&key, ip, known).await {
         return Err(rate_limited(wait));
     }
     let found = match rules::login_id(&body.login_id) {

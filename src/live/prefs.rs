@@ -62,7 +62,7 @@ impl Family for PrefsSocket {
                 }),
                 Err(e) => conn.error(id, &e.into()),
             },
-            PrefsRequest::Set { key, value } => self.set(conn, id, key, value),
+            PrefsRequest::Set { key, value } => self.set(conn, id, key, value).await,
         }
     }
 }
@@ -70,7 +70,7 @@ impl Family for PrefsSocket {
 impl PrefsSocket {
     /// Stores a preference through the group-commit persister and acks after the commit.
     /// The wait happens off the socket's loop so one tab can have many writes in flight.
-    fn set(&self, conn: &Conn<'_>, id: Option<ReqId>, key: String, value: String) {
+    async fn set(&self, conn: &Conn<'_>, id: Option<ReqId>, key: String, value: String) {
         let key_ok = !key.is_empty()
             && key.len() <= PREF_KEY_MAX
             && key
@@ -91,11 +91,7 @@ impl PrefsSocket {
             return conn.error(id, &e);
         }
         // A socket write is a write: it spends the same per-user budget as HTTP writes.
-        if let Err(wait) = conn
-            .app
-            .writes
-            .take(conn.user.id, std::time::Instant::now())
-        {
+        if let Err(wait) = conn.app.take_write(conn.user.id).await {
             let e = ApiError::RateLimited {
                 retry_after_secs: wait.as_secs().max(1),
             };

@@ -165,16 +165,22 @@ struct Cluster {
     db: Backend,
     redis: Redis,
     nodes: Vec<Node>,
+    extra: Vec<String>,
 }
 
 impl Cluster {
     async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[]).await
+    }
+
+    async fn start_with(n: usize, extra: &[&str]) -> Cluster {
         let db = Backend::new(Db::Postgres).await;
         let redis = Redis::start(db.dir.path().to_path_buf());
         let mut c = Cluster {
             db,
             redis,
             nodes: Vec::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..n {
             let node = c.spawn(i).await;
@@ -197,6 +203,7 @@ impl Cluster {
             .args(["--cluster-listen", "127.0.0.1:0"])
             .args(["--metrics-listen", &format!("127.0.0.1:{mport}")])
             .args(["--workers", "2", "--log", "warn", "--shutdown-secs", "5"])
+            .args(&self.extra)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
@@ -702,5 +709,52 @@ async fn redis_restart_keeps_owned_keys_and_recovers() {
     )
     .await;
     assert_eq!(seq, 4);
+    c.db.drop_db().await;
+}
+
+#[actix_rt::test]
+async fn login_signup_and_write_limits_are_shared_by_the_nodes() {
+    let c = Cluster::start_with(2, &["--signup-burst", "2", "--write-burst", "3"]).await;
+    let [a, b] = [&c.nodes[0], &c.nodes[1]];
+    // Sign-ups from one address: the burst of 2 is spent across both nodes, not per node.
+    let user = signup(a).await;
+    signup(b).await;
+    let body = json!({ "login_id": "third_one", "display_name": "셋", "password": "correct horse battery" });
+    for node in [a, b] {
+        let (st, e, _) = post(node, "/api/auth/signup", body.clone(), None).await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (429, Some("rate_limited")),
+            "{e}"
+        );
+    }
+    // Guesses at one account from an address it never logged in from: 5 tries in all
+    // (PER_ACCOUNT), alternating nodes. (The user's own address is known to its account.)
+    let wrong = json!({ "login_id": "nobody_here", "password": "wrong password here" });
+    for i in 0..5 {
+        let node = if i % 2 == 0 { a } else { b };
+        let (st, e, _) = post(node, "/api/auth/login", wrong.clone(), None).await;
+        assert_eq!(st, 401, "try {i}: {e}");
+    }
+    let (st, e, _) = post(b, "/api/auth/login", wrong.clone(), None).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (429, Some("rate_limited")),
+        "{e}"
+    );
+    // Writes: a burst of 3 for the user across both nodes.
+    let mut codes = Vec::new();
+    for i in 0..4 {
+        let node = if i % 2 == 0 { a } else { b };
+        let (st, _, _) = post(
+            node,
+            "/api/studies",
+            crate::studies::study_body(&format!("s{i}"), &[], 5, "2027-02-01"),
+            Some(&user.cookie),
+        )
+        .await;
+        codes.push(st);
+    }
+    assert_eq!(codes, [201, 201, 201, 429]);
     c.db.drop_db().await;
 }
