@@ -279,6 +279,8 @@ impl From<Rule> for ApiError {
             },
             Rule::VersionLimit => conflict("version_limit"),
             Rule::DocumentTooLarge => ApiError::DocumentTooLarge,
+            // The key moved to another node mid-write: nothing was stored; retry reaches it.
+            Rule::Fenced => ApiError::Unavailable,
             Rule::AssigneeNotMember => ApiError::Validation {
                 field: "assignee_id",
                 message,

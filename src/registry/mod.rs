@@ -163,6 +163,9 @@ pub trait KeyedActor:
 {
     /// The kind's name: in keys, logs, metric labels and `resync` frames.
     const KIND: &'static str;
+    /// Whether the store fences this kind's writes: its lease token is raised in the store
+    /// before it loads, and its single-owner writes carry the token.
+    const FENCED: bool = false;
     type Id: ActorId;
     type Msg: Send + Serialize + DeserializeOwned + 'static;
     type Reply: Send + Serialize + DeserializeOwned + 'static;
@@ -670,6 +673,18 @@ impl Registry {
             Arc::downgrade(&self.inner),
             self.inner.deps.sockets.clone(),
         );
+        if A::FENCED {
+            // Raised before the load, so the state loaded includes every write an older
+            // owner got in, and none of its later ones can land.
+            let fence = crate::store::Fence::of(lease);
+            if let Err(e) = self.inner.deps.store.raise_fence(&fence).await {
+                let reason = match e {
+                    StoreError::Rule(Rule::Fenced) => StartError::Unavailable,
+                    other => StartError::from(other),
+                };
+                return Err(RegistryError::Start { key, reason });
+            }
+        }
         let actor = match A::load(id, self.inner.deps.clone(), self.clone(), sup).await {
             Ok(a) => a,
             Err(reason) => return Err(RegistryError::Start { key, reason }),

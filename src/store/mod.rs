@@ -82,6 +82,24 @@ pub struct SessionRecord {
     pub revoked_at: Option<Millis>,
 }
 
+/// A keyed actor's claim on its key as the store checks it: writes under a token lower
+/// than the highest one the store has seen for the key are refused (`Rule::Fenced`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    pub key: String,
+    pub token: i64,
+}
+
+impl Fence {
+    pub fn of(lease: crate::registry::Lease) -> Fence {
+        Fence {
+            key: lease.key.to_string(),
+            // Tokens are microseconds since the epoch: far inside i64.
+            token: lease.token as i64,
+        }
+    }
+}
+
 /// A write on a live path, committed by the persistence actor in a group with others.
 /// Serializable so a write can be handed to the node that owns the actor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +115,9 @@ pub enum DurableWrite {
     ChatMessages {
         room_id: RoomId,
         messages: Vec<NewChatMessage>,
+        /// The writing owner's lease: refused if a newer owner took the room over.
+        #[serde(default)]
+        fence: Option<Fence>,
     },
     ChatEdit {
         room_id: RoomId,
@@ -126,6 +147,8 @@ pub enum DurableWrite {
     DirectMessages {
         pair: (UserId, UserId),
         messages: Vec<NewDirectMessage>,
+        #[serde(default)]
+        fence: Option<Fence>,
     },
     /// Moves a reader's marker in a conversation forward (never back).
     DirectRead {
@@ -286,6 +309,9 @@ pub trait Store:
 
     /// Commits every write in one transaction; all or nothing.
     async fn commit_batch(&self, writes: &[DurableWrite]) -> StoreResult<()>;
+    /// Raises the key's fence to `fence.token` (a new owner starting); `Rule::Fenced` if a
+    /// newer owner raised it further already.
+    async fn raise_fence(&self, fence: &Fence) -> StoreResult<()>;
     async fn user_prefs(&self, user_id: UserId) -> StoreResult<Vec<(String, String)>>;
 
     /// (table, column) of every application table, sorted: for the dialect parity test.

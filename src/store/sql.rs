@@ -176,6 +176,28 @@ macro_rules! shared_store_impl {
                 Ok(r.rows_affected())
             }
 
+            /// Raises the fence to `fence.token` unless a newer token holds it; in a write
+            /// transaction this also locks the fence row until commit, so a new owner's raise
+            /// waits for (and then sees) this write.
+            async fn check_fence(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                fence: &crate::store::Fence,
+            ) -> crate::store::StoreResult<()> {
+                let r = sqlx::query(
+                    "INSERT INTO actor_fences (actor_key, token) VALUES ($1, $2) \
+                     ON CONFLICT (actor_key) DO UPDATE SET token = excluded.token \
+                     WHERE actor_fences.token <= excluded.token",
+                )
+                .bind(&fence.key)
+                .bind(fence.token)
+                .execute(&mut **tx)
+                .await?;
+                if r.rows_affected() == 0 {
+                    return Err(crate::store::StoreError::Rule(crate::store::Rule::Fenced));
+                }
+                Ok(())
+            }
+
             async fn apply_writes(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 writes: &[crate::store::DurableWrite],
@@ -206,7 +228,10 @@ macro_rules! shared_store_impl {
                             .execute(&mut **tx)
                             .await?;
                         }
-                        crate::store::DurableWrite::ChatMessages { room_id, messages } => {
+                        crate::store::DurableWrite::ChatMessages { room_id, messages, fence } => {
+                            if let Some(f) = fence {
+                                Self::check_fence(tx, f).await?;
+                            }
                             // One statement for the whole batch: each statement is a round trip
                             // to the database (for SQLite, to its worker thread).
                             for chunk in messages.chunks(crate::store::sql::ROWS_PER_INSERT) {
@@ -260,7 +285,10 @@ macro_rules! shared_store_impl {
                                 .execute(&mut **tx)
                                 .await?;
                         }
-                        crate::store::DurableWrite::DirectMessages { pair, messages } => {
+                        crate::store::DurableWrite::DirectMessages { pair, messages, fence } => {
+                            if let Some(f) = fence {
+                                Self::check_fence(tx, f).await?;
+                            }
                             for chunk in messages.chunks(crate::store::sql::ROWS_PER_INSERT) {
                                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                                     "INSERT INTO direct_messages (user_a, user_b, seq, client_id, sender_id, body, created_at) ",
@@ -426,6 +454,15 @@ macro_rules! shared_store_impl {
                 writes: &[crate::store::DurableWrite],
             ) -> crate::store::StoreResult<()> {
                 self.commit_writes(writes).await
+            }
+            async fn raise_fence(
+                &self,
+                fence: &crate::store::Fence,
+            ) -> crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                Self::check_fence(&mut tx, fence).await?;
+                tx.commit().await?;
+                Ok(())
             }
             async fn user_prefs(
                 &self,

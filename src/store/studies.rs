@@ -80,6 +80,9 @@ pub enum Rule {
     VersionLimit,
     #[error("the document would be larger than the server allows")]
     DocumentTooLarge,
+    /// A newer owner of the actor key raised its fence: this (old) owner must not write.
+    #[error("a newer owner took this over")]
+    Fenced,
 }
 
 /// The live state a `Study` actor loads.

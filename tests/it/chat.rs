@@ -725,6 +725,7 @@ async fn resend_of_a_client_id_the_room_does_not_remember(b: &Backend) {
     s.state
         .store
         .commit_batch(&[studyon::store::DurableWrite::ChatMessages {
+            fence: None,
             room_id: studyon::ids::RoomId(room),
             messages: vec![studyon::chat::NewChatMessage {
                 seq: 1000,
@@ -778,6 +779,7 @@ async fn resend_of_a_client_id_the_room_does_not_remember(b: &Backend) {
     s.state
         .store
         .commit_batch(&[studyon::store::DurableWrite::ChatMessages {
+            fence: None,
             room_id: studyon::ids::RoomId(room),
             messages: vec![studyon::chat::NewChatMessage {
                 seq: 3,

@@ -231,6 +231,7 @@ async fn conversation_list(b: &Backend) {
         let pair = studyon::chat::pair(me.id, with);
         DurableWrite::DirectMessages {
             pair,
+            fence: None,
             messages: vec![studyon::chat::NewDirectMessage {
                 seq,
                 client_id: format!("c{seq}-{}", from.0),
@@ -385,3 +386,47 @@ async fn a_withdrawal_never_overwrites_a_decision(b: &Backend) {
     st.close().await;
 }
 both_backends!(a_withdrawal_never_overwrites_a_decision);
+
+/// The fence: once a newer owner raised a key's fence, an older owner's single-owner write
+/// is refused and stores nothing, and an older raise is refused too; the newer owner writes.
+async fn an_older_owner_is_fenced_out(b: &Backend) {
+    let st = open(b).await;
+    let me = st.create_user(&new_user("fence_a", "A")).await.unwrap();
+    let you = st.create_user(&new_user("fence_b", "B")).await.unwrap();
+    let pair = studyon::chat::pair(me.id, you.id);
+    let fence = |token: i64| studyon::store::Fence {
+        key: "direct_chat:1-2".into(),
+        token,
+    };
+    let write = |seq: i64, token: i64| DurableWrite::DirectMessages {
+        pair,
+        fence: Some(fence(token)),
+        messages: vec![studyon::chat::NewDirectMessage {
+            seq,
+            client_id: format!("c{seq}"),
+            sender_id: me.id,
+            body: format!("m{seq}"),
+            at: seq,
+        }],
+    };
+    st.raise_fence(&fence(10)).await.unwrap();
+    st.commit_batch(&[write(1, 10)]).await.unwrap();
+    // A new owner takes over.
+    st.raise_fence(&fence(20)).await.unwrap();
+    let old = st.commit_batch(&[write(2, 10)]).await.unwrap_err();
+    assert!(
+        matches!(old, StoreError::Rule(studyon::store::Rule::Fenced)),
+        "{old:?}"
+    );
+    assert!(matches!(
+        st.raise_fence(&fence(15)).await.unwrap_err(),
+        StoreError::Rule(studyon::store::Rule::Fenced)
+    ));
+    st.commit_batch(&[write(2, 20)]).await.unwrap();
+    let (last, _, _) = st.direct_state(pair).await.unwrap();
+    assert_eq!(
+        last, 2,
+        "the old owner's seq 2 was not stored; the new owner's was"
+    );
+}
+both_backends!(an_older_owner_is_fenced_out);

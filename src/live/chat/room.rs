@@ -34,7 +34,7 @@ use crate::persist::PersistError;
 use crate::ratelimit::Policy;
 use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, ResyncScope, StartError, Supervision};
 use crate::store::chat::{ChatLog, Page};
-use crate::store::{DurableWrite, Rule, StoreError, now_millis};
+use crate::store::{DurableWrite, Fence, Rule, StoreError, now_millis};
 use crate::studies::{NewNotification, Role};
 use crate::ws::frame::{self, Frame, ReqId, ServerFrame};
 use crate::ws::router::Control;
@@ -225,6 +225,7 @@ impl ChatRoom {
             .iter()
             .map(|p| (p.author.id, p.client_id.clone(), p.body.clone()))
             .collect();
+        let fence = Some(Fence::of(self.sup.lease()));
         let fut = async move {
             // Mentions are resolved against the study's members once per batch, and only
             // when someone wrote an '@'.
@@ -266,6 +267,7 @@ impl ChatRoom {
                 .persist(DurableWrite::ChatMessages {
                     room_id: room,
                     messages: messages.clone(),
+                    fence,
                 })
                 .await?;
             Ok::<_, PersistError>(messages)
@@ -611,6 +613,8 @@ impl SequencedSends for ChatRoom {
 
 impl KeyedActor for ChatRoom {
     const KIND: &'static str = "chat_room";
+    // Its seqs must come from one owner: a paused old owner's writes are refused.
+    const FENCED: bool = true;
     type Id = RoomId;
     type Msg = ChatRoomMsg;
     type Reply = Result<(), CommandError>;

@@ -22,7 +22,7 @@ use crate::live::user::{UserSession, UserSessionMsg};
 use crate::persist::PersistError;
 use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, StartError, Supervision};
 use crate::store::chat::{ChatLog, Page};
-use crate::store::{DurableWrite, Rule, StoreError, now_millis};
+use crate::store::{DurableWrite, Fence, Rule, StoreError, now_millis};
 use crate::ws::frame::{self, Frame, ReqId, ServerFrame};
 
 /// Messages kept in memory for resume.
@@ -122,6 +122,7 @@ impl DirectChat {
             self.pair,
             self.last_seq + 1,
         );
+        let fence = Some(Fence::of(self.sup.lease()));
         let now = now_millis();
         let messages: Vec<NewDirectMessage> = batch
             .iter()
@@ -144,6 +145,7 @@ impl DirectChat {
                 .persist(DurableWrite::DirectMessages {
                     pair,
                     messages: messages.clone(),
+                    fence,
                 })
                 .await?;
             Ok(messages)
@@ -287,6 +289,8 @@ impl SequencedSends for DirectChat {
 
 impl KeyedActor for DirectChat {
     const KIND: &'static str = "direct_chat";
+    // Its seqs must come from one owner: a paused old owner's writes are refused.
+    const FENCED: bool = true;
     type Id = (UserId, UserId);
     type Msg = DirectMsg;
     type Reply = ();
