@@ -518,3 +518,76 @@ async fn serve_peer(
     let _ = writer.await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{KeyId, Kind};
+
+    fn conn(node: u64, seq: u64) -> ConnId {
+        ConnId { node, seq }
+    }
+
+    #[test]
+    fn watches_by_owner_node() {
+        crate::live::features(); // registers the kinds
+        let w = Watches::default();
+        let room = |n| ActorKey {
+            kind: Kind::new("chat_room"),
+            id: KeyId::One(n),
+        };
+        w.set(0xa, conn(1, 1), room(1), true);
+        w.set(0xa, conn(1, 2), room(1), true);
+        w.set(0xb, conn(1, 1), room(2), true);
+        w.set(0xa, conn(1, 2), room(1), false);
+        let mut owners = w.owners();
+        owners.sort();
+        assert_eq!(owners, vec![0xa, 0xb]);
+        w.retain_conns(|c| c.seq != 9);
+        assert_eq!(w.take(0xa), vec![(room(1), vec![conn(1, 1)])]);
+        assert_eq!(w.owners(), vec![0xb]);
+        w.retain_conns(|c| c.seq != 1);
+        assert!(w.owners().is_empty(), "closed sockets are forgotten");
+    }
+
+    #[test]
+    fn link_messages_survive_the_wire() {
+        crate::live::features();
+        let key = ActorKey {
+            kind: Kind::new("chat_room"),
+            id: KeyId::Pair(3, 4),
+        };
+        let msgs = [
+            LinkMsg::Hello { node: 7 },
+            LinkMsg::Deliver {
+                req: 1,
+                key,
+                msg: Bytes::from_static(b"\x01\x02"),
+                start: true,
+                want_reply: false,
+            },
+            LinkMsg::Reply {
+                req: 1,
+                result: Err(RegistryError::Unreachable { node: 9 }),
+            },
+            LinkMsg::Frames {
+                conns: vec![conn(2, 3)],
+                frame: Frame::Text("{}".into()),
+            },
+            LinkMsg::Control {
+                conn: conn(2, 3),
+                control: Control::Resync { key },
+            },
+            LinkMsg::Watch {
+                conn: conn(2, 3),
+                key,
+                on: true,
+            },
+        ];
+        for m in msgs {
+            let bytes = encode(&m).unwrap();
+            let back: LinkMsg = wire::decode(&bytes).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{m:?}"));
+        }
+    }
+}

@@ -309,3 +309,103 @@ impl Placement for RedisPlacement {
         self.owners.lock().expect("owners lock").remove(key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{KeyId, Kind};
+
+    fn redis_url() -> String {
+        std::env::var("STUDYON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
+    async fn node(id: u64, prefix: &str) -> RedisPlacement {
+        let redis = crate::cluster::connect_redis(&redis_url())
+            .await
+            .expect("Redis (ops/test.sh starts it)");
+        RedisPlacement::new(id, prefix, redis)
+    }
+
+    fn key(n: i64) -> ActorKey {
+        ActorKey {
+            kind: Kind::new("chat_room"),
+            id: KeyId::One(n),
+        }
+    }
+
+    /// The lease rules against the real Redis: one owner at a time, tokens that grow, a
+    /// stale release that frees nothing, renewal that reports a lease another node took.
+    #[tokio::test]
+    async fn one_owner_growing_tokens_and_lost_leases() {
+        let prefix = format!("studyon-test-{}", crate::registry::epoch_micros());
+        let (a, b) = (node(0xa, &prefix).await, node(0xb, &prefix).await);
+        let k = key(1);
+        let first = a.claim(k).await.unwrap();
+        assert!(a.still_held(&first));
+        match b.claim(k).await {
+            Err(RegistryError::OwnedElsewhere { node, .. }) => assert_eq!(node, 0xa),
+            other => panic!("b must not get a's key: {other:?}"),
+        }
+        assert_eq!(b.owner(k).await.unwrap(), Some(0xa));
+        assert_eq!(a.owner(k).await.unwrap(), None, "a runs it itself");
+
+        // A re-claim by the owner gets a larger token; the old lease's release frees nothing.
+        let second = a.claim(k).await.unwrap();
+        assert!(second.token > first.token);
+        a.release(first).await;
+        b.forget_owner(&k);
+        assert!(matches!(
+            b.claim(k).await,
+            Err(RegistryError::OwnedElsewhere { .. })
+        ));
+        assert!(a.renew_once().await.is_empty(), "still a's");
+
+        // Released for real: b takes it with a larger token still.
+        a.release(second).await;
+        b.forget_owner(&k);
+        let theirs = b.claim(k).await.unwrap();
+        assert!(theirs.token > second.token);
+
+        // a, holding an old claim it never released (paused, say), learns at renewal that
+        // the key is b's now, and may not act under it any more.
+        let k2 = key(2);
+        let mine = a.claim(k2).await.unwrap();
+        let mut conn = a.redis.clone();
+        let () = redis::cmd("SET")
+            .arg(a.lease_key(&k2))
+            .arg(format!("b:{}", mine.token + 1))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(a.renew_once().await, vec![mine]);
+        assert!(!a.still_held(&mine));
+
+        // A lease that vanished (Redis restarted empty) is taken back at renewal.
+        let k3 = key(3);
+        let kept = a.claim(k3).await.unwrap();
+        let () = redis::cmd("DEL")
+            .arg(a.lease_key(&k3))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(a.renew_once().await.is_empty());
+        assert!(a.still_held(&kept));
+        b.forget_owner(&k3);
+        assert!(matches!(
+            b.claim(k3).await,
+            Err(RegistryError::OwnedElsewhere { .. })
+        ));
+    }
+
+    /// A lease past its local deadline is lost here at the next round, whatever Redis says.
+    #[tokio::test]
+    async fn a_lease_past_its_deadline_is_lost_locally() {
+        let prefix = format!("studyon-test-{}", crate::registry::epoch_micros());
+        let a = node(0xa, &prefix).await;
+        let lease = a.claim(key(1)).await.unwrap();
+        a.held.lock().unwrap().get_mut(&lease.key).unwrap().until = Instant::now();
+        assert!(!a.still_held(&lease));
+        assert_eq!(a.renew_once().await, vec![lease]);
+        assert_eq!(a.held_count(), 0);
+    }
+}

@@ -656,7 +656,16 @@ async fn a_node_paused_past_its_lease_is_owner_no_more() {
 #[actix_rt::test]
 async fn redis_restart_keeps_owned_keys_and_recovers() {
     let mut c = Cluster::start(2).await;
-    let (leader, members, _study, room) = room_with_members(&c.nodes[0], 1).await;
+    let (leader, members, study, room) = room_with_members(&c.nodes[0], 1).await;
+    let (st, other, _) = post(
+        &c.nodes[0],
+        &format!("/api/studies/{study}/chat_rooms"),
+        json!({ "name": "둘째", "category": "general" }),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert_eq!(st, 201, "{other}");
+    let other = other["room"]["id"].as_i64().unwrap();
     let (mut wa, _) = join(&c.nodes[0], &leader, room, None).await;
     let (mut wb, _) = join(&c.nodes[1], &members[0], room, None).await;
     let mut seen_a = BTreeMap::new();
@@ -682,7 +691,25 @@ async fn redis_restart_keeps_owned_keys_and_recovers() {
         }
     }
     assert!(acked, "an owned key works while Redis is down");
-    // New claims answer `unavailable` while Redis is down.
+    // A key nobody owns yet cannot be claimed while Redis is down: `unavailable`.
+    send_text(
+        &mut wb,
+        json!({ "type": "chat.join", "id": "j2", "room_id": other }).to_string(),
+    )
+    .await;
+    let refused = loop {
+        let f = frame_within(&mut wb, Duration::from_secs(5))
+            .await
+            .expect("an answer to the join");
+        if f["id"] == "j2" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (refused["type"].as_str(), refused["error"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{refused}"
+    );
     let (st, _) = get(&c.nodes[1], "/api/auth/me", Some(&members[0].cookie)).await;
     assert_eq!(st, 200, "plain requests do not need Redis");
     c.redis.spawn();
