@@ -1,6 +1,7 @@
 //! `loadtest`: load harness for the StudyOn server. See `loadtest/README.md`.
 
 mod abuse;
+mod cluster;
 mod doc;
 mod fanout;
 mod http;
@@ -40,6 +41,10 @@ enum Cmd {
     /// a ramp of frame rates; forwarded packets per second per core of server CPU, next
     /// to the UDP send floor measured on the same core.
     Video(video::VideoArgs),
+    /// Cluster chat fan-out: many rooms over 1 node, then 2 nodes (each pinned to a core) on
+    /// one Postgres and a Redis of the run's own; deliveries/s, the 2/1 ratio, and p99 of
+    /// cross-node deliveries next to same-node ones.
+    ClusterFanout(cluster::ClusterArgs),
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
         Cmd::Abuse(args) => return abuse_main(args),
         Cmd::Doc(args) => return doc_main(args),
         Cmd::Video(args) => return video_main(args),
+        Cmd::ClusterFanout(args) => return cluster_main(args),
     };
     if args.smoke {
         args.clients = 10;
@@ -148,6 +154,18 @@ fn video_main(mut args: video::VideoArgs) -> ExitCode {
     let rt = harness_runtime(&cpus);
     let (bin, pin) = server_under_test(args.server_bin.as_ref(), &cpus);
     exit_code(rt.block_on(video::run(args, bin, pin)))
+}
+
+fn cluster_main(mut args: cluster::ClusterArgs) -> ExitCode {
+    args.apply_smoke();
+    if let Err(e) = args.validate() {
+        eprintln!("loadtest: {e}");
+        return ExitCode::from(2);
+    }
+    // Not pinned: the nodes take cores 0 and 1, and the harness shares them (one thread).
+    let rt = harness_runtime(&[()]);
+    let bin = resolve_server_bin(args.server_bin.as_ref());
+    exit_code(rt.block_on(cluster::run(args, bin)))
 }
 
 /// The server binary and whether it can be pinned to core 0, announced.
