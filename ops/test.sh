@@ -87,6 +87,32 @@ step "load harness smoke (loopback, bounded, no baseline)"
 # arrive or none are forwarded.
 "$CARGO_TARGET_DIR/debug/loadtest" video --smoke --server-bin "$CARGO_TARGET_DIR/debug/studyon"
 
+# The cluster's fan-out path the same way: two nodes of a real cluster (its own redis-server,
+# a throwaway Postgres database), rooms owned by both; fails on any delivery lost,
+# duplicated or out of order.
+"$CARGO_TARGET_DIR/debug/loadtest" cluster-fanout --smoke --server-bin "$CARGO_TARGET_DIR/debug/studyon"
+
+step "local cluster script (ops/cluster.sh: three nodes behind HAProxy)"
+# The README's cluster command, end to end: up, a session through the load balancer, one node
+# killed, the session still served by the others, down. (The multi-node behaviour itself is
+# tested in tests/it/cluster.rs.)
+CLUSTER_DIR="$(mktemp -d)"
+export CLUSTER_SH_DIR="$CLUSTER_DIR/run" CLUSTER_SH_BUILD=0 STUDYON_BIN="$CARGO_TARGET_DIR/debug/studyon"
+cluster_down() { ops/cluster.sh down >/dev/null 2>&1 || true; ops/cluster.sh reset >/dev/null 2>&1 || true; }
+trap 'cluster_down; kill "$MOTO_PID" 2>/dev/null || true' EXIT
+ops/cluster.sh up >/dev/null
+curl -sf -c "$CLUSTER_DIR/cookies" -H 'Origin: http://127.0.0.1:8080' -H 'Content-Type: application/json' \
+  -d '{"login_id":"cluster_sh","display_name":"cluster","password":"correct horse battery"}' \
+  http://127.0.0.1:8080/api/auth/signup >/dev/null
+ops/cluster.sh kill 2 >/dev/null
+for _ in 1 2 3 4 5 6; do
+  curl -sf -b "$CLUSTER_DIR/cookies" http://127.0.0.1:8080/api/auth/me | grep -q '"cluster_sh"'
+done
+cluster_down
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+unset CLUSTER_SH_DIR CLUSTER_SH_BUILD STUDYON_BIN
+rm -rf "$CLUSTER_DIR"
+
 step "browser tests"
 (cd web && STUDYON_BIN="$CARGO_TARGET_DIR/debug/studyon" npm test)
 
