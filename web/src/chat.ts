@@ -63,6 +63,8 @@ interface RoomState {
   hasOlder: boolean;
   loadingOlder: boolean;
   fillingGap: boolean;
+  /** Joins refused in a row as `unavailable`/`busy` (the retry backs off). */
+  joinRetries: number;
 }
 
 /** How long another user's typing state is shown without a refresh (the server expires at 6 s). */
@@ -248,6 +250,7 @@ export class StudyChat {
           room,
           joined: false,
           joining: false,
+          joinRetries: 0,
           closed: room.closed,
           messages: new Map(),
           lastSeen: null,
@@ -324,6 +327,7 @@ export class StudyChat {
   private onJoined(r: RoomState, f: AnyFrame): void {
     r.joined = true;
     r.joining = false;
+    r.joinRetries = 0;
     const last = num(f.last_seq) ?? 0;
     const read = num(f.read_seq) ?? 0;
     r.readSeq = Math.max(r.readSeq, read);
@@ -505,8 +509,9 @@ export class StudyChat {
       const r = this.rooms.get(Number(m[1]));
       const p = r?.pending.find((x) => x.client_id === m![2]);
       if (!r || !p) return;
-      if (code === 'rate_limited' || code === 'busy') {
-        // Try again by itself after the wait the server asked for.
+      if (code === 'rate_limited' || code === 'busy' || code === 'unavailable') {
+        // Try again by itself after the wait the server asked for (`unavailable`: the room
+        // is moving to another server; the same client_id makes the resend safe).
         const wait = Math.min(10_000, Math.max(200, num(f.retry_after_ms) ?? 1_000));
         setTimeout(() => {
           if (!this.stopped && r.pending.includes(p) && !p.failed && r.joined) this.sendPending(r, p);
@@ -523,6 +528,16 @@ export class StudyChat {
       const r = this.rooms.get(Number(m[1]));
       if (!r) return;
       r.joining = false;
+      if (code === 'unavailable' || code === 'busy' || code === 'rate_limited') {
+        // The room is between servers (one stopped or died) or the server is loaded: join
+        // again by itself, backing off, rather than leave the room silently unjoined.
+        const wait = Math.min(10_000, num(f.retry_after_ms) ?? 500 * 2 ** Math.min(r.joinRetries, 4));
+        r.joinRetries += 1;
+        setTimeout(() => {
+          if (!this.stopped && !r.joined && !r.joining) this.join(r);
+        }, wait);
+        return;
+      }
       if (code === 'not_found') {
         // Not a member any more (or the room is gone): stop joining it and re-read the rooms
         // (a 404 there closes the panel).

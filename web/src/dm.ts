@@ -340,7 +340,9 @@ export class DmThread {
     const p = this.pending.find((x) => x.client_id === id.slice(3));
     if (!p) return;
     const code = typeof f.error === 'string' ? f.error : 'unknown';
-    if (code === 'rate_limited' || code === 'busy') {
+    // `unavailable`: the conversation is moving to another server (one stopped or died);
+    // the same client_id goes again, so it is stored once.
+    if (code === 'rate_limited' || code === 'busy' || code === 'unavailable') {
       const wait = Math.min(10_000, Math.max(200, num(f.retry_after_ms) ?? 1_000));
       setTimeout(() => {
         if (!this.stopped && this.pending.includes(p) && !p.failed) this.sendPending(p);
