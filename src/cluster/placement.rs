@@ -25,6 +25,10 @@ use crate::registry::{ActorKey, Lease, Placement, Registry, RegistryError, Start
 pub const LEASE_TTL: Duration = Duration::from_secs(3);
 /// Renewal period: three chances to renew before a lease lapses.
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// Local deadlines are checked this often between renewal rounds, so an actor whose lease
+/// could not be renewed (Redis unreachable) is stopped within this of its deadline, well
+/// before the lease can lapse in Redis.
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_millis(200);
 /// A lease counts as lost here this long before it can lapse in Redis: covers the renewal
 /// script's own round trip and clock-rate drift between machines.
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(700);
@@ -152,25 +156,31 @@ impl RedisPlacement {
         self.held.lock().expect("held lock").len()
     }
 
+    /// Forgets (and reports) every lease past its local deadline: lost here, whatever Redis
+    /// says later.
+    fn expire_local(&self, now: Instant) -> Vec<Lease> {
+        let mut lost = Vec::new();
+        self.held.lock().expect("held lock").retain(|key, h| {
+            if h.until <= now {
+                lost.push(Lease {
+                    key: *key,
+                    token: h.token,
+                });
+                false
+            } else {
+                true
+            }
+        });
+        lost
+    }
+
     /// One renewal round: renews every lease held here; reports the ones lost (another node
     /// holds them, or they could not be renewed before their local deadline).
     pub async fn renew_once(&self) -> Vec<Lease> {
         let started = Instant::now();
-        let mut lost = Vec::new();
+        let mut lost = self.expire_local(started);
         let snapshot: Vec<(ActorKey, u64)> = {
-            let mut held = self.held.lock().expect("held lock");
-            // A lease past its local deadline is lost here, whatever Redis says later.
-            held.retain(|key, h| {
-                if h.until <= started {
-                    lost.push(Lease {
-                        key: *key,
-                        token: h.token,
-                    });
-                    false
-                } else {
-                    true
-                }
-            });
+            let held = self.held.lock().expect("held lock");
             held.iter().map(|(k, h)| (*k, h.token)).collect()
         };
         let until = started + LEASE_TTL - SAFETY_MARGIN;
@@ -208,11 +218,18 @@ impl RedisPlacement {
 
     /// Renews leases until the registry goes away; stops the actors of lost ones.
     pub async fn run_renewals(self: std::sync::Arc<Self>, registry: Registry) {
-        let mut every = tokio::time::interval(RENEW_EVERY);
+        let mut every = tokio::time::interval(EXPIRY_CHECK_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_round: Option<Instant> = None;
         loop {
             every.tick().await;
-            for lease in self.renew_once().await {
+            let lost = if last_round.is_none_or(|t| t.elapsed() >= RENEW_EVERY) {
+                last_round = Some(Instant::now());
+                self.renew_once().await
+            } else {
+                self.expire_local(Instant::now())
+            };
+            for lease in lost {
                 registry.lease_lost(lease);
             }
             for (kind, n) in registry.live_by_kind() {
