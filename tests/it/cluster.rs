@@ -87,7 +87,8 @@ fn free_port() -> u16 {
 
 /// One `studyon serve` process.
 struct Node {
-    child: Option<Child>,
+    /// Behind a lock so a test can kill one node while its tabs hold the others.
+    child: std::sync::Mutex<Option<Child>>,
     url: String,
     metrics: String,
     log: PathBuf,
@@ -101,7 +102,7 @@ impl Target for Node {
 
 impl Node {
     fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
+        self.child.lock().unwrap().as_ref().expect("running").id() as i32
     }
 
     fn signal(&self, sig: i32) {
@@ -109,15 +110,15 @@ impl Node {
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
     }
 
-    fn kill9(&mut self) {
+    fn kill9(&self) {
         self.signal(libc::SIGKILL);
-        let _ = self.child.take().map(|mut c| c.wait());
+        let _ = self.child.lock().unwrap().take().map(|mut c| c.wait());
     }
 
     /// Waits for the process to exit; returns how long it took.
-    fn wait_exit(&mut self, within: Duration) -> Duration {
+    fn wait_exit(&self, within: Duration) -> Duration {
         let started = Instant::now();
-        let mut c = self.child.take().expect("running");
+        let mut c = self.child.lock().unwrap().take().expect("running");
         loop {
             if let Some(status) = c.try_wait().unwrap() {
                 assert!(status.success(), "drained node exits cleanly: {status}");
@@ -154,7 +155,7 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        if let Some(mut c) = self.child.lock().unwrap().take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -209,7 +210,7 @@ impl Cluster {
             .spawn()
             .expect("server binary runs");
         let node = Node {
-            child: Some(child),
+            child: std::sync::Mutex::new(Some(child)),
             url: format!("http://127.0.0.1:{port}"),
             metrics: format!("http://127.0.0.1:{mport}"),
             log,
@@ -277,79 +278,133 @@ fn assert_gapless(seen: &BTreeMap<i64, String>) {
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "no gaps");
 }
 
-/// Joins `room` on `node`, retrying while the room is between owners.
-async fn rejoin(node: &Node, who: &Session, room: i64, seen: &mut BTreeMap<i64, String>) -> WsConn {
-    let last = seen.keys().last().copied();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        assert!(Instant::now() < deadline, "could not re-join room {room}");
-        let mut ws = ws_connect(node, &who.cookie).await;
-        hello(&mut ws).await;
-        let mut msg = json!({ "type": "chat.join", "id": "j", "room_id": room });
-        if let Some(l) = last {
-            msg["last_seq"] = json!(l);
-        }
-        send_text(&mut ws, msg.to_string()).await;
-        loop {
-            match frame_within(&mut ws, Duration::from_secs(5)).await {
-                Some(f) if f["type"] == "chat.joined" => return ws,
-                Some(f) if f["type"] == "error" => break,
-                Some(f) if f["type"] == "chat.message" => {
-                    seen.insert(
-                        f["message"]["seq"].as_i64().unwrap(),
-                        f["message"]["body"].as_str().unwrap().to_string(),
-                    );
-                }
-                Some(_) => continue,
-                None => break,
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// One member's chat tab on one node: its socket and what it has seen of the room.
+struct Tab<'a> {
+    node: &'a Node,
+    who: &'a Session,
+    room: i64,
+    ws: WsConn,
+    /// seq → body of every `chat.message` seen.
+    seen: BTreeMap<i64, String>,
 }
 
-/// Sends `client_id` until it is acked, re-joining whenever the room moved (a `resync`
-/// frame, or an error other than `unavailable`). Returns the acked seq.
-async fn send_until_acked(
-    node: &Node,
-    who: &Session,
-    ws: &mut WsConn,
-    room: i64,
-    client_id: &str,
-    seen: &mut BTreeMap<i64, String>,
-    within: Duration,
-) -> i64 {
-    let deadline = Instant::now() + within;
-    send_text(ws, send(room, client_id)).await;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "{client_id} not acked within {within:?}"
-        );
-        let Some(f) = frame_within(ws, Duration::from_millis(500)).await else {
-            continue;
-        };
-        match f["type"].as_str().unwrap() {
-            "chat.ack" if f["client_id"] == client_id => return f["seq"].as_i64().unwrap(),
-            "chat.message" => {
-                seen.insert(
-                    f["message"]["seq"].as_i64().unwrap(),
-                    f["message"]["body"].as_str().unwrap().to_string(),
-                );
-            }
-            "resync" => {
-                *ws = rejoin(node, who, room, seen).await;
-                send_text(ws, send(room, client_id)).await;
-            }
-            "error" => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if f["error"] != "unavailable" {
-                    *ws = rejoin(node, who, room, seen).await;
-                }
-                send_text(ws, send(room, client_id)).await;
-            }
-            _ => {}
+impl<'a> Tab<'a> {
+    /// A socket on `node` that joined `room` (the first join of a room makes its node the
+    /// owner).
+    async fn open(node: &'a Node, who: &'a Session, room: i64) -> Tab<'a> {
+        let (ws, _) = join(node, who, room, None).await;
+        Tab {
+            node,
+            who,
+            room,
+            ws,
+            seen: BTreeMap::new(),
         }
+    }
+
+    /// Records `f` if it is a message of the room.
+    fn note(&mut self, f: &Value) {
+        if f["type"] == "chat.message" {
+            let seq = f["message"]["seq"].as_i64().unwrap();
+            let body = f["message"]["body"].as_str().unwrap().to_string();
+            if let Some(old) = self.seen.insert(seq, body.clone()) {
+                assert_eq!(old, body, "one seq, one message");
+            }
+        }
+    }
+
+    /// Joins again on a new socket from the last seq seen, retrying while the room is
+    /// between owners.
+    async fn rejoin(&mut self) {
+        self.join_from(self.seen.keys().last().copied()).await;
+    }
+
+    /// Joins again asking for everything from seq 1.
+    async fn rejoin_from_start(&mut self) {
+        self.join_from(Some(0)).await;
+    }
+
+    async fn join_from(&mut self, last: Option<i64>) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "could not re-join room {}",
+                self.room
+            );
+            let mut ws = ws_connect(self.node, &self.who.cookie).await;
+            hello(&mut ws).await;
+            let mut msg = json!({ "type": "chat.join", "id": "j", "room_id": self.room });
+            if let Some(l) = last {
+                msg["last_seq"] = json!(l);
+            }
+            send_text(&mut ws, msg.to_string()).await;
+            while let Some(f) = frame_within(&mut ws, Duration::from_secs(5)).await {
+                match f["type"].as_str() {
+                    Some("chat.joined") => {
+                        self.ws = ws;
+                        return;
+                    }
+                    Some("error") => break,
+                    _ => self.note(&f),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sends `client_id` until it is acked, re-joining whenever the room moved (a `resync`
+    /// frame, or an error other than `unavailable`). Returns the acked seq.
+    async fn send(&mut self, client_id: &str, within: Duration) -> i64 {
+        let deadline = Instant::now() + within;
+        send_text(&mut self.ws, send(self.room, client_id)).await;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "{client_id} not acked within {within:?}"
+            );
+            let Some(f) = frame_within(&mut self.ws, Duration::from_millis(500)).await else {
+                continue;
+            };
+            match f["type"].as_str().unwrap() {
+                "chat.ack" if f["client_id"] == client_id => return f["seq"].as_i64().unwrap(),
+                "resync" => {
+                    self.rejoin().await;
+                    send_text(&mut self.ws, send(self.room, client_id)).await;
+                }
+                "error" => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if f["error"] != "unavailable" {
+                        self.rejoin().await;
+                    }
+                    send_text(&mut self.ws, send(self.room, client_id)).await;
+                }
+                _ => self.note(&f),
+            }
+        }
+    }
+
+    /// Reads until `want` messages were seen, re-joining when told to (`resync`).
+    async fn follow(&mut self, want: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.seen.len() < want {
+            assert!(
+                Instant::now() < deadline,
+                "saw only {:?}; node log: {}",
+                self.seen,
+                self.node.log()
+            );
+            match frame_within(&mut self.ws, Duration::from_millis(500)).await {
+                Some(f) if f["type"] == "resync" => self.rejoin().await,
+                Some(f) => self.note(&f),
+                None => {}
+            }
+        }
+        assert_gapless(&self.seen);
+    }
+
+    fn bodies(&self) -> Vec<&str> {
+        self.seen.values().map(|b| b.as_str()).collect()
     }
 }
 
@@ -456,38 +511,19 @@ async fn cross_node_chat_dms_and_notifications() {
 
 #[actix_rt::test]
 async fn kill_9_fails_over_without_losing_what_was_acked() {
-    let mut c = Cluster::start(3).await;
+    let c = Cluster::start(3).await;
     let (leader, members, study, room) = room_with_members(&c.nodes[0], 2).await;
     // Node 0 owns the room.
-    let (_wa, _) = join(&c.nodes[0], &leader, room, None).await;
-    let (mut wb, _) = join(&c.nodes[1], &members[0], room, None).await;
-    let (mut wc, _) = join(&c.nodes[2], &members[1], room, None).await;
-    let mut seen_b = BTreeMap::new();
+    let _owner = Tab::open(&c.nodes[0], &leader, room).await;
+    let mut b = Tab::open(&c.nodes[1], &members[0], room).await;
+    let mut other = Tab::open(&c.nodes[2], &members[1], room).await;
     for i in 0..10 {
-        let seq = send_until_acked(
-            &c.nodes[1],
-            &members[0],
-            &mut wb,
-            room,
-            &format!("before{i}"),
-            &mut seen_b,
-            Duration::from_secs(5),
-        )
-        .await;
+        let seq = b.send(&format!("before{i}"), Duration::from_secs(5)).await;
         assert_eq!(seq, i + 1);
     }
     c.nodes[0].kill9();
     let killed = Instant::now();
-    let seq = send_until_acked(
-        &c.nodes[1],
-        &members[0],
-        &mut wb,
-        room,
-        "after",
-        &mut seen_b,
-        Duration::from_secs(15),
-    )
-    .await;
+    let seq = b.send("after", Duration::from_secs(15)).await;
     let took = killed.elapsed();
     assert_eq!(seq, 11, "the new owner continues the log");
     assert!(
@@ -495,29 +531,8 @@ async fn kill_9_fails_over_without_losing_what_was_acked() {
         "first send after the kill took {took:?}"
     );
     // The member on node 2 is sent to re-attach, resumes from its last seq and has all 11.
-    let mut seen_c = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while seen_c.len() < 11 {
-        assert!(
-            Instant::now() < deadline,
-            "node 2's member got {seen_c:?}; node 2 log: {}",
-            c.nodes[2].log()
-        );
-        match frame_within(&mut wc, Duration::from_millis(500)).await {
-            Some(f) if f["type"] == "chat.message" => {
-                seen_c.insert(
-                    f["message"]["seq"].as_i64().unwrap(),
-                    f["message"]["body"].as_str().unwrap().to_string(),
-                );
-            }
-            Some(f) if f["type"] == "resync" => {
-                wc = rejoin(&c.nodes[2], &members[1], room, &mut seen_c).await;
-            }
-            _ => {}
-        }
-    }
-    assert_gapless(&seen_c);
-    assert_eq!(seen_c[&11], "after");
+    other.follow(11, Duration::from_secs(15)).await;
+    assert_eq!(other.seen[&11], "after");
     // History agrees: nothing acked was lost.
     let (st, h) = get(
         &c.nodes[2],
@@ -526,39 +541,23 @@ async fn kill_9_fails_over_without_losing_what_was_acked() {
     )
     .await;
     assert_eq!(st, 200, "{h}");
-    let bodies: Vec<&str> = h["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap())
-        .collect();
-    assert_eq!(bodies.len(), 11, "{bodies:?}");
+    assert_eq!(h["items"].as_array().unwrap().len(), 11, "{h}");
     c.db.drop_db().await;
 }
 
 #[actix_rt::test]
 async fn sigterm_drains_and_clients_move() {
-    let mut c = Cluster::start(2).await;
+    let c = Cluster::start(2).await;
     let (leader, members, _study, room) = room_with_members(&c.nodes[0], 1).await;
-    let (mut wa, _) = join(&c.nodes[0], &leader, room, None).await;
-    let (mut wb, _) = join(&c.nodes[1], &members[0], room, None).await;
-    let mut seen_b = BTreeMap::new();
-    send_until_acked(
-        &c.nodes[1],
-        &members[0],
-        &mut wb,
-        room,
-        "one",
-        &mut seen_b,
-        Duration::from_secs(5),
-    )
-    .await;
+    let mut a = Tab::open(&c.nodes[0], &leader, room).await;
+    let mut b = Tab::open(&c.nodes[1], &members[0], room).await;
+    b.send("one", Duration::from_secs(5)).await;
     c.nodes[0].signal(libc::SIGTERM);
     // Its own sockets are closed with 1001 (going away) so clients move.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         assert!(Instant::now() < deadline, "no 1001 from the draining node");
-        if let Some(f) = frame_within(&mut wa, Duration::from_millis(500)).await
+        if let Some(f) = frame_within(&mut a.ws, Duration::from_millis(500)).await
             && f["type"] == "closed"
         {
             assert_eq!(f["code"], 1001, "{f}");
@@ -569,27 +568,16 @@ async fn sigterm_drains_and_clients_move() {
     assert!(took < Duration::from_secs(6), "drain took {took:?}");
     // The room starts on the remaining node at once (its lease was given back).
     let started = Instant::now();
-    let seq = send_until_acked(
-        &c.nodes[1],
-        &members[0],
-        &mut wb,
-        room,
-        "two",
-        &mut seen_b,
-        Duration::from_secs(5),
-    )
-    .await;
-    assert_eq!(seq, 2);
+    assert_eq!(b.send("two", Duration::from_secs(5)).await, 2);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "a drained node's keys move without waiting for leases to lapse"
     );
     // The leader reconnects to the remaining node and resumes.
-    let (mut wa2, joined) = join(&c.nodes[1], &leader, room, Some(0)).await;
-    let _ = joined;
-    let mut seen_a = BTreeMap::new();
-    collect_messages(&mut wa2, &mut seen_a, 2).await;
-    assert_gapless(&seen_a);
+    a.node = &c.nodes[1];
+    a.rejoin_from_start().await;
+    a.follow(2, Duration::from_secs(10)).await;
+    assert_eq!(a.bodies(), ["one", "two"]);
     c.db.drop_db().await;
 }
 
@@ -597,55 +585,20 @@ async fn sigterm_drains_and_clients_move() {
 async fn a_node_paused_past_its_lease_is_owner_no_more() {
     let c = Cluster::start(2).await;
     let (leader, members, _study, room) = room_with_members(&c.nodes[0], 1).await;
-    let (mut wa, _) = join(&c.nodes[0], &leader, room, None).await;
-    let (mut wb, _) = join(&c.nodes[1], &members[0], room, None).await;
-    let mut seen_a = BTreeMap::new();
-    let mut seen_b = BTreeMap::new();
-    send_until_acked(
-        &c.nodes[0],
-        &leader,
-        &mut wa,
-        room,
-        "a1",
-        &mut seen_a,
-        Duration::from_secs(5),
-    )
-    .await;
+    let mut a = Tab::open(&c.nodes[0], &leader, room).await;
+    let mut b = Tab::open(&c.nodes[1], &members[0], room).await;
+    a.send("a1", Duration::from_secs(5)).await;
     // Pause the owner past its lease; node 1 takes the room over meanwhile.
     c.nodes[0].signal(libc::SIGSTOP);
-    let seq = send_until_acked(
-        &c.nodes[1],
-        &members[0],
-        &mut wb,
-        room,
-        "b1",
-        &mut seen_b,
-        Duration::from_secs(15),
-    )
-    .await;
-    assert_eq!(seq, 2);
+    assert_eq!(b.send("b1", Duration::from_secs(15)).await, 2);
     c.nodes[0].signal(libc::SIGCONT);
     // The resumed node must not act as owner: a send from its socket lands in node 1's log
     // after b1 (seq 3), never as a second seq 2.
-    let seq = send_until_acked(
-        &c.nodes[0],
-        &leader,
-        &mut wa,
-        room,
-        "a2",
-        &mut seen_a,
-        Duration::from_secs(10),
-    )
-    .await;
-    assert_eq!(seq, 3);
-    let mut all = BTreeMap::new();
-    let (mut wb2, _) = join(&c.nodes[1], &members[0], room, Some(0)).await;
-    collect_messages(&mut wb2, &mut all, 3).await;
-    assert_gapless(&all);
-    assert_eq!(
-        all.values().cloned().collect::<Vec<_>>(),
-        ["a1", "b1", "a2"]
-    );
+    assert_eq!(a.send("a2", Duration::from_secs(10)).await, 3);
+    let mut fresh = Tab::open(&c.nodes[1], &members[0], room).await;
+    fresh.rejoin_from_start().await;
+    fresh.follow(3, Duration::from_secs(10)).await;
+    assert_eq!(fresh.bodies(), ["a1", "b1", "a2"]);
     assert!(
         c.nodes[0].metric("studyon_cluster_leases_lost_total").await >= 1.0,
         "the paused node noticed it lost the lease"
@@ -666,39 +619,28 @@ async fn redis_restart_keeps_owned_keys_and_recovers() {
     .await;
     assert_eq!(st, 201, "{other}");
     let other = other["room"]["id"].as_i64().unwrap();
-    let (mut wa, _) = join(&c.nodes[0], &leader, room, None).await;
-    let (mut wb, _) = join(&c.nodes[1], &members[0], room, None).await;
-    let mut seen_a = BTreeMap::new();
-    let mut seen_b = BTreeMap::new();
-    send_until_acked(
-        &c.nodes[0],
-        &leader,
-        &mut wa,
-        room,
-        "a1",
-        &mut seen_a,
-        Duration::from_secs(5),
-    )
-    .await;
+    let mut a = Tab::open(&c.nodes[0], &leader, room).await;
+    let mut b = Tab::open(&c.nodes[1], &members[0], room).await;
+    a.send("a1", Duration::from_secs(5)).await;
     c.redis.kill();
     // The owner keeps serving its room while its lease would still hold.
-    send_text(&mut wa, send(room, "a2")).await;
+    send_text(&mut a.ws, send(room, "a2")).await;
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut acked = false;
     while Instant::now() < deadline && !acked {
-        if let Some(f) = frame_within(&mut wa, Duration::from_millis(200)).await {
+        if let Some(f) = frame_within(&mut a.ws, Duration::from_millis(200)).await {
             acked = f["type"] == "chat.ack" && f["client_id"] == "a2";
         }
     }
     assert!(acked, "an owned key works while Redis is down");
     // A key nobody owns yet cannot be claimed while Redis is down: `unavailable`.
     send_text(
-        &mut wb,
+        &mut b.ws,
         json!({ "type": "chat.join", "id": "j2", "room_id": other }).to_string(),
     )
     .await;
     let refused = loop {
-        let f = frame_within(&mut wb, Duration::from_secs(5))
+        let f = frame_within(&mut b.ws, Duration::from_secs(5))
             .await
             .expect("an answer to the join");
         if f["id"] == "j2" {
@@ -714,28 +656,8 @@ async fn redis_restart_keeps_owned_keys_and_recovers() {
     assert_eq!(st, 200, "plain requests do not need Redis");
     c.redis.spawn();
     // Both nodes reconnect and go on: a send from either lands in one gapless log.
-    let seq = send_until_acked(
-        &c.nodes[1],
-        &members[0],
-        &mut wb,
-        room,
-        "b1",
-        &mut seen_b,
-        Duration::from_secs(15),
-    )
-    .await;
-    assert_eq!(seq, 3);
-    let seq = send_until_acked(
-        &c.nodes[0],
-        &leader,
-        &mut wa,
-        room,
-        "a3",
-        &mut seen_a,
-        Duration::from_secs(15),
-    )
-    .await;
-    assert_eq!(seq, 4);
+    assert_eq!(b.send("b1", Duration::from_secs(15)).await, 3);
+    assert_eq!(a.send("a3", Duration::from_secs(15)).await, 4);
     c.db.drop_db().await;
 }
 
