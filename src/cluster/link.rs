@@ -251,7 +251,7 @@ impl Links {
         &self,
         node: u64,
         peer: &Peer,
-        mut rx: mpsc::Receiver<Bytes>,
+        rx: mpsc::Receiver<Bytes>,
     ) -> anyhow::Result<()> {
         let addr = self.address(node).await?;
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await??;
@@ -261,8 +261,10 @@ impl Links {
         // Replies come back on the same connection.
         let reader = async move {
             loop {
-                let Some(LinkMsg::Reply { req, result }) = read_msg(&mut read).await? else {
-                    anyhow::bail!("peer sent something other than a reply");
+                let (req, result) = match read_msg(&mut read).await? {
+                    Some(LinkMsg::Reply { req, result }) => (req, result),
+                    Some(_) => anyhow::bail!("peer sent something other than a reply"),
+                    None => anyhow::bail!("peer closed the link"),
                 };
                 if let Some(tx) = pending.lock().expect("pending lock").remove(&req) {
                     let _ = tx.send(result);
@@ -270,20 +272,7 @@ impl Links {
             }
         };
         let hello = encode(&LinkMsg::Hello { node: self.node }).expect("hello encodes");
-        let writer = async move {
-            let mut w = BufWriter::new(write);
-            w.write_u32(hello.len() as u32).await?;
-            w.write_all(&hello).await?;
-            let mut batch = Vec::with_capacity(WRITE_BATCH);
-            while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-                for m in batch.drain(..) {
-                    w.write_u32(m.len() as u32).await?;
-                    w.write_all(&m).await?;
-                }
-                w.flush().await?;
-            }
-            anyhow::Ok(())
-        };
+        let writer = write_msgs(write, Some(hello), rx);
         tokio::select! {
             r = reader => r,
             r = writer => r,
@@ -408,6 +397,29 @@ fn reply(tx: &mpsc::Sender<Bytes>, req: u64, result: Result<Option<Bytes>, Regis
     }
 }
 
+/// Writes `first`, then every queued message, length-prefixed; flushes whenever the queue
+/// runs dry (one syscall for a burst, none held back when idle).
+async fn write_msgs<W: AsyncWriteExt + Unpin>(
+    write: W,
+    first: Option<Bytes>,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> anyhow::Result<()> {
+    let mut w = BufWriter::new(write);
+    if let Some(m) = first {
+        w.write_u32(m.len() as u32).await?;
+        w.write_all(&m).await?;
+    }
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        for m in batch.drain(..) {
+            w.write_u32(m.len() as u32).await?;
+            w.write_all(&m).await?;
+        }
+        w.flush().await?;
+    }
+    Ok(())
+}
+
 async fn read_msg<R: AsyncReadExt + Unpin>(r: &mut R) -> anyhow::Result<Option<LinkMsg>> {
     let len = match r.read_u32().await {
         Ok(n) => n as usize,
@@ -453,19 +465,8 @@ async fn serve_peer(
 ) -> anyhow::Result<()> {
     let (mut read, write) = stream.into_split();
     // Replies are few (one per forwarded delivery) and each is awaited by a waiting peer.
-    let (reply_tx, mut reply_rx) = mpsc::channel::<Bytes>(PEER_QUEUE);
-    let writer = tokio::spawn(async move {
-        let mut w = BufWriter::new(write);
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while reply_rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-            for m in batch.drain(..) {
-                w.write_u32(m.len() as u32).await?;
-                w.write_all(&m).await?;
-            }
-            w.flush().await?;
-        }
-        anyhow::Ok(())
-    });
+    let (reply_tx, reply_rx) = mpsc::channel::<Bytes>(PEER_QUEUE);
+    let writer = tokio::spawn(write_msgs(write, None, reply_rx));
     let mut peer: Option<u64> = None;
     let result = async {
         while let Some(msg) = read_msg(&mut read).await? {
