@@ -670,7 +670,7 @@ fn on_text(text: &str, room: usize, shared: &Shared, stats: &Mutex<SockStats>) {
 }
 
 fn spawn_sock(ws: Ws, room: usize, cross: bool, last_seq: u64, shared: Arc<Shared>) -> Sock {
-    let (mut sink, mut stream) = ws.split();
+    let (sink, mut stream) = ws.split();
     let stats = Arc::new(Mutex::new(SockStats {
         hist: new_hist(),
         recv: 0,
@@ -679,15 +679,7 @@ fn spawn_sock(ws: Ws, room: usize, cross: bool, last_seq: u64, shared: Arc<Share
         last_seq,
         closed: None,
     }));
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.send(m).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (tx, writer) = crate::fanout::spawn_writer(sink);
     let st = stats.clone();
     let reader = tokio::spawn(async move {
         let reason = loop {

@@ -26,7 +26,6 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -576,17 +575,9 @@ fn on_binary(data: &[u8], me: usize, shared: &Shared, stats: &Mutex<RecvStats>) 
 type Conn = crate::fanout::Conn<RecvStats>;
 
 fn spawn_conn(ws: Ws, me: usize, writers: usize, shared: Arc<Shared>) -> Conn {
-    let (mut sink, mut stream) = ws.split();
+    let (sink, mut stream) = ws.split();
     let stats = Arc::new(Mutex::new(RecvStats::new(shared.stages.len(), writers)));
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.send(m).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (tx, writer) = crate::fanout::spawn_writer(sink);
     let st = stats.clone();
     let reader = tokio::spawn(async move {
         // Reading also answers pings (tungstenite queues the pong, flushed on the next read).

@@ -359,9 +359,12 @@ fn on_text(text: &str, shared: &Shared, stats: &Mutex<ConnStats>) {
     }
 }
 
-fn spawn_conn(ws: Ws, last_seq: u64, shared: Arc<Shared>) -> Conn<ConnStats> {
-    let (mut sink, mut stream): (SplitSink<Ws, Message>, SplitStream<Ws>) = ws.split();
-    let stats = Arc::new(Mutex::new(ConnStats::new(shared.stages.len(), last_seq)));
+/// A socket's writer task: sends what is queued, in order, and closes the socket when the
+/// queue's senders are gone (or stops at the first failed send).
+pub fn spawn_writer<S>(mut sink: S) -> (mpsc::UnboundedSender<Message>, tokio::task::JoinHandle<()>)
+where
+    S: futures_util::Sink<Message> + Unpin + Send + 'static,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
@@ -371,6 +374,13 @@ fn spawn_conn(ws: Ws, last_seq: u64, shared: Arc<Shared>) -> Conn<ConnStats> {
         }
         let _ = sink.close().await;
     });
+    (tx, writer)
+}
+
+fn spawn_conn(ws: Ws, last_seq: u64, shared: Arc<Shared>) -> Conn<ConnStats> {
+    let (sink, mut stream): (SplitSink<Ws, Message>, SplitStream<Ws>) = ws.split();
+    let stats = Arc::new(Mutex::new(ConnStats::new(shared.stages.len(), last_seq)));
+    let (tx, writer) = crate::fanout::spawn_writer(sink);
     let st = stats.clone();
     let reader = tokio::spawn(async move {
         // Reading also answers the server's pings: tungstenite queues the pong and flushes it
