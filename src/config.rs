@@ -62,7 +62,7 @@ pub struct Settings {
     pub redis_url: Option<String>,
 
     /// Where this node listens for the other nodes' links (cluster mode only). Bind it to an
-    /// internal interface: the link is not authenticated.
+    /// internal interface: the link is authenticated (`--cluster-secret`), not encrypted.
     #[arg(
         long,
         env = "STUDYON_CLUSTER_LISTEN",
@@ -74,6 +74,12 @@ pub struct Settings {
     /// The address other nodes dial to reach this one. Default: the bound listen address.
     #[arg(long, env = "STUDYON_CLUSTER_ADVERTISE", global = true)]
     pub cluster_advertise: Option<std::net::SocketAddr>,
+
+    /// A secret all nodes of the cluster share: each link proves it (HMAC over a fresh
+    /// challenge), so only nodes deliver to a node, not whoever reaches the cluster port.
+    /// Required when the cluster listener is not on loopback.
+    #[arg(long, env = "STUDYON_CLUSTER_SECRET", global = true)]
+    pub cluster_secret: Option<String>,
 
     /// Prefix of every Redis key this cluster uses, so clusters (and test runs) can share
     /// one Redis.
@@ -502,6 +508,16 @@ impl Settings {
                 "STUDYON_REDIS_PREFIX must be a non-empty word".into(),
             ));
         }
+        if self.redis_url.is_some()
+            && !self.cluster_listen.ip().is_loopback()
+            && self.cluster_secret.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(ConfigError(
+                "STUDYON_CLUSTER_LISTEN is not on loopback: set STUDYON_CLUSTER_SECRET (the same \
+                 on every node) so only nodes of this cluster can use the link"
+                    .into(),
+            ));
+        }
         if self
             .cluster_advertise
             .is_some_and(|a| a.ip().is_unspecified() || a.port() == 0)
@@ -671,6 +687,11 @@ impl Settings {
                     .as_ref()
                     .map(|_| "***".to_string())
                     .unwrap_or_default(),
+                "cluster_secret" => self
+                    .cluster_secret
+                    .as_ref()
+                    .map(|_| "***".to_string())
+                    .unwrap_or_default(),
                 _ => match &json[&field] {
                     // Unset optional settings print empty, as in the env sample.
                     serde_json::Value::Null => String::new(),
@@ -736,6 +757,32 @@ mod tests {
         let b = Cli::try_parse_from(["studyon", "--listen", "127.0.0.1:9", "migrate"]).unwrap();
         assert_eq!(b.command, Some(Command::Migrate));
         assert_eq!(b.settings.listen.port(), 9);
+    }
+
+    #[test]
+    fn a_cluster_port_off_loopback_needs_a_secret() {
+        let pg = ["--database-url", "postgres://x@127.0.0.1/db"];
+        let base = ["--redis-url", "redis://127.0.0.1:6379"];
+        let open = parse(&[&pg[..], &base[..], &["--cluster-listen", "0.0.0.0:7100"]].concat());
+        let err = open.validate().unwrap_err().to_string();
+        assert!(err.contains("STUDYON_CLUSTER_SECRET"), "{err}");
+        let closed = parse(
+            &[
+                &pg[..],
+                &base[..],
+                &[
+                    "--cluster-listen",
+                    "0.0.0.0:7100",
+                    "--cluster-secret",
+                    "s3cret",
+                ],
+            ]
+            .concat(),
+        );
+        closed.validate().unwrap();
+        assert!(closed.redacted().contains("STUDYON_CLUSTER_SECRET=***"));
+        assert!(!closed.redacted().contains("s3cret"));
+        parse(&[&pg[..], &base[..]].concat()).validate().unwrap();
     }
 
     #[test]

@@ -42,11 +42,40 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A forwarded delivery waits this long for its reply: the owner's own ask timeout, plus a
 /// second for the two hops.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(ASK_TIMEOUT.as_secs() + 1);
+/// A dialer must answer the challenge within this: a peer is one network away.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Nonce length: enough that a recorded hello never answers another challenge.
+const NONCE_LEN: usize = 16;
+
+fn link_mac(secret: &[u8], nonce: &[u8], node: u64) -> hmac::Hmac<sha1::Sha1> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(b"studyon-link\0");
+    mac.update(nonce);
+    mac.update(&node.to_le_bytes());
+    mac
+}
+
+/// The proof a node gives on a link: HMAC-SHA1 over a domain tag, the acceptor's nonce and
+/// the dialer's id. Empty when the cluster has no secret (loopback only, see config).
+pub fn proof(secret: Option<&[u8]>, nonce: &[u8], node: u64) -> Bytes {
+    use hmac::Mac;
+    secret.map_or_else(Bytes::new, |s| {
+        Bytes::from(link_mac(s, nonce, node).finalize().into_bytes().to_vec())
+    })
+}
+
+/// Whether `given` proves the secret for this nonce and node (compared in constant time).
+pub fn proof_holds(secret: Option<&[u8]>, nonce: &[u8], node: u64, given: &[u8]) -> bool {
+    use hmac::Mac;
+    secret.is_none_or(|s| link_mac(s, nonce, node).verify_slice(given).is_ok())
+}
+
 /// Messages written before one flush: batches syscalls under load, flushes at once when idle.
 const WRITE_BATCH: usize = 256;
 
 #[derive(Debug, Serialize, Deserialize)]
-enum LinkMsg {
+pub enum LinkMsg {
     Deliver {
         req: u64,
         key: ActorKey,
@@ -54,9 +83,15 @@ enum LinkMsg {
         start: bool,
         want_reply: bool,
     },
-    /// The dialing node's id, first on every link.
+    /// The accepting node's first message: a fresh nonce the dialer must sign.
+    Challenge {
+        nonce: Bytes,
+    },
+    /// The dialing node's answer, first on every link: its id and, when the cluster has a
+    /// secret, HMAC-SHA1(secret, tag ‖ nonce ‖ node).
     Hello {
         node: u64,
+        proof: Bytes,
     },
     Reply {
         req: u64,
@@ -164,6 +199,7 @@ struct Peer {
 /// address in Redis).
 pub struct Links {
     node: u64,
+    secret: Option<Arc<[u8]>>,
     prefix: String,
     redis: ConnectionManager,
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
@@ -195,9 +231,15 @@ pub fn node_key(prefix: &str, node: u64) -> String {
 }
 
 impl Links {
-    pub fn new(node: u64, prefix: &str, redis: ConnectionManager) -> Arc<Self> {
+    pub fn new(
+        node: u64,
+        prefix: &str,
+        redis: ConnectionManager,
+        secret: Option<Arc<[u8]>>,
+    ) -> Arc<Self> {
         Arc::new(Links {
             node,
+            secret,
             prefix: prefix.to_string(),
             redis,
             peers: Mutex::new(HashMap::new()),
@@ -257,6 +299,15 @@ impl Links {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await??;
         stream.set_nodelay(true)?;
         let (mut read, write) = stream.into_split();
+        let nonce = match tokio::time::timeout(HELLO_TIMEOUT, read_msg(&mut read)).await?? {
+            Some(LinkMsg::Challenge { nonce }) => nonce,
+            _ => anyhow::bail!("peer did not open with a challenge"),
+        };
+        let hello = encode(&LinkMsg::Hello {
+            node: self.node,
+            proof: proof(self.secret.as_deref(), &nonce, self.node),
+        })
+        .expect("hello encodes");
         let pending = peer.pending.clone();
         // Replies come back on the same connection.
         let reader = async move {
@@ -271,7 +322,6 @@ impl Links {
                 }
             }
         };
-        let hello = encode(&LinkMsg::Hello { node: self.node }).expect("hello encodes");
         let writer = write_msgs(write, Some(hello), rx);
         tokio::select! {
             r = reader => r,
@@ -408,6 +458,8 @@ async fn write_msgs<W: AsyncWriteExt + Unpin>(
     if let Some(m) = first {
         w.write_u32(m.len() as u32).await?;
         w.write_all(&m).await?;
+        // The other side waits for it before anything else moves.
+        w.flush().await?;
     }
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
@@ -441,6 +493,7 @@ pub async fn serve(
     registry: Registry,
     hub: Arc<ConnHub>,
     watches: Arc<Watches>,
+    secret: Option<Arc<[u8]>>,
 ) {
     loop {
         let Ok((stream, from)) = listener.accept().await else {
@@ -448,9 +501,14 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (registry, hub, watches) = (registry.clone(), hub.clone(), watches.clone());
+        let (registry, hub, watches, secret) = (
+            registry.clone(),
+            hub.clone(),
+            watches.clone(),
+            secret.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(e) = serve_peer(stream, registry, hub, watches).await {
+            if let Err(e) = serve_peer(stream, registry, hub, watches, secret).await {
                 tracing::debug!(%from, error = %e, "inbound link closed");
             }
         });
@@ -462,13 +520,32 @@ async fn serve_peer(
     registry: Registry,
     hub: Arc<ConnHub>,
     watches: Arc<Watches>,
+    secret: Option<Arc<[u8]>>,
 ) -> anyhow::Result<()> {
     let (mut read, write) = stream.into_split();
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce)?;
+    let challenge = encode(&LinkMsg::Challenge {
+        nonce: Bytes::copy_from_slice(&nonce),
+    })
+    .expect("challenge encodes");
     // Replies are few (one per forwarded delivery) and each is awaited by a waiting peer.
     let (reply_tx, reply_rx) = mpsc::channel::<Bytes>(PEER_QUEUE);
-    let writer = tokio::spawn(write_msgs(write, None, reply_rx));
-    let mut peer: Option<u64> = None;
+    let writer = tokio::spawn(write_msgs(write, Some(challenge), reply_rx));
     let result = async {
+        // Nothing from a peer counts before its hello proves the cluster's secret.
+        let peer = match tokio::time::timeout(HELLO_TIMEOUT, read_msg(&mut read)).await?? {
+            Some(LinkMsg::Hello { node, proof })
+                if proof_holds(secret.as_deref(), &nonce, node, &proof) =>
+            {
+                node
+            }
+            Some(LinkMsg::Hello { .. }) => {
+                dropped("bad_link_proof");
+                anyhow::bail!("a link whose hello does not prove the cluster secret")
+            }
+            _ => anyhow::bail!("a link that did not open with a hello"),
+        };
         while let Some(msg) = read_msg(&mut read).await? {
             match msg {
                 LinkMsg::Deliver {
@@ -501,15 +578,11 @@ async fn serve_peer(
                 LinkMsg::Control { conn, control } => {
                     hub.control(conn, control);
                 }
-                LinkMsg::Watch { conn, key, on } => {
-                    // The peer names itself in every message it sends: the owner is the
-                    // node of the actor, which is the dialing node.
-                    if let Some(owner) = peer {
-                        watches.set(owner, conn, key, on);
-                    }
+                // The watching actor runs on the dialing node.
+                LinkMsg::Watch { conn, key, on } => watches.set(peer, conn, key, on),
+                LinkMsg::Reply { .. } | LinkMsg::Hello { .. } | LinkMsg::Challenge { .. } => {
+                    anyhow::bail!("an out-of-place message on an inbound link")
                 }
-                LinkMsg::Hello { node } => peer = Some(node),
-                LinkMsg::Reply { .. } => anyhow::bail!("a reply on an inbound link"),
             }
         }
         anyhow::Ok(())
@@ -559,7 +632,13 @@ mod tests {
             id: KeyId::Pair(3, 4),
         };
         let msgs = [
-            LinkMsg::Hello { node: 7 },
+            LinkMsg::Challenge {
+                nonce: Bytes::from_static(b"0123456789abcdef"),
+            },
+            LinkMsg::Hello {
+                node: 7,
+                proof: Bytes::from_static(b"p"),
+            },
             LinkMsg::Deliver {
                 req: 1,
                 key,
@@ -590,5 +669,25 @@ mod tests {
             let back: LinkMsg = wire::decode(&bytes).unwrap();
             assert_eq!(format!("{back:?}"), format!("{m:?}"));
         }
+    }
+
+    #[test]
+    fn a_hello_proves_the_secret_for_this_nonce_only() {
+        let secret: &[u8] = b"cluster secret";
+        let p = proof(Some(secret), b"nonce-1", 7);
+        assert!(proof_holds(Some(secret), b"nonce-1", 7, &p));
+        assert!(!proof_holds(Some(secret), b"nonce-2", 7, &p), "replayed");
+        assert!(
+            !proof_holds(Some(secret), b"nonce-1", 8, &p),
+            "another node's"
+        );
+        assert!(
+            !proof_holds(Some(b"other"), b"nonce-1", 7, &p),
+            "another secret"
+        );
+        assert!(!proof_holds(Some(secret), b"nonce-1", 7, b""), "no proof");
+        // Without a secret (loopback only) any hello is taken.
+        assert!(proof(None, b"n", 7).is_empty());
+        assert!(proof_holds(None, b"n", 7, b""));
     }
 }

@@ -48,6 +48,8 @@ pub struct Cluster {
     pub limits: limits::RedisLimits,
     /// Sockets here watched by actors on other nodes.
     pub watches: Arc<Watches>,
+    /// What every link proves (cluster mode with a secret).
+    secret: Option<Arc<[u8]>>,
     /// Where peers dial this node.
     pub advertise: SocketAddr,
     listener: std::sync::Mutex<Option<tokio::net::TcpListener>>,
@@ -108,10 +110,16 @@ impl Cluster {
         let bound = listener.local_addr()?;
         let advertise = settings.cluster_advertise.unwrap_or(bound);
         let prefix = settings.redis_prefix.clone();
+        let secret: Option<Arc<[u8]>> = settings
+            .cluster_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| Arc::from(s.as_bytes()));
         Ok(Cluster {
+            secret: secret.clone(),
             node,
             placement: Arc::new(RedisPlacement::new(node, &prefix, redis.clone())),
-            links: Links::new(node, &prefix, redis.clone()),
+            links: Links::new(node, &prefix, redis.clone(), secret.clone()),
             watches: Arc::new(Watches::default()),
             limits: limits::RedisLimits::new(&prefix, redis.clone()),
             prefix,
@@ -138,6 +146,7 @@ impl Cluster {
             registry.clone(),
             hub.clone(),
             self.watches.clone(),
+            self.secret.clone(),
         )));
         tasks.push(tokio::spawn(watch_owners(
             self.links.clone(),

@@ -85,6 +85,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// What the test nodes' links prove.
+const CLUSTER_SECRET: &str = "test-cluster-secret";
+
 /// One `studyon serve` process.
 struct Node {
     /// Behind a lock so a test can kill one node while its tabs hold the others.
@@ -202,6 +205,7 @@ impl Cluster {
             .args(["--database-url", &self.db.database_url])
             .args(["--redis-url", &self.redis.url()])
             .args(["--cluster-listen", "127.0.0.1:0"])
+            .args(["--cluster-secret", CLUSTER_SECRET])
             .args(["--metrics-listen", &format!("127.0.0.1:{mport}")])
             .args(["--workers", "2", "--log", "warn", "--shutdown-secs", "5"])
             .args(&self.extra)
@@ -705,5 +709,64 @@ async fn login_signup_and_write_limits_are_shared_by_the_nodes() {
         codes.push(st);
     }
     assert_eq!(codes, [201, 201, 201, 429]);
+    c.db.drop_db().await;
+}
+
+/// The node-to-node port takes nothing from a peer that cannot prove the cluster's secret.
+#[actix_rt::test]
+async fn a_stranger_on_the_cluster_port_is_cut_off() {
+    use std::io::{Read, Write};
+    use studyon::cluster::link::LinkMsg;
+    let c = Cluster::start(1).await;
+    // The node announces its link address in Redis.
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &c.redis.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let key = cli(&["--scan", "--pattern", "studyon:node:*"]);
+    let addr = cli(&["GET", &key]);
+    let mut sock = std::net::TcpStream::connect(&addr).expect("cluster port");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut len = [0u8; 4];
+    sock.read_exact(&mut len).unwrap();
+    let mut challenge = vec![0u8; u32::from_be_bytes(len) as usize];
+    sock.read_exact(&mut challenge).unwrap();
+    let nonce = match studyon::registry::wire::decode::<LinkMsg>(&challenge).unwrap() {
+        LinkMsg::Challenge { nonce } => nonce,
+        other => panic!("expected a challenge, got {other:?}"),
+    };
+    // A proof made with the wrong secret.
+    let hello = LinkMsg::Hello {
+        node: 42,
+        proof: studyon::cluster::link::proof(Some(b"guessed"), &nonce, 42),
+    };
+    for m in [
+        hello,
+        LinkMsg::Frames {
+            conns: vec![studyon::ids::ConnId { node: 1, seq: 1 }],
+            frame: studyon::ws::frame::Frame::Text("{}".into()),
+        },
+    ] {
+        let bytes = studyon::registry::wire::encode(&m).unwrap();
+        let _ = sock.write_all(&(bytes.len() as u32).to_be_bytes());
+        let _ = sock.write_all(&bytes);
+    }
+    let mut rest = Vec::new();
+    let read = sock.read_to_end(&mut rest);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err(),
+        "the link is cut: {read:?} {rest:?}"
+    );
+    assert_eq!(
+        c.nodes[0]
+            .metric("studyon_cluster_dropped_total{reason=\"bad_link_proof\"}")
+            .await,
+        1.0
+    );
     c.db.drop_db().await;
 }
