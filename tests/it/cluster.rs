@@ -770,3 +770,35 @@ async fn a_stranger_on_the_cluster_port_is_cut_off() {
     );
     c.db.drop_db().await;
 }
+
+/// A video room lives on one node; a participant whose socket is on another node signals
+/// through it and sends media straight to the room's node (its ICE candidate).
+#[actix_rt::test]
+async fn video_participants_on_two_nodes_see_each_other() {
+    use crate::video::{Part, publish_burst, seqs, until_meshed};
+    use studyon::live::video::sfu::route::Source;
+    let c = Cluster::start(2).await;
+    let [leader, ann] = signups(&c.nodes[0]).await;
+    let study = crate::tasks::study_with_members(&c.nodes[0], &leader, &[&ann]).await;
+    let both = [Source::Mic, Source::Camera];
+    let mut parts = vec![
+        // The room starts on node 0 (its first joiner's node).
+        Part::join(&c.nodes[0], &leader, study, &both).await,
+        Part::join(&c.nodes[1], &ann, study, &both).await,
+    ];
+    until_meshed(&mut parts, 2).await;
+    publish_burst(&mut parts, &[0, 1], 0, 20).await;
+    let users: Vec<i64> = parts.iter().map(|p| p.user).collect();
+    for p in &parts {
+        let other = *users.iter().find(|u| **u != p.user).unwrap();
+        for source in ["mic", "camera"] {
+            assert_eq!(
+                seqs(&p.got(other, source)),
+                (0..20).collect::<Vec<_>>(),
+                "user {} ← {other} {source}",
+                p.user
+            );
+        }
+    }
+    c.db.drop_db().await;
+}

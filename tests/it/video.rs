@@ -12,7 +12,6 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use studyon::live::video::client::MediaClient;
 use studyon::live::video::sfu::route::Source;
-use studyon::server::RunningServer;
 
 use crate::both_backends;
 use crate::common::*;
@@ -32,8 +31,8 @@ fn pattern(user: i64, source: Source, seq: u16, len: usize) -> Vec<u8> {
 }
 
 /// One participant: its socket, its str0m peer, and what the server said.
-struct Part {
-    user: i64,
+pub(crate) struct Part {
+    pub(crate) user: i64,
     study: i64,
     ws: WsConn,
     media: MediaClient,
@@ -50,7 +49,12 @@ struct Part {
 
 impl Part {
     /// Joins the room and publishes `sources` (offer → answer).
-    async fn join(s: &RunningServer, who: &Session, study: i64, sources: &[Source]) -> Part {
+    pub(crate) async fn join(
+        s: &impl Target,
+        who: &Session,
+        study: i64,
+        sources: &[Source],
+    ) -> Part {
         let mut p = Part::connect(s, who, study).await;
         let joined = p
             .request(json!({"type": "video.join", "study_id": study}))
@@ -61,7 +65,7 @@ impl Part {
         p
     }
 
-    async fn connect(s: &RunningServer, who: &Session, study: i64) -> Part {
+    async fn connect(s: &impl Target, who: &Session, study: i64) -> Part {
         let mut ws = ws_connect(s, &who.cookie).await;
         hello(&mut ws).await;
         Part {
@@ -160,7 +164,11 @@ impl Part {
     }
 
     /// Frames received from `publisher`'s `source`, in arrival order.
-    fn got(&self, publisher: i64, source: &str) -> Vec<&studyon::live::video::client::Received> {
+    pub(crate) fn got(
+        &self,
+        publisher: i64,
+        source: &str,
+    ) -> Vec<&studyon::live::video::client::Received> {
         self.media
             .received
             .iter()
@@ -204,7 +212,7 @@ async fn until(parts: &mut [Part], what: &str, done: impl Fn(&[Part]) -> bool) {
 }
 
 /// Until every participant is connected and receives every other one's `per_user` tracks.
-async fn until_meshed(parts: &mut [Part], per_user: usize) {
+pub(crate) async fn until_meshed(parts: &mut [Part], per_user: usize) {
     let users: Vec<i64> = parts.iter().map(|p| p.user).collect();
     until(parts, "every track negotiated", |ps| {
         ps.iter().all(|p| {
@@ -219,7 +227,7 @@ async fn until_meshed(parts: &mut [Part], per_user: usize) {
 
 /// Each publisher sends `n` audio frames and `n` video frames (the first a key frame),
 /// paced at 10 ms, starting its sequence at `from`.
-async fn publish_burst(parts: &mut [Part], who: &[usize], from: u16, n: u16) {
+pub(crate) async fn publish_burst(parts: &mut [Part], who: &[usize], from: u16, n: u16) {
     for seq in from..from + n {
         for &i in who {
             let user = parts[i].user;
@@ -239,7 +247,7 @@ async fn publish_burst(parts: &mut [Part], who: &[usize], from: u16, n: u16) {
     run(parts, Duration::from_millis(500)).await;
 }
 
-fn seqs(frames: &[&studyon::live::video::client::Received]) -> Vec<u16> {
+pub(crate) fn seqs(frames: &[&studyon::live::video::client::Received]) -> Vec<u16> {
     frames
         .iter()
         .map(|r| u16::from_be_bytes([r.data[2], r.data[3]]))
