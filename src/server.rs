@@ -1,8 +1,9 @@
 //! Wiring: build the shared state, run the HTTP server, shut down gracefully.
 //!
 //! Shutdown order (SIGTERM/SIGINT, or [`RunningServer::shutdown`]): mark not-ready, stop
-//! accepting, close every socket with 1001 and a reconnect hint, stop keyed actors, drain
-//! in-flight requests, flush the persistence actor, close the store. All within
+//! accepting and close the listener, close every socket with 1001 and a reconnect hint, stop
+//! keyed actors (in a cluster: give their leases back), drain in-flight requests, flush the
+//! persistence actor, close the store. All within
 //! `STUDYON_SHUTDOWN_SECS` (at most 9 s) so the process exits inside 10 s.
 
 use std::net::SocketAddr;
@@ -366,7 +367,17 @@ impl RunningServer {
         let budget = Duration::from_secs(self.state.settings.shutdown_secs);
         let state = &self.state;
         state.shutting_down.store(true, Ordering::Release);
-        self.handle.pause().await;
+        // Stop accepting and close the listener at once: a load balancer's new connects are
+        // refused and go to another node, instead of waiting on a paused listener. The
+        // workers keep serving the connections they have (the sockets closed next, requests
+        // in flight) until they end or the shutdown timeout.
+        let stopping = {
+            let handle = self.handle.clone();
+            tokio::spawn(async move { handle.stop(true).await })
+        };
+        // Actix closes it on its accept thread: wait for that (bounded), so no client told
+        // to reconnect can land here again.
+        until_refused(self.addr, budget / 8).await;
         state
             .hub
             .close_all(close_code::GOING_AWAY, "server restarting; reconnect");
@@ -380,7 +391,7 @@ impl RunningServer {
         if let Some(c) = &state.cluster {
             c.leave(budget / 8).await;
         }
-        self.handle.stop(true).await;
+        let _ = stopping.await;
         let _ = self.task.await;
         if let Some(h) = &self.metrics_handle {
             h.stop(false).await;
@@ -391,6 +402,25 @@ impl RunningServer {
             took_ms = started.elapsed().as_millis() as u64,
             "StudyOn stopped"
         );
+    }
+}
+
+/// Waits until `addr` refuses connections, at most `within`. A probe that still connects
+/// sits in the closing listener's backlog and is reset with it.
+async fn until_refused(addr: SocketAddr, within: Duration) {
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(probe).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

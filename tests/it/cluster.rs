@@ -113,6 +113,13 @@ impl Node {
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
     }
 
+    fn is_running(&self) -> bool {
+        let mut child = self.child.lock().unwrap();
+        child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
     fn kill9(&self) {
         self.signal(libc::SIGKILL);
         let _ = self.child.lock().unwrap().take().map(|mut c| c.wait());
@@ -568,6 +575,15 @@ async fn sigterm_drains_and_clients_move() {
             break;
         }
     }
+    // Its listener was closed before its sockets (not just paused): a client told to
+    // reconnect, or a load balancer's connect, is refused at once and goes to another node
+    // instead of waiting in the backlog.
+    let addr = c.nodes[0].url.trim_start_matches("http://").to_string();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the draining node still accepts"
+    );
+    assert!(c.nodes[0].is_running(), "refused while draining");
     let took = c.nodes[0].wait_exit(Duration::from_secs(6));
     assert!(took < Duration::from_secs(6), "drain took {took:?}");
     // The room starts on the remaining node at once (its lease was given back).
