@@ -19,6 +19,7 @@
 //! | [`live`] | live features, one folder each: socket family, keyed actor, frames |
 //! | [`ws`] | live sockets: typed frames, the router to sockets, the shell, families, the local hub |
 //! | [`http`] | routes, extractors, Origin (CSRF) check, OpenAPI document, static web UI |
+//! | [`cluster`] | cluster mode: a Redis lease per actor key, node-to-node links, the cross-node router, shared limits |
 //! | [`jobs`] | scheduled jobs: cron schedules, one run per fire across nodes (a lock), the job bodies |
 //! | [`metrics`] | Prometheus recorder and metric names |
 //! | [`server`] | wiring: build the state, run the HTTP server, graceful shutdown |

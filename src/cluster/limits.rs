@@ -81,23 +81,13 @@ impl RedisLimits {
 mod tests {
     use super::*;
 
-    fn redis_url() -> String {
-        std::env::var("STUDYON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-    }
-
     /// Against the real Redis (ops/test.sh starts it): two "nodes" sharing one bucket get
     /// the burst between them, not each; an all-or-nothing take spends nothing on refusal.
     #[tokio::test]
     async fn nodes_share_one_bucket_and_a_refused_take_spends_nothing() {
         let prefix = format!("studyon-test-{}", crate::registry::epoch_micros());
-        let a = RedisLimits::new(
-            &prefix,
-            crate::cluster::connect_redis(&redis_url()).await.unwrap(),
-        );
-        let b = RedisLimits::new(
-            &prefix,
-            crate::cluster::connect_redis(&redis_url()).await.unwrap(),
-        );
+        let a = RedisLimits::new(&prefix, crate::cluster::test_redis().await);
+        let b = RedisLimits::new(&prefix, crate::cluster::test_redis().await);
         // Slow refill, so the test's own time does not add tokens.
         let policy = Policy::new(4, 0.001);
         let bucket = vec![("login:ip:1.2.3.4".to_string(), policy)];

@@ -118,73 +118,85 @@ pub enum LinkMsg {
 /// Which sockets of this node watch which actors on which other node: when a node dies,
 /// its actors' watchers here are sent to re-attach (to the keys' next owners).
 #[derive(Default)]
-pub struct Watches {
-    by_owner: Mutex<HashMap<u64, HashMap<ActorKey, std::collections::HashSet<ConnId>>>>,
+pub struct Watches(Mutex<WatchTable>);
+
+#[derive(Default)]
+struct WatchTable {
+    by_owner: HashMap<u64, HashMap<ActorKey, std::collections::HashSet<ConnId>>>,
+    /// (socket, key) entries in `by_owner`, kept as it changes (the bound checks it).
+    entries: usize,
 }
 
 /// Watch entries kept at most: far above sockets × attachments per socket; past it new
 /// entries are not recorded (those sockets would miss a re-attach, never a frame).
 const MAX_WATCHES: usize = 1_000_000;
 
+impl WatchTable {
+    fn count(keys: &HashMap<ActorKey, std::collections::HashSet<ConnId>>) -> usize {
+        keys.values().map(|c| c.len()).sum()
+    }
+}
+
 impl Watches {
     fn set(&self, owner: u64, conn: ConnId, key: ActorKey, on: bool) {
-        let mut by = self.by_owner.lock().expect("watches lock");
+        let mut t = self.0.lock().expect("watches lock");
         if on {
-            let total: usize = by.values().map(|m| m.len()).sum();
-            if total >= MAX_WATCHES {
+            if t.entries >= MAX_WATCHES {
                 dropped("watch_table_full");
                 return;
             }
-            by.entry(owner)
+            let added = t
+                .by_owner
+                .entry(owner)
                 .or_default()
                 .entry(key)
                 .or_default()
                 .insert(conn);
-        } else if let Some(keys) = by.get_mut(&owner) {
+            t.entries += usize::from(added);
+        } else if let Some(keys) = t.by_owner.get_mut(&owner) {
+            let mut removed = false;
             if let Some(conns) = keys.get_mut(&key) {
-                conns.remove(&conn);
+                removed = conns.remove(&conn);
                 if conns.is_empty() {
                     keys.remove(&key);
                 }
             }
             if keys.is_empty() {
-                by.remove(&owner);
+                t.by_owner.remove(&owner);
             }
+            t.entries -= usize::from(removed);
         }
     }
 
     /// Nodes whose actors sockets here watch.
     pub fn owners(&self) -> Vec<u64> {
-        self.by_owner
-            .lock()
-            .expect("watches lock")
-            .keys()
-            .copied()
-            .collect()
+        let t = self.0.lock().expect("watches lock");
+        t.by_owner.keys().copied().collect()
     }
 
     /// Forgets `owner` and returns what its actors watched here.
     pub fn take(&self, owner: u64) -> Vec<(ActorKey, Vec<ConnId>)> {
-        let mut by = self.by_owner.lock().expect("watches lock");
-        by.remove(&owner)
-            .map(|keys| {
-                keys.into_iter()
-                    .map(|(k, c)| (k, c.into_iter().collect()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let mut t = self.0.lock().expect("watches lock");
+        let Some(keys) = t.by_owner.remove(&owner) else {
+            return Vec::new();
+        };
+        t.entries -= WatchTable::count(&keys);
+        keys.into_iter()
+            .map(|(k, c)| (k, c.into_iter().collect()))
+            .collect()
     }
 
     /// Drops sockets that closed since.
     pub fn retain_conns(&self, alive: impl Fn(&ConnId) -> bool) {
-        let mut by = self.by_owner.lock().expect("watches lock");
-        for keys in by.values_mut() {
+        let mut t = self.0.lock().expect("watches lock");
+        for keys in t.by_owner.values_mut() {
             for conns in keys.values_mut() {
                 conns.retain(&alive);
             }
             keys.retain(|_, c| !c.is_empty());
         }
-        by.retain(|_, k| !k.is_empty());
+        t.by_owner.retain(|_, k| !k.is_empty());
+        t.entries = t.by_owner.values().map(WatchTable::count).sum();
     }
 }
 
@@ -618,7 +630,9 @@ mod tests {
         owners.sort();
         assert_eq!(owners, vec![0xa, 0xb]);
         w.retain_conns(|c| c.seq != 9);
+        assert_eq!(w.0.lock().unwrap().entries, 2);
         assert_eq!(w.take(0xa), vec![(room(1), vec![conn(1, 1)])]);
+        assert_eq!(w.0.lock().unwrap().entries, 1);
         assert_eq!(w.owners(), vec![0xb]);
         w.retain_conns(|c| c.seq != 1);
         assert!(w.owners().is_empty(), "closed sockets are forgotten");

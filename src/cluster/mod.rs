@@ -85,6 +85,27 @@ async fn watch_owners(links: Arc<Links>, watches: Arc<Watches>, hub: Arc<ConnHub
     }
 }
 
+/// Sets this node's heartbeat key (its link address) for another [`NODE_TTL`].
+async fn announce(mut redis: ConnectionManager, key: &str, addr: &str) -> redis::RedisResult<()> {
+    redis::cmd("SET")
+        .arg(key)
+        .arg(addr)
+        .arg("PX")
+        .arg(NODE_TTL.as_millis() as u64)
+        .query_async(&mut redis)
+        .await
+}
+
+/// The Redis the unit tests use (`ops/test.sh` starts it); an unreachable one fails the test.
+#[cfg(test)]
+pub(crate) async fn test_redis() -> ConnectionManager {
+    let url =
+        std::env::var("STUDYON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    connect_redis(&url)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} is not reachable ({e}): ops/test.sh starts it"))
+}
+
 /// A Redis connection that reconnects by itself (after a Redis restart, say).
 pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
     let client = redis::Client::open(url)?;
@@ -133,7 +154,12 @@ impl Cluster {
     /// Starts serving peers, announcing this node and renewing its leases.
     pub async fn start(&self, registry: Registry, hub: Arc<ConnHub>) -> anyhow::Result<()> {
         registry.set_remote(Arc::new(LinkRemote(self.links.clone())));
-        self.announce().await?;
+        announce(
+            self.redis.clone(),
+            &link::node_key(&self.prefix, self.node),
+            &self.advertise.to_string(),
+        )
+        .await?;
         let listener = self
             .listener
             .lock()
@@ -154,7 +180,7 @@ impl Cluster {
             hub,
         )));
         tasks.push(tokio::spawn(self.placement.clone().run_renewals(registry)));
-        let (mut redis, key, addr) = (
+        let (redis, key, addr) = (
             self.redis.clone(),
             link::node_key(&self.prefix, self.node),
             self.advertise.to_string(),
@@ -163,31 +189,12 @@ impl Cluster {
             let mut every = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
                 every.tick().await;
-                let r: redis::RedisResult<()> = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&addr)
-                    .arg("PX")
-                    .arg(NODE_TTL.as_millis() as u64)
-                    .query_async(&mut redis)
-                    .await;
-                if let Err(e) = r {
+                if let Err(e) = announce(redis.clone(), &key, &addr).await {
                     tracing::warn!(error = %e, "node heartbeat failed");
                 }
             }
         }));
         tracing::info!(node = %format!("{:x}", self.node), advertise = %self.advertise, "cluster node up");
-        Ok(())
-    }
-
-    async fn announce(&self) -> anyhow::Result<()> {
-        let mut redis = self.redis.clone();
-        let () = redis::cmd("SET")
-            .arg(link::node_key(&self.prefix, self.node))
-            .arg(self.advertise.to_string())
-            .arg("PX")
-            .arg(NODE_TTL.as_millis() as u64)
-            .query_async(&mut redis)
-            .await?;
         Ok(())
     }
 

@@ -332,15 +332,8 @@ mod tests {
     use super::*;
     use crate::registry::{KeyId, Kind};
 
-    fn redis_url() -> String {
-        std::env::var("STUDYON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-    }
-
     async fn node(id: u64, prefix: &str) -> RedisPlacement {
-        let redis = crate::cluster::connect_redis(&redis_url())
-            .await
-            .expect("Redis (ops/test.sh starts it)");
-        RedisPlacement::new(id, prefix, redis)
+        RedisPlacement::new(id, prefix, crate::cluster::test_redis().await)
     }
 
     fn key(n: i64) -> ActorKey {
