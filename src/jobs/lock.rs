@@ -156,25 +156,12 @@ pub struct RedisJobLock {
 }
 
 impl RedisJobLock {
-    /// The key prefix every node of one deployment shares.
-    pub const PREFIX: &'static str = "studyon:";
-
-    pub fn new(conn: redis::aio::ConnectionManager) -> Self {
-        Self::with_prefix(conn, Self::PREFIX)
-    }
-
-    /// Keys under another prefix (tests, or two deployments sharing one Redis).
+    /// Keys under `prefix` (the cluster's `--redis-prefix` and a colon; tests use their own).
     pub fn with_prefix(conn: redis::aio::ConnectionManager, prefix: impl Into<String>) -> Self {
         RedisJobLock {
             conn,
             prefix: prefix.into(),
         }
-    }
-
-    /// Connects to `url` (`redis://…`); the connection manager reconnects after a restart.
-    pub async fn connect(url: &str) -> Result<Self, JobError> {
-        let client = redis::Client::open(url)?;
-        Ok(Self::new(client.get_connection_manager().await?))
     }
 
     fn key(&self, job: &str) -> String {
@@ -256,8 +243,6 @@ mod tests {
 
     async fn redis_pair() -> Pair {
         static RUN: AtomicU64 = AtomicU64::new(0);
-        let url = std::env::var("STUDYON_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let prefix = format!(
             "studyon-test:{}:{}:{}:",
             std::process::id(),
@@ -265,10 +250,7 @@ mod tests {
             RUN.fetch_add(1, Ordering::Relaxed)
         );
         let node = || async {
-            let client = redis::Client::open(url.as_str()).expect("Redis URL");
-            let conn = client.get_connection_manager().await.unwrap_or_else(|e| {
-                panic!("Redis at {url} is not reachable ({e}): ops/test.sh starts it")
-            });
+            let conn = crate::cluster::test_redis().await;
             Arc::new(RedisJobLock::with_prefix(conn, prefix.clone())) as Arc<dyn JobLock>
         };
         (node().await, node().await)

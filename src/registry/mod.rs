@@ -366,11 +366,6 @@ impl Registry {
         let _ = self.inner.remote.set(remote);
     }
 
-    /// Whether new actors may start here (false once shutdown began).
-    pub fn is_shutting_down(&self) -> bool {
-        self.inner.shutting_down.load(Ordering::Acquire)
-    }
-
     /// Live actors on this node, by kind (the owned-keys metric).
     pub fn live_by_kind(&self) -> Vec<(&'static str, usize)> {
         let kinds = &self.inner.kinds;
@@ -409,15 +404,6 @@ impl Registry {
             self.inner.forget(&lease.key, r.generation);
             (r.stop)(true);
         }
-    }
-
-    /// Every lease this node runs actors under (the cluster placement renews these).
-    pub fn running_leases(&self) -> Vec<Lease> {
-        let slots = self.inner.slots.lock().expect("registry lock");
-        slots
-            .values()
-            .filter_map(|s| s.get().map(|r| r.lease))
-            .collect()
     }
 
     /// Sends `msg` to the actor with this id, starting it if needed, and waits for its reply.
