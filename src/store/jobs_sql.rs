@@ -11,7 +11,7 @@ macro_rules! jobs_store_impl {
             use crate::store::{Millis, StoreResult};
             use crate::studies::{NewNotification, Notification, StudyStatus};
 
-            use super::studies_impl::notify_in;
+            use super::studies_impl::{member_notes, notify_in};
 
             const RUN_SELECT: &str =
                 "SELECT job, last_started_at, last_finished_at, last_ok, last_detail FROM job_runs";
@@ -112,12 +112,6 @@ macro_rules! jobs_store_impl {
                             .bind(study.0)
                             .fetch_one(&mut *tx)
                             .await?;
-                    let members: Vec<(i64,)> = sqlx::query_as(
-                        "SELECT user_id FROM memberships WHERE study_id = $1 AND left_at IS NULL AND role = 'member' ORDER BY user_id",
-                    )
-                    .bind(study.0)
-                    .fetch_all(&mut *tx)
-                    .await?;
                     let mut list = vec![NewNotification {
                         user_id: UserId(leader),
                         kind: "recruitment_closed",
@@ -128,13 +122,10 @@ macro_rules! jobs_store_impl {
                         collapse_key: Some(format!("recruitment_closed:{study}")),
                     }];
                     // The members get what a leader's own status change sends them.
-                    let status = StudyStatus::InProgress;
-                    list.extend(members.into_iter().map(|(u,)| NewNotification {
-                        user_id: UserId(u),
-                        kind: "study_status_changed",
-                        payload: serde_json::json!({ "study_id": study, "study_title": title, "status": status }),
-                        collapse_key: Some(format!("study_status_changed:{study}")),
-                    }));
+                    let payload = serde_json::json!({
+                        "study_id": study, "study_title": title, "status": StudyStatus::InProgress,
+                    });
+                    list.extend(member_notes(&mut tx, study.0, false, "study_status_changed", payload).await?);
                     let out = notify_in(&mut tx, &list, now).await?;
                     tx.commit().await?;
                     Ok(Some(out))
@@ -168,21 +159,8 @@ macro_rules! jobs_store_impl {
                     let Some((title, starts_on)) = marked else {
                         return Ok(None);
                     };
-                    let members: Vec<(i64,)> = sqlx::query_as(
-                        "SELECT user_id FROM memberships WHERE study_id = $1 AND left_at IS NULL ORDER BY user_id",
-                    )
-                    .bind(study.0)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let list: Vec<NewNotification> = members
-                        .into_iter()
-                        .map(|(u,)| NewNotification {
-                            user_id: UserId(u),
-                            kind: "study_starting",
-                            payload: serde_json::json!({ "study_id": study, "study_title": title, "starts_on": starts_on }),
-                            collapse_key: Some(format!("study_starting:{study}")),
-                        })
-                        .collect();
+                    let payload = serde_json::json!({ "study_id": study, "study_title": title, "starts_on": starts_on });
+                    let list = member_notes(&mut tx, study.0, true, "study_starting", payload).await?;
                     let out = notify_in(&mut tx, &list, now).await?;
                     tx.commit().await?;
                     Ok(Some(out))

@@ -193,6 +193,33 @@ macro_rules! studies_store_impl {
                 Ok(t)
             }
 
+            /// One `kind` notification for every current member of `study` (with
+            /// `with_leader`, the leader too), all with one payload and the collapse key
+            /// `kind:study`.
+            pub(super) async fn member_notes(
+                c: &mut Conn,
+                study: i64,
+                with_leader: bool,
+                kind: &'static str,
+                payload: serde_json::Value,
+            ) -> Result<Vec<NewNotification>, sqlx::Error> {
+                let q = if with_leader {
+                    "SELECT user_id FROM memberships WHERE study_id = $1 AND left_at IS NULL ORDER BY user_id"
+                } else {
+                    "SELECT user_id FROM memberships WHERE study_id = $1 AND left_at IS NULL AND role = 'member' ORDER BY user_id"
+                };
+                let members: Vec<(i64,)> = sqlx::query_as(q).bind(study).fetch_all(&mut *c).await?;
+                Ok(members
+                    .into_iter()
+                    .map(|(u,)| NewNotification {
+                        user_id: UserId(u),
+                        kind,
+                        payload: payload.clone(),
+                        collapse_key: Some(format!("{kind}:{study}")),
+                    })
+                    .collect())
+            }
+
             pub(super) async fn notify_in(c: &mut Conn, list: &[NewNotification], now: Millis) -> Result<Vec<Notification>, sqlx::Error> {
                 let mut out = Vec::with_capacity(list.len());
                 for n in list {
@@ -483,21 +510,8 @@ macro_rules! studies_store_impl {
                     .bind(id.0)
                     .execute(&mut *tx)
                     .await?;
-                    let members: Vec<(i64,)> = sqlx::query_as(
-                        "SELECT user_id FROM memberships WHERE study_id = $1 AND left_at IS NULL AND role = 'member'",
-                    )
-                    .bind(id.0)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let list: Vec<NewNotification> = members
-                        .into_iter()
-                        .map(|(u,)| NewNotification {
-                            user_id: UserId(u),
-                            kind: "study_status_changed",
-                            payload: serde_json::json!({ "study_id": id, "study_title": title, "status": to }),
-                            collapse_key: Some(format!("study_status_changed:{id}")),
-                        })
-                        .collect();
+                    let payload = serde_json::json!({ "study_id": id, "study_title": title, "status": to });
+                    let list = member_notes(&mut tx, id.0, false, "study_status_changed", payload).await?;
                     let out = notify_in(&mut tx, &list, now).await?;
                     tx.commit().await?;
                     Ok(out)
