@@ -85,7 +85,15 @@ struct Shared {
     published: AtomicU64,
     received: AtomicU64,
     ready: AtomicU64,
+    /// Participants that have received media.
+    seeing: AtomicU64,
+    /// Before the stages: publishers send a key frame now and then, since the server
+    /// offers a track to the others only once media arrived on it.
+    announce: AtomicBool,
 }
+
+/// How often a publisher announces its camera before the stages.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
 
 use crate::abuse::{Ws, ws as connect};
 
@@ -180,6 +188,8 @@ async fn participant(
     let mut last_rate = 0;
     let payload = vec![0x5Au8; frame_bytes];
     let mut last_rtp = 0;
+    let mut counted_seeing = false;
+    let mut announced: Option<Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         while let Some(msg) = ws.next().now_or_never() {
             match msg {
@@ -200,6 +210,18 @@ async fn participant(
             .received
             .fetch_add(media.rtp_in - last_rtp, Ordering::Relaxed);
         last_rtp = media.rtp_in;
+        if media.rtp_in > 0 && !counted_seeing {
+            counted_seeing = true;
+            shared.seeing.fetch_add(1, Ordering::Relaxed);
+        }
+        if publish
+            && media.connected
+            && shared.announce.load(Ordering::Relaxed)
+            && announced.is_none_or(|t| t.elapsed() >= ANNOUNCE_EVERY)
+        {
+            announced = Some(Instant::now());
+            media.announce(|_| payload.clone());
+        }
         let rate = shared.rate.load(Ordering::Relaxed);
         if rate != last_rate {
             last_rate = rate;
@@ -283,6 +305,8 @@ async fn run_room(
         published: AtomicU64::new(0),
         received: AtomicU64::new(0),
         ready: AtomicU64::new(0),
+        seeing: AtomicU64::new(0),
+        announce: AtomicBool::new(true),
     });
     let total = publishers + subscribers_only;
     let mut tasks = Vec::new();
@@ -312,8 +336,28 @@ async fn run_room(
             shared.ready.load(Ordering::Relaxed)
         ));
     }
-    // Let the last renegotiations settle before measuring.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Everyone but a lone publisher has someone else's media to receive.
+    let receivers = if publishers > 1 {
+        total
+    } else {
+        subscribers_only
+    };
+    let seeing = procs::wait_until(STEP_TIMEOUT, || {
+        let n = shared.seeing.load(Ordering::Relaxed) as usize;
+        async move { n == receivers }
+    })
+    .await;
+    if !seeing {
+        shared.stop.store(true, Ordering::Relaxed);
+        return Err(format!(
+            "only {} of {receivers} participants received media within {STEP_TIMEOUT:?}",
+            shared.seeing.load(Ordering::Relaxed)
+        ));
+    }
+    // Let the last renegotiations settle, and the announcements drain, before measuring.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    shared.announce.store(false, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let fanout = (total - 1) as u64;
     let mut stages = Vec::new();
     for &rate in &args.rates {

@@ -30,6 +30,11 @@ fn pattern(user: i64, source: Source, seq: u16, len: usize) -> Vec<u8> {
     p
 }
 
+/// The sequence number of [`Part::announce`]'s frames, which [`Part::got`] leaves out.
+const ANNOUNCE: u16 = u16::MAX;
+/// How often a waiting participant announces its tracks (see [`until`]).
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
+
 /// One participant: its socket, its str0m peer, and what the server said.
 pub(crate) struct Part {
     pub(crate) user: i64,
@@ -45,6 +50,7 @@ pub(crate) struct Part {
     next_id: u64,
     /// `wait_for` looks only at frames from here on.
     mark: usize,
+    last_announce: Option<Instant>,
 }
 
 impl Part {
@@ -79,6 +85,7 @@ impl Part {
             answers_acked: 0,
             next_id: 0,
             mark: 0,
+            last_announce: None,
         }
     }
 
@@ -158,6 +165,22 @@ impl Part {
         }
     }
 
+    /// Sends a key frame on each published source now and then: the server offers a
+    /// track to the others only once media arrived on it.
+    fn announce(&mut self) {
+        if !self.media.connected
+            || self
+                .last_announce
+                .is_some_and(|t| t.elapsed() < ANNOUNCE_EVERY)
+        {
+            return;
+        }
+        self.last_announce = Some(Instant::now());
+        let user = self.user;
+        self.media
+            .announce(|source| pattern(user, source, ANNOUNCE, 60));
+    }
+
     async fn step(&mut self) {
         while self.read(Duration::from_millis(1)).await.is_some() {}
         self.media.pump(Duration::from_millis(4)).await;
@@ -173,9 +196,11 @@ impl Part {
             .received
             .iter()
             .filter(|r| {
-                self.tracks
-                    .get(&r.mid.to_string())
-                    .is_some_and(|(u, s)| *u == publisher && s == source)
+                r.data.get(2..4) != Some(&ANNOUNCE.to_be_bytes()[..])
+                    && self
+                        .tracks
+                        .get(&r.mid.to_string())
+                        .is_some_and(|(u, s)| *u == publisher && s == source)
             })
             .collect()
     }
@@ -200,12 +225,14 @@ async fn run(parts: &mut [Part], dur: Duration) {
     }
 }
 
-/// Runs everyone until `done` holds (bounded).
+/// Runs everyone until `done` holds (bounded). Meanwhile each participant announces its
+/// tracks, so that waiting for them to reach the others ends.
 async fn until(parts: &mut [Part], what: &str, done: impl Fn(&[Part]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !done(parts) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         for p in parts.iter_mut() {
+            p.announce();
             p.step().await;
         }
     }
@@ -358,6 +385,102 @@ async fn forwarding_and_mute(b: &Backend) {
     assert!(m.contains("studyon_video_forwarded_frames_total"), "{m}");
 }
 both_backends!(forwarding_and_mute);
+
+/// Runs everyone for `dur` while `who` sends one frame of `source` per 20 ms (sequence
+/// numbers from `from`); returns the next sequence number.
+async fn send_for(parts: &mut [Part], who: usize, source: Source, from: u16, dur: Duration) -> u16 {
+    let deadline = Instant::now() + dur;
+    let mut seq = from;
+    while Instant::now() < deadline {
+        let user = parts[who].user;
+        parts[who]
+            .media
+            .send(source, &pattern(user, source, seq, 100), seq == from);
+        seq += 1;
+        run(parts, Duration::from_millis(20)).await;
+    }
+    seq
+}
+
+/// A published track reaches the others' offers at its first frame, not at the
+/// publisher's offer: a camera or screen line that carries nothing costs no one an
+/// m-line (the SFU's polling walks every m-line of a session).
+#[actix_rt::test]
+async fn a_track_is_offered_at_its_first_frame() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let all = [Source::Mic, Source::Camera, Source::Screen];
+    let mut parts = vec![
+        Part::join(&s, &leader, study, &[]).await,
+        Part::join(&s, &ann, study, &all).await,
+    ];
+    let ann_id = parts[1].user;
+    // Connected and settled, with no media yet: nothing of Ann's is offered.
+    let count = |p: &Part, src: &str| p.tracks.values().filter(|(_, s)| s == src).count();
+    run(&mut parts, Duration::from_millis(300)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !parts.iter().all(|p| p.media.connected) {
+        assert!(Instant::now() < deadline, "not connected");
+        run(&mut parts, Duration::from_millis(20)).await;
+    }
+    run(&mut parts, Duration::from_millis(500)).await;
+    assert!(
+        parts[0].tracks.values().all(|(u, _)| *u != ann_id),
+        "{:?}",
+        parts[0].tracks
+    );
+    // Her microphone speaks: the leader is offered that track only.
+    let mut seq = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !parts[0].has_tracks_of(&[ann_id], 1) {
+        assert!(Instant::now() < deadline, "the microphone was not offered");
+        seq = send_for(&mut parts, 1, Source::Mic, seq, Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&parts[0], "mic"), 1, "{:?}", parts[0].tracks);
+    let mic_from = seq;
+    seq = send_for(&mut parts, 1, Source::Mic, seq, Duration::from_millis(500)).await;
+    let got: Vec<u16> = seqs(&parts[0].got(ann_id, "mic"));
+    assert!(
+        got.contains(&mic_from) && got.contains(&(seq - 1)),
+        "the microphone's frames arrive once offered: {got:?}"
+    );
+    assert!(
+        parts[0].has_tracks_of(&[ann_id], 1),
+        "{:?}",
+        parts[0].tracks
+    );
+    // Her camera starts: now it is offered too, and its frames arrive. The screen, which
+    // never sent, is still not.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut cam = 0;
+    while !parts[0].has_tracks_of(&[ann_id], 2) {
+        assert!(Instant::now() < deadline, "the camera was not offered");
+        cam = send_for(
+            &mut parts,
+            1,
+            Source::Camera,
+            cam,
+            Duration::from_millis(100),
+        )
+        .await;
+    }
+    send_for(
+        &mut parts,
+        1,
+        Source::Camera,
+        cam,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(count(&parts[0], "camera"), 1, "{:?}", parts[0].tracks);
+    assert_eq!(count(&parts[0], "screen"), 0, "{:?}", parts[0].tracks);
+    assert!(
+        !parts[0].got(ann_id, "camera").is_empty(),
+        "the camera's frames arrive once offered"
+    );
+}
 
 /// A participant who joins late receives the others' tracks, and the publisher is asked
 /// for a key frame at once, so the newcomer's decoder can start.
@@ -817,14 +940,15 @@ async fn a_client_offer_during_the_servers_offer_is_refused() {
         ps[0].media.connected
     })
     .await;
-    // Ann publishes: the server now owes the leader an offer for Ann's microphone, and
-    // sends it before Ann's join completes.
+    // Ann publishes: once her microphone's first frame arrives, the server owes the
+    // leader an offer for it.
     let ann_part = Part::join(&s, &ann, study, &[Source::Mic]).await;
     parts.push(ann_part);
     // Wait (without answering) until the server's offer to the leader has arrived.
     let deadline = Instant::now() + Duration::from_secs(10);
     let server_offer = loop {
         assert!(Instant::now() < deadline, "no server offer to the leader");
+        parts[1].announce();
         parts[1].step().await;
         if let Ok(Some(Ok(Frame::Text(t)))) =
             tokio::time::timeout(Duration::from_millis(5), parts[0].ws.next()).await

@@ -7,7 +7,8 @@
 //   track yet) is offered with `video.offer`, naming each transceiver's source by
 //   its mid. The client never offers again: toggles replace or disable tracks and
 //   report with `video.media`.
-// - The server offers whenever other participants' tracks come or go; its offer
+// - The server offers whenever other participants' tracks come or go (a track comes
+//   with its first frame, not with its publisher's offer); its offer
 //   lists every remote track by mid (`tracks`), which is how received tracks are
 //   put on participants' tiles. Every signaling step (our offer, answering the
 //   server's) runs on one promise chain, so they never interleave. Our offer

@@ -35,6 +35,8 @@ pub struct MediaClient {
     pending: Option<SdpPendingOffer>,
     /// What this client publishes, by its own mid.
     pub sending: HashMap<Source, Mid>,
+    /// The camera's simulcast layers, as offered (empty: one stream).
+    pub camera_rids: Vec<String>,
     pub received: Vec<Received>,
     /// Key frame requests the server sent for our video.
     pub keyframe_requests: Vec<(Mid, KeyframeRequestKind, Instant)>,
@@ -67,6 +69,7 @@ impl MediaClient {
             local,
             pending: None,
             sending: HashMap::new(),
+            camera_rids: Vec::new(),
             received: Vec::new(),
             keyframe_requests: Vec::new(),
             connected: false,
@@ -91,6 +94,9 @@ impl MediaClient {
         sources: &[Source],
         rids: &[&str],
     ) -> (String, BTreeMap<String, Source>) {
+        if sources.contains(&Source::Camera) {
+            self.camera_rids = rids.iter().map(|r| r.to_string()).collect();
+        }
         let mut api = self.rtc.sdp_api();
         let mut named = BTreeMap::new();
         for s in sources {
@@ -138,6 +144,27 @@ impl MediaClient {
             .accept_offer(offer)
             .map_err(|e| e.to_string())?;
         Ok(answer.to_sdp_string())
+    }
+
+    /// Writes one key frame of `payload(source)` on every published source (on each layer
+    /// of a simulcast camera). The server offers a track to the others at its first frame,
+    /// so a publisher with nothing to send yet sends this to be seen. True if every write
+    /// was taken.
+    pub fn announce(&mut self, payload: impl Fn(Source) -> Vec<u8>) -> bool {
+        let mut sources: Vec<Source> = self.sending.keys().copied().collect();
+        sources.sort_by_key(|s| *s as u8);
+        let rids = self.camera_rids.clone();
+        let mut ok = true;
+        for s in sources {
+            if s == Source::Camera && !rids.is_empty() {
+                for r in &rids {
+                    ok &= self.send_layer(s, Some(r), &payload(s), true);
+                }
+            } else {
+                ok &= self.send(s, &payload(s), true);
+            }
+        }
+        ok
     }
 
     /// Writes one frame of `source` (20 ms of audio, or a video frame; `keyframe` sets the

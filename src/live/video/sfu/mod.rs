@@ -86,6 +86,9 @@ struct Peer {
     ufrag: String,
     addrs: Vec<SocketAddr>,
     published: HashMap<Mid, Source>,
+    /// Published m-lines that have sent no media yet: they get no m-line at the others
+    /// until their first frame (see `on_event`).
+    silent: HashMap<Mid, Source>,
     pending: Option<SdpPendingOffer>,
     /// The first answer went out: the server may send offers now.
     ready: bool,
@@ -292,6 +295,7 @@ impl MediaLoop {
             ufrag: creds.ufrag,
             addrs: Vec::new(),
             published: HashMap::new(),
+            silent: HashMap::new(),
             pending: None,
             ready: false,
             connected: false,
@@ -504,11 +508,24 @@ impl MediaLoop {
                     && let Some(source) = self.peers[i].published.get(&m.mid).copied()
                     && source.kind() == m.kind
                 {
-                    self.routing.add_track(user, m.mid, source);
-                    self.negotiate = true;
+                    self.peers[i].silent.insert(m.mid, source);
                 }
             }
-            Event::MediaData(d) => self.work.push_back(Work::Frame(user, d)),
+            Event::MediaData(d) => {
+                // A track is offered to the others at its first frame, not at the
+                // publisher's offer. Browsers offer a screen (and often a camera) line that
+                // may never carry media, and str0m walks every m-line of a session on each
+                // poll: a 25-person room would give every subscriber 72 lines, most idle.
+                // The frames before the others answer are lost; they are asked for a key
+                // frame when they do.
+                if !self.peers[i].silent.is_empty()
+                    && let Some(source) = self.peers[i].silent.remove(&d.mid)
+                {
+                    self.routing.add_track(user, d.mid, source);
+                    self.negotiate = true;
+                }
+                self.work.push_back(Work::Frame(user, d));
+            }
             Event::KeyframeRequest(req) => {
                 if let Some((origin, mid, rid)) = self.routing.origin_of(user, req.mid)
                     && self.routing.keyframe_due(origin, mid, Instant::now())
