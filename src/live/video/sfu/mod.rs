@@ -219,7 +219,7 @@ impl MediaLoop {
                     self.report();
                 }
             }
-            self.settle();
+            self.settle(inbox.is_empty());
             self.net.send_batch(&mut self.out);
         }
         self.report();
@@ -548,7 +548,7 @@ impl MediaLoop {
 
     /// Forwards queued frames and key frame requests, sends offers where tracks changed,
     /// and reports participants whose connection died.
-    fn settle(&mut self) {
+    fn settle(&mut self, idle: bool) {
         loop {
             while let Some(w) = self.work.pop_front() {
                 match w {
@@ -568,10 +568,18 @@ impl MediaLoop {
                 break;
             }
             // str0m packetizes a written frame only on its next timeout input, and asks
-            // for that timeout at once: giving it now, before the one drain, saves each
-            // subscriber a second drain and a turn of the loop per frame. Draining may
-            // surface more work (a subscriber's key frame request).
+            // for that timeout at once, so a subscriber is given the time before its one
+            // drain. When more datagrams wait, that is left to the timer of the next turn:
+            // frames from other publishers are written first, and one timeout input and
+            // drain per subscriber packetize them all (one frame per m-line each).
+            // Draining may surface more work (a subscriber's key frame request).
             let now = Instant::now();
+            if !idle {
+                for i in std::mem::take(&mut self.touched) {
+                    self.peers[i].next = self.peers[i].next.min(now);
+                }
+                break;
+            }
             for i in std::mem::take(&mut self.touched) {
                 self.tick(i, now);
             }
