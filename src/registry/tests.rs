@@ -10,7 +10,7 @@ use actix::{Actor, AsyncContext, Context};
 use futures_util::future::BoxFuture;
 
 use super::*;
-use crate::ids::{ConnId, SessionId};
+use crate::ids::ConnId;
 use crate::ws::hub::ConnHub;
 use crate::ws::router::{Control, Sockets};
 
@@ -201,7 +201,6 @@ async fn restarts_after_a_panic_and_tells_watchers_to_resync() {
     let mut conn = hub
         .register(
             crate::ids::UserId(1),
-            SessionId(1),
             crate::ws::hub::QueueBound {
                 frames: 8,
                 bytes: 1 << 20,

@@ -103,7 +103,7 @@ pub fn serve(
     };
     let Some(reg) = state
         .hub
-        .register(auth.user.id, auth.session, bound, settings.ws_max_per_user)
+        .register(auth.user.id, bound, settings.ws_max_per_user)
     else {
         // A browser can read a close code but not the status of a refused upgrade.
         metrics::counter!(crate::metrics::WS_CLOSED, "reason" => "too_many_sockets").increment(1);

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::frame::Frame;
 use super::router::{ConnRouter, Control};
-use crate::ids::{ConnId, SessionId, UserId};
+use crate::ids::{ConnId, UserId};
 
 /// What the writer task sends: client frames (shared bytes) and WebSocket pings and pongs.
 #[derive(Debug, Clone)]
@@ -29,7 +29,6 @@ const CONTROL_QUEUE: usize = 16;
 
 struct Entry {
     user: UserId,
-    session: SessionId,
     out: mpsc::Sender<Outbound>,
     ctl: mpsc::Sender<Control>,
     /// Bytes of frames queued and not yet written (the writer takes them off).
@@ -81,7 +80,6 @@ impl ConnHub {
     pub fn register(
         &self,
         user: UserId,
-        session: SessionId,
         queue: QueueBound,
         max_per_user: usize,
     ) -> Option<Registration> {
@@ -102,7 +100,6 @@ impl ConnHub {
             id,
             Entry {
                 user,
-                session,
                 out: out_tx.clone(),
                 ctl: ctl_tx,
                 queued: queued.clone(),
@@ -152,17 +149,6 @@ impl ConnHub {
                 false
             }
         }
-    }
-
-    /// Connections opened with this session (logout closes them).
-    pub fn by_session(&self, session: SessionId) -> Vec<ConnId> {
-        let conns = self.conns.lock().expect("hub lock");
-        conns
-            .by_id
-            .iter()
-            .filter(|(_, e)| e.session == session)
-            .map(|(id, _)| *id)
-            .collect()
     }
 
     pub fn user_of(&self, id: ConnId) -> Option<UserId> {
@@ -233,7 +219,7 @@ mod tests {
     #[test]
     fn a_full_queue_marks_a_slow_consumer() {
         let hub = ConnHub::new(7);
-        let mut reg = hub.register(UserId(1), SessionId(1), BOUND, 4).unwrap();
+        let mut reg = hub.register(UserId(1), BOUND, 4).unwrap();
         for i in 0..8 {
             assert!(hub.push(reg.id, text(&format!("{i}"))));
         }
@@ -254,8 +240,8 @@ mod tests {
     #[test]
     fn push_many_reaches_every_live_connection_and_marks_slow_ones() {
         let hub = ConnHub::new(3);
-        let mut fast = hub.register(UserId(1), SessionId(1), BOUND, 4).unwrap();
-        let mut slow = hub.register(UserId(2), SessionId(2), BOUND, 4).unwrap();
+        let mut fast = hub.register(UserId(1), BOUND, 4).unwrap();
+        let mut slow = hub.register(UserId(2), BOUND, 4).unwrap();
         for i in 0..8 {
             assert!(hub.push(slow.id, text(&format!("{i}"))));
         }
@@ -270,30 +256,18 @@ mod tests {
     }
 
     #[test]
-    fn finds_connections_by_session() {
-        let hub = ConnHub::new(1);
-        let a = hub.register(UserId(1), SessionId(10), BOUND, 4).unwrap();
-        let b = hub.register(UserId(1), SessionId(11), BOUND, 4).unwrap();
-        let c = hub.register(UserId(1), SessionId(10), BOUND, 4).unwrap();
-        let mut s10 = hub.by_session(SessionId(10));
-        s10.sort_by_key(|c| c.seq);
-        assert_eq!(s10, vec![a.id, c.id]);
-        assert_eq!(hub.by_session(SessionId(11)), vec![b.id]);
-    }
-
-    #[test]
     fn a_user_may_open_only_so_many_sockets() {
         let hub = ConnHub::new(1);
-        let a = hub.register(UserId(1), SessionId(1), BOUND, 2).unwrap();
-        let _b = hub.register(UserId(1), SessionId(1), BOUND, 2).unwrap();
-        assert!(hub.register(UserId(1), SessionId(2), BOUND, 2).is_none());
+        let a = hub.register(UserId(1), BOUND, 2).unwrap();
+        let _b = hub.register(UserId(1), BOUND, 2).unwrap();
+        assert!(hub.register(UserId(1), BOUND, 2).is_none());
         assert!(
-            hub.register(UserId(2), SessionId(3), BOUND, 2).is_some(),
+            hub.register(UserId(2), BOUND, 2).is_some(),
             "others are not affected"
         );
         hub.unregister(a.id);
         assert!(
-            hub.register(UserId(1), SessionId(1), BOUND, 2).is_some(),
+            hub.register(UserId(1), BOUND, 2).is_some(),
             "a closed one frees its place"
         );
     }
@@ -305,7 +279,7 @@ mod tests {
             frames: 100,
             bytes: 10_000,
         };
-        let mut reg = hub.register(UserId(1), SessionId(1), bound, 4).unwrap();
+        let mut reg = hub.register(UserId(1), bound, 4).unwrap();
         let big = Frame::Binary(vec![0u8; 4_000].into());
         assert!(hub.push(reg.id, big.clone()));
         assert!(hub.push(reg.id, big.clone()));
