@@ -215,6 +215,8 @@ impl Cluster {
             .args(["--cluster-secret", CLUSTER_SECRET])
             .args(["--metrics-listen", &format!("127.0.0.1:{mport}")])
             .args(["--workers", "2", "--log", "warn", "--shutdown-secs", "5"])
+            // The date jobs could move the tests' fixed-date studies (see common.rs).
+            .args(["--job-recruitment-close=", "--job-study-reminders="])
             .args(&self.extra)
             .stdout(out.try_clone().unwrap())
             .stderr(out)

@@ -90,6 +90,17 @@ impl Backend {
             "--metrics-listen",
             "127.0.0.1:0",
         ];
+        // Tests use fixed calendar dates (2027), so once those pass, the date jobs (every
+        // 10 minutes by default) could move a test's study mid-test. They are off unless a
+        // test names its own schedule for them.
+        for flag in ["--job-recruitment-close", "--job-study-reminders"] {
+            if !extra.iter().any(|a| a.starts_with(flag)) {
+                args.push(match flag {
+                    "--job-recruitment-close" => "--job-recruitment-close=",
+                    _ => "--job-study-reminders=",
+                });
+            }
+        }
         args.extend_from_slice(extra);
         use clap::Parser;
         Cli::try_parse_from(args).expect("test settings").settings

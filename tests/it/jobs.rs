@@ -313,6 +313,8 @@ async fn the_scheduler_runs_jobs_at_startup_and_on_schedule(b: &Backend) {
         &[
             "--job-session-purge",
             "* * * * * *",
+            "--job-recruitment-close",
+            studyon::jobs::RECRUITMENT_CLOSE_DEFAULT,
             "--job-study-reminders=",
         ],
     )
