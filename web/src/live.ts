@@ -7,7 +7,9 @@
 //   `revoked`; 1008 (policy) => reconnect once, stop if it repeats; anything
 //   else (1001 going away, 4008 too slow, 1006 abnormal, ...) => reconnect
 //   with exponential backoff + jitter (500 ms doubling, capped at 10 s,
-//   reset after a successful hello).
+//   reset after a successful hello). After 1001/1012 (a node draining or
+//   restarting closes all its sockets at once) the first retry is spread over
+//   0-5 s instead, so its clients do not all reconnect in the same instant.
 // - Every frame is dispatched to listeners registered for its `type`
 //   (`on('notification', fn)`, `on('resync', fn)`, ...) and to `on('*', fn)`.
 // - Binary frames (co-edited documents, `src/docSync.ts`) go both ways beside
@@ -48,9 +50,16 @@ export const STALE_AFTER_MS = 65_000;
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_MAX_MS = 10_000;
 
-export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY = 1008;
 export const CLOSE_REVOKED = 4001;
+/** Closes a server sends every socket of a node at once: it is draining or restarting. */
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_SERVICE_RESTART = 1012;
+/**
+ * The first reconnect after such a close waits a random 0..this long, so that a node's
+ * tens of thousands of clients do not land on the remaining nodes in the same half second.
+ */
+export const RECONNECT_SPREAD_MS = 5_000;
 export const CLOSE_TOO_SLOW = 4008;
 
 export interface LiveOptions {
@@ -73,6 +82,18 @@ type RevokedListener = () => void;
 function defaultUrl(): string {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${proto}//${location.host}/ws`;
+}
+
+/**
+ * Delay before reconnect attempt number `attempt` (0-based) after a close with `code`:
+ * spread over RECONNECT_SPREAD_MS for the first attempt after a node-wide close, else
+ * the backoff.
+ */
+export function reconnectDelay(code: number, attempt: number, random: () => number = Math.random): number {
+  if (attempt === 0 && (code === CLOSE_GOING_AWAY || code === CLOSE_SERVICE_RESTART)) {
+    return Math.round(random() * RECONNECT_SPREAD_MS);
+  }
+  return backoffDelay(attempt, random);
 }
 
 /** Delay before reconnect attempt number `attempt` (0-based): exponential, capped, jittered. */
@@ -315,7 +336,7 @@ export class LiveClient {
       );
       return;
     }
-    this.scheduleReconnect();
+    this.scheduleReconnect(code);
   }
 
   private revoke(): void {
@@ -326,11 +347,11 @@ export class LiveClient {
     for (const fn of [...this.revokedListeners]) fn();
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(code = 0): void {
     if (!this.running) return;
     this.clearReconnect();
     this.setState('reconnecting');
-    const delay = backoffDelay(this.attempt);
+    const delay = reconnectDelay(code, this.attempt);
     this.attempt += 1;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;

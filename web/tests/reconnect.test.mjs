@@ -70,6 +70,25 @@ test('reconnects by itself after a server restart', { timeout: 120_000 }, async 
   await context.close();
 });
 
+test('after a node-wide close (1001) the first retry is spread, not immediate', { timeout: 120_000 }, async (t) => {
+  const { context, page } = await newPage(browser, server);
+  // The client draws its first retry after 1001 from 0..5 s; pin the draw near the top.
+  await context.addInitScript(() => {
+    Math.random = () => 0.99;
+  });
+  await signUp(page, 'Spread Tester');
+  const t0 = Date.now();
+  // SIGTERM: the server closes every socket with 1001 and goes; then it starts again.
+  await server.restart();
+  const ready = Date.now() - t0;
+  await waitForConnState(page, 'connected', RECONNECT_BOUND_MS);
+  const back = Date.now() - t0;
+  t.diagnostic(`server back after ${ready} ms, client reconnected after ${back} ms`);
+  // Without the spread the first retry comes 250-500 ms after the close.
+  assert.ok(back >= 4_500, `reconnected after ${back} ms, before the ~4.95 s spread`);
+  await context.close();
+});
+
 test('a revoked session (logout elsewhere) goes to /login', { timeout: 60_000 }, async () => {
   const { context, page } = await newPage(browser, server);
   await signUp(page, 'Revoke Tester');
