@@ -665,11 +665,13 @@ mod wire_tests {
             PostDocMsg::Attach {
                 conn: conn(),
                 user: UserId(1),
+                name: "Ann".into(),
                 framing: Framing::Named("post/9".into()),
             },
             PostDocMsg::Attach {
                 conn: conn(),
                 user: UserId(1),
+                name: "Ann".into(),
                 framing: Framing::Plain,
             },
             PostDocMsg::Frame {

@@ -425,14 +425,21 @@ async fn co_editing_converges_with_the_api_and_history(b: &Backend) {
     })
     .await;
 
-    // Awareness spreads and is cleared when its socket goes.
-    let state = r#"{"user":{"name":"a"}}"#;
+    // Awareness spreads and is cleared when its socket goes. The member claims the
+    // leader's name; the server writes the member's own name and id over it.
+    let claimed = json!({"user": {"name": leader.user["display_name"], "color": "#e0457b"}});
     let mut w = Writer::default();
-    w.var_uint(1).var_uint(4242).var_uint(1).string(state);
+    w.var_uint(1)
+        .var_uint(4242)
+        .var_uint(1)
+        .string(&claimed.to_string());
     let m = a.framing.awareness(&w.0);
     a.send(m).await;
-    b2.until("a's cursor", |p| {
-        p.awareness.iter().any(|(c, s)| *c == 4242 && s == state)
+    let stamped = json!({"user": {"name": member.user["display_name"], "id": member.user["id"], "color": "#e0457b"}});
+    b2.until("a's cursor, under a's own name", |p| {
+        p.awareness.iter().any(|(c, s)| {
+            *c == 4242 && serde_json::from_str::<Value>(s).is_ok_and(|v| v == stamped)
+        })
     })
     .await;
     a.ws.close().await.unwrap();

@@ -291,15 +291,17 @@ test('y-websocket awareness: a peer’s state arrives and goes away with its pro
   await waitSynced(cb, 'Ben');
 
   const ca = yws(a, postId);
-  ca.provider.awareness.setLocalStateField('user', { name: 'Ann', color: '#e0457b' });
+  // Ann claims another name: the server writes her own display name and id over it.
+  ca.provider.awareness.setLocalStateField('user', { name: 'The Leader', color: '#e0457b' });
   await waitSynced(ca, 'Ann');
   const annId = ca.doc.clientID;
+  const annName = a.user.display_name;
   await waitUntil(
     () => `Ann's awareness at Ben, seen ${JSON.stringify([...cb.provider.awareness.getStates()])}`,
-    () => cb.provider.awareness.getStates().get(annId)?.user?.name === 'Ann',
+    () => cb.provider.awareness.getStates().get(annId)?.user?.name === annName,
     LIVE_MS,
   );
-  assert.deepEqual(cb.provider.awareness.getStates().get(annId), { user: { name: 'Ann', color: '#e0457b' } });
+  assert.deepEqual(cb.provider.awareness.getStates().get(annId), { user: { name: annName, id: a.user.id, color: '#e0457b' } });
   // A change of state travels too.
   ca.provider.awareness.setLocalStateField('cursor', { anchor: 3 });
   await waitUntil('Ann’s cursor at Ben', () => cb.provider.awareness.getStates().get(annId)?.cursor?.anchor === 3, LIVE_MS);
@@ -314,7 +316,7 @@ test('y-websocket awareness: a peer’s state arrives and goes away with its pro
   cz.provider.awareness.setLocalStateField('user', { name: 'Zed', color: '#3366ff' });
   await waitSynced(cz, 'the second editor');
   const zedId = cz.doc.clientID;
-  await waitUntil('the second editor’s awareness at Ben', () => cb.provider.awareness.getStates().get(zedId)?.user?.name === 'Zed', LIVE_MS);
+  await waitUntil('the second editor’s awareness at Ben', () => cb.provider.awareness.getStates().get(zedId)?.user?.color === '#3366ff', LIVE_MS);
   cz.provider.shouldConnect = false; // so the provider does not reconnect after the kill
   cz.provider.ws.terminate();
   await waitUntil('Ben to drop a peer whose socket died', () => !cb.provider.awareness.getStates().has(zedId), LIVE_MS);
@@ -354,17 +356,17 @@ test('@hocuspocus/provider over /ws?binary=1: two documents on one socket sync w
   h1.provider.setAwarenessField('user', { name: 'Ann', color: '#e0457b' });
   await waitUntil(
     'Ann’s hocuspocus awareness at Ben’s y-websocket',
-    () => w1.provider.awareness.getStates().get(h1.doc.clientID)?.user?.name === 'Ann',
+    () => w1.provider.awareness.getStates().get(h1.doc.clientID)?.user?.name === a.user.display_name,
     LIVE_MS,
   );
   // (A state still at clock 0, like a fresh Awareness' `{}`, is ignored by Yjs receivers: set one.)
-  h2.provider.setAwarenessField('user', { name: 'Ann (2)', color: '#e0457b' });
-  await waitUntil('the second document’s awareness at Ben', () => w2.provider.awareness.getStates().get(h2.doc.clientID)?.user?.name === 'Ann (2)', LIVE_MS);
+  h2.provider.setAwarenessField('user', { name: 'Ann (2)', color: '#e0457c' });
+  await waitUntil('the second document’s awareness at Ben', () => w2.provider.awareness.getStates().get(h2.doc.clientID)?.user?.color === '#e0457c', LIVE_MS);
   assert.ok(!w2.provider.awareness.getStates().has(h1.doc.clientID), 'awareness stays within its document');
   w1.provider.awareness.setLocalStateField('user', { name: 'Ben', color: '#3366ff' });
   await waitUntil(
     'Ben’s y-websocket awareness at Ann’s hocuspocus',
-    () => h1.provider.awareness.getStates().get(w1.doc.clientID)?.user?.name === 'Ben',
+    () => h1.provider.awareness.getStates().get(w1.doc.clientID)?.user?.name === b.user.display_name,
     LIVE_MS,
   );
 

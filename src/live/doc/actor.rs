@@ -69,6 +69,8 @@ pub enum PostDocMsg {
     Attach {
         conn: ConnId,
         user: UserId,
+        /// The user's display name, which the server writes into their awareness states.
+        name: String,
         framing: Framing,
     },
     /// One y-protocols message (without a document name) from an attached socket.
@@ -115,6 +117,8 @@ pub type PostDocResult = Result<PostDocReply, CommandError>;
 
 struct Peer {
     user: UserId,
+    /// Display name, stamped on this peer's awareness states.
+    name: String,
     leader: bool,
     framing: Framing,
     /// When we asked this peer to sync again, until its step 2 answers (see
@@ -287,6 +291,7 @@ impl PostDoc {
         &mut self,
         conn: ConnId,
         user: UserId,
+        name: String,
         framing: Framing,
         reply: ReplyTo<PostDocResult>,
         ctx: &mut Context<Self>,
@@ -304,6 +309,7 @@ impl PostDoc {
                     };
                     let peer = Peer {
                         user,
+                        name,
                         leader,
                         framing,
                         asked_again: None,
@@ -380,7 +386,11 @@ impl PostDoc {
                 self.apply(conn, user, u, ctx);
             }
             Message::Awareness(b) => match awareness::decode(b) {
-                Ok(entries) => {
+                Ok(mut entries) => {
+                    // Whose cursor it is comes from the socket's login, not the client.
+                    for e in &mut entries {
+                        e.state = awareness::stamp(&e.state, peer.user, &peer.name);
+                    }
                     let accepted = self.awareness.apply(conn, entries);
                     self.broadcast_awareness(&accepted);
                 }
@@ -886,8 +896,9 @@ impl KeyedActor for PostDoc {
             PostDocMsg::Attach {
                 conn,
                 user,
+                name,
                 framing,
-            } => self.attach(conn, user, framing, reply, ctx),
+            } => self.attach(conn, user, name, framing, reply, ctx),
             PostDocMsg::Frame { conn, data } => {
                 self.on_frame(conn, data, ctx);
                 reply.send(Ok(PostDocReply::Done));

@@ -2,14 +2,15 @@
 //! latest state, a plain function core the `PostDoc` actor wraps.
 //!
 //! The rules are y-protocols' (a higher clock wins; a `null` state at the same clock removes),
-//! plus two of ours: a client id belongs to the connection that first sent it, so nobody can
-//! move or remove another person's cursor; and states are bounded and must be JSON, since
-//! every peer parses them.
+//! plus three of ours: a client id belongs to the connection that first sent it, so nobody
+//! can move or remove another person's cursor; states are bounded and must be JSON, since
+//! every peer parses them; and the server writes who a state belongs to ([`stamp`]), so
+//! nobody can show their cursor under another person's name.
 
 use std::collections::HashMap;
 
 use super::proto::{DecodeError, Reader, Writer};
-use crate::ids::ConnId;
+use crate::ids::{ConnId, UserId};
 
 /// Client ids one connection may own: one per document in a tab, with room for a reload
 /// racing the old socket's removal.
@@ -73,6 +74,24 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
 
 fn is_null(state: &str) -> bool {
     state == "null"
+}
+
+/// Writes the sender's user id and display name into an awareness state's `user` object
+/// (y-protocols clients read the cursor's label from `user.name`), keeping the rest
+/// (colour, cursor). A state that is not a JSON object (`null`, or something no editor
+/// reads) is returned as it is; [`Awareness::apply`] judges it.
+pub fn stamp(state: &str, user: UserId, name: &str) -> String {
+    let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str(state) else {
+        return state.to_owned();
+    };
+    let mut who = match obj.remove("user") {
+        Some(serde_json::Value::Object(u)) => u,
+        _ => serde_json::Map::new(),
+    };
+    who.insert("id".into(), user.0.into());
+    who.insert("name".into(), name.into());
+    obj.insert("user".into(), who.into());
+    serde_json::Value::Object(obj).to_string()
 }
 
 impl Awareness {
@@ -172,6 +191,35 @@ mod tests {
 
     fn conn(n: u64) -> ConnId {
         ConnId { node: 1, seq: n }
+    }
+
+    #[test]
+    fn the_server_writes_whose_state_it_is() {
+        let v = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        // A borrowed name is replaced, and the rest of `user` and of the state is kept.
+        let spoofed = r##"{"user":{"name":"The Leader","color":"#e0457b"},"cursor":{"anchor":3}}"##;
+        assert_eq!(
+            v(&stamp(spoofed, UserId(7), "Ann")),
+            v(r##"{"user":{"name":"Ann","id":7,"color":"#e0457b"},"cursor":{"anchor":3}}"##)
+        );
+        // No `user` (or not an object): one is made.
+        assert_eq!(
+            v(&stamp(r#"{"cursor":null}"#, UserId(7), "Ann")),
+            v(r#"{"user":{"name":"Ann","id":7},"cursor":null}"#)
+        );
+        assert_eq!(
+            v(&stamp(r#"{"user":"The Leader"}"#, UserId(7), "Ann")),
+            v(r#"{"user":{"name":"Ann","id":7}}"#)
+        );
+        // A name with quotes stays valid JSON.
+        assert_eq!(
+            v(&stamp("{}", UserId(7), r#"A "quoted" name"#))["user"]["name"],
+            r#"A "quoted" name"#
+        );
+        // Leaving (null), and what is not an object, pass as they are.
+        assert_eq!(stamp("null", UserId(7), "Ann"), "null");
+        assert_eq!(stamp("[1,2]", UserId(7), "Ann"), "[1,2]");
+        assert_eq!(stamp("not json", UserId(7), "Ann"), "not json");
     }
 
     fn e(client: u64, clock: u64, state: &str) -> Entry {

@@ -56,6 +56,7 @@ async fn attach(
     let msg = PostDocMsg::Attach {
         conn: conn.id,
         user: conn.user.id,
+        name: conn.user.display_name.clone(),
         framing,
     };
     // A non-member is refused by the actor (4403); a post that does not exist stops the
