@@ -544,6 +544,7 @@ async fn serve_peer(
     // Replies are few (one per forwarded delivery) and each is awaited by a waiting peer.
     let (reply_tx, reply_rx) = mpsc::channel::<Bytes>(PEER_QUEUE);
     let writer = tokio::spawn(write_msgs(write, Some(challenge), reply_rx));
+    let mut authed: Option<u64> = None;
     let result = async {
         // Nothing from a peer counts before its hello proves the cluster's secret.
         let peer = match tokio::time::timeout(HELLO_TIMEOUT, read_msg(&mut read)).await?? {
@@ -558,6 +559,7 @@ async fn serve_peer(
             }
             _ => anyhow::bail!("a link that did not open with a hello"),
         };
+        authed = Some(peer);
         while let Some(msg) = read_msg(&mut read).await? {
             match msg {
                 LinkMsg::Deliver {
@@ -602,7 +604,23 @@ async fn serve_peer(
     .await;
     drop(reply_tx);
     let _ = writer.await;
+    if let Some(peer) = authed {
+        resync_watchers(&watches, &hub, peer);
+    }
     result
+}
+
+/// Sends every socket here that watches an actor on `owner` to re-attach. The frames of
+/// `owner`'s actors come only over its link to us: once that link is gone, some may have
+/// been lost with it (even while both nodes live on), and re-attaching resumes from the
+/// socket's last `seq`. Sockets that already moved to a new owner are not watched under
+/// `owner` any more, so they are left alone.
+pub fn resync_watchers(watches: &Watches, hub: &ConnHub, owner: u64) {
+    for (key, conns) in watches.take(owner) {
+        for conn in conns {
+            hub.control(conn, Control::Resync { key });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -636,6 +654,75 @@ mod tests {
         assert_eq!(w.owners(), vec![0xb]);
         w.retain_conns(|c| c.seq != 1);
         assert!(w.owners().is_empty(), "closed sockets are forgotten");
+    }
+
+    /// A peer's link to us closes while both nodes live on: the sockets here that watch
+    /// its actors are sent to re-attach, since that link carried their frames.
+    #[actix_rt::test]
+    async fn a_closed_link_resyncs_the_sockets_it_fed() {
+        crate::live::features();
+        let (registry, hub) = crate::registry::tests::registry(Duration::from_secs(60), 16).await;
+        let watches = Arc::new(Watches::default());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(
+            listener,
+            registry,
+            hub.clone(),
+            watches.clone(),
+            None,
+        ));
+        let bound = crate::ws::hub::QueueBound {
+            frames: 8,
+            bytes: 1 << 16,
+        };
+        let mut watcher = hub.register(crate::ids::UserId(1), bound, 4).unwrap();
+        let mut bystander = hub.register(crate::ids::UserId(2), bound, 4).unwrap();
+        let room = ActorKey {
+            kind: Kind::new("chat_room"),
+            id: KeyId::One(5),
+        };
+        // Node 7 dials in, proves itself and says one of its actors watches a socket here.
+        let (mut read, mut write) = TcpStream::connect(addr).await.unwrap().into_split();
+        let nonce = match read_msg(&mut read).await.unwrap() {
+            Some(LinkMsg::Challenge { nonce }) => nonce,
+            other => panic!("expected a challenge, got {other:?}"),
+        };
+        for m in [
+            LinkMsg::Hello {
+                node: 7,
+                proof: proof(None, &nonce, 7),
+            },
+            LinkMsg::Watch {
+                conn: watcher.id,
+                key: room,
+                on: true,
+            },
+        ] {
+            let b = encode(&m).unwrap();
+            write.write_u32(b.len() as u32).await.unwrap();
+            write.write_all(&b).await.unwrap();
+        }
+        write.flush().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while watches.owners() != vec![7] {
+            assert!(Instant::now() < deadline, "the watch was not recorded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            watcher.ctl.try_recv().is_err(),
+            "no resync while the link is up"
+        );
+        // The link breaks.
+        drop(write);
+        drop(read);
+        let got = tokio::time::timeout(Duration::from_secs(5), watcher.ctl.recv())
+            .await
+            .expect("a resync after the link closed");
+        assert_eq!(got, Some(Control::Resync { key: room }));
+        assert!(watches.owners().is_empty());
+        assert!(bystander.ctl.try_recv().is_err(), "others are left alone");
+        server.abort();
     }
 
     #[test]

@@ -20,7 +20,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::config::Settings;
 use crate::registry::Registry;
 use crate::ws::hub::ConnHub;
-use crate::ws::router::{ConnRouter, Control};
 
 pub use link::{LinkRemote, Links, Watches};
 pub use placement::RedisPlacement;
@@ -76,11 +75,7 @@ async fn watch_owners(links: Arc<Links>, watches: Arc<Watches>, hub: Arc<ConnHub
                 continue;
             }
             tracing::warn!(node = %format!("{owner:x}"), "node gone; its watchers re-attach");
-            for (key, conns) in watches.take(owner) {
-                for conn in conns {
-                    hub.control(conn, Control::Resync { key });
-                }
-            }
+            link::resync_watchers(&watches, &hub, owner);
         }
     }
 }

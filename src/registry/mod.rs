@@ -819,4 +819,4 @@ fn arbiter_index(key: &ActorKey, n: usize) -> usize {
 pub(crate) type WeakInner = Weak<Inner>;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -104,7 +104,8 @@ fn key(id: u64) -> ActorKey {
     Probe::key(id)
 }
 
-async fn registry(idle: Duration, mailbox: usize) -> (Registry, Arc<ConnHub>) {
+/// A registry on an in-memory store, and its socket hub (the cluster link's tests use it).
+pub(crate) async fn registry(idle: Duration, mailbox: usize) -> (Registry, Arc<ConnHub>) {
     registry_with(
         idle,
         mailbox,
