@@ -290,6 +290,28 @@ struct Stage {
     server_cpu: f64,
 }
 
+/// Waits (bounded) until `count` participants have done `what`; else stops them all.
+async fn wait_for(
+    shared: &Shared,
+    count: &AtomicU64,
+    want: usize,
+    what: &str,
+) -> Result<(), String> {
+    let done = procs::wait_until(STEP_TIMEOUT, || {
+        let n = count.load(Ordering::Relaxed) as usize;
+        async move { n == want }
+    })
+    .await;
+    if done {
+        return Ok(());
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    Err(format!(
+        "only {} of {want} participants {what} within {STEP_TIMEOUT:?}",
+        count.load(Ordering::Relaxed)
+    ))
+}
+
 async fn run_room(
     addr: SocketAddr,
     origin: &str,
@@ -324,36 +346,14 @@ async fn run_room(
         // Joins one at a time keep the renegotiation rounds small.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let ready = procs::wait_until(STEP_TIMEOUT, || {
-        let n = shared.ready.load(Ordering::Relaxed) as usize;
-        async move { n == total }
-    })
-    .await;
-    if !ready {
-        shared.stop.store(true, Ordering::Relaxed);
-        return Err(format!(
-            "only {} of {total} participants connected within {STEP_TIMEOUT:?}",
-            shared.ready.load(Ordering::Relaxed)
-        ));
-    }
+    wait_for(&shared, &shared.ready, total, "connected").await?;
     // Everyone but a lone publisher has someone else's media to receive.
     let receivers = if publishers > 1 {
         total
     } else {
         subscribers_only
     };
-    let seeing = procs::wait_until(STEP_TIMEOUT, || {
-        let n = shared.seeing.load(Ordering::Relaxed) as usize;
-        async move { n == receivers }
-    })
-    .await;
-    if !seeing {
-        shared.stop.store(true, Ordering::Relaxed);
-        return Err(format!(
-            "only {} of {receivers} participants received media within {STEP_TIMEOUT:?}",
-            shared.seeing.load(Ordering::Relaxed)
-        ));
-    }
+    wait_for(&shared, &shared.seeing, receivers, "received media").await?;
     // Let the last renegotiations settle, and the announcements drain, before measuring.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     shared.announce.store(false, Ordering::Relaxed);
