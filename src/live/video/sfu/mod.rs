@@ -117,7 +117,8 @@ struct MediaLoop {
     lost: Vec<UserId>,
     /// Datagrams to send at the end of this turn of the loop (one `sendmmsg` per batch).
     out: Vec<(SocketAddr, Vec<u8>)>,
-    /// Subscribers written to this turn: drained once each after the turn's frames, not
+    /// Subscribers written to this turn: given the time and drained once each after the
+    /// turn's frames (or at a later turn's timer while datagrams wait; see `settle`), not
     /// once per frame (str0m's polling walks every m-line of a session).
     touched: Vec<usize>,
     /// Something changed that may need an offer (tracks, a participant ready, an answer).
