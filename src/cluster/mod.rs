@@ -149,12 +149,11 @@ impl Cluster {
     /// Starts serving peers, announcing this node and renewing its leases.
     pub async fn start(&self, registry: Registry, hub: Arc<ConnHub>) -> anyhow::Result<()> {
         registry.set_remote(Arc::new(LinkRemote(self.links.clone())));
-        announce(
-            self.redis.clone(),
-            &link::node_key(&self.prefix, self.node),
-            &self.advertise.to_string(),
-        )
-        .await?;
+        let (key, addr) = (
+            link::node_key(&self.prefix, self.node),
+            self.advertise.to_string(),
+        );
+        announce(self.redis.clone(), &key, &addr).await?;
         let listener = self
             .listener
             .lock()
@@ -175,11 +174,7 @@ impl Cluster {
             hub,
         )));
         tasks.push(tokio::spawn(self.placement.clone().run_renewals(registry)));
-        let (redis, key, addr) = (
-            self.redis.clone(),
-            link::node_key(&self.prefix, self.node),
-            self.advertise.to_string(),
-        );
+        let redis = self.redis.clone();
         tasks.push(tokio::spawn(async move {
             let mut every = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
