@@ -93,12 +93,10 @@ impl Backend {
         // Tests use fixed calendar dates (2027), so once those pass, the date jobs (every
         // 10 minutes by default) could move a test's study mid-test. They are off unless a
         // test names its own schedule for them.
-        for flag in ["--job-recruitment-close", "--job-study-reminders"] {
+        for off in ["--job-recruitment-close=", "--job-study-reminders="] {
+            let flag = off.trim_end_matches('=');
             if !extra.iter().any(|a| a.starts_with(flag)) {
-                args.push(match flag {
-                    "--job-recruitment-close" => "--job-recruitment-close=",
-                    _ => "--job-study-reminders=",
-                });
+                args.push(off);
             }
         }
         args.extend_from_slice(extra);
