@@ -32,8 +32,8 @@ pub const UPLOAD_BYTES: &str = "studyon_upload_bytes_total";
 pub const VIDEO_ROOMS: &str = "studyon_video_rooms";
 /// Participants with a WebRTC session on this node.
 pub const VIDEO_PARTICIPANTS: &str = "studyon_video_participants";
-/// Media frames (an audio packet, a video frame) written to subscribers.
-pub const VIDEO_FORWARDED_FRAMES: &str = "studyon_video_forwarded_frames_total";
+/// RTP packets written to subscribers (their payload bytes in `_bytes_total`).
+pub const VIDEO_FORWARDED_PACKETS: &str = "studyon_video_forwarded_packets_total";
 pub const VIDEO_FORWARDED_BYTES: &str = "studyon_video_forwarded_bytes_total";
 /// Datagrams dropped: a room's inbox was full, or the socket's send buffer.
 pub const VIDEO_DROPPED_DATAGRAMS: &str = "studyon_video_dropped_datagrams_total";

@@ -382,7 +382,7 @@ async fn forwarding_and_mute(b: &Backend) {
 
     // Metrics count what was forwarded.
     let m = metrics_text(&s).await;
-    assert!(m.contains("studyon_video_forwarded_frames_total"), "{m}");
+    assert!(m.contains("studyon_video_forwarded_packets_total"), "{m}");
 }
 both_backends!(forwarding_and_mute);
 

@@ -290,6 +290,9 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   // ---- layers: B asked for small tiles in the low layer; the leader enlarges A and asks for A's high layer ----
   const layersOf = (p, userId) => p.sent.filter((f) => f.type === 'video.layer' && f.user_id === userId).map((f) => f.layer);
   await waitUntil('B asks for a layer of A’s camera', async () => layersOf(pb, A).length > 0);
+  // The server switches B at a key frame of that layer and renumbers the packets: B's decoder goes on.
+  await sleep(1_000);
+  await waitForMoreFrames(pb, A, 'camera', await stream(pb.page, A, 'camera'), 'B decodes A’s camera in the layer it asked for');
   await tile(pl.page, A).getByTestId('video-spotlight').click();
   await tile(pl.page, A).locator('[data-testid="video-spotlight"][aria-pressed="true"]').waitFor();
   await waitUntil(() => `the leader asks for A’s high layer (sent ${JSON.stringify(layersOf(pl, A))})`, async () => layersOf(pl, A).at(-1) === 'high');

@@ -1,10 +1,15 @@
 //! The media loop: one tokio task per live room on the node's media runtime, owning every
 //! participant's str0m `Rtc`. Datagrams arrive from the UDP demultiplexer (never through an
 //! actor mailbox), commands from the room's actor; after every input the touched `Rtc` is
-//! drained with `poll_output` until it asks for a timeout, as str0m requires. Which frame
-//! goes where is decided by the pure [`route::Routing`].
+//! drained with `poll_output` until it asks for a timeout, as str0m requires. Which packet
+//! goes where, and with which numbers, is decided by the pure [`route::Routing`].
+//!
+//! The `Rtc`s run in str0m's RTP mode: a publisher's RTP packets are forwarded as they
+//! are, renumbered per subscriber, with one shared payload. Frame mode cost a depacketizer
+//! per publisher and a copy and a packetizer per subscriber and frame.
 
 pub mod route;
+pub mod rtp;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -13,12 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
-use self::route::{Layer, OutState, Routing, Source};
+use self::route::{Layer, OutState, PacketIn, Routing, Source};
 use super::error::VideoError;
 use super::frames::{TrackInfo, VideoAnswer, VideoOffer, VideoSpeaker};
 use super::net::{self, Datagram, ROOM_INBOX, VideoNet};
@@ -41,6 +48,9 @@ const SPEAKER_TICK: Duration = Duration::from_millis(250);
 const BATCH: usize = 64;
 /// Remote addresses remembered per participant (to unroute them when it leaves).
 const MAX_ADDRS: usize = 8;
+/// Incoming streams remembered per participant (their m-line and layer by SSRC): three
+/// sources, three simulcast layers at most; a peer that cycles more SSRCs is looked up.
+const MAX_STREAMS: usize = 12;
 
 pub enum MediaCmd {
     /// A participant's offer (its first one creates its `Rtc`). The answer goes straight to
@@ -89,6 +99,11 @@ struct Peer {
     /// Published m-lines that have sent no media yet: they get no m-line at the others
     /// until their first frame (see `on_event`).
     silent: HashMap<Mid, Source>,
+    /// Its incoming streams: SSRC → (m-line, layer), as str0m mapped them.
+    streams: Vec<(Ssrc, Mid, Option<Rid>)>,
+    /// Payload types to write with: (publisher, its payload type) → this participant's
+    /// (`None`: it has no matching codec). Cleared at every negotiation.
+    pts: Vec<(UserId, Pt, Option<Pt>)>,
     pending: Option<SdpPendingOffer>,
     /// The first answer went out: the server may send offers now.
     ready: bool,
@@ -97,11 +112,11 @@ struct Peer {
     next: Instant,
 }
 
-// Frames are the common case and move through the queue once; boxing them would cost an
-// allocation per forwarded frame to save a few hundred bytes in a short queue.
+// Packets are the common case and move through the queue once; boxing them would cost an
+// allocation per forwarded packet to save a few hundred bytes in a short queue.
 #[allow(clippy::large_enum_variant)]
 enum Work {
-    Frame(UserId, MediaData),
+    Packet(UserId, Mid, Option<Rid>, RtpPacket),
     Keyframe(UserId, Mid, Option<Rid>, KeyframeRequestKind),
 }
 
@@ -123,8 +138,8 @@ struct MediaLoop {
     touched: Vec<usize>,
     /// Something changed that may need an offer (tracks, a participant ready, an answer).
     negotiate: bool,
-    /// Frames and bytes forwarded since the metrics were last told (per frame they would
-    /// cost a registry lookup each).
+    /// Packets and bytes forwarded since the metrics were last told (per packet they
+    /// would cost a registry lookup each).
     forwarded: (u64, u64),
 }
 
@@ -275,6 +290,14 @@ impl MediaLoop {
             pass: random_token(32),
         };
         let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            // Only codecs whose key frames `rtp::starts_keyframe` finds: a simulcast layer
+            // switch waits for one.
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_vp9(true)
             .set_ice_lite(true)
             .set_local_ice_credentials(creds.clone())
             .set_stats_interval(Some(STATS_INTERVAL))
@@ -295,6 +318,8 @@ impl MediaLoop {
             rtc,
             ufrag: creds.ufrag,
             addrs: Vec::new(),
+            streams: Vec::new(),
+            pts: Vec::new(),
             published: HashMap::new(),
             silent: HashMap::new(),
             pending: None,
@@ -344,6 +369,7 @@ impl MediaLoop {
                 p.published = merged;
                 p.ready = true;
                 self.negotiate = true;
+                self.forget_pts();
                 let frame = VideoAnswer {
                     id: req,
                     study_id: self.study,
@@ -374,6 +400,7 @@ impl MediaLoop {
         self.negotiate = true;
         match result {
             Ok(()) => {
+                self.forget_pts();
                 let now = Instant::now();
                 for (origin, mid) in self.routing.offer_answered(user) {
                     let video = self
@@ -397,6 +424,13 @@ impl MediaLoop {
                 self.routing.offer_dropped(user);
                 Err(VideoError::BadSdp(e.to_string()))
             }
+        }
+    }
+
+    /// Payload types may change with any negotiation, on either side of a track.
+    fn forget_pts(&mut self) {
+        for p in &mut self.peers {
+            p.pts.clear();
         }
     }
 
@@ -512,20 +546,23 @@ impl MediaLoop {
                     self.peers[i].silent.insert(m.mid, source);
                 }
             }
-            Event::MediaData(d) => {
-                // A track is offered to the others at its first frame, not at the
+            Event::RtpPacket(pkt) => {
+                let Some((mid, rid)) = self.stream_of(i, pkt.header.ssrc) else {
+                    return;
+                };
+                // A track is offered to the others at its first packet, not at the
                 // publisher's offer. Browsers offer a screen (and often a camera) line that
                 // may never carry media, and str0m walks every m-line of a session on each
                 // poll: a 25-person room would give every subscriber 72 lines, most idle.
-                // The frames before the others answer are lost; they are asked for a key
+                // The packets before the others answer are lost; they are asked for a key
                 // frame when they do.
                 if !self.peers[i].silent.is_empty()
-                    && let Some(source) = self.peers[i].silent.remove(&d.mid)
+                    && let Some(source) = self.peers[i].silent.remove(&mid)
                 {
-                    self.routing.add_track(user, d.mid, source);
+                    self.routing.add_track(user, mid, source);
                     self.negotiate = true;
                 }
-                self.work.push_back(Work::Frame(user, d));
+                self.work.push_back(Work::Packet(user, mid, rid, pkt));
             }
             Event::KeyframeRequest(req) => {
                 if let Some((origin, mid, rid)) = self.routing.origin_of(user, req.mid)
@@ -553,13 +590,10 @@ impl MediaLoop {
         loop {
             while let Some(w) = self.work.pop_front() {
                 match w {
-                    Work::Frame(origin, d) => self.forward(origin, d),
+                    Work::Packet(origin, mid, rid, pkt) => self.forward(origin, mid, rid, pkt),
                     Work::Keyframe(origin, mid, rid, kind) => {
                         if let Some(i) = self.index(origin) {
-                            if let Some(mut w) = self.peers[i].rtc.writer(mid) {
-                                // Fails only for a rid the publisher does not send.
-                                let _ = w.request_keyframe(rid, kind);
-                            }
+                            self.request_keyframe(i, mid, rid, kind);
                             self.drain(i);
                         }
                     }
@@ -610,54 +644,143 @@ impl MediaLoop {
         }
     }
 
-    fn forward(&mut self, origin: UserId, d: MediaData) {
+    /// The m-line and layer of a participant's incoming stream.
+    fn stream_of(&mut self, i: usize, ssrc: Ssrc) -> Option<(Mid, Option<Rid>)> {
+        let p = &mut self.peers[i];
+        if let Some((_, mid, rid)) = p.streams.iter().find(|(s, ..)| *s == ssrc) {
+            return Some((*mid, *rid));
+        }
+        let (mid, rid) = {
+            let mut api = p.rtc.direct_api();
+            let rx = api.stream_rx(&ssrc)?;
+            (rx.mid(), rx.rid())
+        };
+        if p.streams.len() < MAX_STREAMS {
+            p.streams.push((ssrc, mid, rid));
+        }
+        Some((mid, rid))
+    }
+
+    /// Asks a publisher for a key frame on `rid` of a track, or on every layer of it.
+    fn request_keyframe(
+        &mut self,
+        i: usize,
+        mid: Mid,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+    ) {
+        let p = &mut self.peers[i];
+        let mut api = p.rtc.direct_api();
+        if let Some(rx) = api.stream_rx_by_mid(mid, rid) {
+            rx.request_keyframe(kind);
+            return;
+        }
+        if rid.is_none() {
+            for (ssrc, ..) in p.streams.iter().filter(|(_, m, _)| *m == mid) {
+                if let Some(rx) = api.stream_rx(ssrc) {
+                    rx.request_keyframe(kind);
+                }
+            }
+        }
+    }
+
+    /// The payload type `sub` writes a packet of `origin`'s payload type `pt` with.
+    fn out_pt(&mut self, sub: usize, origin: UserId, pt: Pt, params: &PayloadParams) -> Option<Pt> {
+        let p = &mut self.peers[sub];
+        if let Some((.., out)) = p.pts.iter().find(|(o, x, _)| *o == origin && *x == pt) {
+            return *out;
+        }
+        let out = p.rtc.codec_config().match_params(*params).map(|m| m.pt());
+        p.pts.push((origin, pt, out));
+        out
+    }
+
+    fn forward(&mut self, origin: UserId, mid: Mid, rid: Option<Rid>, pkt: RtpPacket) {
         let now = Instant::now();
-        let source = self.routing.source_of(origin, d.mid);
+        let Some(oi) = self.index(origin) else {
+            return;
+        };
+        let pt = pkt.header.payload_type;
+        let Some(params) = self.peers[oi]
+            .rtc
+            .codec_config()
+            .find(|p| p.pt() == pt)
+            .copied()
+        else {
+            return;
+        };
+        let codec = params.spec().codec;
+        let source = self.routing.source_of(origin, mid);
         if source == Some(Source::Mic)
-            && let Some(level) = d.ext_vals.audio_level
+            && let Some(level) = pkt.header.ext_vals.audio_level
             && let Some(s) = self.routing.audio_level(origin, level, now)
         {
             self.announce_speaker(s);
         }
         let video = source.is_some_and(|s| s.kind() == MediaKind::Video);
-        if video && !d.contiguous && self.routing.keyframe_due(origin, d.mid, now) {
-            self.work.push_back(Work::Keyframe(
-                origin,
-                d.mid,
-                d.rid,
-                KeyframeRequestKind::Pli,
-            ));
-        }
-        let plan = self
-            .routing
-            .forward(origin, d.mid, d.rid, d.is_keyframe(), now);
+        let vp8 = if codec == Codec::Vp8 {
+            Vp8Descriptor::parse(&pkt.payload).ok()
+        } else {
+            None
+        };
+        let packet = PacketIn {
+            rid,
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            keyframe: video && rtp::starts_keyframe(codec, &pkt.payload),
+            picture_id: vp8.and_then(|d| d.picture_id()),
+            clock: params.spec().clock_rate.get(),
+        };
+        let plan = self.routing.forward(origin, mid, &packet, now);
         if let Some(rid) = plan.keyframe {
             self.work
-                .push_back(Work::Keyframe(origin, d.mid, rid, KeyframeRequestKind::Pli));
+                .push_back(Work::Keyframe(origin, mid, rid, KeyframeRequestKind::Pli));
         }
+        // What a subscriber's player uses; the rest (mid, rid, transport-wide sequence
+        // numbers, send times) belongs to each hop and str0m writes its own.
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
         let mut sent = 0u64;
-        for (sub, mid) in plan.to {
+        for (sub, out_mid, n) in plan.to {
             let Some(i) = self.index(sub) else { continue };
-            let p = &mut self.peers[i];
-            let Some(writer) = p.rtc.writer(mid) else {
+            let Some(out_pt) = self.out_pt(i, origin, pt, &params) else {
                 continue;
             };
-            let Some(pt) = writer.match_params(d.params) else {
+            let mut api = self.peers[i].rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
                 continue;
             };
-            // A refused write (a payload type or layer the subscriber lacks) loses this
-            // frame only. str0m holds up to 512 unpolled frames per m-line; a turn writes at
-            // most BATCH datagrams' worth before the subscriber is drained.
-            match writer.write(pt, d.network_time, d.time, d.data.clone()) {
-                Ok(()) => sent += 1,
-                Err(e) => tracing::debug!(user = %sub, error = %e, "video: frame not written"),
+            let mut w = RtpWrite::new(
+                out_pt,
+                n.seq.into(),
+                n.ts,
+                pkt.timestamp,
+                pkt.payload.clone(),
+            )
+            .marker(pkt.header.marker)
+            .ext_vals(ext.clone())
+            // Video is resent on a subscriber's NACK; late audio is better lost.
+            .nackable(video);
+            // After a layer switch the picture ids carry on from the last layer's.
+            if let Some(d) = vp8
+                && n.picture_id != packet.picture_id
+                && let Some(pid) = n.picture_id
+                && let Ok(patch) = d.patch().picture_id(pid).build()
+            {
+                w = w.vp8_patch(patch);
             }
+            tx.write_rtp(w);
+            sent += 1;
             if !self.touched.contains(&i) {
                 self.touched.push(i);
             }
         }
         self.forwarded.0 += sent;
-        self.forwarded.1 += sent * d.data.len() as u64;
+        self.forwarded.1 += sent * pkt.payload.len() as u64;
     }
 
     fn renegotiate(&mut self, i: usize) {
@@ -710,9 +833,9 @@ impl MediaLoop {
     }
 
     fn report(&mut self) {
-        let (frames, bytes) = std::mem::take(&mut self.forwarded);
-        if frames > 0 {
-            ::metrics::counter!(m::VIDEO_FORWARDED_FRAMES).increment(frames);
+        let (packets, bytes) = std::mem::take(&mut self.forwarded);
+        if packets > 0 {
+            ::metrics::counter!(m::VIDEO_FORWARDED_PACKETS).increment(packets);
             ::metrics::counter!(m::VIDEO_FORWARDED_BYTES).increment(bytes);
         }
     }

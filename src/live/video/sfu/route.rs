@@ -107,6 +107,109 @@ pub struct OutTrack {
     /// The rid being forwarded (simulcast), and the one to switch to at its next key frame.
     pub rid: Option<Rid>,
     pub want_rid: Option<Rid>,
+    pub renumber: Renumber,
+}
+
+/// One RTP packet a publisher sent, as the forwarder reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketIn {
+    /// The simulcast layer it came on.
+    pub rid: Option<Rid>,
+    /// Extended sequence number on that layer's stream.
+    pub seq: u64,
+    pub ts: u32,
+    /// The first packet of a key frame.
+    pub keyframe: bool,
+    /// VP8's picture id, when the payload carries one.
+    pub picture_id: Option<u16>,
+    /// The RTP clock rate (90 000 for video).
+    pub clock: u32,
+}
+
+/// One packet as one subscriber gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketOut {
+    pub seq: u64,
+    pub ts: u32,
+    pub picture_id: Option<u16>,
+}
+
+/// VP8 picture ids are 15 bits.
+const PICTURE_ID_MASK: u16 = 0x7fff;
+
+/// How one source stream's numbers map onto a subscriber's m-line. A subscriber's decoder
+/// sees one stream whatever layer it comes from, so after a simulcast switch the sequence
+/// numbers, timestamps and VP8 picture ids carry on from the last ones it got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renumber {
+    /// The layer the offsets are for; `None` before the first packet.
+    from: Option<Option<Rid>>,
+    /// Packets were held back on purpose (a muted microphone): the next one follows on
+    /// from the last sent, so the subscriber sees no loss to wait for or report.
+    rebase: bool,
+    /// The first sequence number taken from that layer: an older one (a late resend of a
+    /// frame before the switch) would reuse a number already sent.
+    base: u64,
+    seq_off: i64,
+    ts_off: u32,
+    pid_off: u16,
+    /// The highest sequence number sent, its timestamp and arrival, its picture id.
+    last_seq: u64,
+    last_ts: u32,
+    last_at: Option<Instant>,
+    last_pid: u16,
+}
+
+impl Renumber {
+    /// The numbers `p` goes out with, or `None` for a packet from before the last switch.
+    pub fn map(&mut self, p: &PacketIn, now: Instant) -> Option<PacketOut> {
+        if self.from != Some(p.rid) || std::mem::take(&mut self.rebase) {
+            match self.last_at {
+                // A new receiver assumes a rollover count of 0: start below 2^16.
+                None => {
+                    self.seq_off = (p.seq % 65_536) as i64 - p.seq as i64;
+                    self.ts_off = 0;
+                    self.pid_off = 0;
+                }
+                Some(at) => {
+                    self.seq_off = self.last_seq as i64 + 1 - p.seq as i64;
+                    // Timestamps move on by the time that passed, at least one tick.
+                    let ticks = (now.saturating_duration_since(at).as_secs_f64()
+                        * f64::from(p.clock)) as u32;
+                    self.ts_off = self.last_ts.wrapping_add(ticks.max(1)).wrapping_sub(p.ts);
+                    if let Some(pid) = p.picture_id {
+                        self.pid_off = self.last_pid.wrapping_add(1).wrapping_sub(pid);
+                    }
+                }
+            }
+            self.from = Some(p.rid);
+            self.base = p.seq;
+        }
+        if p.seq < self.base {
+            return None;
+        }
+        let out = PacketOut {
+            seq: (p.seq as i64 + self.seq_off) as u64,
+            ts: p.ts.wrapping_add(self.ts_off),
+            picture_id: p
+                .picture_id
+                .map(|pid| pid.wrapping_add(self.pid_off) & PICTURE_ID_MASK),
+        };
+        if self.last_at.is_none() || out.seq > self.last_seq {
+            self.last_seq = out.seq;
+            self.last_ts = out.ts;
+            self.last_at = Some(now);
+            if let Some(pid) = out.picture_id {
+                self.last_pid = pid;
+            }
+        }
+        Some(out)
+    }
+
+    /// The packets from here until the next one sent are not forwarded.
+    pub fn skip(&mut self) {
+        self.rebase = true;
+    }
 }
 
 impl OutTrack {
@@ -131,11 +234,11 @@ struct TrackIn {
     last_keyframe_request: Option<Instant>,
 }
 
-/// What to do with one frame a publisher sent.
+/// What to do with one packet a publisher sent.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Forward {
-    /// (subscriber, its m-line) to write the frame to.
-    pub to: Vec<(UserId, Mid)>,
+    /// (subscriber, its m-line, the packet's numbers there) to write the packet to.
+    pub to: Vec<(UserId, Mid, PacketOut)>,
     /// Ask the publisher for a key frame of this rid (a subscriber waits to switch to it).
     pub keyframe: Option<Option<Rid>>,
 }
@@ -298,21 +401,20 @@ impl Routing {
         }
     }
 
-    /// Which subscribers get a frame `origin` sent on `mid` (simulcast layer `rid`, a key
-    /// frame or not), at `now`.
-    pub fn forward(
-        &mut self,
-        origin: UserId,
-        mid: Mid,
-        rid: Option<Rid>,
-        keyframe: bool,
-        now: Instant,
-    ) -> Forward {
+    /// Which subscribers get a packet `origin` sent on `mid`, and with which numbers, at
+    /// `now`.
+    pub fn forward(&mut self, origin: UserId, mid: Mid, p: &PacketIn, now: Instant) -> Forward {
+        let (rid, keyframe) = (p.rid, p.keyframe);
         let mut fwd = Forward::default();
         let Some(track) = self.tracks.get_mut(&(origin, mid)) else {
             return fwd;
         };
         if track.source == Source::Mic && self.muted.contains(&origin) {
+            for t in self.subs.values_mut().flat_map(|o| o.iter_mut()) {
+                if t.origin == origin && t.origin_mid == mid {
+                    t.renumber.skip();
+                }
+            }
             return fwd;
         }
         if let Some(r) = rid {
@@ -348,7 +450,9 @@ impl Routing {
                 continue;
             };
             if rid.is_none() {
-                fwd.to.push((*sub, out_mid));
+                if let Some(n) = t.renumber.map(p, now) {
+                    fwd.to.push((*sub, out_mid, n));
+                }
                 continue;
             }
             let wanted = self
@@ -369,8 +473,10 @@ impl Routing {
                     want_keyframe = true;
                 }
             }
-            if t.rid == rid {
-                fwd.to.push((*sub, out_mid));
+            if t.rid == rid
+                && let Some(n) = t.renumber.map(p, now)
+            {
+                fwd.to.push((*sub, out_mid, n));
             }
         }
         if want_keyframe && self.keyframe_due(origin, mid, now) {
@@ -430,6 +536,7 @@ impl OutTrack {
             state: OutState::ToOpen,
             rid: None,
             want_rid: None,
+            renumber: Renumber::default(),
         }
     }
 }
@@ -543,6 +650,29 @@ mod tests {
         Mid::from(s)
     }
 
+    /// Forwards one video packet; sequence numbers rise across calls.
+    fn fwd(
+        r: &mut Routing,
+        origin: UserId,
+        mid: Mid,
+        rid: Option<Rid>,
+        keyframe: bool,
+        now: Instant,
+    ) -> Forward {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQ: AtomicU64 = AtomicU64::new(1);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let p = PacketIn {
+            rid,
+            seq,
+            ts: seq as u32 * 3000,
+            keyframe,
+            picture_id: None,
+            clock: 90_000,
+        };
+        r.forward(origin, mid, &p, now)
+    }
+
     /// Opens every pending m-line of `sub` and answers, numbering mids `o0`, `o1`, …
     fn negotiate(r: &mut Routing, sub: UserId) -> Vec<(UserId, Mid)> {
         let mut n = r.out(sub).iter().filter(|t| t.mid().is_some()).count();
@@ -578,15 +708,15 @@ mod tests {
         r.add_track(B, mid("0"), Source::Camera);
         assert!(r.needs_offer(B) && r.needs_offer(C) && r.needs_offer(A));
         // Not negotiated yet: nothing forwarded.
-        assert!(r.forward(A, mid("0"), None, false, now).to.is_empty());
+        assert!(fwd(&mut r, A, mid("0"), None, false, now).to.is_empty());
         for u in [A, B, C] {
             negotiate(&mut r, u);
         }
-        let to = r.forward(A, mid("0"), None, false, now).to;
-        let subs: Vec<UserId> = to.iter().map(|(u, _)| *u).collect();
+        let to = fwd(&mut r, A, mid("0"), None, false, now).to;
+        let subs: Vec<UserId> = to.iter().map(|(u, ..)| *u).collect();
         assert_eq!(subs, vec![B, C], "never back to the publisher");
-        let to = r.forward(B, mid("0"), None, true, now).to;
-        assert_eq!(to.iter().map(|(u, _)| *u).collect::<Vec<_>>(), vec![A, C]);
+        let to = fwd(&mut r, B, mid("0"), None, true, now).to;
+        assert_eq!(to.iter().map(|(u, ..)| *u).collect::<Vec<_>>(), vec![A, C]);
     }
 
     #[test]
@@ -610,11 +740,14 @@ mod tests {
         r.add_track(A, mid("0"), Source::Mic);
         r.add_track(A, mid("1"), Source::Camera);
         negotiate(&mut r, B);
+        let before = fwd(&mut r, A, mid("0"), None, false, now).to[0].2.seq;
         r.set_muted(A, true);
-        assert!(r.forward(A, mid("0"), None, false, now).to.is_empty());
-        assert_eq!(r.forward(A, mid("1"), None, false, now).to.len(), 1);
+        assert!(fwd(&mut r, A, mid("0"), None, false, now).to.is_empty());
+        assert_eq!(fwd(&mut r, A, mid("1"), None, false, now).to.len(), 1);
         r.set_muted(A, false);
-        assert_eq!(r.forward(A, mid("0"), None, false, now).to.len(), 1);
+        let to = fwd(&mut r, A, mid("0"), None, false, now).to;
+        assert_eq!(to.len(), 1);
+        assert_eq!(to[0].2.seq, before + 1, "no gap where the mute was");
     }
 
     #[test]
@@ -656,24 +789,82 @@ mod tests {
         let (h, l) = (Rid::from("h"), Rid::from("l"));
         // Both layers arrive; B wants high by default. Delta frames are held back and a
         // key frame is asked for.
-        let f = r.forward(A, mid("1"), Some(l), false, t0);
+        let f = fwd(&mut r, A, mid("1"), Some(l), false, t0);
         assert!(f.to.is_empty());
         assert_eq!(f.keyframe, Some(Some(l)), "only low is known yet");
         // Requests are throttled; once high shows up it is the one asked for.
         let t = t0 + KEYFRAME_THROTTLE;
-        let f = r.forward(A, mid("1"), Some(h), false, t);
+        let f = fwd(&mut r, A, mid("1"), Some(h), false, t);
         assert!(f.to.is_empty());
         assert_eq!(f.keyframe, Some(Some(h)));
-        let f = r.forward(A, mid("1"), Some(h), true, t);
+        let f = fwd(&mut r, A, mid("1"), Some(h), true, t);
         assert_eq!(f.to.len(), 1);
-        assert!(r.forward(A, mid("1"), Some(l), true, t).to.is_empty());
+        assert!(fwd(&mut r, A, mid("1"), Some(l), true, t).to.is_empty());
         // B asks for low: keeps getting high until a low key frame arrives.
         r.set_layer(B, A, Layer::Low);
         let t1 = t0 + Duration::from_secs(1);
-        assert_eq!(r.forward(A, mid("1"), Some(h), false, t1).to.len(), 1);
-        assert!(r.forward(A, mid("1"), Some(l), false, t1).to.is_empty());
-        assert_eq!(r.forward(A, mid("1"), Some(l), true, t1).to.len(), 1);
-        assert!(r.forward(A, mid("1"), Some(h), false, t1).to.is_empty());
+        assert_eq!(fwd(&mut r, A, mid("1"), Some(h), false, t1).to.len(), 1);
+        assert!(fwd(&mut r, A, mid("1"), Some(l), false, t1).to.is_empty());
+        assert_eq!(fwd(&mut r, A, mid("1"), Some(l), true, t1).to.len(), 1);
+        assert!(fwd(&mut r, A, mid("1"), Some(h), false, t1).to.is_empty());
+    }
+
+    fn packet(rid: &str, seq: u64, ts: u32, picture_id: u16) -> PacketIn {
+        PacketIn {
+            rid: Some(Rid::from(rid)),
+            seq,
+            ts,
+            keyframe: false,
+            picture_id: Some(picture_id),
+            clock: 90_000,
+        }
+    }
+
+    #[test]
+    fn numbers_start_below_a_rollover_and_carry_on_across_a_layer_switch() {
+        let t0 = Instant::now();
+        let mut n = Renumber::default();
+        // A stream already past one rollover: the subscriber still starts at count 0.
+        let out = n.map(&packet("l", 70_000, 1_000, 500), t0).unwrap();
+        assert_eq!(
+            (out.seq, out.ts, out.picture_id),
+            (70_000 - 65_536, 1_000, Some(500))
+        );
+        let out = n.map(&packet("l", 70_001, 4_000, 501), t0).unwrap();
+        assert_eq!((out.seq, out.ts, out.picture_id), (4_465, 4_000, Some(501)));
+        // A resend of an earlier packet keeps its own number and does not move the end.
+        assert_eq!(
+            n.map(&packet("l", 70_000, 1_000, 500), t0).unwrap().seq,
+            4_464
+        );
+        // 100 ms later the subscriber moves to the high layer: its own numbers are far
+        // away, but what goes out follows on.
+        let t1 = t0 + Duration::from_millis(100);
+        let out = n.map(&packet("h", 9, 777_000, 32_767), t1).unwrap();
+        assert_eq!(out.seq, 4_466);
+        assert_eq!(out.ts, 4_000 + 9_000);
+        assert_eq!(out.picture_id, Some(502));
+        let out = n.map(&packet("h", 10, 780_000, 0), t1).unwrap();
+        assert_eq!(
+            (out.seq, out.ts, out.picture_id),
+            (4_467, 16_000, Some(503))
+        );
+        // A late packet of the new layer from before the switch would reuse a number.
+        assert_eq!(n.map(&packet("h", 8, 774_000, 32_766), t1), None);
+        // Packets held back on purpose leave no gap.
+        n.skip();
+        let out = n.map(&packet("h", 30, 840_000, 20), t1).unwrap();
+        assert_eq!((out.seq, out.picture_id), (4_468, Some(504)));
+    }
+
+    #[test]
+    fn a_switch_in_the_same_instant_still_moves_time_on() {
+        let t0 = Instant::now();
+        let mut n = Renumber::default();
+        let a = n.map(&packet("l", 1, 50, 1), t0).unwrap();
+        let b = n.map(&packet("h", 1, 10, 1), t0).unwrap();
+        assert_eq!(b.seq, a.seq + 1);
+        assert_eq!(b.ts, a.ts + 1);
     }
 
     #[test]
