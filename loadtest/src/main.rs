@@ -39,7 +39,7 @@ enum Cmd {
     Doc(doc::DocArgs),
     /// Group video (the SFU): str0m participants, 1 publisher to N subscribers and N×N,
     /// a ramp of frame rates; forwarded packets per second per core of server CPU, next
-    /// to the UDP send floor measured on the same core.
+    /// to the UDP send and delivery floors measured on the same core.
     Video(video::VideoArgs),
     /// Cluster chat fan-out: many rooms over 1 node, then 2 nodes (each pinned to a core) on
     /// one Postgres and a Redis of the run's own; deliveries/s, the 2/1 ratio, and p99 of

@@ -3,8 +3,9 @@
 //! one-packet VP8 frames at a ramp of rates; subscribers count the RTP packets that reach
 //! them (without decrypting, so one harness core stands in for many of them). Each stage
 //! prints forwarded packets per second, the server's CPU per forwarded packet and the
-//! packets per second one core would forward at that cost, next to the UDP send floor
-//! measured on the same core in the same run (a loop of `sendto` and nothing else).
+//! packets per second one core would forward at that cost, next to two UDP floors
+//! measured on the same core in the same run (loops of `sendto` and nothing else: to a
+//! socket nobody reads, and round-robin to sockets another core reads).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -244,19 +245,74 @@ async fn participant(
     Ok(())
 }
 
-/// `sendto` calls per CPU second on core 0, 1000-byte datagrams to a loopback socket: the
-/// most any user-space forwarder could send from one core here.
-fn udp_floor(bytes: usize) -> f64 {
-    std::thread::spawn(move || {
+/// Sinks of the delivery floor: as many sockets as the 1 → N scenario's subscribers.
+const FLOOR_SINKS: usize = 24;
+
+/// The same-run baselines, in `sendto` calls per CPU second of a thread on core 0, with
+/// datagrams of the frame size to loopback sockets.
+struct Floors {
+    /// To one socket nobody reads: once its buffer is full the kernel drops each datagram
+    /// early, so this is only the send path.
+    send: f64,
+    /// Round-robin to [`FLOOR_SINKS`] sockets that a thread on another core reads, as the
+    /// subscribers do: the send path plus the delivery into a socket being read.
+    delivery: f64,
+    /// The share of the delivery floor's datagrams its reader got (below 100 % the reader
+    /// fell behind and some were dropped cheaply, which flatters that floor).
+    delivered: f64,
+}
+
+fn floors(bytes: usize) -> Floors {
+    let (send, _) = udp_floor(bytes, 1, false);
+    let (delivery, delivered) = udp_floor(bytes, FLOOR_SINKS, true);
+    Floors {
+        send,
+        delivery,
+        delivered,
+    }
+}
+
+/// `sendto` calls per CPU second on core 0 to `sinks` loopback sockets, read (on this
+/// process's other cores) or not; and the share that was read. No user-space forwarder
+/// could send more from one core here.
+fn udp_floor(bytes: usize, sinks: usize, read: bool) -> (f64, f64) {
+    let socks: Vec<UdpSocket> = (0..sinks)
+        .filter_map(|_| UdpSocket::bind("127.0.0.1:0").ok())
+        .collect();
+    let to: Vec<SocketAddr> = socks.iter().filter_map(|s| s.local_addr().ok()).collect();
+    if to.is_empty() {
+        return (0.0, 0.0);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = read.then(|| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 2048];
+            let mut got = 0u64;
+            for s in &socks {
+                let _ = s.set_nonblocking(true);
+            }
+            // Spins, so the sender never pays for waking it: a floor, not a typical case.
+            while !stop.load(Ordering::Relaxed) {
+                for s in &socks {
+                    while s.recv(&mut buf).is_ok() {
+                        got += 1;
+                    }
+                }
+            }
+            got
+        })
+    });
+    let sender = std::thread::spawn(move || {
         // SAFETY: plain libc calls on a zeroed cpu_set_t we own, for this thread only.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(0, &mut set);
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
         }
-        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let to = sink.local_addr().expect("addr");
-        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let Ok(tx) = UdpSocket::bind("127.0.0.1:0") else {
+            return (0, 0.0);
+        };
         let buf = vec![0u8; bytes];
         let cpu = || {
             let mut t = libc::timespec {
@@ -270,15 +326,22 @@ fn udp_floor(bytes: usize) -> f64 {
         let (c0, t0) = (cpu(), Instant::now());
         let mut n = 0u64;
         while t0.elapsed() < Duration::from_secs(1) {
-            for _ in 0..256 {
-                let _ = tx.send_to(&buf, to);
+            for i in 0..256 {
+                let _ = tx.send_to(&buf, to[i % to.len()]);
             }
             n += 256;
         }
-        n as f64 / (cpu() - c0).max(1e-6)
-    })
-    .join()
-    .unwrap_or(0.0)
+        (n, cpu() - c0)
+    });
+    let (sent, secs) = sender.join().unwrap_or((0, 0.0));
+    // Let the reader take what is still queued.
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    let got = reader.map_or(0, |r| r.join().unwrap_or(0));
+    (
+        sent as f64 / secs.max(1e-6),
+        got as f64 / sent.max(1) as f64,
+    )
 }
 
 struct Stage {
@@ -397,11 +460,11 @@ async fn run_room(
     Ok(stages)
 }
 
-fn print_stages(title: &str, stages: &[Stage], floor: f64) -> f64 {
+fn print_stages(title: &str, stages: &[Stage], floors: &Floors) -> f64 {
     println!("{title}");
     let marginal = marginal_cost(stages);
     println!(
-        "  {:>8} {:>10} {:>12} {:>8} {:>10} {:>14} {:>12} {:>9}",
+        "  {:>8} {:>10} {:>12} {:>8} {:>10} {:>14} {:>12} {:>8} {:>9}",
         "rate",
         "published",
         "forwarded/s",
@@ -409,7 +472,8 @@ fn print_stages(title: &str, stages: &[Stage], floor: f64) -> f64 {
         "server CPU",
         "CPU/packet",
         "pkts/s/core",
-        "vs floor"
+        "vs send",
+        "vs deliv."
     );
     let mut best: f64 = 0.0;
     for s in stages {
@@ -422,7 +486,7 @@ fn print_stages(title: &str, stages: &[Stage], floor: f64) -> f64 {
         let per_core = if per_pkt > 0.0 { 1.0 / per_pkt } else { 0.0 };
         best = best.max(per_core);
         println!(
-            "  {:>8} {:>10} {:>12.0} {:>7.1}% {:>9.2}s {:>12.2}µs {:>12.0} {:>8.2}×",
+            "  {:>8} {:>10} {:>12.0} {:>7.1}% {:>9.2}s {:>12.2}µs {:>12.0} {:>7.2}× {:>8.2}×",
             s.name,
             s.published,
             fwd_rate,
@@ -430,7 +494,8 @@ fn print_stages(title: &str, stages: &[Stage], floor: f64) -> f64 {
             s.server_cpu,
             per_pkt * 1e6,
             per_core,
-            if floor > 0.0 { per_core / floor } else { 0.0 },
+            ratio(per_core, floors.send),
+            ratio(per_core, floors.delivery),
         );
     }
     if let Some((idle, per_pkt)) = marginal {
@@ -481,10 +546,15 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
         "load average {} (the machine is shared; figures move with it)",
         procs::loadavg()
     );
-    let floor = udp_floor(args.frame_bytes);
+    let floors = floors(args.frame_bytes);
     println!(
-        "UDP send floor on core 0: {floor:.0} packets/s per core ({} bytes)",
-        args.frame_bytes
+        "UDP send floor on core 0: {:.0} packets/s per core ({} bytes to a socket nobody reads)",
+        floors.send, args.frame_bytes
+    );
+    println!(
+        "UDP delivery floor on core 0: {:.0} packets/s per core (to {FLOOR_SINKS} sockets read on another core; {:.0} % read)",
+        floors.delivery,
+        floors.delivered * 100.0
     );
 
     let scratch = procs::Scratch::new("video")?;
@@ -525,18 +595,19 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
     let b1 = print_stages(
         &format!("1 publisher → {} subscribers", args.subscribers),
         &one,
-        floor,
+        &floors,
     );
     let b2 = print_stages(
         &format!("{0}×{0} (every participant publishes)", args.mesh),
         &mesh,
-        floor,
+        &floors,
     );
     let best = b1.max(b2);
     println!();
     println!(
-        "best: {best:.0} forwarded packets/s per core of server CPU ({:.2}× the UDP send floor; target 100 000; LiveKit publishes 75–94k)",
-        if floor > 0.0 { best / floor } else { 0.0 }
+        "best: {best:.0} forwarded packets/s per core of server CPU ({:.2}× the UDP send floor, {:.2}× the delivery floor; target 100 000; LiveKit publishes 75–94k)",
+        ratio(best, floors.send),
+        ratio(best, floors.delivery)
     );
     println!("load average {}", procs::loadavg());
     let arrived = |st: &[Stage]| {
@@ -556,4 +627,8 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
         return Ok(ok);
     }
     Ok(true)
+}
+
+fn ratio(x: f64, floor: f64) -> f64 {
+    if floor > 0.0 { x / floor } else { 0.0 }
 }
