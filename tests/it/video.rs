@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use awc::ws::Frame;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use str0m::media::KeyframeRequestKind;
 use studyon::live::video::client::MediaClient;
-use studyon::live::video::sfu::route::Source;
+use studyon::live::video::sfu::route::{self, Source};
 
 use crate::both_backends;
 use crate::common::*;
@@ -539,6 +540,27 @@ async fn a_late_joiner_gets_a_key_frame_quickly() {
         got.iter().any(|r| r.keyframe),
         "the key frame reached the late joiner"
     );
+
+    // A subscriber that cannot decode asks for a key frame itself (a browser sends a PLI
+    // after losses it could not repair): the server passes it on to the publisher.
+    let mid = got[0].mid;
+    run(&mut parts, route::KEYFRAME_THROTTLE).await;
+    let asked_before = parts[0].media.keyframe_requests.len();
+    parts[1]
+        .media
+        .rtc
+        .writer(mid)
+        .expect("Ann's m-line for the leader's camera")
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .expect("a PLI");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while parts[0].media.keyframe_requests.len() == asked_before {
+        assert!(
+            Instant::now() < deadline,
+            "Ann's key frame request did not reach the publisher"
+        );
+        run(&mut parts, Duration::from_millis(20)).await;
+    }
 }
 
 /// Bad input gets a stable code and the room goes on for everyone else.
