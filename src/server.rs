@@ -53,6 +53,8 @@ pub struct AppState {
     pub endpoints: std::collections::HashMap<&'static str, Arc<Endpoint>>,
     pub persister: Persister,
     pub throttle: LoginThrottle,
+    /// Unknown session tokens per client address (see `auth::throttle::TokenGate`).
+    pub token_gate: throttle::TokenGate,
     /// Proxies whose `X-Forwarded-For` is believed (see `http::client_ip`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Sign-ups per client address.
@@ -231,6 +233,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             .collect(),
         persister,
         throttle: LoginThrottle::default(),
+        token_gate: throttle::TokenGate::default(),
         trusted_proxies: crate::http::client_ip::parse_nets(&settings.trusted_proxies)
             .map_err(anyhow::Error::msg)?,
         signups: KeyedBuckets::new(

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::ratelimit::{Bucket, Policy};
+use crate::ratelimit::{Bucket, KeyedBuckets, Policy, RefusedUntil};
 
 /// Per account: 5 quick tries, then one every 20 s — slows a guesser to ~4k tries a day.
 pub const PER_ACCOUNT: Policy = Policy::new(5, 1.0 / 20.0);
@@ -31,6 +31,79 @@ pub const SIGNUP_TRACKED: usize = 100_000;
 pub const USER_WRITES_PER_SECOND: f64 = 10.0;
 /// Users tracked for writes: every active user fits; idle ones are swept.
 pub const USER_WRITES_TRACKED: usize = 100_000;
+
+/// Requests with an unknown session token per client address: a browser with a stale
+/// cookie fails a few before it logs in again; a script spraying random cookies reaches the
+/// database once a second instead of at line rate.
+pub const BAD_TOKENS_PER_IP: Policy = Policy::new(20, 1.0);
+/// Client addresses tracked for unknown tokens (the sweep bound, as for logins).
+pub const BAD_TOKENS_TRACKED: usize = 100_000;
+/// How long a session that authenticated on this node still passes while its address is
+/// refused: users behind the same address as a sprayer (a classroom NAT) keep working.
+pub const GOOD_TOKEN_REMEMBERED: Duration = Duration::from_secs(600);
+/// Sessions remembered so: every active session of a node fits.
+pub const GOOD_TOKENS_TRACKED: usize = 100_000;
+
+/// The gate in front of the session lookup. An address that sent too many unknown tokens
+/// is refused before the database is asked, except for a session this node saw
+/// authenticate lately (or opened itself).
+pub struct TokenGate {
+    bad: KeyedBuckets<IpAddr>,
+    refused: RefusedUntil<IpAddr>,
+    good: Mutex<HashMap<Vec<u8>, Instant>>,
+}
+
+impl Default for TokenGate {
+    fn default() -> Self {
+        TokenGate {
+            bad: KeyedBuckets::new(BAD_TOKENS_PER_IP, BAD_TOKENS_TRACKED),
+            refused: RefusedUntil::new(BAD_TOKENS_TRACKED),
+            good: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl TokenGate {
+    /// Whether a request from `ip` with the token hashed as `hash` may be looked up now.
+    pub fn check(&self, ip: Option<IpAddr>, hash: &[u8], now: Instant) -> Result<(), Duration> {
+        let Some(wait) = ip.and_then(|ip| self.refused.remaining(&ip, now)) else {
+            return Ok(());
+        };
+        let good = self.good.lock().expect("token gate lock");
+        match good.get(hash) {
+            Some(until) if *until > now => Ok(()),
+            _ => Err(wait),
+        }
+    }
+
+    /// The token was unknown (or its session over): spends one of the address's failures.
+    pub fn failed(&self, ip: Option<IpAddr>, now: Instant) {
+        if let Some(ip) = ip
+            && let Err(wait) = self.bad.take(ip, now)
+        {
+            self.refused.note(ip, now, wait);
+        }
+    }
+
+    /// The token names a live session: it passes its address's refusals for a while.
+    pub fn passed(&self, hash: &[u8], now: Instant) {
+        let mut good = self.good.lock().expect("token gate lock");
+        // Renewed at half-life, so a busy session costs a lookup, not an insert, per request.
+        if good
+            .get(hash)
+            .is_some_and(|until| *until > now + GOOD_TOKEN_REMEMBERED / 2)
+        {
+            return;
+        }
+        if !good.contains_key(hash) && good.len() >= GOOD_TOKENS_TRACKED {
+            good.retain(|_, until| *until > now);
+            if good.len() >= GOOD_TOKENS_TRACKED {
+                return;
+            }
+        }
+        good.insert(hash.to_vec(), now + GOOD_TOKEN_REMEMBERED);
+    }
+}
 
 #[derive(Default)]
 pub struct LoginThrottle {
@@ -127,5 +200,39 @@ mod tests {
         for _ in 0..5 {
             t.check("fresh", Some(other), false, now).unwrap();
         }
+    }
+
+    #[test]
+    fn an_address_spraying_unknown_tokens_is_refused_but_known_sessions_pass() {
+        let gate = TokenGate::default();
+        let t0 = Instant::now();
+        let ip: Option<IpAddr> = Some([10, 0, 0, 7].into());
+        let other: Option<IpAddr> = Some([10, 0, 0, 8].into());
+        let known = [1u8; 32];
+        gate.passed(&known, t0);
+        for _ in 0..BAD_TOKENS_PER_IP.burst as u32 {
+            assert!(gate.check(ip, &[9; 32], t0).is_ok());
+            gate.failed(ip, t0);
+        }
+        // The burst is spent: the next failure refuses the address.
+        gate.failed(ip, t0);
+        let wait = gate.check(ip, &[8; 32], t0).expect_err("refused");
+        assert!(wait > Duration::ZERO);
+        // A session this node saw passes; other addresses are untouched; an unknown
+        // address (no client IP) is never refused.
+        assert!(gate.check(ip, &known, t0).is_ok());
+        assert!(gate.check(other, &[8; 32], t0).is_ok());
+        assert!(gate.check(None, &[8; 32], t0).is_ok());
+        // Once a token has refilled the address may try again.
+        assert!(gate.check(ip, &[8; 32], t0 + wait).is_ok());
+        // A remembered session is forgotten after its time.
+        gate.failed(ip, t0 + wait);
+        gate.failed(ip, t0 + wait);
+        let late = t0 + GOOD_TOKEN_REMEMBERED + Duration::from_millis(1);
+        gate.failed(ip, late);
+        for _ in 0..BAD_TOKENS_PER_IP.burst as u32 {
+            gate.failed(ip, late);
+        }
+        assert!(gate.check(ip, &known, late).is_err());
     }
 }

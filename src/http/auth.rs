@@ -41,19 +41,35 @@ impl FromRequest for Authenticated {
             .expect("app state")
             .clone();
         let token = session_token(req);
+        let ip = client_ip::of(req, &state.trusted_proxies);
         let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         Box::pin(async move {
             let token = token.ok_or(ApiError::Unauthenticated)?;
             let hash = token::hash_token(&token);
+            let now = Instant::now();
             // A session already over its user's write budget is refused before the database
             // is asked who it is: a script hammering writes costs a hash and a map lookup.
-            if writes && let Some(wait) = state.refused_writes.remaining(&hash, Instant::now()) {
+            if writes && let Some(wait) = state.refused_writes.remaining(&hash, now) {
                 return Err(rate_limited(wait));
             }
-            let auth = authenticate_hash(&state, &hash).await?;
+            // So is an address spraying made-up session cookies.
+            state
+                .token_gate
+                .check(ip, &hash, now)
+                .map_err(rate_limited)?;
+            let auth = match authenticate_hash(&state, &hash).await {
+                Ok(a) => {
+                    state.token_gate.passed(&hash, now);
+                    a
+                }
+                Err(ApiError::Unauthenticated) => {
+                    state.token_gate.failed(ip, now);
+                    return Err(ApiError::Unauthenticated);
+                }
+                Err(e) => return Err(e),
+            };
             // Every state-changing request names its user here, so one check bounds them all
             // (before a body such as an upload is read).
-            let now = Instant::now();
             if writes && let Err(wait) = state.take_write(auth.user.id).await {
                 state.refused_writes.note(hash, now, wait);
                 return Err(rate_limited(wait));
@@ -299,6 +315,9 @@ async fn open_session(
     user: &User,
 ) -> Result<Cookie<'static>, ApiError> {
     let token = token::random_token();
+    let hash = token::hash_token(&token);
+    // Its first requests pass even while its address is refused for unknown tokens.
+    state.token_gate.passed(&hash, Instant::now());
     let now = now_millis();
     let max_age = state.settings.session_max_age_secs;
     let user_agent = req
@@ -310,7 +329,7 @@ async fn open_session(
         .store
         .create_session(&NewSession {
             user_id: user.id,
-            token_hash: token::hash_token(&token),
+            token_hash: hash,
             now,
             expires_at: now + (max_age as i64).saturating_mul(1000),
             user_agent,

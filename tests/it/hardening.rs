@@ -543,3 +543,48 @@ async fn an_oversized_fragmented_message_closes_with_1009() {
     );
     s.shutdown().await;
 }
+
+/// An address spraying made-up session cookies gets a burst of `unauthenticated`, then
+/// `rate_limited` without a database lookup; a session the node knows, and one opened from
+/// the same address during the refusal, still pass.
+#[actix_rt::test]
+async fn made_up_session_cookies_are_refused_per_address() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let me = signup(&s).await;
+    let burst = studyon::auth::throttle::BAD_TOKENS_PER_IP.burst as usize;
+    let mut answers = Vec::new();
+    for i in 0..burst + 4 {
+        let (st, body) = get(
+            &s,
+            "/api/auth/me",
+            Some(&format!("studyon_session=made-up-{i}")),
+        )
+        .await;
+        answers.push((st, body["error"].as_str().unwrap_or_default().to_string()));
+    }
+    assert!(
+        answers[..=burst]
+            .iter()
+            .all(|(st, e)| *st == 401 && e == "unauthenticated"),
+        "{answers:?}"
+    );
+    assert!(
+        answers[burst + 1..]
+            .iter()
+            .all(|(st, e)| *st == 429 && e == "rate_limited"),
+        "{answers:?}"
+    );
+    assert_eq!(get(&s, "/api/auth/me", Some(&me.cookie)).await.0, 200);
+    let (st, body, headers) = post(
+        &s,
+        "/api/auth/login",
+        json!({ "login_id": me.login_id, "password": me.password }),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let fresh = session_cookie(&headers).expect("cookie");
+    assert_eq!(get(&s, "/api/auth/me", Some(&fresh)).await.0, 200);
+    s.shutdown().await;
+}
