@@ -21,7 +21,9 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc, Vp8Descriptor};
+use str0m::rtp::{
+    ExtensionValues, RtpPacket, RtpWrite, Ssrc, Vp8Descriptor, Vp8Patch, Vp8PatchError,
+};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -729,6 +731,7 @@ impl MediaLoop {
             ts: pkt.header.timestamp,
             keyframe: video && rtp::starts_keyframe(codec, &pkt.payload),
             picture_id: vp8.and_then(|d| d.picture_id()),
+            tl0: vp8.and_then(|d| d.tl0_pic_idx()),
             clock: params.spec().clock_rate.get(),
         };
         let plan = self.routing.forward(origin, mid, &packet, now);
@@ -765,11 +768,10 @@ impl MediaLoop {
             .ext_vals(ext.clone())
             // Video is resent on a subscriber's NACK; late audio is better lost.
             .nackable(video);
-            // After a layer switch the picture ids carry on from the last layer's.
+            // After a layer switch the VP8 fields carry on from the last layer's.
             if let Some(d) = vp8
-                && n.picture_id != packet.picture_id
-                && let Some(pid) = n.picture_id
-                && let Ok(patch) = d.patch().picture_id(pid).build()
+                && (n.picture_id, n.tl0) != (packet.picture_id, packet.tl0)
+                && let Ok(patch) = vp8_patch(d, n.picture_id, n.tl0)
             {
                 w = w.vp8_patch(patch);
             }
@@ -848,4 +850,20 @@ impl MediaLoop {
         let conns: Vec<ConnId> = self.peers.iter().map(|p| p.conn).collect();
         self.sockets.send_many(conns.iter(), &frame);
     }
+}
+
+/// The VP8 descriptor fields `d` carries, rewritten to `picture_id` and `tl0`.
+fn vp8_patch(
+    d: Vp8Descriptor,
+    picture_id: Option<u16>,
+    tl0: Option<u8>,
+) -> Result<Vp8Patch, Vp8PatchError> {
+    let mut b = d.patch();
+    if let Some(pid) = picture_id {
+        b = b.picture_id(pid);
+    }
+    if let Some(t) = tl0 {
+        b = b.tl0_pic_idx(t);
+    }
+    b.build()
 }

@@ -120,8 +120,10 @@ pub struct PacketIn {
     pub ts: u32,
     /// The first packet of a key frame.
     pub keyframe: bool,
-    /// VP8's picture id, when the payload carries one.
+    /// VP8's picture id and TL0PICIDX (the base temporal layer's frame count), when the
+    /// payload carries them.
     pub picture_id: Option<u16>,
+    pub tl0: Option<u8>,
     /// The RTP clock rate (90 000 for video).
     pub clock: u32,
 }
@@ -132,6 +134,7 @@ pub struct PacketOut {
     pub seq: u64,
     pub ts: u32,
     pub picture_id: Option<u16>,
+    pub tl0: Option<u8>,
 }
 
 /// VP8 picture ids are 15 bits.
@@ -139,7 +142,7 @@ const PICTURE_ID_MASK: u16 = 0x7fff;
 
 /// How one source stream's numbers map onto a subscriber's m-line. A subscriber's decoder
 /// sees one stream whatever layer it comes from, so after a simulcast switch the sequence
-/// numbers, timestamps and VP8 picture ids carry on from the last ones it got.
+/// numbers, timestamps and VP8 picture ids and TL0PICIDXs carry on from the last ones it got.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Renumber {
     /// The layer the offsets are for; `None` before the first packet.
@@ -153,11 +156,13 @@ pub struct Renumber {
     seq_off: i64,
     ts_off: u32,
     pid_off: u16,
-    /// The highest sequence number sent, its timestamp and arrival, its picture id.
+    tl0_off: u8,
+    /// The highest sequence number sent, its timestamp and arrival, its VP8 fields.
     last_seq: u64,
     last_ts: u32,
     last_at: Option<Instant>,
     last_pid: u16,
+    last_tl0: u8,
 }
 
 impl Renumber {
@@ -170,6 +175,7 @@ impl Renumber {
                     self.seq_off = (p.seq % 65_536) as i64 - p.seq as i64;
                     self.ts_off = 0;
                     self.pid_off = 0;
+                    self.tl0_off = 0;
                 }
                 Some(at) => {
                     self.seq_off = self.last_seq as i64 + 1 - p.seq as i64;
@@ -177,8 +183,13 @@ impl Renumber {
                     let ticks = (now.saturating_duration_since(at).as_secs_f64()
                         * f64::from(p.clock)) as u32;
                     self.ts_off = self.last_ts.wrapping_add(ticks.max(1)).wrapping_sub(p.ts);
+                    // A switch happens at a key frame: the next picture, and the next
+                    // base-layer frame.
                     if let Some(pid) = p.picture_id {
                         self.pid_off = self.last_pid.wrapping_add(1).wrapping_sub(pid);
+                    }
+                    if let Some(tl0) = p.tl0 {
+                        self.tl0_off = self.last_tl0.wrapping_add(1).wrapping_sub(tl0);
                     }
                 }
             }
@@ -194,6 +205,7 @@ impl Renumber {
             picture_id: p
                 .picture_id
                 .map(|pid| pid.wrapping_add(self.pid_off) & PICTURE_ID_MASK),
+            tl0: p.tl0.map(|t| t.wrapping_add(self.tl0_off)),
         };
         if self.last_at.is_none() || out.seq > self.last_seq {
             self.last_seq = out.seq;
@@ -201,6 +213,9 @@ impl Renumber {
             self.last_at = Some(now);
             if let Some(pid) = out.picture_id {
                 self.last_pid = pid;
+            }
+            if let Some(tl0) = out.tl0 {
+                self.last_tl0 = tl0;
             }
         }
         Some(out)
@@ -668,6 +683,7 @@ mod tests {
             ts: seq as u32 * 3000,
             keyframe,
             picture_id: None,
+            tl0: None,
             clock: 90_000,
         };
         r.forward(origin, mid, &p, now)
@@ -816,6 +832,7 @@ mod tests {
             ts,
             keyframe: false,
             picture_id: Some(picture_id),
+            tl0: Some(picture_id as u8),
             clock: 90_000,
         }
     }
@@ -843,7 +860,7 @@ mod tests {
         let out = n.map(&packet("h", 9, 777_000, 32_767), t1).unwrap();
         assert_eq!(out.seq, 4_466);
         assert_eq!(out.ts, 4_000 + 9_000);
-        assert_eq!(out.picture_id, Some(502));
+        assert_eq!((out.picture_id, out.tl0), (Some(502), Some(502u16 as u8)));
         let out = n.map(&packet("h", 10, 780_000, 0), t1).unwrap();
         assert_eq!(
             (out.seq, out.ts, out.picture_id),
