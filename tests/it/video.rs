@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use str0m::media::KeyframeRequestKind;
 use studyon::live::video::client::MediaClient;
+use studyon::live::video::sfu;
 use studyon::live::video::sfu::route::{self, Source};
 
 use crate::both_backends;
@@ -946,6 +947,80 @@ async fn simulcast_layers_follow_each_subscribers_choice() {
         sorted.len(),
         seqs_bob.len(),
         "no frame twice: {bob_layers:?}"
+    );
+}
+
+/// A subscriber whose link loses packets is given a lower simulcast layer than it asked
+/// for, from a key frame of that layer, without asking.
+#[actix_rt::test]
+async fn a_lossy_subscriber_gets_a_lower_layer() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let mut pub_part = Part::connect(&s, &leader, study).await;
+    let r = pub_part
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined");
+    let (sdp, named) = pub_part
+        .media
+        .offer_simulcast(&[Source::Camera], &["h", "l"]);
+    let answer = pub_part
+        .request(json!({"type": "video.offer", "study_id": study, "sdp": sdp, "sources": named}))
+        .await;
+    assert_eq!(answer["type"], "video.answer", "{answer}");
+    pub_part
+        .media
+        .accept_answer(answer["sdp"].as_str().unwrap())
+        .unwrap();
+    let mut parts = vec![pub_part, Part::join(&s, &ann, study, &[]).await];
+    let leader_id = parts[0].user;
+    until(&mut parts, "Ann subscribes", |ps| {
+        ps[0].media.connected
+            && ps[1].media.connected
+            && ps[1].has_tracks_of(&[leader_id], 1)
+            && ps[1].answers_acked == ps[1].answers_sent
+    })
+    .await;
+    // Ann's link loses every third packet; she asked for nothing, so high.
+    parts[1].media.drop_rtp_every = 3;
+    let layer_of = |p: &Part| -> Vec<(u8, bool)> {
+        p.got(leader_id, "camera")
+            .iter()
+            .map(|r| (r.data[4], r.keyframe))
+            .collect()
+    };
+    let mut answered = 0;
+    let mut seq = 0u16;
+    // Receiver reports come every second or so and str0m sums them up every stats
+    // interval (5 s): the cap moves within two intervals.
+    let deadline = Instant::now() + sfu::STATS_INTERVAL * 3;
+    while !layer_of(&parts[1]).iter().any(|(l, _)| *l == b'l') {
+        assert!(
+            Instant::now() < deadline,
+            "Ann was not moved to the low layer: {:?}",
+            layer_of(&parts[1])
+        );
+        let key = seq == 0 || parts[0].media.keyframe_requests.len() > answered;
+        answered = parts[0].media.keyframe_requests.len();
+        for rid in ["h", "l"] {
+            let mut p = pattern(leader_id, Source::Camera, seq, 200);
+            p[4] = rid.as_bytes()[0];
+            parts[0]
+                .media
+                .send_layer(Source::Camera, Some(rid), &p, key);
+        }
+        seq = seq.wrapping_add(1);
+        run(&mut parts, Duration::from_millis(20)).await;
+    }
+    let got = layer_of(&parts[1]);
+    let first_low = got.iter().position(|(l, _)| *l == b'l').unwrap();
+    assert!(first_low > 0, "Ann got high first: {got:?}");
+    assert!(got[..first_low].iter().all(|(l, _)| *l == b'h'), "{got:?}");
+    assert!(
+        got[first_low].1,
+        "the switch happened at a key frame: {got:?}"
     );
 }
 

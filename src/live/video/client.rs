@@ -51,6 +51,9 @@ pub struct MediaClient {
     /// harness core can stand in for many subscribers (RTCP and STUN still go to str0m).
     pub count_rtp_only: bool,
     pub rtp_in: u64,
+    /// Tests of a lossy link: every this many incoming RTP datagrams, one is dropped
+    /// before str0m sees it (0: none).
+    pub drop_rtp_every: u64,
 }
 
 impl MediaClient {
@@ -80,6 +83,7 @@ impl MediaClient {
             datagrams_in: 0,
             count_rtp_only: false,
             rtp_in: 0,
+            drop_rtp_every: 0,
         })
     }
 
@@ -239,9 +243,13 @@ impl MediaClient {
             match tokio::time::timeout(wait, self.socket.recv_from(&mut self.buf)).await {
                 Ok(Ok((n, source))) => {
                     self.datagrams_in += 1;
-                    if self.count_rtp_only && self.connected && is_rtp(&self.buf[..n]) {
+                    if self.connected && is_rtp(&self.buf[..n]) {
                         self.rtp_in += 1;
-                        continue;
+                        let dropped = self.drop_rtp_every > 0
+                            && self.rtp_in.is_multiple_of(self.drop_rtp_every);
+                        if self.count_rtp_only || dropped {
+                            continue;
+                        }
                     }
                     let Ok(contents) = self.buf[..n].try_into() else {
                         continue;

@@ -574,6 +574,20 @@ impl MediaLoop {
                         .push_back(Work::Keyframe(origin, mid, rid, req.kind));
                 }
             }
+            Event::MediaEgressStats(s) => {
+                // What the subscriber lost of a video track we send it: past a point it
+                // is given lower simulcast layers (see `route::LOSS_DOWN`).
+                if let Some(loss) = s.loss
+                    && let Some((origin, origin_mid, _)) = self.routing.origin_of(user, s.mid)
+                    && self
+                        .routing
+                        .source_of(origin, origin_mid)
+                        .is_some_and(|src| src.kind() == MediaKind::Video)
+                    && let Some(cap) = self.routing.egress_loss(user, loss, Instant::now())
+                {
+                    tracing::debug!(%user, loss, ?cap, "video: layer cap moved");
+                }
+            }
             Event::PeerStats(s) => {
                 if let Some(rtt) = s.rtt {
                     ::metrics::histogram!(m::VIDEO_RTT_SECONDS).record(rtt.as_secs_f64());

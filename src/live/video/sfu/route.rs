@@ -64,6 +64,20 @@ impl Layer {
             _ => Layer::High,
         }
     }
+
+    fn lower(self) -> Layer {
+        match self {
+            Layer::High => Layer::Medium,
+            _ => Layer::Low,
+        }
+    }
+
+    fn higher(self) -> Layer {
+        match self {
+            Layer::Low => Layer::Medium,
+            _ => Layer::High,
+        }
+    }
 }
 
 /// Least time between two key frame requests for one published track: a burst of losses
@@ -76,6 +90,19 @@ pub const LAYER_STALE: Duration = Duration::from_secs(2);
 /// wants before taking another: the layers' first frames arrive a few ms apart, and
 /// starting on the wrong one means an extra switch (and key frame) at once.
 pub const LAYER_GRACE: Duration = Duration::from_millis(500);
+/// Loss a subscriber reports (RTCP receiver reports on a video m-line) at or above which it
+/// is given one simulcast layer less than it asked for: at 10 % a decoder freezes more
+/// than it plays, and a lower layer needs a third of the bandwidth or less.
+pub const LOSS_DOWN: f32 = 0.10;
+/// Loss at or under which, held for [`LAYER_UP_HOLD`], it gets one layer back.
+pub const LOSS_UP: f32 = 0.02;
+/// Least time between two steps down: each stats interval (5 s) reports every m-line, and
+/// one bad interval should cost one layer, not one per track.
+pub const LAYER_DOWN_GAP: Duration = Duration::from_secs(4);
+/// How long a subscriber must report little loss before a step back up: a layer that was
+/// too much a moment ago is tried again only after the link had time to settle.
+pub const LAYER_UP_HOLD: Duration = Duration::from_secs(15);
+
 /// Audio level at or above which a participant counts as speaking, in dBov as str0m gives
 /// RFC 6464 levels (0 loud … −127 silent); about normal speech on a headset.
 pub const SPEAKING_LEVEL: i8 = -50;
@@ -267,6 +294,9 @@ pub struct Routing {
     muted: HashSet<UserId>,
     /// (subscriber, publisher) → highest layer wanted; `High` when unset.
     layers: HashMap<(UserId, UserId), Layer>,
+    /// Subscribers whose reported loss caps their layers below what they ask: the cap and
+    /// when it last moved.
+    caps: HashMap<UserId, (Layer, Instant)>,
     speaker: Speaker,
 }
 
@@ -286,6 +316,7 @@ impl Routing {
         self.subs.remove(&user);
         self.tracks.retain(|(origin, _), _| *origin != user);
         self.layers.retain(|(s, p), _| *s != user && *p != user);
+        self.caps.remove(&user);
         for out in self.subs.values_mut() {
             out.retain_mut(|t| {
                 if t.origin != user {
@@ -470,11 +501,12 @@ impl Routing {
                 }
                 continue;
             }
-            let wanted = self
+            let asked = self
                 .layers
                 .get(&(*sub, origin))
                 .copied()
                 .unwrap_or(Layer::High);
+            let wanted = self.caps.get(sub).map_or(asked, |(cap, _)| asked.min(*cap));
             let best = choose_rid(&live, wanted, strict);
             if best != t.want_rid {
                 t.want_rid = best;
@@ -504,6 +536,37 @@ impl Routing {
             fwd.keyframe = Some(wants);
         }
         fwd
+    }
+
+    /// A loss fraction `sub` reported for one of its video m-lines. Returns its new layer
+    /// cap when it moves (`High`: no cap any more).
+    pub fn egress_loss(&mut self, sub: UserId, loss: f32, now: Instant) -> Option<Layer> {
+        if !self.subs.contains_key(&sub) {
+            return None;
+        }
+        let (cap, since) = self.caps.get(&sub).copied().unwrap_or((Layer::High, now));
+        let held = now.saturating_duration_since(since);
+        let next = if loss >= LOSS_DOWN && cap != Layer::Low {
+            // The first step down is at once; later ones wait for the next interval.
+            if self.caps.contains_key(&sub) && held < LAYER_DOWN_GAP {
+                return None;
+            }
+            cap.lower()
+        } else if loss <= LOSS_UP && cap != Layer::High && held >= LAYER_UP_HOLD {
+            cap.higher()
+        } else {
+            if loss > LOSS_UP && cap != Layer::High {
+                // Not clean yet: the hold starts again.
+                self.caps.insert(sub, (cap, now));
+            }
+            return None;
+        };
+        if next == Layer::High {
+            self.caps.remove(&sub);
+        } else {
+            self.caps.insert(sub, (next, now));
+        }
+        Some(next)
     }
 
     /// Whether a key frame may be requested for the track now (and notes that it was).
@@ -882,6 +945,59 @@ mod tests {
         let b = n.map(&packet("h", 1, 10, 1), t0).unwrap();
         assert_eq!(b.seq, a.seq + 1);
         assert_eq!(b.ts, a.ts + 1);
+    }
+
+    #[test]
+    fn loss_steps_a_subscriber_down_a_layer_at_a_time_and_back_up_slowly() {
+        let t0 = Instant::now();
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_peer(B);
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        // Little loss: nothing to do; an unknown subscriber is ignored.
+        assert_eq!(r.egress_loss(B, 0.01, t0), None);
+        assert_eq!(r.egress_loss(C, 0.5, t0), None);
+        // Heavy loss: one step at once, the next only after the gap.
+        assert_eq!(r.egress_loss(B, 0.2, t0), Some(Layer::Medium));
+        assert_eq!(
+            r.egress_loss(B, 0.2, s(1)),
+            None,
+            "another m-line, same interval"
+        );
+        assert_eq!(r.egress_loss(B, 0.2, s(5)), Some(Layer::Low));
+        assert_eq!(r.egress_loss(B, 0.4, s(10)), None, "no layer under low");
+        // Clean again: up one step after the hold, measured from the last change.
+        assert_eq!(r.egress_loss(B, 0.0, s(15)), None);
+        // Some loss restarts the hold.
+        assert_eq!(r.egress_loss(B, 0.05, s(18)), None);
+        assert_eq!(r.egress_loss(B, 0.0, s(25)), None);
+        assert_eq!(r.egress_loss(B, 0.0, s(33)), Some(Layer::Medium));
+        assert_eq!(r.egress_loss(B, 0.0, s(48)), Some(Layer::High));
+        assert!(r.caps.is_empty(), "no cap is kept at high");
+    }
+
+    #[test]
+    fn a_capped_subscriber_gets_the_layer_under_its_cap() {
+        let t0 = Instant::now();
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_peer(B);
+        r.add_track(A, mid("1"), Source::Camera);
+        negotiate(&mut r, B);
+        let (h, l) = (Some(Rid::from("h")), Some(Rid::from("l")));
+        let t = t0 + LAYER_GRACE;
+        fwd(&mut r, A, mid("1"), l, false, t0);
+        assert_eq!(
+            fwd(&mut r, A, mid("1"), h, true, t).to.len(),
+            1,
+            "B asked for high"
+        );
+        r.egress_loss(B, 0.3, t);
+        // Capped at medium with only high and low live: low, from its next key frame.
+        assert!(fwd(&mut r, A, mid("1"), l, false, t).to.is_empty());
+        assert_eq!(fwd(&mut r, A, mid("1"), h, false, t).to.len(), 1);
+        assert_eq!(fwd(&mut r, A, mid("1"), l, true, t).to.len(), 1);
+        assert!(fwd(&mut r, A, mid("1"), h, true, t).to.is_empty());
     }
 
     #[test]
