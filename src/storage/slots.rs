@@ -52,12 +52,12 @@ impl UploadSlots {
     /// A slot for `user`, or `None` if they hold their share or the node is full.
     pub fn take(&self, user: UserId) -> Option<UploadSlot> {
         let mut held = self.held.lock().expect("slots lock");
-        let mine = held.entry(user).or_default();
-        if *mine >= self.per_user {
+        if held.get(&user).is_some_and(|n| *n >= self.per_user) {
             return None;
         }
+        // Only a user who gets a slot gets an entry: a refusal leaves nothing behind.
         let permit = self.total.clone().try_acquire_owned().ok()?;
-        *mine += 1;
+        *held.entry(user).or_default() += 1;
         Some(UploadSlot {
             _permit: permit,
             user,
@@ -125,6 +125,10 @@ mod tests {
         assert!(slots.take(UserId(1)).is_none(), "user 1's share is 2");
         let b1 = slots.take(UserId(2)).unwrap();
         assert!(slots.take(UserId(3)).is_none(), "the node is full");
+        assert!(
+            !slots.held.lock().unwrap().contains_key(&UserId(3)),
+            "a refused user leaves no entry"
+        );
         drop(a1);
         let again = slots.take(UserId(1));
         assert!(again.is_some());
