@@ -37,7 +37,6 @@ pub struct Study {
     deps: Arc<Deps>,
     registry: Registry,
     leader: UserId,
-    status: StudyStatus,
     members: HashSet<UserId>,
     /// Sockets with this study open, and whose they are.
     watchers: HashMap<ConnId, UserId>,
@@ -245,7 +244,6 @@ impl KeyedActor for Study {
                 sup,
                 registry,
                 leader: state.leader,
-                status: state.status,
                 members: state.members.into_iter().collect(),
                 watchers: HashMap::new(),
                 newest: Newest::default(),
@@ -412,7 +410,7 @@ impl KeyedActor for Study {
                         outcome: StudyOutcome::Done,
                     })
                 },
-                move |act, _| act.status = status,
+                |_, _| {},
             ),
             StudyMsg::OpenRoom {
                 user,
