@@ -64,11 +64,21 @@ async fn attach(
     match conn.registry().ask::<PostDoc>(post, msg).await {
         Ok(Ok(PostDocReply::Attached { writable })) => Ok(writable),
         Ok(Err(CommandError::Rule(Rule::NotFound))) => Err((close_code::FORBIDDEN, "not_found")),
-        Err(RegistryError::Start {
+        Err(e) => Err(unreachable_doc(&e)),
+        _ => Err((close_code::BUSY, "unavailable")),
+    }
+}
+
+/// How to close a socket whose document could not be reached: a post deleted meanwhile
+/// stops its document from starting again (4404, do not retry); anything else is worth a
+/// retry (1013).
+fn unreachable_doc(e: &RegistryError) -> (u16, &'static str) {
+    match e {
+        RegistryError::Start {
             reason: StartError::NotFound,
             ..
-        }) => Err((close_code::DELETED, "not_found")),
-        _ => Err((close_code::BUSY, "unavailable")),
+        } => (close_code::DELETED, "not_found"),
+        _ => (close_code::BUSY, "unavailable"),
     }
 }
 
@@ -81,11 +91,14 @@ async fn forward(conn: &Conn<'_>, post: PostId, data: &[u8]) {
     };
     if let Err(e) = conn.registry().tell::<PostDoc>(post, msg).await {
         tracing::debug!(conn = %conn.id, error = %e, "document did not take a frame");
+        // A frame that finds the post deleted (its document stopped, and cannot start
+        // again) says so, as the document itself would have, rather than "retry".
+        let (code, reason) = unreachable_doc(&e);
         conn.app.hub.control(
             conn.id,
             Control::Close {
-                code: close_code::BUSY,
-                reason: "busy".into(),
+                code,
+                reason: reason.into(),
             },
         );
     }
@@ -300,6 +313,18 @@ pub async fn upgrade(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_post_closes_for_good_and_anything_else_asks_for_a_retry() {
+        let key = PostDoc::key(PostId(7));
+        let gone = RegistryError::Start {
+            key,
+            reason: StartError::NotFound,
+        };
+        assert_eq!(unreachable_doc(&gone), (close_code::DELETED, "not_found"));
+        let busy = RegistryError::Busy { key };
+        assert_eq!(unreachable_doc(&busy), (close_code::BUSY, "unavailable"));
+    }
 
     #[test]
     fn names_are_canonical_post_ids() {
