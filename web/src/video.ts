@@ -17,8 +17,10 @@
 // - Requests carry ids `video:<study>:<n>`; their replies and errors are matched
 //   by id, every wait is bounded.
 // - A socket that drops (or a new `hello`) ends the session here: the server
-//   forgets a socket's media when it closes, so the panel says "disconnected" and
-//   offers to join again.
+//   forgets a socket's media when it closes, so the panel says "disconnected".
+//   When the next connection says `hello`, the tab joins again by itself, with the
+//   microphone and camera as they were (a camera the user had turned off stays off;
+//   a screen share needs a new pick, so it is not resumed).
 import type { AnyFrame, ConnState, LiveClient } from './live';
 
 export type VideoSource = 'mic' | 'camera' | 'screen';
@@ -245,6 +247,8 @@ export class VideoRoom {
   private seq = 0;
   private offs: Array<() => void> = [];
   private stopped = false;
+  /** The call dropped with the socket: rejoin with these toggles on the next `hello`. */
+  private rejoin: { mic: boolean; camera: boolean } | null = null;
 
   constructor(
     private readonly live: LiveClient,
@@ -288,8 +292,14 @@ export class VideoRoom {
         this.leftReason = typeof frame.reason === 'string' ? frame.reason : 'server';
         this.changed();
       }),
-      // The server drops a socket's media with the socket: a new connection starts over.
-      this.live.on('hello', () => this.disconnected()),
+      // The server drops a socket's media with the socket: a new connection starts over,
+      // and a call the socket took down is joined again.
+      this.live.on('hello', () => {
+        this.disconnected();
+        const keep = this.rejoin;
+        this.rejoin = null;
+        if (keep && this.phase === 'disconnected') void this.join(keep);
+      }),
       this.live.onState((s: ConnState) => {
         if (s !== 'connected') this.disconnected();
         else this.changed();
@@ -318,6 +328,7 @@ export class VideoRoom {
 
   private disconnected(): void {
     if (!this.active()) return;
+    this.rejoin = { mic: this.mic, camera: this.camera };
     this.teardown();
     this.phase = 'disconnected';
     this.changed();
@@ -447,8 +458,10 @@ export class VideoRoom {
 
   // ---- join / leave ---------------------------------------------------------
 
-  async join(): Promise<void> {
+  /** `keep`: the toggles to rejoin with after a dropped connection (else both on). */
+  async join(keep?: { mic: boolean; camera: boolean }): Promise<void> {
     if (this.active() || this.stopped) return;
+    if (!keep) this.rejoin = null;
     this.teardown();
     const session = this.session;
     this.phase = 'joining';
@@ -466,17 +479,24 @@ export class VideoRoom {
       this.setParticipants(joined.participants);
       const iceServers = parseIceServers(joined.ice_servers);
 
-      const { audio, video } = await this.localMedia();
+      const media = await this.localMedia();
       if (session !== this.session) {
-        stopTrack(audio);
-        stopTrack(video);
+        stopTrack(media.audio);
+        stopTrack(media.video);
         return;
       }
+      let { audio, video } = media;
+      // A camera turned off before the drop is not turned on behind the user's back.
+      if (keep && !keep.camera) {
+        stopTrack(video);
+        video = null;
+      }
+      if (keep && !keep.mic && audio) audio.enabled = false;
       this.micTrack = audio;
       this.cameraTrack = video;
       // Joining again while the leader's mute holds: the microphone starts off.
       if (audio && this.mutedByLeader) audio.enabled = false;
-      this.mic = !!audio && !this.mutedByLeader;
+      this.mic = !!audio && !this.mutedByLeader && keep?.mic !== false;
       this.camera = !!video;
       this.localCamera = video ? new MediaStream([video]) : null;
 

@@ -18,8 +18,9 @@
 //   but stays off until A turns the microphone on, after which B hears A again;
 // - "mute everyone" mutes A and B but not the leader;
 // - the leader removes B from the call: B's panel says so and the leader's tile of B goes;
-// - A's socket drops: A's panel says "disconnected" and offers to rejoin, the others lose
-//   A's tile; A rejoins and media flows both ways again;
+// - A turns the camera off and A's socket drops: A's panel says "disconnected", the others
+//   lose A's tile; when the connection is back A rejoins by itself with the camera still
+//   off, sees the leader, and the leader sees A's camera once A turns it on;
 // - the leader ends the call: A's panel and the leader's say it ended.
 // A second test runs a server whose rooms take two: a member who refuses the camera and
 // microphone joins receive-only (toggles off, the reason shown) and still decodes the
@@ -355,18 +356,32 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await waitUntil('B’s tile gone at A', async () => (await tile(pa.page, B).count()) === 0);
   await assertNoVideoError(pl, 'the leader');
 
-  // ---- A's socket drops: the panel says so and offers to rejoin; rejoining brings A back ----
-  const beforeDrop = await stream(pl.page, A, 'camera');
+  // ---- A turns the camera off, then A's socket drops: the panel says so, and once the
+  // connection is back A is in the call again by itself, camera still off ----
+  await pa.page.getByTestId('video-camera-toggle').click();
+  await pa.page.locator('[data-testid="video-camera-toggle"][data-on="false"]').waitFor();
   await pa.page.context().setOffline(true);
   await pa.page.getByTestId('video-disconnected').waitFor();
   assert.equal((await panelState(pa.page)).phase, 'disconnected');
   assert.ok(await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc === null), 'A closed its peer connection');
   await waitUntil('A’s tile gone at the leader after A’s socket closed', async () => (await tile(pl.page, A).count()) === 0);
   await pa.page.context().setOffline(false);
-  await join(pa);
+  let seenA;
+  await waitUntil(
+    () => `A to rejoin by itself (panel ${JSON.stringify(seenA)})${pa.frames()}`,
+    async () => {
+      seenA = await panelState(pa.page);
+      return seenA.phase === 'joined';
+    },
+    MEDIA_TIMEOUT_MS,
+  );
   await tile(pl.page, A).waitFor();
-  await waitForMoreFrames(pl, A, 'camera', beforeDrop, 'the leader sees A again after A rejoined');
+  await pa.page.locator('[data-testid="video-camera-toggle"][data-on="false"]').waitFor();
   await waitForFrames(pa, L, 'A sees the leader again after rejoining');
+  // The camera comes back only when A turns it on.
+  await pa.page.getByTestId('video-camera-toggle').click();
+  await pa.page.locator('[data-testid="video-camera-toggle"][data-on="true"]').waitFor();
+  await waitForFrames(pl, A, 'the leader sees A’s camera again after A turned it on');
 
   // ---- the leader ends the call for everyone ----
   await pl.page.getByTestId('video-end').click();
