@@ -950,8 +950,8 @@ async fn simulcast_layers_follow_each_subscribers_choice() {
     );
 }
 
-/// A subscriber whose link loses packets is given a lower simulcast layer than it asked
-/// for, from a key frame of that layer, without asking.
+/// A subscriber whose link loses packets gets its losses resent, and is given a lower
+/// simulcast layer than it asked for without asking.
 #[actix_rt::test]
 async fn a_lossy_subscriber_gets_a_lower_layer() {
     let b = Backend::new(Db::Sqlite).await;
@@ -991,6 +991,13 @@ async fn a_lossy_subscriber_gets_a_lower_layer() {
             .map(|r| (r.data[4], r.keyframe))
             .collect()
     };
+    let high_seqs = |p: &Part| -> Vec<u16> {
+        p.got(leader_id, "camera")
+            .iter()
+            .filter(|r| r.data[4] == b'h')
+            .map(|r| u16::from_be_bytes([r.data[2], r.data[3]]))
+            .collect()
+    };
     let mut answered = 0;
     let mut seq = 0u16;
     // Receiver reports come every second or so and str0m sums them up every stats
@@ -1014,13 +1021,26 @@ async fn a_lossy_subscriber_gets_a_lower_layer() {
         seq = seq.wrapping_add(1);
         run(&mut parts, Duration::from_millis(20)).await;
     }
+    run(&mut parts, Duration::from_millis(500)).await;
     let got = layer_of(&parts[1]);
+    // Losses are repaired hop by hop: Ann's NACKs are answered from what the server sent
+    // her. Without resends she would hold two frames in three (one packet per frame);
+    // with them most holes are filled (a resend is dropped one time in three as well).
+    let hs = high_seqs(&parts[1]);
+    let span = usize::from(hs.iter().max().unwrap() - hs.iter().min().unwrap()) + 1;
+    assert!(
+        hs.len() * 4 >= span * 3,
+        "only {} of {span} high frames reached Ann: NACKs not answered?",
+        hs.len()
+    );
     let first_low = got.iter().position(|(l, _)| *l == b'l').unwrap();
     assert!(first_low > 0, "Ann got high first: {got:?}");
     assert!(got[..first_low].iter().all(|(l, _)| *l == b'h'), "{got:?}");
+    // (The server switches at a key frame, as the simulcast test shows; here that key
+    // frame's packet may be one Ann drops and never gets repaired.)
     assert!(
-        got[first_low].1,
-        "the switch happened at a key frame: {got:?}"
+        got[first_low..].iter().all(|(l, _)| *l == b'l'),
+        "Ann stays on the low layer: {got:?}"
     );
 }
 
