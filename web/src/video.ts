@@ -21,6 +21,10 @@
 //   When the next connection says `hello`, the tab joins again by itself, with the
 //   microphone and camera as they were (a camera the user had turned off stays off;
 //   a screen share needs a new pick, so it is not resumed).
+// - The microphone and camera can be picked from the devices the browser lists
+//   (`chooseDevice`): the new track replaces the old one on the same transceiver, so
+//   nothing is renegotiated. A pick is kept for later joins (preferred, not required,
+//   so an unplugged device does not stop a join).
 import type { AnyFrame, ConnState, LiveClient } from './live';
 
 export type VideoSource = 'mic' | 'camera' | 'screen';
@@ -39,6 +43,12 @@ export interface VideoParticipant {
   muted: boolean;
   /** Media is flowing. */
   connected: boolean;
+}
+
+/** A microphone or camera the user may pick. */
+export interface DeviceChoice {
+  id: string;
+  label: string;
 }
 
 export interface RemoteMedia {
@@ -223,6 +233,10 @@ export class VideoRoom {
   mediaState: RTCPeerConnectionState | 'none' = 'none';
   localCamera: MediaStream | null = null;
   localScreen: MediaStream | null = null;
+  /** The microphones and cameras the browser lists (labels once access was granted). */
+  devices: { audio: DeviceChoice[]; video: DeviceChoice[] } = { audio: [], video: [] };
+  /** The device each kind was picked from (`null`: the browser's default). */
+  picked: { audio: string | null; video: string | null } = { audio: null, video: null };
   /** A toggle is switching a device. */
   switching = false;
   /** Bumped on every change; the panel re-renders on `onChange`. */
@@ -305,6 +319,15 @@ export class VideoRoom {
         else this.changed();
       }),
     ];
+    // A headset plugged in or out mid-call shows up in the pickers.
+    const md = typeof navigator !== 'undefined' ? navigator.mediaDevices : undefined;
+    if (md && typeof md.addEventListener === 'function') {
+      const onDevices = () => {
+        if (this.active()) void this.refreshDevices();
+      };
+      md.addEventListener('devicechange', onDevices);
+      this.offs.push(() => md.removeEventListener('devicechange', onDevices));
+    }
   }
 
   stop(): void {
@@ -494,6 +517,7 @@ export class VideoRoom {
       if (keep && !keep.mic && audio) audio.enabled = false;
       this.micTrack = audio;
       this.cameraTrack = video;
+      void this.refreshDevices();
       // Joining again while the leader's mute holds: the microphone starts off.
       if (audio && this.mutedByLeader) audio.enabled = false;
       this.mic = !!audio && !this.mutedByLeader && keep?.mic !== false;
@@ -552,7 +576,7 @@ export class VideoRoom {
       return { audio: null, video: null };
     }
     try {
-      const s = await md.getUserMedia({ audio: true, video: CAMERA_CONSTRAINTS });
+      const s = await md.getUserMedia({ ...this.constraints('audio', false), ...this.constraints('video', false) });
       return { audio: s.getAudioTracks()[0] ?? null, video: s.getVideoTracks()[0] ?? null };
     } catch (e) {
       if (errorName(e) === 'NotAllowedError' || errorName(e) === 'SecurityError') {
@@ -569,8 +593,8 @@ export class VideoRoom {
         return null;
       }
     };
-    const audio = await one({ audio: true });
-    const video = await one({ video: CAMERA_CONSTRAINTS });
+    const audio = await one(this.constraints('audio', false));
+    const video = await one(this.constraints('video', false));
     if (!audio && !video) this.deviceProblem = 'unavailable';
     return { audio, video };
   }
@@ -793,13 +817,71 @@ export class VideoRoom {
       return null;
     }
     try {
-      const s = await md.getUserMedia(kind === 'audio' ? { audio: true } : { video: CAMERA_CONSTRAINTS });
+      const s = await md.getUserMedia(this.constraints(kind));
       this.deviceProblem = null;
       return (kind === 'audio' ? s.getAudioTracks() : s.getVideoTracks())[0] ?? null;
     } catch (e) {
       this.deviceProblem = errorName(e) === 'NotAllowedError' ? 'denied' : 'unavailable';
       return null;
     }
+  }
+
+  /**
+   * What to ask `getUserMedia` for: the picked device (`exact`: that one or nothing; else
+   * preferred, so a device unplugged since does not stop a join), else any.
+   */
+  private constraints(kind: 'audio' | 'video', exact = true): MediaStreamConstraints {
+    const id = this.picked[kind];
+    const deviceId = exact ? { exact: id ?? '' } : { ideal: id ?? '' };
+    if (kind === 'audio') return { audio: id ? { deviceId } : true };
+    return { video: id ? { ...CAMERA_CONSTRAINTS, deviceId } : CAMERA_CONSTRAINTS };
+  }
+
+  /** Lists the microphones and cameras (after a device was granted, with their names). */
+  async refreshDevices(): Promise<void> {
+    const md = typeof navigator !== 'undefined' ? navigator.mediaDevices : undefined;
+    if (!md || typeof md.enumerateDevices !== 'function') return;
+    try {
+      const all = await md.enumerateDevices();
+      const of = (kind: MediaDeviceKind) =>
+        all.filter((d) => d.kind === kind && d.deviceId !== '').map((d, i) => ({ id: d.deviceId, label: d.label || `${kind} ${i + 1}` }));
+      this.devices = { audio: of('audioinput'), video: of('videoinput') };
+      // What the live tracks came from, so the picker shows it.
+      const from = (t: MediaStreamTrack | null) => t?.getSettings().deviceId ?? null;
+      this.picked = { audio: from(this.micTrack) ?? this.picked.audio, video: from(this.cameraTrack) ?? this.picked.video };
+      this.changed();
+    } catch {
+      // No list: the pickers stay hidden.
+    }
+  }
+
+  /**
+   * Sends from another microphone or camera. A camera that is off only remembers the
+   * choice; a microphone keeps its on/off state.
+   */
+  chooseDevice(kind: 'audio' | 'video', deviceId: string): Promise<void> {
+    return this.switchDevice(async (session, tx) => {
+      const before = this.picked[kind];
+      this.picked[kind] = deviceId;
+      const current = kind === 'audio' ? this.micTrack : this.cameraTrack;
+      if (!current) return;
+      const track = await this.getTrack(kind);
+      if (session !== this.session) return stopTrack(track);
+      if (!track) {
+        this.picked[kind] = before;
+        return;
+      }
+      await (kind === 'audio' ? tx.mic : tx.camera).sender.replaceTrack(track);
+      if (session !== this.session) return stopTrack(track);
+      stopTrack(current);
+      if (kind === 'audio') {
+        track.enabled = this.mic;
+        this.micTrack = track;
+      } else {
+        this.cameraTrack = track;
+        this.localCamera = new MediaStream([track]);
+      }
+    });
   }
 
   /** Runs one device switch at a time. */
@@ -861,6 +943,11 @@ export class VideoRoom {
       }
       this.sendMedia();
     });
+  }
+
+  /** The device the live microphone track comes from (tests). */
+  micDeviceId(): string | null {
+    return this.micTrack?.getSettings().deviceId ?? null;
   }
 
   static canShareScreen(): boolean {
@@ -1003,6 +1090,8 @@ export function installTestHook(room: VideoRoom): () => void {
     get pc() {
       return room.peerConnection();
     },
+    /** The device the microphone sends from. */
+    micDevice: () => room.micDeviceId(),
     inbound: () => room.inboundStats(),
   };
   w.__studyonVideo = hook;

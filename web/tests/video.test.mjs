@@ -12,6 +12,7 @@
 // - B joins late and decodes the leader's camera within a few seconds (the SFU asks the
 //   leader for a key frame); B asks for a simulcast layer of A's camera, and the leader
 //   enlarging A's tile asks for A's `high` layer;
+// - A picks another microphone from the panel: A sends from it and B still hears A;
 // - the leader mutes A: A's microphone toggle is disabled with the reason; once B's page
 //   shows A muted, B's inbound audio from A stops growing (sampled 1.5 s apart) while B's
 //   audio from the leader still grows; the leader allows unmuting: A's toggle comes back
@@ -284,6 +285,21 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   console.log(`late joiner decoded the leader's camera ${took} ms after joining`);
   await waitForFrames(pb, A, 'B sees A');
   await waitForAudioGrowing(pb, A, 'B hears A');
+
+  // ---- A picks another microphone: the call goes on from it, without renegotiating ----
+  const micPick = pa.page.getByTestId('video-mic-device');
+  await micPick.waitFor();
+  const mics = await micPick.locator('option').evaluateAll((os) => os.map((o) => /** @type {HTMLOptionElement} */ (o).value).filter(Boolean));
+  const usedMic = await micPick.inputValue();
+  const otherMic = mics.find((id) => id !== usedMic);
+  assert.ok(otherMic, `A has another microphone to pick (${JSON.stringify(mics)}, using ${usedMic})`);
+  await micPick.selectOption(otherMic);
+  await waitUntil(
+    'A sends from the picked microphone',
+    async () => (await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.micDevice())) === otherMic,
+  );
+  assert.equal(await micPick.inputValue(), otherMic, 'the picker shows the microphone in use');
+  await waitForAudioGrowing(pb, A, 'B hears A from the other microphone');
   await waitForAudioGrowing(pb, L, 'B hears the leader');
   await tile(pl.page, B).waitFor();
   await tile(pa.page, B).waitFor();

@@ -1,12 +1,13 @@
 // The study page's video call (members and the leader). Join, the tiles (mine
 // first, then everyone else in the server's order; shared screens above them),
-// my microphone/camera/screen/hand toggles and leave; for the leader, mute /
-// allow unmute / remove per participant, mute everyone and end the call.
+// my microphone/camera/screen/hand toggles, the microphone and camera pickers and
+// leave; for the leader, mute / allow unmute / remove per participant, mute everyone
+// and end the call.
 // State and the protocol are in `../video.ts`.
 import { useEffect, useState } from 'preact/hooks';
 import { useApp } from '../context';
 import { errorMessage, type MessageKey, hasKey, useI18n } from '../i18n';
-import { installTestHook, type VideoParticipant, VideoRoom } from '../video';
+import { type DeviceChoice, installTestHook, type VideoParticipant, VideoRoom } from '../video';
 import { ErrorAlert, Notice } from './Alert';
 import { Button } from './Button';
 import { RemoteAudio, ScreenTile, VideoTile, videoSmallButton } from './VideoTile';
@@ -54,6 +55,44 @@ function Toggle({
       <span aria-hidden="true">{icon}</span>
       {label}
     </button>
+  );
+}
+
+/** A picker of the microphone or camera to send from (shown when there is a choice). */
+function DevicePicker({
+  testId,
+  label,
+  choices,
+  value,
+  disabled,
+  onPick,
+}: {
+  testId: string;
+  label: string;
+  choices: DeviceChoice[];
+  value: string | null;
+  disabled: boolean;
+  onPick: (id: string) => void;
+}) {
+  if (choices.length < 2) return null;
+  return (
+    <label class="flex items-center gap-1.5 text-sm text-slate-700">
+      {label}
+      <select
+        data-testid={testId}
+        value={value ?? ''}
+        disabled={disabled}
+        onChange={(e) => onPick(e.currentTarget.value)}
+        class="max-w-56 rounded-md border border-slate-300 bg-white px-2 py-1.5 text-sm"
+      >
+        {value === null && <option value="" />}
+        {choices.map((d) => (
+          <option key={d.id} value={d.id}>
+            {d.label}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
@@ -218,6 +257,24 @@ export function VideoPanel({ studyId, isLeader }: { studyId: number; isLeader: b
             <Button testId="video-leave" variant="secondary" onClick={() => room.leave()}>
               {t('video.leave')}
             </Button>
+          </div>
+          <div class="flex flex-wrap items-center gap-3" data-testid="video-devices">
+            <DevicePicker
+              testId="video-mic-device"
+              label={t('video.micDevice')}
+              choices={room.devices.audio}
+              value={room.picked.audio}
+              disabled={room.switching}
+              onPick={(id) => void room.chooseDevice('audio', id)}
+            />
+            <DevicePicker
+              testId="video-camera-device"
+              label={t('video.cameraDevice')}
+              choices={room.devices.video}
+              value={room.picked.video}
+              disabled={room.switching}
+              onPick={(id) => void room.chooseDevice('video', id)}
+            />
           </div>
           {isLeader && (
             <div class="flex flex-wrap items-center gap-2" role="group" aria-label={t('video.leaderControls')} data-testid="video-leader-controls">
