@@ -99,7 +99,7 @@ struct Peer {
     addrs: Vec<SocketAddr>,
     published: HashMap<Mid, Source>,
     /// Published m-lines that have sent no media yet: they get no m-line at the others
-    /// until their first frame (see `on_event`).
+    /// until their first packet (see `on_event`).
     silent: HashMap<Mid, Source>,
     /// Its incoming streams: SSRC → (m-line, layer), as str0m mapped them.
     streams: Vec<(Ssrc, Mid, Option<Rid>)>,
@@ -789,6 +789,8 @@ impl MediaLoop {
             {
                 w = w.vp8_patch(patch);
             }
+            // str0m queues it until this subscriber is given the time and drained: in this
+            // turn, or while datagrams wait at the next timer (see `settle`).
             tx.write_rtp(w);
             sent += 1;
             if !self.touched.contains(&i) {
