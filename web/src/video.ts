@@ -20,7 +20,8 @@
 //   forgets a socket's media when it closes, so the panel says "disconnected".
 //   When the next connection says `hello`, the tab joins again by itself, with the
 //   microphone and camera as they were (a camera the user had turned off stays off;
-//   a screen share needs a new pick, so it is not resumed).
+//   a screen share needs a new pick, so it is not resumed). If nobody else is in the
+//   call by then, it leaves again at once (`left`, reason `empty`).
 // - The microphone and camera can be picked from the devices the browser lists
 //   (`chooseDevice`): the new track replaces the old one on the same transceiver, so
 //   nothing is renegotiated. A pick is kept for later joins (preferred, not required,
@@ -500,6 +501,16 @@ export class VideoRoom {
       this.you = num(joined.you);
       this.maxParticipants = num(joined.max_participants) ?? 0;
       this.setParticipants(joined.participants);
+      if (keep && this.participants.every((p) => p.user_id === this.you)) {
+        // The call ended (or everyone left) while we were away: coming back must not
+        // start a new one with nobody in it.
+        this.live.send({ type: 'video.leave', id: this.nextId(), study_id: this.studyId });
+        this.teardown();
+        this.phase = 'left';
+        this.leftReason = 'empty';
+        this.changed();
+        return;
+      }
       const iceServers = parseIceServers(joined.ice_servers);
 
       const media = await this.localMedia();

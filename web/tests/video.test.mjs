@@ -21,7 +21,8 @@
 // - the leader removes B from the call: B's panel says so and the leader's tile of B goes;
 // - A turns the camera off and A's socket drops: A's panel says "disconnected", the others
 //   lose A's tile; when the connection is back A rejoins by itself with the camera still
-//   off, sees the leader, and the leader sees A's camera once A turns it on;
+//   off, sees the leader, and the leader sees A's camera once A turns it on; when the
+//   call empties while A is away, A comes back to a "call ended" notice, not a new call;
 // - the leader ends the call: A's panel and the leader's say it ended.
 // A second test runs a server whose rooms take two: a member who refuses the camera and
 // microphone joins receive-only (toggles off, the reason shown) and still decodes the
@@ -398,6 +399,20 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await pa.page.getByTestId('video-camera-toggle').click();
   await pa.page.locator('[data-testid="video-camera-toggle"][data-on="true"]').waitFor();
   await waitForFrames(pl, A, 'the leader sees A’s camera again after A turned it on');
+
+  // ---- A drops again and the call ends meanwhile: back online, A does not start a new
+  // call alone ----
+  await pa.page.context().setOffline(true);
+  await pa.page.getByTestId('video-disconnected').waitFor();
+  await waitUntil('A’s tile gone at the leader after A dropped again', async () => (await tile(pl.page, A).count()) === 0);
+  await pl.page.getByTestId('video-leave').click();
+  await pl.page.getByTestId('video-join').waitFor();
+  await pa.page.context().setOffline(false);
+  await pa.page.locator('[data-testid="video-left"][data-reason="empty"]').waitFor({ timeout: MEDIA_TIMEOUT_MS });
+  assert.ok(await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc === null), 'A holds no peer connection');
+  await join(pl);
+  await join(pa);
+  await tile(pl.page, A).waitFor();
 
   // ---- the leader ends the call for everyone ----
   await pl.page.getByTestId('video-end').click();
