@@ -21,7 +21,8 @@
 //   When the next connection says `hello`, the tab joins again by itself, with the
 //   microphone and camera as they were (a camera the user had turned off stays off;
 //   a screen share needs a new pick, so it is not resumed). If nobody else is in the
-//   call by then, it leaves again at once (`left`, reason `empty`).
+//   call for REJOIN_ALONE_MS after that, the call had ended meanwhile and it leaves
+//   (`left`, reason `empty`); after a server restart the others come back within it.
 // - The microphone and camera can be picked from the devices the browser lists
 //   (`chooseDevice`): the new track replaces the old one on the same transceiver, so
 //   nothing is renegotiated. A pick is kept for later joins (preferred, not required,
@@ -116,6 +117,13 @@ const CROSSED_OFFER_WAIT_MS = 5_000;
 const MAX_RETRIES = 3;
 /** Layer preferences are recomputed at most this often (the speaker changes quickly). */
 const LAYER_DEBOUNCE_MS = 400;
+/**
+ * After an automatic rejoin, how long to wait for someone else before leaving a call that
+ * ended meanwhile: after a node-wide close everyone comes back within the 0–5 s reconnect
+ * spread (RECONNECT_SPREAD_MS in live.ts) plus a join, so the first back is not alone for
+ * long, while a call the leader ended stays empty.
+ */
+const REJOIN_ALONE_MS = 12_000;
 
 const CAMERA_CONSTRAINTS: MediaTrackConstraints = {
   width: { ideal: 1280 },
@@ -264,6 +272,7 @@ export class VideoRoom {
   private stopped = false;
   /** The call dropped with the socket: rejoin with these toggles on the next `hello`. */
   private rejoin: { mic: boolean; camera: boolean } | null = null;
+  private aloneTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly live: LiveClient,
@@ -371,6 +380,8 @@ export class VideoRoom {
     this.serverOffer = null;
     if (this.layerTimer !== null) clearTimeout(this.layerTimer);
     this.layerTimer = null;
+    if (this.aloneTimer !== null) clearTimeout(this.aloneTimer);
+    this.aloneTimer = null;
     const pc = this.pc;
     this.pc = null;
     this.tx = null;
@@ -501,15 +512,19 @@ export class VideoRoom {
       this.you = num(joined.you);
       this.maxParticipants = num(joined.max_participants) ?? 0;
       this.setParticipants(joined.participants);
-      if (keep && this.participants.every((p) => p.user_id === this.you)) {
-        // The call ended (or everyone left) while we were away: coming back must not
-        // start a new one with nobody in it.
-        this.live.send({ type: 'video.leave', id: this.nextId(), study_id: this.studyId });
-        this.teardown();
-        this.phase = 'left';
-        this.leftReason = 'empty';
-        this.changed();
-        return;
+      if (keep) {
+        // The call may have ended while we were away (the join started a new one), or
+        // everyone was dropped together and is coming back: leave only if still alone.
+        const timer = setTimeout(() => {
+          if (session !== this.session || !this.active()) return;
+          if (!this.participants.every((p) => p.user_id === this.you)) return;
+          this.live.send({ type: 'video.leave', id: this.nextId(), study_id: this.studyId });
+          this.teardown();
+          this.phase = 'left';
+          this.leftReason = 'empty';
+          this.changed();
+        }, REJOIN_ALONE_MS);
+        this.aloneTimer = timer;
       }
       const iceServers = parseIceServers(joined.ice_servers);
 

@@ -21,8 +21,11 @@
 // - the leader removes B from the call: B's panel says so and the leader's tile of B goes;
 // - A turns the camera off and A's socket drops: A's panel says "disconnected", the others
 //   lose A's tile; when the connection is back A rejoins by itself with the camera still
-//   off, sees the leader, and the leader sees A's camera once A turns it on; when the
-//   call empties while A is away, A comes back to a "call ended" notice, not a new call;
+//   off, sees the leader, and the leader sees A's camera once A turns it on;
+// - the server restarts: the leader and A are back in the call by themselves and decode
+//   each other again;
+// - A drops again and the call empties meanwhile: A comes back, finds nobody for 12 s and
+//   leaves with a "call ended" notice rather than stay in a new call alone;
 // - the leader ends the call: A's panel and the leader's say it ended.
 // A second test runs a server whose rooms take two: a member who refuses the camera and
 // microphone joins receive-only (toggles off, the reason shown) and still decodes the
@@ -400,7 +403,25 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await pa.page.locator('[data-testid="video-camera-toggle"][data-on="true"]').waitFor();
   await waitForFrames(pl, A, 'the leader sees A’s camera again after A turned it on');
 
-  // ---- A drops again and the call ends meanwhile: back online, A does not start a new
+  // ---- the server restarts (SIGTERM: every socket closes with 1001): both come back into
+  // the call by themselves and see each other again ----
+  await server.restart();
+  for (const [p, who] of [[pl, 'the leader'], [pa, 'A']]) {
+    let seen;
+    await waitUntil(
+      () => `${who} to be back in the call after the restart (panel ${JSON.stringify(seen)})${p.frames()}`,
+      async () => {
+        seen = await panelState(p.page);
+        return seen.phase === 'joined';
+      },
+      MEDIA_TIMEOUT_MS,
+    );
+  }
+  await tile(pl.page, A).waitFor();
+  await waitForFrames(pl, A, 'the leader sees A after the restart');
+  await waitForFrames(pa, L, 'A sees the leader after the restart');
+
+  // ---- A drops again and the call ends meanwhile: back online, A does not stay in a new
   // call alone ----
   await pa.page.context().setOffline(true);
   await pa.page.getByTestId('video-disconnected').waitFor();
@@ -408,7 +429,8 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await pl.page.getByTestId('video-leave').click();
   await pl.page.getByTestId('video-join').waitFor();
   await pa.page.context().setOffline(false);
-  await pa.page.locator('[data-testid="video-left"][data-reason="empty"]').waitFor({ timeout: MEDIA_TIMEOUT_MS });
+  // A rejoins, waits for company (12 s), then leaves.
+  await pa.page.locator('[data-testid="video-left"][data-reason="empty"]').waitFor({ timeout: MEDIA_TIMEOUT_MS + 15_000 });
   assert.ok(await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc === null), 'A holds no peer connection');
   await join(pl);
   await join(pa);
