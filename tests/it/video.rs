@@ -833,28 +833,31 @@ async fn join_hands_out_turn_credentials() {
 
 /// Simulcast: the publisher sends two layers; each subscriber gets the one it asked for,
 /// switching only at a key frame of the new layer, which the server asks the publisher for.
+/// `who` joins `study`'s room publishing a camera in two simulcast layers, `h` and `l`.
+async fn simulcast_camera(s: &impl Target, who: &Session, study: i64) -> Part {
+    let mut p = Part::connect(s, who, study).await;
+    let r = p
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined");
+    let (sdp, named) = p.media.offer_simulcast(&[Source::Camera], &["h", "l"]);
+    let answer = p
+        .request(json!({"type": "video.offer", "study_id": study, "sdp": sdp, "sources": named}))
+        .await;
+    assert_eq!(answer["type"], "video.answer", "{answer}");
+    p.media
+        .accept_answer(answer["sdp"].as_str().unwrap())
+        .unwrap();
+    p
+}
+
 #[actix_rt::test]
 async fn simulcast_layers_follow_each_subscribers_choice() {
     let b = Backend::new(Db::Sqlite).await;
     let s = start(&b, &[]).await;
     let [leader, ann, bob] = signups(&s).await;
     let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
-    let mut pub_part = Part::connect(&s, &leader, study).await;
-    let r = pub_part
-        .request(json!({"type": "video.join", "study_id": study}))
-        .await;
-    assert_eq!(r["type"], "video.joined");
-    let (sdp, named) = pub_part
-        .media
-        .offer_simulcast(&[Source::Camera], &["h", "l"]);
-    let answer = pub_part
-        .request(json!({"type": "video.offer", "study_id": study, "sdp": sdp, "sources": named}))
-        .await;
-    assert_eq!(answer["type"], "video.answer", "{answer}");
-    pub_part
-        .media
-        .accept_answer(answer["sdp"].as_str().unwrap())
-        .unwrap();
+    let pub_part = simulcast_camera(&s, &leader, study).await;
     let mut parts = vec![
         pub_part,
         Part::join(&s, &ann, study, &[]).await,
@@ -958,22 +961,7 @@ async fn a_lossy_subscriber_gets_a_lower_layer() {
     let s = start(&b, &[]).await;
     let [leader, ann] = signups(&s).await;
     let study = study_with_members(&s, &leader, &[&ann]).await;
-    let mut pub_part = Part::connect(&s, &leader, study).await;
-    let r = pub_part
-        .request(json!({"type": "video.join", "study_id": study}))
-        .await;
-    assert_eq!(r["type"], "video.joined");
-    let (sdp, named) = pub_part
-        .media
-        .offer_simulcast(&[Source::Camera], &["h", "l"]);
-    let answer = pub_part
-        .request(json!({"type": "video.offer", "study_id": study, "sdp": sdp, "sources": named}))
-        .await;
-    assert_eq!(answer["type"], "video.answer", "{answer}");
-    pub_part
-        .media
-        .accept_answer(answer["sdp"].as_str().unwrap())
-        .unwrap();
+    let pub_part = simulcast_camera(&s, &leader, study).await;
     let mut parts = vec![pub_part, Part::join(&s, &ann, study, &[]).await];
     let leader_id = parts[0].user;
     until(&mut parts, "Ann subscribes", |ps| {
