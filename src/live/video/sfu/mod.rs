@@ -746,6 +746,7 @@ impl MediaLoop {
             keyframe: video && rtp::starts_keyframe(codec, &pkt.payload),
             picture_id: vp8.and_then(|d| d.picture_id()),
             tl0: vp8.and_then(|d| d.tl0_pic_idx()),
+            short_picture_id: vp8.is_some() && rtp::vp8_short_picture_id(&pkt.payload),
             clock: params.spec().clock_rate.get(),
         };
         let plan = self.routing.forward(origin, mid, &packet, now);

@@ -151,6 +151,8 @@ pub struct PacketIn {
     /// payload carries them.
     pub picture_id: Option<u16>,
     pub tl0: Option<u8>,
+    /// The picture id is the 7-bit form (else 15 bits): renumbered ids wrap to fit it.
+    pub short_picture_id: bool,
     /// The RTP clock rate (90 000 for video).
     pub clock: u32,
 }
@@ -164,8 +166,9 @@ pub struct PacketOut {
     pub tl0: Option<u8>,
 }
 
-/// VP8 picture ids are 15 bits.
+/// VP8 picture ids are 15 bits, or 7 in their short form.
 const PICTURE_ID_MASK: u16 = 0x7fff;
+const SHORT_PICTURE_ID_MASK: u16 = 0x7f;
 
 /// How one source stream's numbers map onto a subscriber's m-line. A subscriber's decoder
 /// sees one stream whatever layer it comes from, so after a simulcast switch the sequence
@@ -226,12 +229,17 @@ impl Renumber {
         if p.seq < self.base {
             return None;
         }
+        let mask = if p.short_picture_id {
+            SHORT_PICTURE_ID_MASK
+        } else {
+            PICTURE_ID_MASK
+        };
         let out = PacketOut {
             seq: (p.seq as i64 + self.seq_off) as u64,
             ts: p.ts.wrapping_add(self.ts_off),
             picture_id: p
                 .picture_id
-                .map(|pid| pid.wrapping_add(self.pid_off) & PICTURE_ID_MASK),
+                .map(|pid| pid.wrapping_add(self.pid_off) & mask),
             tl0: p.tl0.map(|t| t.wrapping_add(self.tl0_off)),
         };
         if self.last_at.is_none() || out.seq > self.last_seq {
@@ -747,6 +755,7 @@ mod tests {
             keyframe,
             picture_id: None,
             tl0: None,
+            short_picture_id: false,
             clock: 90_000,
         };
         r.forward(origin, mid, &p, now)
@@ -896,6 +905,7 @@ mod tests {
             keyframe: false,
             picture_id: Some(picture_id),
             tl0: Some(picture_id as u8),
+            short_picture_id: false,
             clock: 90_000,
         }
     }
@@ -935,6 +945,23 @@ mod tests {
         n.skip();
         let out = n.map(&packet("h", 30, 840_000, 20), t1).unwrap();
         assert_eq!((out.seq, out.picture_id), (4_468, Some(504)));
+    }
+
+    #[test]
+    fn short_picture_ids_wrap_at_seven_bits_after_a_switch() {
+        let t0 = Instant::now();
+        let mut n = Renumber::default();
+        let short = |rid: &str, seq: u64, pid: u16| PacketIn {
+            short_picture_id: true,
+            ..packet(rid, seq, 0, pid)
+        };
+        assert_eq!(
+            n.map(&short("l", 1, 127), t0).unwrap().picture_id,
+            Some(127)
+        );
+        // The next picture after 127 is 0 in 7 bits, whatever the new layer counts.
+        assert_eq!(n.map(&short("h", 50, 3), t0).unwrap().picture_id, Some(0));
+        assert_eq!(n.map(&short("h", 51, 4), t0).unwrap().picture_id, Some(1));
     }
 
     #[test]

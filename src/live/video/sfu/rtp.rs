@@ -87,6 +87,12 @@ pub fn vp8_picture_id(payload: &[u8]) -> Option<u16> {
     Vp8Descriptor::parse(payload).ok()?.picture_id()
 }
 
+/// Whether a VP8 descriptor carries its picture id in the 7-bit form (X and I set, M
+/// clear; RFC 7741 §4.2).
+pub fn vp8_short_picture_id(payload: &[u8]) -> bool {
+    matches!(payload, [x, i, m, ..] if x & 0x80 != 0 && i & 0x80 != 0 && m & 0x80 == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +110,14 @@ mod tests {
         assert!(starts_keyframe(Codec::Vp8, &p));
         assert_eq!(vp8_picture_id(&p), Some(0x0123));
         assert_eq!(vp8_picture_id(&[0x10, 0x00, 0xff]), None);
+        assert!(!vp8_short_picture_id(&p));
+        let short = [0x90, 0x80, 0x23, 0x00, 0xff];
+        assert_eq!(vp8_picture_id(&short), Some(0x23));
+        assert!(vp8_short_picture_id(&short));
+        assert!(
+            !vp8_short_picture_id(&[0x10, 0x00, 0xff]),
+            "no picture id at all"
+        );
     }
 
     #[test]
