@@ -1,4 +1,5 @@
-//! Login throttling per account and per client IP, on top of the token-bucket core.
+//! Login throttling per account and per client IP, on top of the token-bucket core; and
+//! the gate that keeps made-up session cookies away from the database ([`TokenGate`]).
 //!
 //! Both buckets must have a token for an attempt to proceed; a refusal gives a
 //! `Retry-After`. The per-account limit is for addresses that are strangers to the account:
