@@ -284,17 +284,20 @@ fn udp_floor(bytes: usize, sinks: usize, read: bool) -> (f64, f64) {
         return (0.0, 0.0);
     }
     let stop = Arc::new(AtomicBool::new(false));
+    // The sinks stay bound until the sender is done either way: sending to a closed port
+    // would measure the ICMP "port unreachable" path instead.
+    let socks = Arc::new(socks);
     let reader = read.then(|| {
-        let stop = stop.clone();
+        let (stop, socks) = (stop.clone(), socks.clone());
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 2048];
             let mut got = 0u64;
-            for s in &socks {
+            for s in socks.iter() {
                 let _ = s.set_nonblocking(true);
             }
             // Spins, so the sender never pays for waking it: a floor, not a typical case.
             while !stop.load(Ordering::Relaxed) {
-                for s in &socks {
+                for s in socks.iter() {
                     while s.recv(&mut buf).is_ok() {
                         got += 1;
                     }
