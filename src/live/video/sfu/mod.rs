@@ -734,7 +734,11 @@ impl MediaLoop {
             self.announce_speaker(s);
         }
         let video = source.is_some_and(|s| s.kind() == MediaKind::Video);
-        let vp8 = if codec == Codec::Vp8 {
+        // Only a simulcast layer switch needs the key frame and the VP8 fields: a single
+        // stream keeps its own numbers shifted once, so its payload is never read. The VP8
+        // descriptor is parsed once for both.
+        let simulcast = video && rid.is_some();
+        let vp8 = if simulcast && codec == Codec::Vp8 {
             Vp8Descriptor::parse(&pkt.payload).ok()
         } else {
             None
@@ -743,7 +747,11 @@ impl MediaLoop {
             rid,
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
-            keyframe: video && rtp::starts_keyframe(codec, &pkt.payload),
+            keyframe: simulcast
+                && match vp8 {
+                    Some(d) => d.starts_keyframe(&pkt.payload),
+                    None => rtp::starts_keyframe(codec, &pkt.payload),
+                },
             picture_id: vp8.and_then(|d| d.picture_id()),
             tl0: vp8.and_then(|d| d.tl0_pic_idx()),
             short_picture_id: vp8.is_some() && rtp::vp8_short_picture_id(&pkt.payload),

@@ -145,10 +145,10 @@ pub struct PacketIn {
     /// Extended sequence number on that layer's stream.
     pub seq: u64,
     pub ts: u32,
-    /// The first packet of a key frame.
+    /// The first packet of a key frame (read for simulcast layers only).
     pub keyframe: bool,
     /// VP8's picture id and TL0PICIDX (the base temporal layer's frame count), when the
-    /// payload carries them.
+    /// payload carries them (the media loop reads them for simulcast layers only).
     pub picture_id: Option<u16>,
     pub tl0: Option<u8>,
     /// The picture id is the 7-bit form (else 15 bits): renumbered ids wrap to fit it.

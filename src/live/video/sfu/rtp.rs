@@ -1,7 +1,7 @@
 //! What the forwarder reads out of an RTP payload without depacketizing it: whether a
 //! packet starts a key frame (the only place a subscriber may switch simulcast layers), and
-//! the VP8 picture id that must stay continuous across such a switch. Plain functions of
-//! the payload bytes.
+//! the width of the VP8 picture id that must stay continuous across such a switch. Plain
+//! functions of the payload bytes.
 
 use str0m::format::Codec;
 use str0m::rtp::Vp8Descriptor;
@@ -82,11 +82,6 @@ fn h264_starts_keyframe(payload: &[u8]) -> bool {
     }
 }
 
-/// The VP8 picture id of a packet, when its descriptor carries one.
-pub fn vp8_picture_id(payload: &[u8]) -> Option<u16> {
-    Vp8Descriptor::parse(payload).ok()?.picture_id()
-}
-
 /// Whether a VP8 descriptor carries its picture id in the 7-bit form (X and I set, M
 /// clear; RFC 7741 §4.2).
 pub fn vp8_short_picture_id(payload: &[u8]) -> bool {
@@ -96,6 +91,10 @@ pub fn vp8_short_picture_id(payload: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vp8_picture_id(payload: &[u8]) -> Option<u16> {
+        Vp8Descriptor::parse(payload).ok()?.picture_id()
+    }
 
     #[test]
     fn vp8_key_frame_is_the_start_of_partition_zero_with_p_clear() {
