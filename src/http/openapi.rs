@@ -20,7 +20,8 @@ use super::{Access, RouteSpec};
             code (plus `field` for validation_failed). State-changing requests must carry an Origin \
             header matching a public origin. Any signed-in state-changing request may answer 429 \
             rate_limited with Retry-After (a burst of 120 a user, then 10 a second); so may \
-            sign-up, per client address."
+            sign-up, per client address, and any signed-in request from an address that sent \
+            too many unknown session cookies (a burst of 20, then one a second)."
     ),
     paths(
         super::auth::signup,
@@ -129,6 +130,10 @@ fn common_responses(spec: &RouteSpec) -> Vec<(&'static str, &'static str)> {
     if spec.access != Access::Public {
         out.push(("401", "unauthenticated: no valid session"));
     }
+    // Writes spend the user's budget; any signed-in request passes the unknown-cookie gate.
+    if write || spec.access != Access::Public {
+        out.push(("429", "rate_limited, with Retry-After"));
+    }
     if matches!(spec.access, Access::Study(_)) || spec.path.contains('{') {
         out.push((
             "404",
@@ -140,7 +145,6 @@ fn common_responses(spec: &RouteSpec) -> Vec<(&'static str, &'static str)> {
             "403",
             "bad_origin: the Origin header is missing or not a public origin",
         ));
-        out.push(("429", "rate_limited, with Retry-After"));
         out.push(("400", "validation_failed (with field) or malformed_json"));
         out.push(("413", "payload_too_large"));
         out.push((
@@ -290,5 +294,8 @@ mod tests {
                 "{status}: {delete}"
             );
         }
+        // A signed-in read passes the unknown-cookie gate, which may refuse it.
+        let me = &doc["paths"]["/api/auth/me"]["get"];
+        assert!(me["responses"].get("429").is_some(), "{me}");
     }
 }
