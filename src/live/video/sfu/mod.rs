@@ -53,6 +53,16 @@ const MAX_ADDRS: usize = 8;
 /// Incoming streams remembered per participant (their m-line and layer by SSRC): three
 /// sources, three simulcast layers at most; a peer that cycles more SSRCs is looked up.
 const MAX_STREAMS: usize = 12;
+/// How long a subscriber's video packets are kept to answer its NACKs: a resend is worth
+/// sending only within a few round trips, and the jitter buffer has given up on it after
+/// about a second (str0m's default keeps 3 s, up to 2000 packets, per stream and
+/// subscriber: in a full room that is most of the media loop's memory and cache misses).
+const RTX_AGE: Duration = Duration::from_secs(1);
+/// Packets kept per subscriber stream at most: a second of a 5 Mbit/s camera or screen.
+const RTX_PACKETS: usize = 512;
+/// str0m's default: resends stop while they pass 15 % of what a stream sends (a subscriber
+/// on a lossy link would otherwise spend its bandwidth on them).
+const RTX_RATIO_CAP: Option<f32> = Some(0.15);
 
 pub enum MediaCmd {
     /// A participant's offer (its first one creates its `Rtc`). The answer goes straight to
@@ -103,6 +113,9 @@ struct Peer {
     silent: HashMap<Mid, Source>,
     /// Its incoming streams: SSRC → (m-line, layer), as str0m mapped them.
     streams: Vec<(Ssrc, Mid, Option<Rid>)>,
+    /// Video m-lines sent to this participant whose resend history is sized (see
+    /// [`RTX_AGE`]); str0m creates a stream's history at the stream's first negotiation.
+    rtx_sized: Vec<Mid>,
     /// Payload types to write with: (publisher, its payload type) → this participant's
     /// (`None`: it has no matching codec). Cleared at every negotiation.
     pts: Vec<(UserId, Pt, Option<Pt>)>,
@@ -321,6 +334,7 @@ impl MediaLoop {
             ufrag: creds.ufrag,
             addrs: Vec::new(),
             streams: Vec::new(),
+            rtx_sized: Vec::new(),
             pts: Vec::new(),
             published: HashMap::new(),
             silent: HashMap::new(),
@@ -403,6 +417,18 @@ impl MediaLoop {
         match result {
             Ok(()) => {
                 self.forget_pts();
+                // Forget the histories of lines that closed, so this stays as short as
+                // the participant's open lines.
+                let open: Vec<Mid> = self
+                    .routing
+                    .out(user)
+                    .iter()
+                    .filter_map(|t| match t.state {
+                        OutState::Opening(m) | OutState::Open(m) => Some(m),
+                        _ => None,
+                    })
+                    .collect();
+                self.peers[i].rtx_sized.retain(|m| open.contains(m));
                 let now = Instant::now();
                 for (origin, mid) in self.routing.offer_answered(user) {
                     let video = self
@@ -776,10 +802,15 @@ impl MediaLoop {
             let Some(out_pt) = self.out_pt(i, origin, pt, &params) else {
                 continue;
             };
-            let mut api = self.peers[i].rtc.direct_api();
+            let p = &mut self.peers[i];
+            let mut api = p.rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
                 continue;
             };
+            if video && !p.rtx_sized.contains(&out_mid) {
+                tx.set_rtx_cache(RTX_PACKETS, RTX_AGE, RTX_RATIO_CAP);
+                p.rtx_sized.push(out_mid);
+            }
             let mut w = RtpWrite::new(
                 out_pt,
                 n.seq.into(),
