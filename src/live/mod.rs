@@ -224,6 +224,10 @@ mod wire_tests {
                 post_id: PostId(8),
             },
             StudyEvent::StudyAttachmentsChanged,
+            StudyEvent::CallChanged {
+                user_ids: vec![user_id],
+                version: 9,
+            },
         ];
         for e in &all {
             covered_event(e);
@@ -251,7 +255,8 @@ mod wire_tests {
             | StudyEvent::PostCreated { .. }
             | StudyEvent::PostUpdated { .. }
             | StudyEvent::PostDeleted { .. }
-            | StudyEvent::StudyAttachmentsChanged => {}
+            | StudyEvent::StudyAttachmentsChanged
+            | StudyEvent::CallChanged { .. } => {}
         }
     }
 
@@ -612,6 +617,7 @@ mod wire_tests {
             VideoMsg::MemberGone { user: UserId(2) },
             VideoMsg::StudyGone,
             VideoMsg::LeaderChanged { leader: UserId(2) },
+            VideoMsg::Status,
         ];
         for m in &msgs {
             match m {
@@ -625,7 +631,8 @@ mod wire_tests {
                 | VideoMsg::Moderate { .. }
                 | VideoMsg::MemberGone { .. }
                 | VideoMsg::StudyGone
-                | VideoMsg::LeaderChanged { .. } => round_trip(m),
+                | VideoMsg::LeaderChanged { .. }
+                | VideoMsg::Status => round_trip(m),
             }
         }
         let replies: Vec<Result<VideoReply, VideoError>> = vec![
@@ -647,6 +654,10 @@ mod wire_tests {
                     credential: Some("x".into()),
                 }],
                 max_participants: 25,
+            }),
+            Ok(VideoReply::Status {
+                user_ids: vec![UserId(1)],
+                version: 7,
             }),
             Ok(VideoReply::Done),
             Err(VideoError::Full(25)),

@@ -445,6 +445,28 @@ impl Registry {
         }
     }
 
+    /// Asks the key's actor if it is running, and never starts it: `None` when it is not
+    /// (a question about live state, like whether a study's call is on, that a stopped
+    /// actor answers by not running). Same cluster meaning as [`Registry::tell_if_running`].
+    pub async fn ask_if_running<A: KeyedActor>(
+        &self,
+        id: A::Id,
+        msg: A::Msg,
+    ) -> Result<Option<A::Reply>, RegistryError> {
+        let (tx, rx) = oneshot::channel();
+        match self.deliver::<A>(id, msg, ReplyTo(Some(tx)), false).await {
+            Ok(()) => {}
+            Err(RegistryError::Stopped { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        match tokio::time::timeout(ASK_TIMEOUT, rx).await {
+            Ok(Ok(r)) => Ok(Some(r)),
+            // It stopped between taking the message and answering: not running.
+            Ok(Err(_)) => Ok(None),
+            Err(_) => Err(RegistryError::Timeout { key: A::key(id) }),
+        }
+    }
+
     /// Whether the actor for this key runs on this node now (tests and metrics; a cluster
     /// caller that wants to reach it uses [`Registry::tell_if_running`]).
     pub fn is_running_here(&self, key: &ActorKey) -> bool {

@@ -189,11 +189,22 @@ async fn stops_when_idle_and_reloads_state_on_next_use() {
             .unwrap()
     );
     assert_eq!(
+        reg.ask_if_running::<Probe>(2, ProbeMsg::Get).await.unwrap(),
+        None,
+        "a stopped actor is not started to answer"
+    );
+    assert_eq!(loads(2), 1);
+    assert_eq!(
         reg.ask::<Probe>(2, ProbeMsg::Get).await.unwrap(),
         7,
         "state reloaded from the store"
     );
     assert_eq!(loads(2), 2);
+    assert_eq!(
+        reg.ask_if_running::<Probe>(2, ProbeMsg::Get).await.unwrap(),
+        Some(7),
+        "a running actor answers"
+    );
 }
 
 #[actix_rt::test]

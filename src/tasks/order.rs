@@ -21,6 +21,9 @@ pub const REMEMBERED: usize = 4096;
 pub enum Item {
     Task(TaskId),
     Post(PostId),
+    /// The study's video call: who is in it, stamped by its `VideoRoom` (the room's actor
+    /// tells the study from spawned futures, which may arrive out of order).
+    Call,
 }
 
 /// What an event says about its item.

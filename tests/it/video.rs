@@ -778,6 +778,112 @@ async fn removal_end_and_takeover() {
     assert_eq!(wait_for(&mut l, "video.left").await["reason"], "ended");
 }
 
+/// The next `call_changed` study event `p` got: (who is in the call, its version).
+async fn next_call(p: &mut Part) -> (Vec<i64>, i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = p.frames[p.mark..]
+            .iter()
+            .position(|f| f["type"] == "study.event" && f["event"]["kind"] == "call_changed");
+        if let Some(i) = found {
+            let e = p.frames[p.mark + i]["event"].clone();
+            p.mark += i + 1;
+            let ids = e["user_ids"].as_array().expect("user_ids");
+            let ids = ids.iter().map(|u| u.as_i64().expect("id")).collect();
+            return (ids, e["version"].as_i64().expect("version"));
+        }
+        assert!(Instant::now() < deadline, "no call_changed within 5 s");
+        p.read(Duration::from_millis(50)).await;
+    }
+}
+
+/// A member with the study page open sees who is in the call without joining it: from
+/// `video.status` when the page opens and from `call_changed` study events after that.
+/// Toggles and hands are not news to the study; non-members learn nothing.
+#[actix_rt::test]
+async fn the_study_page_sees_a_call_in_progress() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann, bob, eve] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let mut watcher = Part::connect(&s, &bob, study).await;
+    let r = watcher
+        .request(json!({"type": "study.watch", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let status = json!({"type": "video.status", "study_id": study});
+    let r = watcher.request(status.clone()).await;
+    assert_eq!(r["type"], "video.status", "{r}");
+    assert_eq!(r["user_ids"], json!([]), "no call yet: {r}");
+    // A non-member may watch the public study page, but not see its call.
+    let mut outsider = Part::connect(&s, &eve, study).await;
+    let r = outsider
+        .request(json!({"type": "study.watch", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = outsider.request(status.clone()).await;
+    assert_eq!(r["error"], "not_found", "{r}");
+
+    let mut a = Part::connect(&s, &ann, study).await;
+    let r = a
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined", "{r}");
+    let (ids, v1) = next_call(&mut watcher).await;
+    assert_eq!(ids, vec![uid(&ann)]);
+    let r = watcher.request(status.clone()).await;
+    assert_eq!(
+        (&r["user_ids"], r["version"].as_i64()),
+        (&json!([uid(&ann)]), Some(v1)),
+        "{r}"
+    );
+
+    let mut l = Part::connect(&s, &leader, study).await;
+    let r = l
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined", "{r}");
+    let (mut ids, v2) = next_call(&mut watcher).await;
+    ids.sort();
+    let mut both = vec![uid(&leader), uid(&ann)];
+    both.sort();
+    assert_eq!(ids, both);
+    assert!(v2 > v1, "versions grow: {v1} then {v2}");
+
+    // A raised hand is the call's business: the next news is Ann leaving.
+    let r = a
+        .request(json!({"type": "video.hand", "study_id": study, "raised": true}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = a
+        .request(json!({"type": "video.leave", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let (ids, v3) = next_call(&mut watcher).await;
+    assert_eq!(ids, vec![uid(&leader)]);
+    assert!(v3 > v2);
+
+    // The leader ends the call: the page learns it is over.
+    let r = l
+        .request(json!({"type": "video.end", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let (ids, v4) = next_call(&mut watcher).await;
+    assert!(ids.is_empty() && v4 > v3, "{ids:?} at {v4}");
+    let r = watcher.request(status).await;
+    assert_eq!(r["user_ids"], json!([]), "{r}");
+    // The watching outsider was told nothing about the call.
+    outsider.read(Duration::from_millis(100)).await;
+    assert!(
+        !outsider
+            .frames
+            .iter()
+            .any(|f| f["event"]["kind"] == "call_changed"),
+        "{:?}",
+        outsider.frames
+    );
+}
+
 async fn wait_for(p: &mut Part, ty: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -248,6 +248,13 @@ export class VideoRoom {
   picked: { audio: string | null; video: string | null } = { audio: null, video: null };
   /** A toggle is switching a device. */
   switching = false;
+  /**
+   * Who is in the study's call, seen from the study page without joining: from a
+   * `video.status` reply (asked at start and after every `hello`) and `call_changed`
+   * study events. `version` orders them (the server stamps both); a new connection starts
+   * over, since the call may have ended with a server that went away.
+   */
+  call: { userIds: number[]; version: number } = { userIds: [], version: -1 };
   /** Bumped on every change; the panel re-renders on `onChange`. */
   version = 0;
 
@@ -308,6 +315,15 @@ export class VideoRoom {
         const frame = f as AnyFrame;
         if (mine(frame) && this.active()) this.onMuted(frame.muted === true);
       }),
+      this.live.on('video.status', (f) => {
+        const frame = f as AnyFrame;
+        if (mine(frame)) this.setCall(frame.user_ids, frame.version);
+      }),
+      this.live.on('study.event', (f) => {
+        const frame = f as AnyFrame;
+        const e = frame.event as AnyFrame | undefined;
+        if (mine(frame) && e?.kind === 'call_changed') this.setCall(e.user_ids, e.version);
+      }),
       this.live.on('video.left', (f) => {
         const frame = f as AnyFrame;
         if (!mine(frame) || !this.active()) return;
@@ -319,6 +335,8 @@ export class VideoRoom {
       // The server drops a socket's media with the socket: a new connection starts over,
       // and a call the socket took down is joined again.
       this.live.on('hello', () => {
+        this.call = { userIds: [], version: -1 };
+        this.askStatus();
         this.disconnected();
         const keep = this.rejoin;
         this.rejoin = null;
@@ -338,6 +356,19 @@ export class VideoRoom {
       md.addEventListener('devicechange', onDevices);
       this.offs.push(() => md.removeEventListener('devicechange', onDevices));
     }
+    if (this.live.state === 'connected') this.askStatus();
+  }
+
+  /** Asks who is in the call; the reply is handled by the `video.status` listener. */
+  private askStatus(): void {
+    this.live.send({ type: 'video.status', id: this.nextId(), study_id: this.studyId });
+  }
+
+  private setCall(userIds: unknown, version: unknown): void {
+    const v = num(version);
+    if (v === null || v <= this.call.version || !Array.isArray(userIds)) return;
+    this.call = { userIds: userIds.map(num).filter((u): u is number => u !== null), version: v };
+    this.changed();
   }
 
   stop(): void {

@@ -239,7 +239,10 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   const pl = await openStudy(leader, studyId, 'leader');
   const pa = await openStudy(a, studyId, 'A');
   await join(pl);
+  // A, on the study page and not in the call, sees it going on (a `call_changed` event).
+  await pa.page.locator('[data-testid="video-in-progress"][data-count="1"]').waitFor();
   await join(pa);
+  assert.equal(await pa.page.getByTestId('video-in-progress').count(), 0, 'no call notice inside the call');
   assert.equal(await pa.page.getByTestId('video-leader-controls').count(), 0, 'a member has no leader controls');
   await pl.page.getByTestId('video-leader-controls').waitFor();
   await tile(pl.page, A).waitFor({ timeout: MEDIA_TIMEOUT_MS });
@@ -284,6 +287,8 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
 
   // ---- B joins late and decodes the leader's camera within a few seconds ----
   const pb = await openStudy(b, studyId, 'B');
+  // Opened after the call started: the page asks who is in it (`video.status`).
+  await pb.page.locator('[data-testid="video-in-progress"][data-count="2"]').waitFor();
   await join(pb);
   const took = await waitForFrames(pb, L, `B (late) sees the leader within ${LATE_KEYFRAME_MS} ms`, LATE_KEYFRAME_MS);
   console.log(`late joiner decoded the leader's camera ${took} ms after joining`);
@@ -374,6 +379,7 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await pb.page.getByTestId('video-join').waitFor(); // they may join again
   await waitUntil('B’s tile gone at the leader', async () => (await tile(pl.page, B).count()) === 0);
   await waitUntil('B’s tile gone at A', async () => (await tile(pa.page, B).count()) === 0);
+  await pb.page.locator('[data-testid="video-in-progress"][data-count="2"]').waitFor();
   await assertNoVideoError(pl, 'the leader');
 
   // ---- A turns the camera off, then A's socket drops: the panel says so, and once the
@@ -442,6 +448,9 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await pa.page.locator('[data-testid="video-left"][data-reason="ended"]').waitFor();
   await pl.page.locator('[data-testid="video-left"][data-reason="ended"]').waitFor();
   assert.ok(await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc === null), 'A closed its peer connection');
+  // B, out of the call since the leader removed them (and across the server's restart),
+  // saw it going on and sees it over.
+  await waitUntil('B sees the call over', async () => (await pb.page.getByTestId('video-in-progress').count()) === 0);
 });
 
 test('a refused camera joins receive-only; a full room says video_full', { timeout: 120_000 }, async () => {

@@ -68,6 +68,13 @@ pub enum StudyEvent {
     },
     /// Re-read the study: its attachments (listed to members only) changed.
     StudyAttachmentsChanged,
+    /// Who is in the study's video call now (empty: it ended), to members only. `version`
+    /// grows with every change, also across restarts of the room, so a client keeps the
+    /// highest it saw from these events and `video.status` replies.
+    CallChanged {
+        user_ids: Vec<UserId>,
+        version: i64,
+    },
 }
 
 crate::server_frames! {

@@ -63,4 +63,7 @@ crate::server_frames! {
     "video.muted" => VideoMuted { study_id: StudyId, muted: bool }
     /// I am out of the room.
     "video.left" => VideoLeft { study_id: StudyId, reason: LeftReason }
+    /// The reply to `video.status`: who is in the study's call (empty: no call), stamped
+    /// like the `call_changed` study event.
+    "video.status" => VideoStatus { id: Option<ReqId>, study_id: StudyId, user_ids: Vec<UserId>, version: i64 }
 }

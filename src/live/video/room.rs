@@ -22,9 +22,11 @@ use super::sfu::{self, MediaCmd, MediaEvent};
 use super::turn::IceServer;
 use crate::chat::Author;
 use crate::ids::{ConnId, StudyId, UserId};
+use crate::live::study::{Study, StudyEvent, StudyMsg};
 use crate::ratelimit::{Bucket, Policy};
 use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, ResyncScope, StartError, Supervision};
 use crate::store::Rule;
+use crate::tasks::order::{Item, Step};
 use crate::ws::frame::ReqId;
 use crate::ws::router::Control;
 
@@ -93,6 +95,8 @@ pub enum VideoMsg {
     LeaderChanged {
         leader: UserId,
     },
+    /// Who is in the call (asked only of a running room: a stopped one has no call).
+    Status,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +105,10 @@ pub enum VideoReply {
         participants: Vec<Participant>,
         ice_servers: Vec<IceServer>,
         max_participants: usize,
+    },
+    Status {
+        user_ids: Vec<UserId>,
+        version: i64,
     },
     Done,
 }
@@ -124,6 +132,11 @@ pub struct VideoRoom {
     muted: std::collections::HashSet<UserId>,
     media: mpsc::Sender<MediaCmd>,
     events: Option<mpsc::Receiver<MediaEvent>>,
+    registry: Registry,
+    /// Who the study's watching members were last told is in the call, and that news's
+    /// stamp (see [`VideoRoom::tell_study`]).
+    told: Vec<UserId>,
+    version: i64,
 }
 
 impl Actor for VideoRoom {
@@ -161,7 +174,7 @@ impl VideoRoom {
         self.seats.values().map(|s| s.state.clone()).collect()
     }
 
-    fn announce(&self) {
+    fn announce(&mut self) {
         let participants = self.participants();
         let frame = VideoParticipants {
             study_id: self.id,
@@ -169,6 +182,33 @@ impl VideoRoom {
         };
         let conns: Vec<ConnId> = self.seats.values().map(|s| s.conn).collect();
         self.deps.sockets.send_many(conns.iter(), &frame);
+        self.tell_study();
+    }
+
+    /// Tells the study's watching members who is in the call when that changed (not for
+    /// a toggle or a raised hand: those are the participants' business), so a member on
+    /// the study page sees a call going on before joining it.
+    ///
+    /// The stamp is the time in microseconds, or one past the last stamp: it grows across
+    /// restarts of the room, and the study forwards only news newer than what it sent.
+    fn tell_study(&mut self) {
+        let user_ids: Vec<UserId> = self.seats.keys().copied().collect();
+        if user_ids == self.told {
+            return;
+        }
+        self.told = user_ids.clone();
+        self.version = (crate::store::now_millis() * 1000).max(self.version + 1);
+        let event = StudyEvent::CallChanged {
+            user_ids,
+            version: self.version,
+        };
+        let order = Some((Item::Call, Step::At(self.version)));
+        let (registry, id) = (self.registry.clone(), self.id);
+        actix::spawn(async move {
+            // No study actor running means no one watches the study page to tell.
+            let msg = StudyMsg::AnnounceToMembers { event, order };
+            let _ = registry.tell_if_running::<Study>(id, msg).await;
+        });
     }
 
     fn seat_of(&self, conn: ConnId) -> Result<UserId, VideoError> {
@@ -471,6 +511,10 @@ impl VideoRoom {
                 self.end();
                 Ok(VideoReply::Done)
             }
+            VideoMsg::Status => Ok(VideoReply::Status {
+                user_ids: self.told.clone(),
+                version: self.version,
+            }),
             VideoMsg::LeaderChanged { leader } => {
                 self.leader = leader;
                 for (u, s) in self.seats.iter_mut() {
@@ -497,7 +541,7 @@ impl KeyedActor for VideoRoom {
     fn load(
         id: StudyId,
         deps: Arc<Deps>,
-        _registry: Registry,
+        registry: Registry,
         sup: Supervision,
     ) -> BoxFuture<'static, Result<Self, StartError>> {
         Box::pin(async move {
@@ -524,6 +568,9 @@ impl KeyedActor for VideoRoom {
                 media,
                 events: Some(ev_rx),
                 deps,
+                registry,
+                told: Vec::new(),
+                version: 0,
             })
         })
     }

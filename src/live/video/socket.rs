@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::error::VideoError;
-use super::frames::{LeftReason, VideoJoined, VideoLeft};
+use super::frames::{LeftReason, VideoJoined, VideoLeft, VideoStatus};
 use super::room::{Moderation, VideoMsg, VideoReply, VideoRoom};
 use super::sfu::route::{Layer, Source};
 use crate::error::ApiError;
@@ -32,6 +32,7 @@ crate::client_requests! {
         "video.allow_unmute" => AllowUnmute { study_id: StudyId, user_id: UserId },
         "video.remove" => Remove { study_id: StudyId, user_id: UserId },
         "video.end" => End { study_id: StudyId },
+        "video.status" => Status { study_id: StudyId },
     }
 }
 
@@ -86,6 +87,37 @@ impl VideoSocket {
             ice_servers,
             participants: &participants,
             max_participants,
+        });
+        Ok(())
+    }
+
+    /// Who is in the study's call, for a member deciding whether to join it. A room that
+    /// is not running is not started to say it is empty.
+    async fn status(conn: &Conn<'_>, id: Option<ReqId>, study: StudyId) -> Result<(), ApiError> {
+        let role = conn.app.store.role_of(study, conn.user.id).await?;
+        if !role.is_some_and(crate::studies::Role::is_member) {
+            return Err(VideoError::NotFound.into());
+        }
+        let reply = conn
+            .registry()
+            .ask_if_running::<VideoRoom>(study, VideoMsg::Status)
+            .await?
+            .transpose()
+            .map_err(ApiError::from)?;
+        let (user_ids, version) = match reply {
+            Some(VideoReply::Status { user_ids, version }) => (user_ids, version),
+            Some(_) => {
+                return Err(ApiError::Internal(anyhow::anyhow!(
+                    "unexpected status reply"
+                )));
+            }
+            None => (Vec::new(), 0),
+        };
+        conn.send(&VideoStatus {
+            id,
+            study_id: study,
+            user_ids,
+            version,
         });
         Ok(())
     }
@@ -215,6 +247,13 @@ impl Family for VideoSocket {
                 let action = Moderation::Remove(user_id);
                 self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
                     .await
+            }
+            VideoRequest::Status { study_id } => {
+                match Self::status(conn, id.clone(), study_id).await {
+                    // `video.status` is the reply.
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
             }
             VideoRequest::End { study_id } => {
                 let action = Moderation::End;

@@ -169,6 +169,12 @@ export function VideoPanel({ studyId, isLeader }: { studyId: number; isLeader: b
         </div>
       )}
 
+      {(phase === 'idle' || phase === 'left' || phase === 'disconnected') && room.call.userIds.length > 0 && (
+        <p role="status" data-testid="video-in-progress" data-count={room.call.userIds.length} class="font-semibold text-emerald-800">
+          <span aria-hidden="true">● </span>
+          {t('video.inProgress', { count: room.call.userIds.length })}
+        </p>
+      )}
       {(phase === 'idle' || phase === 'left' || phase === 'disconnected') && (
         <div class="flex flex-wrap items-center gap-3">
           <Button testId="video-join" disabled={!connected} onClick={() => void room.join()}>

@@ -97,7 +97,8 @@ export function StudyDetailPage({ id }: { id: number }) {
       // Task and post events are the task board's (it applies them itself).
       live.on('study.event', (f) => {
         const frame = f as AnyFrame;
-        if (frame.study_id !== id || isContentEvent(frame)) return;
+        // Call news is the video panel's (it shows who is in the call).
+        if (frame.study_id !== id || isContentEvent(frame) || studyEventKind(frame) === 'call_changed') return;
         if (studyEventKind(frame) === 'deleted') {
           // Gone for good: say so on my studies (or the list, for a visitor) and leave.
           if (!deleting.current) leaveDeletedStudy(shown.current?.title ?? null, shown.current?.member ?? true);
