@@ -863,6 +863,43 @@ async fn the_study_page_sees_a_call_in_progress() {
     assert_eq!(ids, vec![uid(&leader)]);
     assert!(v3 > v2);
 
+    // Ann joins and leaves in a loop: the page gets at most one event per 250 ms gap
+    // (and one at its end), and the last says where things stand.
+    let burst = Instant::now();
+    for _ in 0..8 {
+        let r = a
+            .request(json!({"type": "video.join", "study_id": study}))
+            .await;
+        assert_eq!(r["type"], "video.joined", "{r}");
+        let r = a
+            .request(json!({"type": "video.leave", "study_id": study}))
+            .await;
+        assert_eq!(r["type"], "ack", "{r}");
+    }
+    let took = burst.elapsed();
+    let settle = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < settle {
+        watcher.read(Duration::from_millis(50)).await;
+    }
+    let news: Vec<&Value> = watcher.frames[watcher.mark..]
+        .iter()
+        .filter(|f| f["type"] == "study.event" && f["event"]["kind"] == "call_changed")
+        .collect();
+    let most = took.as_millis() as usize / 250 + 2;
+    assert!(
+        news.len() <= most,
+        "{} events in {took:?} (at most {most})",
+        news.len()
+    );
+    let v3 = match news.last() {
+        Some(last) => {
+            assert_eq!(last["event"]["user_ids"], json!([uid(&leader)]), "{last}");
+            last["event"]["version"].as_i64().unwrap()
+        }
+        None => v3,
+    };
+    watcher.mark = watcher.frames.len();
+
     // The leader ends the call: the page learns it is over.
     let r = l
         .request(json!({"type": "video.end", "study_id": study}))

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, AsyncContext, Context, StreamHandler};
 use futures_util::future::BoxFuture;
@@ -36,6 +36,10 @@ pub const SIGNALING_POLICY: Policy = Policy::new(5, 1.0);
 /// Media events queued from the media loop to the room (joins and losses; bounded by the
 /// participant cap many times over).
 const EVENTS: usize = 256;
+/// Least time between two `call_changed` events of a room: a member joining and leaving
+/// in a loop would otherwise send one to every watching member each time, and a notice
+/// on the study page needs no finer news. A change inside the gap goes out at its end.
+const CALL_NEWS_GAP: Duration = Duration::from_millis(250);
 
 /// A moderation action (leader only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +141,7 @@ pub struct VideoRoom {
     /// stamp (see [`VideoRoom::tell_study`]).
     told: Vec<UserId>,
     version: i64,
+    told_at: Option<Instant>,
 }
 
 impl Actor for VideoRoom {
@@ -149,6 +154,8 @@ impl Actor for VideoRoom {
             });
             ctx.add_stream(stream);
         }
+        // Sends what changed inside the last gap (see `tell_study`).
+        ctx.run_interval(CALL_NEWS_GAP, |act, _| act.tell_study());
     }
 }
 
@@ -191,11 +198,20 @@ impl VideoRoom {
     ///
     /// The stamp is the time in microseconds, or one past the last stamp: it grows across
     /// restarts of the room, and the study forwards only news newer than what it sent.
+    /// At most one per [`CALL_NEWS_GAP`]; the room's timer sends a change held back.
     fn tell_study(&mut self) {
-        let user_ids: Vec<UserId> = self.seats.keys().copied().collect();
-        if user_ids == self.told {
+        if self.seats.len() == self.told.len() && self.seats.keys().eq(self.told.iter()) {
             return;
         }
+        let now = Instant::now();
+        if self
+            .told_at
+            .is_some_and(|t| now.saturating_duration_since(t) < CALL_NEWS_GAP)
+        {
+            return;
+        }
+        self.told_at = Some(now);
+        let user_ids: Vec<UserId> = self.seats.keys().copied().collect();
         self.told = user_ids.clone();
         self.version = (crate::store::now_millis() * 1000).max(self.version + 1);
         let event = StudyEvent::CallChanged {
@@ -571,6 +587,7 @@ impl KeyedActor for VideoRoom {
                 registry,
                 told: Vec::new(),
                 version: 0,
+                told_at: None,
             })
         })
     }
