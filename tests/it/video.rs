@@ -921,6 +921,92 @@ async fn the_study_page_sees_a_call_in_progress() {
     );
 }
 
+/// The hands `p` saw raised in its last `video.participants`, in the order raised.
+fn hands(p: &Part) -> Vec<i64> {
+    let list = p.saw("video.participants").expect("participants")["participants"]
+        .as_array()
+        .expect("list")
+        .clone();
+    let mut up: Vec<(i64, i64)> = list
+        .iter()
+        .filter(|x| x["hand"] == true)
+        .map(|x| {
+            (
+                x["hand_at"].as_i64().expect("hand_at"),
+                x["user_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    up.sort();
+    assert!(
+        list.iter()
+            .all(|x| (x["hand"] == true) == x["hand_at"].is_i64()),
+        "hand_at only while the hand is up: {list:?}"
+    );
+    up.into_iter().map(|(_, u)| u).collect()
+}
+
+/// Waits until `p`'s last participant list shows exactly these hands up, in this order.
+async fn until_hands(p: &mut Part, want: &[i64]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while p.saw("video.participants").is_none() || hands(p) != want {
+        assert!(Instant::now() < deadline, "hands {want:?} not shown");
+        p.read(Duration::from_millis(50)).await;
+    }
+}
+
+/// Raised hands are listed in the order raised; the leader lowers one or all of them, and
+/// no one else may.
+#[actix_rt::test]
+async fn hands_go_up_in_order_and_the_leader_lowers_them() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann, bob, cy] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann, &bob, &cy]).await;
+    let mut parts = Vec::new();
+    for who in [&leader, &ann, &bob] {
+        let mut p = Part::connect(&s, who, study).await;
+        let r = p
+            .request(json!({"type": "video.join", "study_id": study}))
+            .await;
+        assert_eq!(r["type"], "video.joined", "{r}");
+        parts.push(p);
+    }
+    let [l, a, bb] = &mut parts[..] else {
+        unreachable!()
+    };
+    let raise = |up: bool| json!({"type": "video.hand", "study_id": study, "raised": up});
+    assert_eq!(bb.request(raise(true)).await["type"], "ack");
+    // Later by the server's clock (milliseconds).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(a.request(raise(true)).await["type"], "ack");
+    // Raising again keeps Bob's place.
+    assert_eq!(bb.request(raise(true)).await["type"], "ack");
+    until_hands(l, &[uid(&bob), uid(&ann)]).await;
+
+    // Only the leader lowers others' hands.
+    let lower = |u: i64| json!({"type": "video.lower_hand", "study_id": study, "user_id": u});
+    let r = a.request(lower(uid(&bob))).await;
+    assert_eq!(r["error"], "not_leader", "{r}");
+    let r = l.request(lower(uid(&cy))).await;
+    assert_eq!(r["error"], "not_in_room", "{r}");
+    let r = l.request(lower(uid(&bob))).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    until_hands(bb, &[uid(&ann)]).await;
+
+    assert_eq!(bb.request(raise(true)).await["type"], "ack");
+    until_hands(l, &[uid(&ann), uid(&bob)]).await;
+    let r = a
+        .request(json!({"type": "video.lower_hands", "study_id": study}))
+        .await;
+    assert_eq!(r["error"], "not_leader", "{r}");
+    let r = l
+        .request(json!({"type": "video.lower_hands", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    until_hands(a, &[]).await;
+}
+
 async fn wait_for(p: &mut Part, ty: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

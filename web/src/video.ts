@@ -41,6 +41,8 @@ export interface VideoParticipant {
   camera: boolean;
   screen: boolean;
   hand: boolean;
+  /** When the hand went up (server ms), to list hands in the order raised; null while down. */
+  hand_at: number | null;
   /** Muted by the leader. */
   muted: boolean;
   /** Media is flowing. */
@@ -164,6 +166,7 @@ function parseParticipants(list: unknown): VideoParticipant[] {
       camera: p.camera === true,
       screen: p.screen === true,
       hand: p.hand === true,
+      hand_at: p.hand === true ? num(p.hand_at) : null,
       muted: p.muted === true,
       connected: p.connected === true,
     });
@@ -1089,6 +1092,21 @@ export class VideoRoom {
 
   muteAll(): void {
     this.moderate('video.mute_all');
+  }
+
+  lowerHand(userId: number): void {
+    this.moderate('video.lower_hand', { user_id: userId });
+  }
+
+  lowerHands(): void {
+    this.moderate('video.lower_hands');
+  }
+
+  /** Raised hands, first raised first (everyone sees the same order: the server's clock). */
+  raisedHands(): VideoParticipant[] {
+    return this.participants
+      .filter((p) => p.hand)
+      .sort((a, b) => (a.hand_at ?? Number.MAX_SAFE_INTEGER) - (b.hand_at ?? Number.MAX_SAFE_INTEGER) || a.user_id - b.user_id);
   }
 
   end(): void {

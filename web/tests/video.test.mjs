@@ -262,6 +262,14 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await tile(pl.page, A).getByTestId('video-hand-marker').waitFor();
   await pa.page.getByTestId('video-hand-toggle').click();
   await waitUntil('the hand lowered at the leader', async () => (await tile(pl.page, A).getByTestId('video-hand-marker').count()) === 0);
+  // Up again: the leader sees it in the raised hands list and lowers it from there.
+  await pa.page.getByTestId('video-hand-toggle').click();
+  const handAtLeader = pl.page.locator(`[data-testid="video-hand-entry"][data-user-id="${A}"]`);
+  await handAtLeader.waitFor();
+  assert.equal(await pa.page.getByTestId('video-lower-hand').count(), 0, 'a member cannot lower hands');
+  await handAtLeader.getByTestId('video-lower-hand').click();
+  await pa.page.locator('[data-testid="video-hand-toggle"][data-on="false"]').waitFor();
+  await waitUntil('the hands list gone at the leader', async () => (await pl.page.getByTestId('video-hands').count()) === 0);
 
   // ---- A turns the camera off (the leader's tile shows no video) and on again (frames resume) ----
   const camA = pa.page.getByTestId('video-camera-toggle');

@@ -17,6 +17,9 @@ pub struct Participant {
     pub camera: bool,
     pub screen: bool,
     pub hand: bool,
+    /// When the hand went up (server time, ms), so everyone lists raised hands in the
+    /// order they were raised; `None` while it is down.
+    pub hand_at: Option<crate::store::Millis>,
     /// Muted by the leader: the SFU drops this participant's microphone.
     pub muted: bool,
     /// Media is flowing (ICE and DTLS are up).

@@ -48,6 +48,10 @@ pub enum Moderation {
     MuteAll,
     AllowUnmute(UserId),
     Remove(UserId),
+    /// Lowers one participant's raised hand (they were given the word, or it was a slip).
+    LowerHand(UserId),
+    /// Lowers every raised hand (a question round is over).
+    LowerHands,
     End,
 }
 
@@ -304,6 +308,7 @@ impl VideoRoom {
                         camera: false,
                         screen: false,
                         hand: false,
+                        hand_at: None,
                         muted,
                         connected: false,
                     },
@@ -439,7 +444,10 @@ impl VideoRoom {
         if me != self.leader {
             return Err(VideoError::NotLeader);
         }
-        if let Moderation::Mute(u) | Moderation::AllowUnmute(u) | Moderation::Remove(u) = action
+        if let Moderation::Mute(u)
+        | Moderation::AllowUnmute(u)
+        | Moderation::Remove(u)
+        | Moderation::LowerHand(u) = action
             && !self.seats.contains_key(&u)
         {
             return Err(VideoError::NotInRoom);
@@ -456,6 +464,16 @@ impl VideoRoom {
             Moderation::Remove(u) => {
                 self.drop_seat(u, LeftReason::Removed);
                 return Ok(VideoReply::Done);
+            }
+            Moderation::LowerHand(u) => {
+                if let Some(s) = self.seats.get_mut(&u) {
+                    set_hand(&mut s.state, false);
+                }
+            }
+            Moderation::LowerHands => {
+                for s in self.seats.values_mut() {
+                    set_hand(&mut s.state, false);
+                }
             }
             Moderation::End => {
                 self.end();
@@ -502,7 +520,7 @@ impl VideoRoom {
                 Ok(VideoReply::Done)
             }),
             VideoMsg::Hand { conn, raised } => self.seat_of(conn).map(|u| {
-                self.seats.get_mut(&u).expect("seated").state.hand = raised;
+                set_hand(&mut self.seats.get_mut(&u).expect("seated").state, raised);
                 self.announce();
                 VideoReply::Done
             }),
@@ -542,6 +560,16 @@ impl VideoRoom {
         };
         reply.send(result);
     }
+}
+
+/// Raises or lowers a hand; raising it again keeps its place in the order.
+fn set_hand(p: &mut Participant, raised: bool) {
+    if raised && p.hand_at.is_none() {
+        p.hand_at = Some(crate::store::now_millis());
+    } else if !raised {
+        p.hand_at = None;
+    }
+    p.hand = raised;
 }
 
 impl KeyedActor for VideoRoom {

@@ -31,6 +31,8 @@ crate::client_requests! {
         "video.mute_all" => MuteAll { study_id: StudyId },
         "video.allow_unmute" => AllowUnmute { study_id: StudyId, user_id: UserId },
         "video.remove" => Remove { study_id: StudyId, user_id: UserId },
+        "video.lower_hand" => LowerHand { study_id: StudyId, user_id: UserId },
+        "video.lower_hands" => LowerHands { study_id: StudyId },
         "video.end" => End { study_id: StudyId },
         "video.status" => Status { study_id: StudyId },
     }
@@ -254,6 +256,16 @@ impl Family for VideoSocket {
                     Ok(()) => return,
                     Err(e) => Err(e),
                 }
+            }
+            VideoRequest::LowerHand { study_id, user_id } => {
+                let action = Moderation::LowerHand(user_id);
+                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
+                    .await
+            }
+            VideoRequest::LowerHands { study_id } => {
+                let action = Moderation::LowerHands;
+                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
+                    .await
             }
             VideoRequest::End { study_id } => {
                 let action = Moderation::End;

@@ -287,6 +287,11 @@ export function VideoPanel({ studyId, isLeader }: { studyId: number; isLeader: b
               <Button testId="video-mute-all" variant="secondary" onClick={() => room.muteAll()}>
                 {t('video.muteAll')}
               </Button>
+              {room.raisedHands().length > 0 && (
+                <Button testId="video-lower-hands" variant="secondary" onClick={() => room.lowerHands()}>
+                  {t('video.lowerHands')}
+                </Button>
+              )}
               {!confirmEnd ? (
                 <Button testId="video-end" variant="secondary" onClick={() => setConfirmEnd(true)}>
                   {t('video.end')}
@@ -330,6 +335,7 @@ function JoinedView({
   meName: string;
   onAudioBlocked: () => void;
 }) {
+  const { t } = useI18n();
   const you = room.you;
   const listed = room.participants.find((p) => p.user_id === you);
   // My own tile follows what this tab sends at once (the server's list follows it).
@@ -341,6 +347,7 @@ function JoinedView({
     camera: room.camera,
     screen: room.screen,
     hand: room.hand,
+    hand_at: listed?.hand_at ?? null,
     muted: room.mutedByLeader,
     connected: room.mediaState === 'connected',
   };
@@ -368,8 +375,30 @@ function JoinedView({
       }
     />
   );
+  const hands = room.raisedHands();
   return (
     <>
+      {hands.length > 0 && (
+        <section aria-labelledby="video-hands-h" class="rounded-md border border-amber-300 bg-amber-50 px-3 py-2">
+          <h3 id="video-hands-h" class="text-sm font-semibold text-amber-950">
+            {t('video.hands', { count: hands.length })}
+          </h3>
+          <ol class="mt-1 flex flex-col gap-1" data-testid="video-hands">
+            {hands.map((p) => (
+              <li key={`hand-${p.user_id}`} data-testid="video-hand-entry" data-user-id={p.user_id} class="flex flex-wrap items-center gap-2 text-sm text-slate-900">
+                <span aria-hidden="true">✋</span>
+                {p.user_id === you ? t('video.you', { name: p.display_name }) : p.display_name}
+                {isLeader && p.user_id !== you && (
+                  <button type="button" class={videoSmallButton} data-testid="video-lower-hand" onClick={() => room.lowerHand(p.user_id)}>
+                    {t('video.lowerHand')}
+                    <span class="sr-only"> {p.display_name}</span>
+                  </button>
+                )}
+              </li>
+            ))}
+          </ol>
+        </section>
+      )}
       <ul class="grid grid-cols-2 gap-2 sm:grid-cols-3" data-testid="video-tiles">
         {room.localScreen && <ScreenTile key="screen-me" participant={me} stream={room.localScreen} self />}
         {others.map((p) => {
