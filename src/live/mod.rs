@@ -656,6 +656,7 @@ mod wire_tests {
                     hand_at: Some(12),
                     muted: false,
                     connected: true,
+                    quality: Some(super::video::sfu::quality::Quality::Fair),
                 }],
                 ice_servers: vec![IceServer {
                     urls: vec!["turn:127.0.0.1:3478".into()],

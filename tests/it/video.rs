@@ -1259,6 +1259,37 @@ async fn a_lossy_subscriber_gets_a_lower_layer() {
         got[first_low..].iter().all(|(l, _)| *l == b'l'),
         "Ann stays on the low layer: {got:?}"
     );
+
+    // Everyone sees Ann's link as poor; the leader's, which loses nothing, is good.
+    let quality = |p: &Part, who: i64| -> Option<String> {
+        p.saw("video.participants")?["participants"]
+            .as_array()?
+            .iter()
+            .find(|x| x["user_id"] == who)?["quality"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let ann_id = parts[1].user;
+    let deadline = Instant::now() + sfu::STATS_INTERVAL * 3;
+    while quality(&parts[0], ann_id).as_deref() != Some("poor")
+        || quality(&parts[0], leader_id).as_deref() != Some("good")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "qualities shown: Ann {:?}, the leader {:?}",
+            quality(&parts[0], ann_id),
+            quality(&parts[0], leader_id)
+        );
+        for rid in ["h", "l"] {
+            let mut p = pattern(leader_id, Source::Camera, seq, 200);
+            p[4] = rid.as_bytes()[0];
+            parts[0]
+                .media
+                .send_layer(Source::Camera, Some(rid), &p, false);
+        }
+        seq = seq.wrapping_add(1);
+        run(&mut parts, Duration::from_millis(20)).await;
+    }
 }
 
 /// A client offer while the server's own offer waits for an answer is refused with

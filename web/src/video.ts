@@ -47,7 +47,12 @@ export interface VideoParticipant {
   muted: boolean;
   /** Media is flowing. */
   connected: boolean;
+  /** Their link to the server, as the server measures it (null until measured). */
+  quality: VideoQuality | null;
 }
+
+export type VideoQuality = 'good' | 'fair' | 'poor';
+const QUALITIES: readonly string[] = ['good', 'fair', 'poor'];
 
 /** A microphone or camera the user may pick. */
 export interface DeviceChoice {
@@ -169,6 +174,7 @@ function parseParticipants(list: unknown): VideoParticipant[] {
       hand_at: p.hand === true ? num(p.hand_at) : null,
       muted: p.muted === true,
       connected: p.connected === true,
+      quality: typeof p.quality === 'string' && QUALITIES.includes(p.quality) ? (p.quality as VideoQuality) : null,
     });
   }
   return out;

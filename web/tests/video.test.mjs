@@ -257,6 +257,12 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await tile(pl.page, A).locator('[data-testid="video-mic-state"][data-on="true"]').waitFor();
   await pl.page.locator(`[data-testid="video-audio"][data-user-id="${A}"]`).waitFor({ state: 'attached' });
 
+  // The server judges each link every few seconds: on loopback both are good, and no
+  // warning is shown.
+  await tile(pl.page, A).and(pl.page.locator('[data-quality="good"]')).waitFor({ timeout: MEDIA_TIMEOUT_MS });
+  await tile(pa.page, A).and(pa.page.locator('[data-self="true"][data-quality="good"]')).waitFor({ timeout: MEDIA_TIMEOUT_MS });
+  assert.equal(await pl.page.getByTestId('video-quality').count(), 0, 'no connection warning on loopback');
+
   // ---- A raises a hand; the leader sees it ----
   await pa.page.getByTestId('video-hand-toggle').click();
   await tile(pl.page, A).getByTestId('video-hand-marker').waitFor();

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sfu::quality::Quality;
 use super::sfu::route::Source;
 use super::turn::IceServer;
 use crate::ids::{StudyId, UserId};
@@ -24,6 +25,9 @@ pub struct Participant {
     pub muted: bool,
     /// Media is flowing (ICE and DTLS are up).
     pub connected: bool,
+    /// How their link to the server does (`None` until first measured, a few seconds
+    /// after media starts).
+    pub quality: Option<Quality>,
 }
 
 /// One remote track a connection receives, by the mid of its m-line there.

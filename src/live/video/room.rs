@@ -173,6 +173,12 @@ impl StreamHandler<MediaEvent> for VideoRoom {
                 }
             }
             MediaEvent::Lost(user) => self.drop_seat(user, LeftReason::ConnectionLost),
+            MediaEvent::Quality(user, q) => {
+                if let Some(s) = self.seats.get_mut(&user) {
+                    s.state.quality = Some(q);
+                    self.announce();
+                }
+            }
         }
     }
 
@@ -311,6 +317,7 @@ impl VideoRoom {
                         hand_at: None,
                         muted,
                         connected: false,
+                        quality: None,
                     },
                     signaling: SIGNALING_POLICY.bucket(Instant::now()),
                 },

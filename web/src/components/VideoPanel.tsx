@@ -350,6 +350,7 @@ function JoinedView({
     hand_at: listed?.hand_at ?? null,
     muted: room.mutedByLeader,
     connected: room.mediaState === 'connected',
+    quality: listed?.quality ?? null,
   };
   // A spotlighted tile comes first, over the whole width.
   const others = room.participants.filter((p) => p.user_id !== you);

@@ -96,6 +96,7 @@ export function VideoTile({
       data-camera={p.camera ? 'true' : 'false'}
       data-hand={p.hand ? 'true' : 'false'}
       data-connected={p.connected ? 'true' : 'false'}
+      data-quality={p.quality ?? ''}
       class={`flex min-w-0 flex-col gap-1 ${focused ? 'col-span-full' : ''}`}
     >
       <figure
@@ -137,6 +138,15 @@ export function VideoTile({
             <span aria-hidden="true">{p.camera ? '📷' : '🚫'}</span>
             <span class="sr-only">{p.camera ? t('video.cameraOnState') : t('video.cameraOffState')}</span>
           </span>
+          {(p.quality === 'fair' || p.quality === 'poor') && (
+            <span
+              data-testid="video-quality"
+              data-quality={p.quality}
+              class={`rounded px-1 font-semibold ${p.quality === 'poor' ? 'bg-red-200 text-red-950' : 'bg-amber-200 text-amber-950'}`}
+            >
+              {self ? t(`video.quality.${p.quality}.self`) : t(`video.quality.${p.quality}`)}
+            </span>
+          )}
           {p.muted && (
             <span data-testid="video-muted-marker" class="rounded bg-red-200 px-1 font-semibold text-red-950">
               {t('video.mutedMarker')}

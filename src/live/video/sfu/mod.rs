@@ -8,6 +8,7 @@
 //! are, renumbered per subscriber, with one shared payload. Frame mode cost a depacketizer
 //! per publisher and a copy and a packetizer per subscriber and frame.
 
+pub mod quality;
 pub mod route;
 pub mod rtp;
 
@@ -27,6 +28,7 @@ use str0m::rtp::{
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
+use self::quality::{LinkWatch, Quality};
 use self::route::{Layer, OutState, PacketIn, Routing, Source};
 use super::error::VideoError;
 use super::frames::{TrackInfo, VideoAnswer, VideoOffer, VideoSpeaker};
@@ -99,6 +101,8 @@ pub enum MediaCmd {
 pub enum MediaEvent {
     Connected(UserId),
     Lost(UserId),
+    /// The participant's link changed quality (judged once per stats interval).
+    Quality(UserId, Quality),
 }
 
 struct Peer {
@@ -125,6 +129,7 @@ struct Peer {
     connected: bool,
     created: Instant,
     next: Instant,
+    link: LinkWatch,
 }
 
 // Packets are the common case and move through the queue once; boxing them would cost an
@@ -343,6 +348,7 @@ impl MediaLoop {
             connected: false,
             created: now,
             next: now,
+            link: LinkWatch::default(),
         });
         ::metrics::gauge!(m::VIDEO_PARTICIPANTS).increment(1.0);
         self.peers.len() - 1
@@ -601,6 +607,9 @@ impl MediaLoop {
                 }
             }
             Event::MediaEgressStats(s) => {
+                if let Some(loss) = s.loss {
+                    self.peers[i].link.egress(loss);
+                }
                 // What the subscriber lost of a video track we send it: past a point it
                 // is given lower simulcast layers (see `route::LOSS_DOWN`).
                 if let Some(loss) = s.loss
@@ -620,6 +629,9 @@ impl MediaLoop {
                 }
                 if let Some(loss) = s.ingress_loss_fraction {
                     ::metrics::histogram!(m::VIDEO_LOSS_RATIO).record(f64::from(loss));
+                }
+                if let Some(q) = self.peers[i].link.judge(s.rtt, s.ingress_loss_fraction) {
+                    let _ = self.events.try_send(MediaEvent::Quality(user, q));
                 }
             }
             _ => {}
