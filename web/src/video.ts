@@ -227,6 +227,30 @@ function stopTrack(track: MediaStreamTrack | null): void {
   }
 }
 
+const JOIN_WITH_KEY = 'studyon.video.joinWith';
+
+/** What the user last chose to send when joining a call (both on until they choose). */
+export function loadJoinWith(): { mic: boolean; camera: boolean } {
+  try {
+    const raw = JSON.parse(localStorage.getItem(JOIN_WITH_KEY) ?? 'null') as unknown;
+    if (raw && typeof raw === 'object') {
+      const r = raw as Record<string, unknown>;
+      return { mic: r.mic !== false, camera: r.camera !== false };
+    }
+  } catch {
+    // Unavailable storage (privacy mode) or a bad value: the default.
+  }
+  return { mic: true, camera: true };
+}
+
+export function saveJoinWith(choice: { mic: boolean; camera: boolean }): void {
+  try {
+    localStorage.setItem(JOIN_WITH_KEY, JSON.stringify(choice));
+  } catch {
+    // Not remembered; the choice still applies to this join.
+  }
+}
+
 export class VideoRoom {
   phase: VideoPhase = 'idle';
   /** `video.left`'s reason, while `phase` is `left`. */
@@ -349,7 +373,7 @@ export class VideoRoom {
         this.disconnected();
         const keep = this.rejoin;
         this.rejoin = null;
-        if (keep && this.phase === 'disconnected') void this.join(keep);
+        if (keep && this.phase === 'disconnected') void this.join({ ...keep, rejoin: true });
       }),
       this.live.onState((s: ConnState) => {
         if (s !== 'connected') this.disconnected();
@@ -534,9 +558,13 @@ export class VideoRoom {
   // ---- join / leave ---------------------------------------------------------
 
   /** `keep`: the toggles to rejoin with after a dropped connection (else both on). */
-  async join(keep?: { mic: boolean; camera: boolean }): Promise<void> {
+  /**
+   * Joins the call sending what `keep` says (by default both): the user's choice before
+   * joining, or (`rejoin`) what was on when the connection dropped.
+   */
+  async join(keep?: { mic: boolean; camera: boolean; rejoin?: boolean }): Promise<void> {
     if (this.active() || this.stopped) return;
-    if (!keep) this.rejoin = null;
+    if (!keep?.rejoin) this.rejoin = null;
     this.teardown();
     const session = this.session;
     this.phase = 'joining';
@@ -552,7 +580,7 @@ export class VideoRoom {
       this.you = num(joined.you);
       this.maxParticipants = num(joined.max_participants) ?? 0;
       this.setParticipants(joined.participants);
-      if (keep) {
+      if (keep?.rejoin) {
         // The call may have ended while we were away (the join started a new one), or
         // everyone was dropped together and is coming back: leave only if still alone.
         const timer = setTimeout(() => {
@@ -568,14 +596,16 @@ export class VideoRoom {
       }
       const iceServers = parseIceServers(joined.ice_servers);
 
-      const media = await this.localMedia();
+      // A camera the user does not want is not even opened (its light stays off).
+      const media = await this.localMedia(keep?.camera !== false);
       if (session !== this.session) {
         stopTrack(media.audio);
         stopTrack(media.video);
         return;
       }
       let { audio, video } = media;
-      // A camera turned off before the drop is not turned on behind the user's back.
+      // A camera turned off (before the drop, or before joining) is not turned on behind
+      // the user's back.
       if (keep && !keep.camera) {
         stopTrack(video);
         video = null;
@@ -635,14 +665,14 @@ export class VideoRoom {
   }
 
   /** Camera and microphone; whatever cannot be had is left out (a receive-only join). */
-  private async localMedia(): Promise<{ audio: MediaStreamTrack | null; video: MediaStreamTrack | null }> {
+  private async localMedia(wantVideo = true): Promise<{ audio: MediaStreamTrack | null; video: MediaStreamTrack | null }> {
     const md = typeof navigator !== 'undefined' ? navigator.mediaDevices : undefined;
     if (!md || typeof md.getUserMedia !== 'function') {
       this.deviceProblem = 'insecure';
       return { audio: null, video: null };
     }
     try {
-      const s = await md.getUserMedia({ ...this.constraints('audio', false), ...this.constraints('video', false) });
+      const s = await md.getUserMedia({ ...this.constraints('audio', false), ...(wantVideo ? this.constraints('video', false) : {}) });
       return { audio: s.getAudioTracks()[0] ?? null, video: s.getVideoTracks()[0] ?? null };
     } catch (e) {
       if (errorName(e) === 'NotAllowedError' || errorName(e) === 'SecurityError') {
@@ -660,7 +690,7 @@ export class VideoRoom {
       }
     };
     const audio = await one(this.constraints('audio', false));
-    const video = await one(this.constraints('video', false));
+    const video = wantVideo ? await one(this.constraints('video', false)) : null;
     if (!audio && !video) this.deviceProblem = 'unavailable';
     return { audio, video };
   }

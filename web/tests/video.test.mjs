@@ -453,8 +453,29 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await pa.page.locator('[data-testid="video-left"][data-reason="empty"]').waitFor({ timeout: MEDIA_TIMEOUT_MS + 15_000 });
   assert.ok(await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc === null), 'A holds no peer connection');
   await join(pl);
+  // A joins with the camera unticked (remembered for the next time): in the call with the
+  // microphone only, the camera never opened.
+  await pa.page.getByTestId('video-join-camera').uncheck();
+  await pa.page.context().addInitScript(() => {
+    const md = navigator.mediaDevices;
+    const original = md.getUserMedia.bind(md);
+    /** @type {any} */ (window).__gumAsked = [];
+    md.getUserMedia = (c) => {
+      /** @type {any} */ (window).__gumAsked.push(c);
+      return original(c);
+    };
+  });
+  await pa.page.reload();
+  await pa.page.getByTestId('video-panel').waitFor();
+  assert.equal(await pa.page.getByTestId('video-join-camera').isChecked(), false, 'the choice is remembered');
+  assert.equal(await pa.page.getByTestId('video-join-mic').isChecked(), true);
   await join(pa);
-  await tile(pl.page, A).waitFor();
+  await pa.page.locator('[data-testid="video-camera-toggle"][data-on="false"]').waitFor();
+  await pa.page.locator('[data-testid="video-mic-toggle"][data-on="true"]').waitFor();
+  const asked = await pa.page.evaluate(() => /** @type {any} */ (window).__gumAsked);
+  assert.ok(asked.length > 0 && asked.every((c) => !c.video), `the camera was never asked for: ${JSON.stringify(asked)}`);
+  await tile(pl.page, A).and(pl.page.locator('[data-camera="false"]')).waitFor();
+  await waitForAudioGrowing(pl, A, 'the leader hears A, who joined without a camera');
 
   // ---- the leader ends the call for everyone ----
   await pl.page.getByTestId('video-end').click();

@@ -7,7 +7,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { useApp } from '../context';
 import { errorMessage, type MessageKey, hasKey, useI18n } from '../i18n';
-import { type DeviceChoice, installTestHook, type VideoParticipant, VideoRoom } from '../video';
+import { type DeviceChoice, installTestHook, loadJoinWith, saveJoinWith, type VideoParticipant, VideoRoom } from '../video';
 import { ErrorAlert, Notice } from './Alert';
 import { Button } from './Button';
 import { RemoteAudio, ScreenTile, VideoTile, videoSmallButton } from './VideoTile';
@@ -108,6 +108,11 @@ export function VideoPanel({ studyId, isLeader }: { studyId: number; isLeader: b
   const [room, setRoom] = useState<VideoRoom | null>(null);
   const [audioBlocked, setAudioBlocked] = useState(false);
   const [confirmEnd, setConfirmEnd] = useState(false);
+  const [joinWith, setJoinWith] = useState(loadJoinWith);
+  const choose = (next: { mic: boolean; camera: boolean }) => {
+    setJoinWith(next);
+    saveJoinWith(next);
+  };
 
   const live = app.live;
   useEffect(() => {
@@ -177,7 +182,28 @@ export function VideoPanel({ studyId, isLeader }: { studyId: number; isLeader: b
       )}
       {(phase === 'idle' || phase === 'left' || phase === 'disconnected') && (
         <div class="flex flex-wrap items-center gap-3">
-          <Button testId="video-join" disabled={!connected} onClick={() => void room.join()}>
+          <fieldset class="flex flex-wrap items-center gap-3 text-sm text-slate-800">
+            <legend class="sr-only">{t('video.joinWith')}</legend>
+            <label class="inline-flex items-center gap-1.5">
+              <input
+                type="checkbox"
+                data-testid="video-join-mic"
+                checked={joinWith.mic}
+                onChange={(e) => choose({ ...joinWith, mic: e.currentTarget.checked })}
+              />
+              {t('video.joinMic')}
+            </label>
+            <label class="inline-flex items-center gap-1.5">
+              <input
+                type="checkbox"
+                data-testid="video-join-camera"
+                checked={joinWith.camera}
+                onChange={(e) => choose({ ...joinWith, camera: e.currentTarget.checked })}
+              />
+              {t('video.joinCamera')}
+            </label>
+          </fieldset>
+          <Button testId="video-join" disabled={!connected} onClick={() => void room.join(joinWith)}>
             {phase === 'idle' ? t('video.join') : t('video.rejoin')}
           </Button>
           <p class="text-sm text-slate-600">{connected ? t('video.hint') : t('chat.notConnected')}</p>
