@@ -416,10 +416,7 @@ async fn on_message(
     msg: AggregatedMessage,
 ) -> Option<Ending> {
     match msg {
-        AggregatedMessage::Text(text) => {
-            on_text(shell, families, text).await;
-            None
-        }
+        AggregatedMessage::Text(text) => on_text(shell, families, text).await,
         AggregatedMessage::Binary(bytes) => on_binary(shell, families, bytes).await,
         AggregatedMessage::Ping(p) => {
             if shell.out.try_send(Outbound::Pong(p)).is_err() {
@@ -435,31 +432,35 @@ async fn on_message(
     }
 }
 
-async fn on_text(shell: &mut Shell, families: &mut [Box<dyn OpenFamily>], text: ByteString) {
+async fn on_text(
+    shell: &mut Shell,
+    families: &mut [Box<dyn OpenFamily>],
+    text: ByteString,
+) -> Option<Ending> {
     if !shell.endpoint.text {
-        let e = ErrorFrame::protocol(
-            None,
-            "unsupported_text",
-            "this endpoint takes binary frames only".into(),
-        );
-        return shell.conn().send(&e);
+        return Some(Ending {
+            code: close_code::UNSUPPORTED_DATA,
+            reason: "unsupported_text",
+        });
     }
     if !shell.admit(text.len()) {
-        return;
+        return None;
     }
     let route = &shell.endpoint.families;
     let envelope = match protocol::parse(&text, |t| route.route(t).is_some()) {
         Ok(e) => e,
         Err(e) => {
-            return shell
+            shell
                 .conn()
                 .send(&ErrorFrame::protocol(e.id(), e.code(), e.message()));
+            return None;
         }
     };
     let index = route.route(&envelope.ty).expect("parse checked the type");
     families[index]
         .request(&shell.conn(), envelope.id, envelope.body)
         .await;
+    None
 }
 
 /// Offers a binary frame to each family in turn; the first that takes it handles it.
@@ -477,6 +478,12 @@ async fn on_binary(
             None => return None,
             Some(back) => frame = back,
         }
+    }
+    if !shell.endpoint.text {
+        return Some(Ending {
+            code: close_code::UNSUPPORTED_DATA,
+            reason: "unsupported_binary",
+        });
     }
     let e = ErrorFrame::protocol(
         None,

@@ -35,6 +35,9 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// The client broke the WebSocket protocol (bad frame, bad UTF-8): fix the client.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame on a binary-only endpoint, or a binary frame nothing there takes: its
+    /// clients read no JSON, so an error frame would only be garbage to them.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A frame above the hard frame limit.
     pub const TOO_BIG: u16 = 1009;
     /// The session was logged out or expired: do not reconnect, log in again.

@@ -482,6 +482,14 @@ async fn access_follows_membership(b: &Backend) {
     );
     assert_eq!(none.wait_closed().await, 4404);
 
+    // A text frame on a binary-only endpoint closes it with 1003: its clients read no JSON.
+    let mut text = Peer::plain(&s, &leader.cookie, pid).await;
+    text.ws
+        .send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(text.wait_closed().await, 1003);
+
     // A removed member's document socket closes at once; the multiplexed one loses the doc.
     let mut m = Peer::plain(&s, &member.cookie, pid).await;
     m.until("the text", |p| p.text() == "x").await;

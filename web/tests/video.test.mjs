@@ -4,12 +4,15 @@
 // and media goes over UDP to the server on 127.0.0.1. Each page opts in to the test hook
 // (`window.__studyonTestHooks`), which exposes the inbound RTP stats of its one
 // RTCPeerConnection per publisher and source (src/video.ts). Without reloads:
-// - the leader and A join: each decodes frames of the other's camera (framesDecoded > 0)
-//   and hears the other's microphone (packetsReceived grows);
-// - A raises a hand: the leader's tile of A shows it; A turns the camera off (no video on
+// - the leader joins: A, on the study page and not in the call, sees a call going on with
+//   one person in it; A joins too: each decodes frames of the other's camera
+//   (framesDecoded > 0) and hears the other's microphone (packetsReceived grows); both
+//   links are judged good, and no connection warning shows;
+// - A raises a hand: the leader's tile of A shows it; raised again, the leader lowers it
+//   from the raised hands list and A's toggle follows; A turns the camera off (no video on
 //   the leader's tile) and on again (frames resume); A shares a screen (the fake capture
 //   source): the leader gets a screen tile and decodes it, until A stops;
-// - B joins late and decodes the leader's camera within a few seconds (the SFU asks the
+// - B opens the study page mid-call and sees two in it, then joins late and decodes the leader's camera within a few seconds (the SFU asks the
 //   leader for a key frame); B asks for a simulcast layer of A's camera, and the leader
 //   enlarging A's tile asks for A's `high` layer;
 // - A picks another microphone from the panel: A sends from it and B still hears A;
@@ -19,6 +22,7 @@
 //   but stays off until A turns the microphone on, after which B hears A again;
 // - "mute everyone" mutes A and B but not the leader;
 // - the leader removes B from the call: B's panel says so and the leader's tile of B goes;
+//   B's page shows the call going on without B;
 // - A turns the camera off and A's socket drops: A's panel says "disconnected", the others
 //   lose A's tile; when the connection is back A rejoins by itself with the camera still
 //   off, sees the leader, and the leader sees A's camera once A turns it on;
@@ -26,7 +30,10 @@
 //   each other again;
 // - A drops again and the call empties meanwhile: A comes back, finds nobody for 12 s and
 //   leaves with a "call ended" notice rather than stay in a new call alone;
-// - the leader ends the call: A's panel and the leader's say it ended.
+// - A unticks the camera before joining (remembered across a reload) and joins with the
+//   microphone only: the camera is never asked for, and the leader hears A;
+// - the leader ends the call: A's panel and the leader's say it ended, and B's page no
+//   longer shows a call.
 // A second test runs a server whose rooms take two: a member who refuses the camera and
 // microphone joins receive-only (toggles off, the reason shown) and still decodes the
 // leader; a third joiner gets `video_full`, shown with its code.
