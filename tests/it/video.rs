@@ -909,6 +909,44 @@ async fn the_study_page_sees_a_call_in_progress() {
     assert!(ids.is_empty() && v4 > v3, "{ids:?} at {v4}");
     let r = watcher.request(status).await;
     assert_eq!(r["user_ids"], json!([]), "{r}");
+    // Bob and the leader were told once that Ann started the call: not again when the
+    // leader joined it, nor when the leader starts the next one within the notice gap (Ann
+    // would be told of that one). Ann was not told of her own call; Eve, not a member,
+    // of nothing.
+    let r = l
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined", "{r}");
+    let started = |n: &Value| n["kind"] == "call_started" && n["payload"]["study_id"] == study;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (st, body) = get(&s, "/api/notifications?limit=50", Some(&bob.cookie)).await;
+        assert_eq!(st, 200, "{body}");
+        let mine: Vec<&Value> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| started(n))
+            .collect();
+        if let [n] = mine[..] {
+            assert_eq!(n["payload"]["by"]["id"], uid(&ann), "{n}");
+            assert!(n["payload"]["study_title"].is_string(), "{n}");
+            break;
+        }
+        assert!(mine.is_empty() && Instant::now() < deadline, "{mine:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (who, want) in [(&leader, 1), (&ann, 0), (&eve, 0)] {
+        let (_, body) = get(&s, "/api/notifications?limit=50", Some(&who.cookie)).await;
+        let n = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| started(n))
+            .count();
+        assert_eq!(n, want, "call_started for user {}: {body}", uid(who));
+    }
+
     // The watching outsider was told nothing about the call.
     outsider.read(Duration::from_millis(100)).await;
     assert!(

@@ -55,6 +55,8 @@ export function notificationText(n: AppNotification): string {
       return t('notif.task_assigned', { name: person(p.by), task: str(p.task_title), study });
     case 'chat_mention':
       return t('notif.chat_mention', { name: person(p.author), excerpt: str(p.excerpt) });
+    case 'call_started':
+      return t('notif.call_started', { name: person(p.by), study });
     default:
       return t('notif.unknown');
   }

@@ -23,9 +23,11 @@ use super::turn::IceServer;
 use crate::chat::Author;
 use crate::ids::{ConnId, StudyId, UserId};
 use crate::live::study::{Study, StudyEvent, StudyMsg};
+use crate::live::user::push_notifications;
 use crate::ratelimit::{Bucket, Policy};
 use crate::registry::{Deps, KeyedActor, Registry, ReplyTo, ResyncScope, StartError, Supervision};
 use crate::store::Rule;
+use crate::studies::NewNotification;
 use crate::tasks::order::{Item, Step};
 use crate::ws::frame::ReqId;
 use crate::ws::router::Control;
@@ -40,6 +42,18 @@ const EVENTS: usize = 256;
 /// in a loop would otherwise send one to every watching member each time, and a notice
 /// on the study page needs no finer news. A change inside the gap goes out at its end.
 const CALL_NEWS_GAP: Duration = Duration::from_millis(250);
+/// Least time between two `call_started` notifications of a study: a call whose last
+/// participant leaves and comes back is the same session to the members, and one unread
+/// notice per study is enough (its collapse key keeps it at one).
+const CALL_NOTICE_GAP: Duration = Duration::from_secs(600);
+
+/// The payload of a `call_started` notification: someone opened the study's video call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallStartedPayload {
+    pub study_id: StudyId,
+    pub study_title: String,
+    pub by: Author,
+}
 
 /// A moderation action (leader only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +160,8 @@ pub struct VideoRoom {
     told: Vec<UserId>,
     version: i64,
     told_at: Option<Instant>,
+    /// When the members were last told a call started here (see [`CALL_NOTICE_GAP`]).
+    noticed_at: Option<Instant>,
 }
 
 impl Actor for VideoRoom {
@@ -200,6 +216,59 @@ impl VideoRoom {
         let conns: Vec<ConnId> = self.seats.values().map(|s| s.conn).collect();
         self.deps.sockets.send_many(conns.iter(), &frame);
         self.tell_study();
+    }
+
+    /// Tells the other members (stored, in their inbox, and pushed to their tabs) that
+    /// `by` opened the call, unless they were told within [`CALL_NOTICE_GAP`].
+    fn notice_call_started(&mut self, by: &Author) {
+        let now = Instant::now();
+        if self
+            .noticed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < CALL_NOTICE_GAP)
+        {
+            return;
+        }
+        self.noticed_at = Some(now);
+        let (store, registry, study, by) = (
+            self.deps.store.clone(),
+            self.registry.clone(),
+            self.id,
+            by.clone(),
+        );
+        actix::spawn(async move {
+            let state = match store.study_state(study).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(%study, error = %e, "call notice: study not read");
+                    return;
+                }
+            };
+            let payload = serde_json::to_value(CallStartedPayload {
+                study_id: study,
+                study_title: state.title,
+                by: by.clone(),
+            })
+            .expect("payloads serialize");
+            let notes: Vec<NewNotification> = state
+                .members
+                .into_iter()
+                .filter(|u| *u != by.id)
+                .map(|u| NewNotification {
+                    user_id: u,
+                    kind: "call_started",
+                    payload: payload.clone(),
+                    collapse_key: Some(format!("call_started:{study}")),
+                })
+                .collect();
+            match store
+                .insert_notifications(&notes, crate::store::now_millis())
+                .await
+            {
+                Ok(stored) => push_notifications(&registry, stored).await,
+                Err(e) => tracing::warn!(%study, error = %e, "call notices failed"),
+            }
+        });
     }
 
     /// Tells the study's watching members who is in the call when that changed (not for
@@ -295,6 +364,9 @@ impl VideoRoom {
             }
         }
         if !self.seats.contains_key(&user.id) {
+            if self.seats.is_empty() {
+                self.notice_call_started(&user);
+            }
             let muted = self.muted.contains(&user.id);
             if muted {
                 self.cmd(MediaCmd::Mute {
@@ -623,6 +695,7 @@ impl KeyedActor for VideoRoom {
                 told: Vec::new(),
                 version: 0,
                 told_at: None,
+                noticed_at: None,
             })
         })
     }
