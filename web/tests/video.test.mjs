@@ -310,6 +310,8 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   const pb = await openStudy(b, studyId, 'B');
   // Opened after the call started: the page asks who is in it (`video.status`).
   await pb.page.locator('[data-testid="video-in-progress"][data-count="2"]').waitFor();
+  const notice = await pb.page.getByTestId('video-in-progress').textContent();
+  assert.ok(notice.includes(`Lead ${suffix}`) && notice.includes(`Ann ${suffix}`), `the notice names who is in the call: ${notice}`);
   await join(pb);
   const took = await waitForFrames(pb, L, `B (late) sees the leader within ${LATE_KEYFRAME_MS} ms`, LATE_KEYFRAME_MS);
   console.log(`late joiner decoded the leader's camera ${took} ms after joining`);

@@ -101,7 +101,15 @@ function leftText(reason: string, t: (k: MessageKey, p?: Record<string, string |
   return hasKey(key) ? t(key) : t('video.left.other', { reason });
 }
 
-export function VideoPanel({ studyId, isLeader }: { studyId: number; isLeader: boolean }) {
+/** Who is in the call, for the notice: up to three names (members the page knows), then "+N". */
+function callNames(ids: number[], names: Map<number, string>): string {
+  const known = ids.map((id) => names.get(id)).filter((n): n is string => !!n);
+  const shown = known.slice(0, 3).join(', ');
+  const rest = ids.length - Math.min(known.length, 3);
+  return rest > 0 ? (shown ? `${shown} +${rest}` : `+${rest}`) : shown;
+}
+
+export function VideoPanel({ studyId, isLeader, names = new Map() }: { studyId: number; isLeader: boolean; names?: Map<number, string> }) {
   const { t } = useI18n();
   const app = useApp();
   const [, setTick] = useState(0);
@@ -177,7 +185,7 @@ export function VideoPanel({ studyId, isLeader }: { studyId: number; isLeader: b
       {(phase === 'idle' || phase === 'left' || phase === 'disconnected') && room.call.userIds.length > 0 && (
         <p role="status" data-testid="video-in-progress" data-count={room.call.userIds.length} class="font-semibold text-emerald-800">
           <span aria-hidden="true">● </span>
-          {t('video.inProgress', { count: room.call.userIds.length })}
+          {t('video.inProgress', { count: room.call.userIds.length, names: callNames(room.call.userIds, names) })}
         </p>
       )}
       {(phase === 'idle' || phase === 'left' || phase === 'disconnected') && (

@@ -264,7 +264,14 @@ export function StudyDetailPage({ id }: { id: number }) {
               </>
             )}
 
-            {inStudy && <VideoPanel key={`video-${id}`} studyId={id} isLeader={role === 'leader'} />}
+            {inStudy && (
+              <VideoPanel
+                key={`video-${id}`}
+                studyId={id}
+                isLeader={role === 'leader'}
+                names={new Map(members.map((m) => [m.user.id, m.user.display_name]))}
+              />
+            )}
 
             {inStudy && <TaskBoard key={`tasks-${id}`} studyId={id} members={members} />}
           </div>
