@@ -622,6 +622,10 @@ mod wire_tests {
                 conn: conn(),
                 action: Moderation::LowerHands,
             },
+            VideoMsg::Moderate {
+                conn: conn(),
+                action: Moderation::Stop(UserId(2), Source::Screen),
+            },
             VideoMsg::MemberGone { user: UserId(2) },
             VideoMsg::StudyGone,
             VideoMsg::LeaderChanged { leader: UserId(2) },

@@ -382,6 +382,54 @@ async fn forwarding_and_mute(b: &Backend) {
     publish_burst(&mut parts, &[1], 200, 10).await;
     assert_eq!(seqs(&parts[2].got(users[1], "mic")).last(), Some(&209));
 
+    // The leader stops Ann's camera. Her client here ignores that and keeps sending: the
+    // server forwards none of it, but her microphone still goes out.
+    let stop =
+        json!({"type": "video.stop", "study_id": study, "user_id": users[1], "source": "camera"});
+    let r = parts[2].request(stop.clone()).await;
+    assert_eq!(r["error"], "not_leader", "{r}");
+    let mut mic = stop.clone();
+    mic["source"] = json!("mic");
+    let r = parts[0].request(mic).await;
+    assert_eq!(r["error"], "validation_failed", "{r}");
+    let r = parts[0].request(stop).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    until(&mut parts, "Ann is told", |ps| {
+        ps[1].saw("video.stopped").is_some()
+    })
+    .await;
+    assert_eq!(parts[1].saw("video.stopped").unwrap()["source"], "camera");
+    let ann_in = |p: &Part| -> Value {
+        p.saw("video.participants").unwrap()["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["user_id"] == users[1])
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(ann_in(&parts[2])["camera"], false);
+    let cam_before = parts[2].got(users[1], "camera").len();
+    publish_burst(&mut parts, &[1], 300, 10).await;
+    assert_eq!(
+        parts[2].got(users[1], "camera").len(),
+        cam_before,
+        "a stopped camera was forwarded"
+    );
+    assert_eq!(seqs(&parts[2].got(users[1], "mic")).last(), Some(&309));
+    // She turns it on again: it is forwarded again, after a key frame request.
+    let asked = parts[1].media.keyframe_requests.len();
+    let r = parts[1]
+        .request(json!({"type": "video.media", "study_id": study, "mic": true, "camera": true, "screen": false}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    until(&mut parts, "a key frame asked of Ann", |ps| {
+        ps[1].media.keyframe_requests.len() > asked
+    })
+    .await;
+    publish_burst(&mut parts, &[1], 400, 10).await;
+    assert_eq!(seqs(&parts[2].got(users[1], "camera")).last(), Some(&409));
+
     // Metrics count what was forwarded.
     let m = metrics_text(&s).await;
     assert!(m.contains("studyon_video_forwarded_packets_total"), "{m}");

@@ -266,6 +266,8 @@ export class VideoRoom {
   mutedByLeader = false;
   /** The leader lifted a mute: say so until the microphone is used again. */
   unmuteAllowed = false;
+  /** The leader stopped my camera or screen: say so until I turn one on again. */
+  stoppedByLeader: 'camera' | 'screen' | null = null;
   /** What this tab sends. */
   mic = false;
   camera = false;
@@ -347,6 +349,11 @@ export class VideoRoom {
       this.live.on('video.muted', (f) => {
         const frame = f as AnyFrame;
         if (mine(frame) && this.active()) this.onMuted(frame.muted === true);
+      }),
+      this.live.on('video.stopped', (f) => {
+        const frame = f as AnyFrame;
+        if (!mine(frame) || this.phase !== 'joined') return;
+        if (frame.source === 'camera' || frame.source === 'screen') void this.onStopped(frame.source);
       }),
       this.live.on('video.status', (f) => {
         const frame = f as AnyFrame;
@@ -461,6 +468,7 @@ export class VideoRoom {
     this.localCamera = this.localScreen = null;
     this.mic = this.camera = this.screen = this.hand = false;
     this.mutedByLeader = false;
+    this.stoppedByLeader = null;
     this.unmuteAllowed = false;
     this.switching = false;
     this.tracks = new Map();
@@ -892,6 +900,14 @@ export class VideoRoom {
     });
   }
 
+  /** The leader stopped my camera or screen: stop sending it, as if I had turned it off. */
+  private async onStopped(source: 'camera' | 'screen'): Promise<void> {
+    this.stoppedByLeader = source;
+    if (source === 'camera' && this.camera) await this.toggleCamera();
+    else if (source === 'screen' && this.screen) await this.switchDevice(async (_s, tx) => this.stopScreen(tx));
+    this.changed();
+  }
+
   private onMuted(muted: boolean): void {
     const was = this.mutedByLeader;
     this.mutedByLeader = muted;
@@ -1019,6 +1035,7 @@ export class VideoRoom {
   }
 
   toggleCamera(): Promise<void> {
+    if (!this.camera && this.stoppedByLeader === 'camera') this.stoppedByLeader = null;
     return this.switchDevice(async (session, tx) => {
       if (this.camera) {
         // Off: nothing is sent and the device is released.
@@ -1051,6 +1068,7 @@ export class VideoRoom {
   }
 
   toggleScreen(): Promise<void> {
+    if (!this.screen && this.stoppedByLeader === 'screen') this.stoppedByLeader = null;
     return this.switchDevice(async (session, tx) => {
       if (this.screen) {
         await this.stopScreen(tx);
@@ -1124,6 +1142,11 @@ export class VideoRoom {
 
   remove(userId: number): void {
     this.moderate('video.remove', { user_id: userId });
+  }
+
+  /** Stops a participant's camera or screen share (they may turn it on again). */
+  stopSource(userId: number, source: 'camera' | 'screen'): void {
+    this.moderate('video.stop', { user_id: userId, source });
   }
 
   muteAll(): void {

@@ -11,7 +11,8 @@
 // - A raises a hand: the leader's tile of A shows it; raised again, the leader lowers it
 //   from the raised hands list and A's toggle follows; A turns the camera off (no video on
 //   the leader's tile) and on again (frames resume); A shares a screen (the fake capture
-//   source): the leader gets a screen tile and decodes it, until A stops;
+//   source): the leader gets a screen tile and decodes it, until A stops; A shares again
+//   and the leader stops it from the tile: A's share ends with a notice;
 // - B opens the study page mid-call and sees two in it, then joins late and decodes the leader's camera within a few seconds (the SFU asks the
 //   leader for a key frame); B asks for a simulcast layer of A's camera, and the leader
 //   enlarging A's tile asks for A's `high` layer;
@@ -305,6 +306,16 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await pa.page.getByTestId('video-screen-toggle').click();
   await pa.page.locator('[data-testid="video-screen-toggle"][data-on="false"]').waitFor();
   await waitUntil('A’s screen tile gone at the leader', async () => (await pl.page.locator('[data-testid="video-screen-tile"]').count()) === 0);
+  // A shares again, and the leader stops it from the screen tile: A's share ends with a
+  // notice, and the tile goes at the leader.
+  await pa.page.getByTestId('video-screen-toggle').click();
+  const screenAtLeader = pl.page.locator(`[data-testid="video-screen-tile"][data-user-id="${A}"]`);
+  await screenAtLeader.waitFor({ timeout: MEDIA_TIMEOUT_MS });
+  assert.equal(await pa.page.getByTestId('video-stop-screen').count(), 0, 'a member cannot stop shares');
+  await screenAtLeader.getByTestId('video-stop-screen').click();
+  await pa.page.locator('[data-testid="video-screen-toggle"][data-on="false"]').waitFor();
+  await pa.page.locator('[data-testid="video-stopped"][data-source="screen"]').waitFor();
+  await waitUntil('A’s screen tile gone at the leader after the stop', async () => (await screenAtLeader.count()) === 0);
 
   // ---- B joins late and decodes the leader's camera within a few seconds ----
   const pb = await openStudy(b, studyId, 'B');

@@ -70,6 +70,8 @@ crate::server_frames! {
     "video.muted" => VideoMuted { study_id: StudyId, muted: bool }
     /// I am out of the room.
     "video.left" => VideoLeft { study_id: StudyId, reason: LeftReason }
+    /// The leader stopped my camera or screen share (I may turn it on again).
+    "video.stopped" => VideoStopped { study_id: StudyId, source: Source }
     /// The reply to `video.status`: who is in the study's call (empty: no call), stamped
     /// like the `call_changed` study event.
     "video.status" => VideoStatus { id: Option<ReqId>, study_id: StudyId, user_ids: Vec<UserId>, version: i64 }

@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::VideoNode;
 use super::error::VideoError;
-use super::frames::{LeftReason, Participant, VideoLeft, VideoMuted, VideoParticipants};
+use super::frames::{
+    LeftReason, Participant, VideoLeft, VideoMuted, VideoParticipants, VideoStopped,
+};
 use super::sfu::route::{Layer, Source, one_of_each};
 use super::sfu::{self, MediaCmd, MediaEvent};
 use super::turn::IceServer;
@@ -66,6 +68,8 @@ pub enum Moderation {
     LowerHand(UserId),
     /// Lowers every raised hand (a question round is over).
     LowerHands,
+    /// Stops a participant's camera or screen share (they may turn it on again).
+    Stop(UserId, Source),
     End,
 }
 
@@ -152,6 +156,9 @@ pub struct VideoRoom {
     /// Who the leader muted, kept across leaving and joining again (else rejoining would
     /// lift the mute) until the leader allows them or the room ends.
     muted: std::collections::HashSet<UserId>,
+    /// Cameras and screens the leader stopped, until their participant turns them on
+    /// again or leaves.
+    stopped: std::collections::HashSet<(UserId, Source)>,
     media: mpsc::Sender<MediaCmd>,
     events: Option<mpsc::Receiver<MediaEvent>>,
     registry: Registry,
@@ -325,6 +332,7 @@ impl VideoRoom {
         let Some(seat) = self.seats.remove(&user) else {
             return;
         };
+        self.stopped.retain(|(u, _)| *u != user);
         self.cmd(MediaCmd::Remove { user });
         self.sup.unwatch(&seat.conn);
         self.deps.sockets.send(
@@ -518,6 +526,46 @@ impl VideoRoom {
         );
     }
 
+    /// The leader stops `user`'s camera or screen: the SFU drops it until they turn it on
+    /// again (`video.media`), and they are told, so an honest client stops sending.
+    fn stop_source(&mut self, user: UserId, source: Source) {
+        let Some(seat) = self.seats.get_mut(&user) else {
+            return;
+        };
+        match source {
+            Source::Camera => seat.state.camera = false,
+            Source::Screen => seat.state.screen = false,
+            Source::Mic => return,
+        }
+        let conn = seat.conn;
+        self.stopped.insert((user, source));
+        self.cmd(MediaCmd::Stop {
+            user,
+            source,
+            stopped: true,
+        });
+        self.deps.sockets.send(
+            conn,
+            &VideoStopped {
+                study_id: self.id,
+                source,
+            },
+        );
+    }
+
+    /// A participant turned a stopped source on again: it is forwarded again.
+    fn restart_sources(&mut self, user: UserId, camera: bool, screen: bool) {
+        for (source, on) in [(Source::Camera, camera), (Source::Screen, screen)] {
+            if on && self.stopped.remove(&(user, source)) {
+                self.cmd(MediaCmd::Stop {
+                    user,
+                    source,
+                    stopped: false,
+                });
+            }
+        }
+    }
+
     fn moderate(&mut self, conn: ConnId, action: Moderation) -> Result<VideoReply, VideoError> {
         let me = self.seat_of(conn)?;
         if me != self.leader {
@@ -526,7 +574,8 @@ impl VideoRoom {
         if let Moderation::Mute(u)
         | Moderation::AllowUnmute(u)
         | Moderation::Remove(u)
-        | Moderation::LowerHand(u) = action
+        | Moderation::LowerHand(u)
+        | Moderation::Stop(u, _) = action
             && !self.seats.contains_key(&u)
         {
             return Err(VideoError::NotInRoom);
@@ -554,6 +603,7 @@ impl VideoRoom {
                     set_hand(&mut s.state, false);
                 }
             }
+            Moderation::Stop(u, source) => self.stop_source(u, source),
             Moderation::End => {
                 self.end();
                 return Ok(VideoReply::Done);
@@ -570,6 +620,7 @@ impl VideoRoom {
                 if let Ok(user) = self.seat_of(conn) {
                     let seat = self.seats.remove(&user).expect("seated");
                     self.sup.unwatch(&seat.conn);
+                    self.stopped.retain(|(u, _)| *u != user);
                     self.cmd(MediaCmd::Remove { user });
                     self.announce();
                 }
@@ -595,6 +646,7 @@ impl VideoRoom {
                 seat.state.mic = mic;
                 seat.state.camera = camera;
                 seat.state.screen = screen;
+                self.restart_sources(u, camera, screen);
                 self.announce();
                 Ok(VideoReply::Done)
             }),
@@ -688,6 +740,7 @@ impl KeyedActor for VideoRoom {
                 leader: state.leader,
                 seats: BTreeMap::new(),
                 muted: Default::default(),
+                stopped: Default::default(),
                 media,
                 events: Some(ev_rx),
                 deps,

@@ -33,6 +33,7 @@ crate::client_requests! {
         "video.remove" => Remove { study_id: StudyId, user_id: UserId },
         "video.lower_hand" => LowerHand { study_id: StudyId, user_id: UserId },
         "video.lower_hands" => LowerHands { study_id: StudyId },
+        "video.stop" => Stop { study_id: StudyId, user_id: UserId, source: Source },
         "video.end" => End { study_id: StudyId },
         "video.status" => Status { study_id: StudyId },
     }
@@ -261,6 +262,22 @@ impl Family for VideoSocket {
                 let action = Moderation::LowerHand(user_id);
                 self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
                     .await
+            }
+            VideoRequest::Stop {
+                study_id,
+                user_id,
+                source,
+            } => {
+                if source == Source::Mic {
+                    Err(ApiError::validation(
+                        "source",
+                        "the leader mutes a microphone with video.mute",
+                    ))
+                } else {
+                    let action = Moderation::Stop(user_id, source);
+                    self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
+                        .await
+                }
             }
             VideoRequest::LowerHands { study_id } => {
                 let action = Moderation::LowerHands;

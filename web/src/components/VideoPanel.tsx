@@ -259,6 +259,11 @@ export function VideoPanel({ studyId, isLeader, names = new Map() }: { studyId: 
               <Notice>{t('video.mutedByLeader')}</Notice>
             </div>
           )}
+          {room.stoppedByLeader && (
+            <div data-testid="video-stopped" data-source={room.stoppedByLeader}>
+              <Notice>{t(room.stoppedByLeader === 'camera' ? 'video.stoppedCamera' : 'video.stoppedScreen')}</Notice>
+            </div>
+          )}
           {room.unmuteAllowed && !room.mutedByLeader && (
             <div data-testid="video-unmute-allowed">
               <Notice>{t('video.unmuteAllowed')}</Notice>
@@ -405,6 +410,7 @@ function JoinedView({
               mute: () => room.mute(p.user_id),
               allowUnmute: () => room.allowUnmute(p.user_id),
               remove: () => room.remove(p.user_id),
+              stopCamera: () => room.stopSource(p.user_id, 'camera'),
             }
           : null
       }
@@ -438,7 +444,15 @@ function JoinedView({
         {room.localScreen && <ScreenTile key="screen-me" participant={me} stream={room.localScreen} self />}
         {others.map((p) => {
           const s = room.remoteMedia(p.user_id).screen;
-          return s && p.screen ? <ScreenTile key={`screen-${p.user_id}`} participant={p} stream={s} self={false} /> : null;
+          return s && p.screen ? (
+            <ScreenTile
+              key={`screen-${p.user_id}`}
+              participant={p}
+              stream={s}
+              self={false}
+              onStop={isLeader && !p.leader ? () => room.stopSource(p.user_id, 'screen') : null}
+            />
+          ) : null;
         })}
         {focused && tileOf(focused)}
         <VideoTile

@@ -62,6 +62,7 @@ export interface TileModeration {
   mute: () => void;
   allowUnmute: () => void;
   remove: () => void;
+  stopCamera: () => void;
 }
 
 export function VideoTile({
@@ -175,6 +176,12 @@ export function VideoTile({
                 <span class="sr-only"> {p.display_name}</span>
               </button>
             ))}
+          {moderation && p.camera && (
+            <button type="button" class={videoSmallButton} data-testid="video-stop-camera" onClick={moderation.stopCamera}>
+              {t('video.stopCamera')}
+              <span class="sr-only"> {p.display_name}</span>
+            </button>
+          )}
           {moderation && (
             <button type="button" class={videoSmallButton} data-testid="video-remove" onClick={moderation.remove}>
               {t('video.remove')}
@@ -187,8 +194,18 @@ export function VideoTile({
   );
 }
 
-/** Someone's shared screen (mine too, as a preview). */
-export function ScreenTile({ participant: p, stream, self }: { participant: VideoParticipant; stream: MediaStream; self: boolean }) {
+/** Someone's shared screen (mine too, as a preview); `onStop` for the leader's stop. */
+export function ScreenTile({
+  participant: p,
+  stream,
+  self,
+  onStop = null,
+}: {
+  participant: VideoParticipant;
+  stream: MediaStream;
+  self: boolean;
+  onStop?: (() => void) | null;
+}) {
   const { t } = useI18n();
   const label = self ? t('video.myScreen') : t('video.screenOf', { name: p.display_name });
   return (
@@ -197,6 +214,14 @@ export function ScreenTile({ participant: p, stream, self }: { participant: Vide
         <VideoView stream={stream} contain label={label} />
         <figcaption class="absolute inset-x-0 bottom-0 bg-slate-900/70 px-2 py-1 text-xs font-semibold text-white">{label}</figcaption>
       </figure>
+      {onStop && (
+        <div class="flex flex-wrap gap-1">
+          <button type="button" class={videoSmallButton} data-testid="video-stop-screen" onClick={onStop}>
+            {t('video.stopScreen')}
+            <span class="sr-only"> {p.display_name}</span>
+          </button>
+        </div>
+      )}
     </li>
   );
 }

@@ -89,6 +89,12 @@ pub enum MediaCmd {
         user: UserId,
         muted: bool,
     },
+    /// The leader stopped a participant's camera or screen, or they turned it on again.
+    Stop {
+        user: UserId,
+        source: Source,
+        stopped: bool,
+    },
     Layer {
         sub: UserId,
         publisher: UserId,
@@ -295,6 +301,25 @@ impl MediaLoop {
             }
             MediaCmd::Remove { user } => self.remove(user),
             MediaCmd::Mute { user, muted } => self.routing.set_muted(user, muted),
+            MediaCmd::Stop {
+                user,
+                source,
+                stopped,
+            } => {
+                self.routing.set_stopped(user, source, stopped);
+                // Back on: the others can decode nothing until its next key frame.
+                let now = Instant::now();
+                for mid in self.routing.mids_of(user, source) {
+                    if !stopped && self.routing.keyframe_due(user, mid, now) {
+                        self.work.push_back(Work::Keyframe(
+                            user,
+                            mid,
+                            None,
+                            KeyframeRequestKind::Pli,
+                        ));
+                    }
+                }
+            }
             MediaCmd::Layer {
                 sub,
                 publisher,

@@ -300,6 +300,9 @@ pub struct Routing {
     subs: BTreeMap<UserId, Vec<OutTrack>>,
     /// Participants whose microphone the leader muted: their audio is not forwarded.
     muted: HashSet<UserId>,
+    /// Cameras and screens the leader stopped: not forwarded until their participant turns
+    /// them on again (a client that ignores the stop still reaches no one).
+    stopped: HashSet<(UserId, Source)>,
     /// (subscriber, publisher) → highest layer wanted; `High` when unset.
     layers: HashMap<(UserId, UserId), Layer>,
     /// Subscribers whose reported loss caps their layers below what they ask: the cap and
@@ -325,6 +328,7 @@ impl Routing {
         self.tracks.retain(|(origin, _), _| *origin != user);
         self.layers.retain(|(s, p), _| *s != user && *p != user);
         self.caps.remove(&user);
+        self.stopped.retain(|(u, _)| *u != user);
         for out in self.subs.values_mut() {
             out.retain_mut(|t| {
                 if t.origin != user {
@@ -379,6 +383,23 @@ impl Routing {
         } else {
             self.muted.remove(&user);
         }
+    }
+
+    pub fn set_stopped(&mut self, user: UserId, source: Source, stopped: bool) {
+        if stopped {
+            self.stopped.insert((user, source));
+        } else {
+            self.stopped.remove(&(user, source));
+        }
+    }
+
+    /// The m-lines on which `origin` publishes `source` (one, unless it re-offered).
+    pub fn mids_of(&self, origin: UserId, source: Source) -> Vec<Mid> {
+        self.tracks
+            .iter()
+            .filter(|((o, _), t)| *o == origin && t.source == source)
+            .map(|((_, m), _)| *m)
+            .collect()
     }
 
     /// Only for two participants of the room: the table stays within participants².
@@ -463,7 +484,9 @@ impl Routing {
         let Some(track) = self.tracks.get_mut(&(origin, mid)) else {
             return fwd;
         };
-        if track.source == Source::Mic && self.muted.contains(&origin) {
+        let held = (track.source == Source::Mic && self.muted.contains(&origin))
+            || self.stopped.contains(&(origin, track.source));
+        if held {
             for t in self.subs.values_mut().flat_map(|o| o.iter_mut()) {
                 if t.origin == origin && t.origin_mid == mid {
                     t.renumber.skip();
@@ -836,6 +859,33 @@ mod tests {
         let to = fwd(&mut r, A, mid("0"), None, false, now).to;
         assert_eq!(to.len(), 1);
         assert_eq!(to[0].2.seq, before + 1, "no gap where the mute was");
+    }
+
+    #[test]
+    fn a_stopped_camera_is_not_forwarded_until_turned_on_again() {
+        let now = Instant::now();
+        let mut r = Routing::default();
+        r.add_peer(A);
+        r.add_peer(B);
+        r.add_track(A, mid("0"), Source::Mic);
+        r.add_track(A, mid("1"), Source::Camera);
+        negotiate(&mut r, B);
+        assert_eq!(r.mids_of(A, Source::Camera), vec![mid("1")]);
+        let before = fwd(&mut r, A, mid("1"), None, true, now).to[0].2.seq;
+        r.set_stopped(A, Source::Camera, true);
+        assert!(fwd(&mut r, A, mid("1"), None, true, now).to.is_empty());
+        assert_eq!(
+            fwd(&mut r, A, mid("0"), None, false, now).to.len(),
+            1,
+            "the mic goes on"
+        );
+        r.set_stopped(A, Source::Camera, false);
+        let to = fwd(&mut r, A, mid("1"), None, true, now).to;
+        assert_eq!(to[0].2.seq, before + 1, "no gap where the stop was");
+        // Leaving forgets the stop.
+        r.set_stopped(A, Source::Camera, true);
+        r.remove_peer(A);
+        assert!(r.stopped.is_empty());
     }
 
     #[test]
