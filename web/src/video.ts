@@ -18,11 +18,15 @@
 //   by id, every wait is bounded.
 // - A socket that drops (or a new `hello`) ends the session here: the server
 //   forgets a socket's media when it closes, so the panel says "disconnected".
-//   When the next connection says `hello`, the tab joins again by itself, with the
-//   microphone and camera as they were (a camera the user had turned off stays off;
-//   a screen share needs a new pick, so it is not resumed). If nobody else is in the
-//   call for REJOIN_ALONE_MS after that, the call had ended meanwhile and it leaves
-//   (`left`, reason `empty`); after a server restart the others come back within it.
+//   When the next connection says `hello`, the tab asks who is in the call
+//   (`video.status`) and joins again by itself, with the microphone and camera as
+//   they were (a camera the user had turned off stays off; a screen share needs a
+//   new pick, so it is not resumed). It does not join if the call's room is still
+//   running but empty and changed since the tab last heard of it: the call ended
+//   meanwhile, so it says so (`left`, reason `empty`) rather than start a new one.
+//   A room that is not running says nothing either way (the server may have
+//   restarted, and everyone is coming back): the tab joins, and if nobody else is in
+//   the call for REJOIN_ALONE_MS after that, it leaves the same way.
 // - The microphone and camera can be picked from the devices the browser lists
 //   (`chooseDevice`): the new track replaces the old one on the same transceiver, so
 //   nothing is renegotiated. A pick is kept for later joins (preferred, not required,
@@ -131,6 +135,8 @@ const LAYER_DEBOUNCE_MS = 400;
  * long, while a call the leader ended stays empty.
  */
 const REJOIN_ALONE_MS = 12_000;
+/** How long a rejoin waits for the `video.status` reply before joining anyway. */
+const STATUS_WAIT_MS = 3_000;
 
 const CAMERA_CONSTRAINTS: MediaTrackConstraints = {
   width: { ideal: 1280 },
@@ -314,6 +320,11 @@ export class VideoRoom {
   private stopped = false;
   /** The call dropped with the socket: rejoin with these toggles on the next `hello`. */
   private rejoin: { mic: boolean; camera: boolean } | null = null;
+  /**
+   * A rejoin waiting for the `video.status` reply after `hello`, with the call's version
+   * as the tab last knew it before the drop.
+   */
+  private pendingRejoin: { mic: boolean; camera: boolean; before: number; timer: ReturnType<typeof setTimeout> } | null = null;
   private aloneTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -357,7 +368,9 @@ export class VideoRoom {
       }),
       this.live.on('video.status', (f) => {
         const frame = f as AnyFrame;
-        if (mine(frame)) this.setCall(frame.user_ids, frame.version);
+        if (!mine(frame)) return;
+        this.setCall(frame.user_ids, frame.version);
+        this.settleRejoin({ userIds: Array.isArray(frame.user_ids) ? frame.user_ids : [], version: num(frame.version) ?? 0 });
       }),
       this.live.on('study.event', (f) => {
         const frame = f as AnyFrame;
@@ -375,12 +388,18 @@ export class VideoRoom {
       // The server drops a socket's media with the socket: a new connection starts over,
       // and a call the socket took down is joined again.
       this.live.on('hello', () => {
+        const before = this.call.version;
         this.call = { userIds: [], version: -1 };
-        this.askStatus();
         this.disconnected();
         const keep = this.rejoin;
         this.rejoin = null;
-        if (keep && this.phase === 'disconnected') void this.join({ ...keep, rejoin: true });
+        this.cancelPendingRejoin();
+        if (keep && this.phase === 'disconnected') {
+          // Join once the status says whether the call is still on (bounded).
+          const timer = setTimeout(() => this.settleRejoin(null), STATUS_WAIT_MS);
+          this.pendingRejoin = { ...keep, before, timer };
+        }
+        this.askStatus();
       }),
       this.live.onState((s: ConnState) => {
         if (s !== 'connected') this.disconnected();
@@ -399,6 +418,30 @@ export class VideoRoom {
     if (this.live.state === 'connected') this.askStatus();
   }
 
+  private cancelPendingRejoin(): void {
+    if (this.pendingRejoin) clearTimeout(this.pendingRejoin.timer);
+    this.pendingRejoin = null;
+  }
+
+  /**
+   * Decides a rejoin waiting after `hello` from the call's status (`null`: no reply in
+   * time): a running room that is empty and changed since the tab last knew it means
+   * the call ended while the tab was away.
+   */
+  private settleRejoin(status: { userIds: unknown[]; version: number } | null): void {
+    const p = this.pendingRejoin;
+    if (!p) return;
+    this.cancelPendingRejoin();
+    if (this.phase !== 'disconnected' || this.stopped) return;
+    if (status && status.userIds.length === 0 && status.version > 0 && status.version > p.before) {
+      this.phase = 'left';
+      this.leftReason = 'empty';
+      this.changed();
+      return;
+    }
+    void this.join({ mic: p.mic, camera: p.camera, rejoin: true });
+  }
+
   /** Asks who is in the call; the reply is handled by the `video.status` listener. */
   private askStatus(): void {
     this.live.send({ type: 'video.status', id: this.nextId(), study_id: this.studyId });
@@ -414,6 +457,7 @@ export class VideoRoom {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.cancelPendingRejoin();
     for (const off of this.offs) off();
     this.offs = [];
     if (this.active()) this.live.send({ type: 'video.leave', id: this.nextId(), study_id: this.studyId });
@@ -572,7 +616,10 @@ export class VideoRoom {
    */
   async join(keep?: { mic: boolean; camera: boolean; rejoin?: boolean }): Promise<void> {
     if (this.active() || this.stopped) return;
-    if (!keep?.rejoin) this.rejoin = null;
+    if (!keep?.rejoin) {
+      this.rejoin = null;
+      this.cancelPendingRejoin();
+    }
     this.teardown();
     const session = this.session;
     this.phase = 'joining';

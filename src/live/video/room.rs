@@ -676,8 +676,11 @@ impl VideoRoom {
                 self.end();
                 Ok(VideoReply::Done)
             }
+            // Who is in it now, though news of the last change may wait for its gap: a
+            // tab deciding whether to rejoin must not see a participant who just left.
+            // The stamp is the last one told, so the news that follows is newer.
             VideoMsg::Status => Ok(VideoReply::Status {
-                user_ids: self.told.clone(),
+                user_ids: self.seats.keys().copied().collect(),
                 version: self.version,
             }),
             VideoMsg::LeaderChanged { leader } => {
