@@ -574,6 +574,7 @@ mod wire_tests {
                     id: UserId(1),
                     display_name: "지민".into(),
                 },
+                rejoin: true,
             },
             VideoMsg::Leave { conn: conn() },
             VideoMsg::Offer {

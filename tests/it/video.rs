@@ -1007,6 +1007,53 @@ async fn the_study_page_sees_a_call_in_progress() {
     );
 }
 
+/// A client coming back after a dropped connection (`rejoin`) into an empty call tells no
+/// one a call started (after a server restart the first one back would); the next call
+/// someone starts is told.
+#[actix_rt::test]
+async fn a_rejoin_into_an_empty_call_notifies_no_one() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let started = |body: &Value, by: i64| -> usize {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == "call_started" && n["payload"]["by"]["id"] == by)
+            .count()
+    };
+    let mut a = Part::connect(&s, &ann, study).await;
+    let r = a
+        .request(json!({"type": "video.join", "study_id": study, "rejoin": true}))
+        .await;
+    assert_eq!(r["type"], "video.joined", "{r}");
+    let r = a
+        .request(json!({"type": "video.leave", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let mut l = Part::connect(&s, &leader, study).await;
+    let r = l
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined", "{r}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = get(&s, "/api/notifications?limit=50", Some(&ann.cookie)).await;
+        if started(&body, uid(&leader)) == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Ann was not told the leader started a call: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, body) = get(&s, "/api/notifications?limit=50", Some(&leader.cookie)).await;
+    assert_eq!(started(&body, uid(&ann)), 0, "{body}");
+}
+
 /// The hands `p` saw raised in its last `video.participants`, in the order raised.
 fn hands(p: &Part) -> Vec<i64> {
     let list = p.saw("video.participants").expect("participants")["participants"]

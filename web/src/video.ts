@@ -629,7 +629,7 @@ export class VideoRoom {
     this.changed();
     let inRoom = false;
     try {
-      const joined = await this.request('video.join', {}, 'video.joined');
+      const joined = await this.request('video.join', keep?.rejoin ? { rejoin: true } : {}, 'video.joined');
       if (session !== this.session) return;
       inRoom = true;
       this.you = num(joined.you);

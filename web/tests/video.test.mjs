@@ -459,6 +459,9 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
     );
   }
   await tile(pl.page, A).waitFor();
+  // Coming back is not starting a call: no one is notified of one.
+  const rejoinA = pa.sent.filter((f) => f.type === 'video.join').at(-1);
+  assert.equal(rejoinA?.rejoin, true, `A's join after the restart says rejoin: ${JSON.stringify(rejoinA)}`);
   await waitForFrames(pl, A, 'the leader sees A after the restart');
   await waitForFrames(pa, L, 'A sees the leader after the restart');
 

@@ -78,6 +78,10 @@ pub enum VideoMsg {
     Join {
         conn: ConnId,
         user: Author,
+        /// The client is coming back after its connection dropped, not starting a call:
+        /// an empty room then tells no one a call started (after a server restart the
+        /// first one back would).
+        rejoin: bool,
     },
     Leave {
         conn: ConnId,
@@ -360,7 +364,7 @@ impl VideoRoom {
         }
     }
 
-    fn join(&mut self, conn: ConnId, user: Author) -> Result<VideoReply, VideoError> {
+    fn join(&mut self, conn: ConnId, user: Author, rejoin: bool) -> Result<VideoReply, VideoError> {
         let existing = self.seats.get(&user.id).map(|s| s.conn);
         match existing {
             Some(c) if c == conn => {}
@@ -372,7 +376,7 @@ impl VideoRoom {
             }
         }
         if !self.seats.contains_key(&user.id) {
-            if self.seats.is_empty() {
+            if self.seats.is_empty() && !rejoin {
                 self.notice_call_started(&user);
             }
             let muted = self.muted.contains(&user.id);
@@ -615,7 +619,7 @@ impl VideoRoom {
 
     fn handle(&mut self, msg: VideoMsg, reply: ReplyTo<Result<VideoReply, VideoError>>) {
         let result = match msg {
-            VideoMsg::Join { conn, user } => self.join(conn, user),
+            VideoMsg::Join { conn, user, rejoin } => self.join(conn, user, rejoin),
             VideoMsg::Leave { conn } => {
                 if let Ok(user) = self.seat_of(conn) {
                     let seat = self.seats.remove(&user).expect("seated");

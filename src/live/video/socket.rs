@@ -20,7 +20,7 @@ pub const MAX_SDP_BYTES: usize = 256 * 1024;
 
 crate::client_requests! {
     pub enum VideoRequest {
-        "video.join" => Join { study_id: StudyId },
+        "video.join" => Join { study_id: StudyId, #[serde(default)] rejoin: bool },
         "video.offer" => Offer { study_id: StudyId, sdp: String, sources: BTreeMap<String, Source> },
         "video.answer" => Answer { study_id: StudyId, sdp: String },
         "video.leave" => Leave { study_id: StudyId },
@@ -57,6 +57,7 @@ impl VideoSocket {
         conn: &Conn<'_>,
         id: Option<ReqId>,
         study: StudyId,
+        rejoin: bool,
     ) -> Result<(), ApiError> {
         if let Some(other) = self.room
             && other != study
@@ -73,6 +74,7 @@ impl VideoSocket {
         let msg = VideoMsg::Join {
             conn: conn.id,
             user: conn.author(),
+            rejoin,
         };
         let VideoReply::Joined {
             participants,
@@ -158,11 +160,13 @@ impl Family for VideoSocket {
     async fn on_request(&mut self, conn: &Conn<'_>, id: Option<ReqId>, req: VideoRequest) {
         let c = conn.id;
         let result = match req {
-            VideoRequest::Join { study_id } => match self.join(conn, id.clone(), study_id).await {
-                // `video.joined` is the reply.
-                Ok(()) => return,
-                Err(e) => Err(e),
-            },
+            VideoRequest::Join { study_id, rejoin } => {
+                match self.join(conn, id.clone(), study_id, rejoin).await {
+                    // `video.joined` is the reply.
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            }
             VideoRequest::Offer {
                 study_id,
                 sdp,
