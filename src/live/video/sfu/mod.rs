@@ -123,9 +123,6 @@ struct Peer {
     silent: HashMap<Mid, Source>,
     /// Its incoming streams: SSRC → (m-line, layer), as str0m mapped them.
     streams: Vec<(Ssrc, Mid, Option<Rid>)>,
-    /// Video m-lines sent to this participant whose resend history is sized (see
-    /// [`RTX_AGE`]); str0m creates a stream's history at the stream's first negotiation.
-    rtx_sized: Vec<Mid>,
     /// Payload types to write with: (publisher, its payload type) → this participant's
     /// (`None`: it has no matching codec). Cleared at every negotiation.
     pts: Vec<(UserId, Pt, Option<Pt>)>,
@@ -364,7 +361,6 @@ impl MediaLoop {
             ufrag: creds.ufrag,
             addrs: Vec::new(),
             streams: Vec::new(),
-            rtx_sized: Vec::new(),
             pts: Vec::new(),
             published: HashMap::new(),
             silent: HashMap::new(),
@@ -448,18 +444,25 @@ impl MediaLoop {
         match result {
             Ok(()) => {
                 self.forget_pts();
-                // Forget the histories of lines that closed, so this stays as short as
-                // the participant's open lines.
-                let open: Vec<Mid> = self
+                // The answer declared the streams of the lines it opened (`Opening` until
+                // `offer_answered` below): their resend history is sized now, once per
+                // stream and off the packet path (see `RTX_AGE`).
+                let opened: Vec<Mid> = self
                     .routing
                     .out(user)
                     .iter()
+                    .filter(|t| t.source.kind() == MediaKind::Video)
                     .filter_map(|t| match t.state {
-                        OutState::Opening(m) | OutState::Open(m) => Some(m),
+                        OutState::Opening(m) => Some(m),
                         _ => None,
                     })
                     .collect();
-                self.peers[i].rtx_sized.retain(|m| open.contains(m));
+                let mut api = self.peers[i].rtc.direct_api();
+                for m in opened {
+                    if let Some(tx) = api.stream_tx_by_mid(m, None) {
+                        tx.set_rtx_cache(RTX_PACKETS, RTX_AGE, RTX_RATIO_CAP);
+                    }
+                }
                 let now = Instant::now();
                 for (origin, mid) in self.routing.offer_answered(user) {
                     let video = self
@@ -839,15 +842,10 @@ impl MediaLoop {
             let Some(out_pt) = self.out_pt(i, origin, pt, &params) else {
                 continue;
             };
-            let p = &mut self.peers[i];
-            let mut api = p.rtc.direct_api();
+            let mut api = self.peers[i].rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
                 continue;
             };
-            if video && !p.rtx_sized.contains(&out_mid) {
-                tx.set_rtx_cache(RTX_PACKETS, RTX_AGE, RTX_RATIO_CAP);
-                p.rtx_sized.push(out_mid);
-            }
             let mut w = RtpWrite::new(
                 out_pt,
                 n.seq.into(),
