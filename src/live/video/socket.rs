@@ -127,6 +127,20 @@ impl VideoSocket {
         Ok(())
     }
 
+    /// A leader's action in the room this socket sits in (the room checks the leader).
+    async fn moderate(
+        &self,
+        conn: &Conn<'_>,
+        study: StudyId,
+        action: Moderation,
+    ) -> Result<(), ApiError> {
+        let msg = VideoMsg::Moderate {
+            conn: conn.id,
+            action,
+        };
+        self.in_room(conn, study, msg).await
+    }
+
     /// A request for the room this socket sits in.
     async fn in_room(
         &self,
@@ -163,6 +177,13 @@ impl Family for VideoSocket {
             VideoRequest::Join { study_id, rejoin } => {
                 match self.join(conn, id.clone(), study_id, rejoin).await {
                     // `video.joined` is the reply.
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            }
+            VideoRequest::Status { study_id } => {
+                match Self::status(conn, id.clone(), study_id).await {
+                    // `video.status` is the reply.
                     Ok(()) => return,
                     Err(e) => Err(e),
                 }
@@ -236,35 +257,22 @@ impl Family for VideoSocket {
                 self.in_room(conn, study_id, msg).await
             }
             VideoRequest::Mute { study_id, user_id } => {
-                let action = Moderation::Mute(user_id);
-                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
+                self.moderate(conn, study_id, Moderation::Mute(user_id))
                     .await
             }
             VideoRequest::MuteAll { study_id } => {
-                let action = Moderation::MuteAll;
-                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
-                    .await
+                self.moderate(conn, study_id, Moderation::MuteAll).await
             }
             VideoRequest::AllowUnmute { study_id, user_id } => {
-                let action = Moderation::AllowUnmute(user_id);
-                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
+                self.moderate(conn, study_id, Moderation::AllowUnmute(user_id))
                     .await
             }
             VideoRequest::Remove { study_id, user_id } => {
-                let action = Moderation::Remove(user_id);
-                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
+                self.moderate(conn, study_id, Moderation::Remove(user_id))
                     .await
             }
-            VideoRequest::Status { study_id } => {
-                match Self::status(conn, id.clone(), study_id).await {
-                    // `video.status` is the reply.
-                    Ok(()) => return,
-                    Err(e) => Err(e),
-                }
-            }
             VideoRequest::LowerHand { study_id, user_id } => {
-                let action = Moderation::LowerHand(user_id);
-                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
+                self.moderate(conn, study_id, Moderation::LowerHand(user_id))
                     .await
             }
             VideoRequest::Stop {
@@ -278,21 +286,14 @@ impl Family for VideoSocket {
                         "the leader mutes a microphone with video.mute",
                     ))
                 } else {
-                    let action = Moderation::Stop(user_id, source);
-                    self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
+                    self.moderate(conn, study_id, Moderation::Stop(user_id, source))
                         .await
                 }
             }
             VideoRequest::LowerHands { study_id } => {
-                let action = Moderation::LowerHands;
-                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
-                    .await
+                self.moderate(conn, study_id, Moderation::LowerHands).await
             }
-            VideoRequest::End { study_id } => {
-                let action = Moderation::End;
-                self.in_room(conn, study_id, VideoMsg::Moderate { conn: c, action })
-                    .await
-            }
+            VideoRequest::End { study_id } => self.moderate(conn, study_id, Moderation::End).await,
         };
         match result {
             Ok(()) => conn.ack(id),
