@@ -627,6 +627,14 @@ mod wire_tests {
                 conn: conn(),
                 action: Moderation::Stop(UserId(2), Source::Screen),
             },
+            VideoMsg::Moderate {
+                conn: conn(),
+                action: Moderation::Lock(Source::Camera, true),
+            },
+            VideoMsg::Moderate {
+                conn: conn(),
+                action: Moderation::Allow(UserId(2), Source::Mic),
+            },
             VideoMsg::MemberGone { user: UserId(2) },
             VideoMsg::StudyGone,
             VideoMsg::LeaderChanged { leader: UserId(2) },
@@ -660,9 +668,11 @@ mod wire_tests {
                     hand: true,
                     hand_at: Some(12),
                     muted: false,
+                    locked: vec![super::video::sfu::route::Source::Screen],
                     connected: true,
                     quality: Some(super::video::sfu::quality::Quality::Fair),
                 }],
+                locks: vec![Source::Mic, Source::Screen],
                 ice_servers: vec![IceServer {
                     urls: vec!["turn:127.0.0.1:3478".into()],
                     username: Some("1:1".into()),
@@ -677,6 +687,7 @@ mod wire_tests {
             Ok(VideoReply::Done),
             Err(VideoError::Full(25)),
             Err(VideoError::BadSdp("nope".into())),
+            Err(VideoError::Locked(Source::Camera)),
         ];
         for r in &replies {
             round_trip(r);

@@ -436,6 +436,163 @@ async fn forwarding_and_mute(b: &Backend) {
 }
 both_backends!(forwarding_and_mute);
 
+/// `who`'s entry in the last `video.participants` `p` saw, and the room's locks there.
+fn entry(p: &Part, who: i64) -> (Value, Value) {
+    let f = p.saw("video.participants").expect("participants");
+    let me = f["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["user_id"] == who)
+        .cloned()
+        .unwrap_or(Value::Null);
+    (me, f["locks"].clone())
+}
+
+/// The leader's locks: a locked camera is dropped for everyone but the leader (even from a
+/// client that keeps sending), cannot be turned on again until the leader allows that one
+/// participant, and stopping them takes the allowance back; a locked microphone mutes
+/// everyone but the leader and whoever is allowed, and holds for a joiner.
+#[actix_rt::test]
+async fn the_leaders_locks_hold_until_allowed() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann, bob] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let both = [Source::Mic, Source::Camera];
+    let mut parts = vec![
+        Part::join(&s, &leader, study, &both).await,
+        Part::join(&s, &ann, study, &both).await,
+        Part::join(&s, &bob, study, &both).await,
+    ];
+    until_meshed(&mut parts, 2).await;
+    let users: Vec<i64> = parts.iter().map(|p| p.user).collect();
+    let media = |mic: bool, camera: bool| json!({"type": "video.media", "study_id": study, "mic": mic, "camera": camera, "screen": false});
+    for p in parts.iter_mut() {
+        let r = p.request(media(true, true)).await;
+        assert_eq!(r["type"], "ack", "{r}");
+    }
+
+    // Only the leader locks; an unknown source is refused as such.
+    let lock = |source: &str, locked: bool| json!({"type": "video.lock", "study_id": study, "source": source, "locked": locked});
+    let r = parts[2].request(lock("camera", true)).await;
+    assert_eq!(r["error"], "not_leader", "{r}");
+    let r = parts[0].request(lock("webcam", true)).await;
+    assert_eq!(r["type"], "error", "{r}");
+    let r = parts[0].request(lock("camera", true)).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    until(&mut parts, "Ann and Bob are told", |ps| {
+        ps[1].saw("video.stopped").is_some() && ps[2].saw("video.stopped").is_some()
+    })
+    .await;
+    until(&mut parts, "the lock is listed", |ps| {
+        entry(&ps[0], users[1]).0["locked"] == json!(["camera"])
+    })
+    .await;
+    let (ann_entry, locks) = entry(&parts[0], users[1]);
+    assert_eq!(locks, json!(["camera"]));
+    assert_eq!(ann_entry["camera"], false, "{ann_entry}");
+    assert_eq!(entry(&parts[0], users[0]).0["locked"], json!([]));
+
+    // Ann's client ignores it and keeps sending: nothing of her camera is forwarded, her
+    // microphone and the leader's camera are.
+    let cam_before = parts[2].got(users[1], "camera").len();
+    let lead_before = parts[2].got(users[0], "camera").len();
+    publish_burst(&mut parts, &[0, 1], 100, 10).await;
+    assert_eq!(
+        parts[2].got(users[1], "camera").len(),
+        cam_before,
+        "a locked camera was forwarded"
+    );
+    assert_eq!(seqs(&parts[2].got(users[1], "mic")).last(), Some(&109));
+    assert_eq!(parts[2].got(users[0], "camera").len(), lead_before + 10);
+    let r = parts[1].request(media(true, true)).await;
+    assert_eq!(r["error"], "source_locked", "{r}");
+    let r = parts[0].request(media(true, true)).await;
+    assert_eq!(r["type"], "ack", "the leader is never held: {r}");
+
+    // The leader allows Ann her camera: she turns it on and it is forwarded again. Bob is
+    // still held.
+    let allow = |user: i64, source: &str| json!({"type": "video.allow", "study_id": study, "user_id": user, "source": source});
+    let r = parts[2].request(allow(users[2], "camera")).await;
+    assert_eq!(r["error"], "not_leader", "{r}");
+    let r = parts[0].request(allow(users[1], "camera")).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = parts[1].request(media(true, true)).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = parts[2].request(media(true, true)).await;
+    assert_eq!(r["error"], "source_locked", "{r}");
+    run(&mut parts, Duration::from_millis(200)).await;
+    publish_burst(&mut parts, &[1], 200, 10).await;
+    assert_eq!(seqs(&parts[2].got(users[1], "camera")).last(), Some(&209));
+
+    // Stopping her takes the allowance back.
+    let r = parts[0]
+        .request(json!({"type": "video.stop", "study_id": study, "user_id": users[1], "source": "camera"}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = parts[1].request(media(true, true)).await;
+    assert_eq!(r["error"], "source_locked", "{r}");
+
+    // A microphone lock mutes everyone but the leader; the leader lets Bob speak.
+    let r = parts[0].request(lock("mic", true)).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    for i in [1, 2] {
+        let m = wait_for(&mut parts[i], "video.muted").await;
+        assert_eq!(m["muted"], true, "{m}");
+    }
+    let heard: Vec<usize> = [1, 2]
+        .iter()
+        .map(|&u| parts[0].got(users[u], "mic").len())
+        .collect();
+    publish_burst(&mut parts, &[0, 1, 2], 300, 10).await;
+    for (k, &u) in [1, 2].iter().enumerate() {
+        assert_eq!(
+            parts[0].got(users[u], "mic").len(),
+            heard[k],
+            "a locked microphone was forwarded"
+        );
+    }
+    assert_eq!(seqs(&parts[1].got(users[0], "mic")).last(), Some(&309));
+    let r = parts[0].request(allow(users[2], "mic")).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    assert_eq!(wait_for(&mut parts[2], "video.muted").await["muted"], false);
+    let r = parts[2].request(media(true, false)).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = parts[1].request(media(true, false)).await;
+    assert_eq!(r["error"], "muted_by_leader", "{r}");
+    run(&mut parts, Duration::from_millis(200)).await;
+    publish_burst(&mut parts, &[1, 2], 400, 10).await;
+    assert_eq!(seqs(&parts[0].got(users[2], "mic")).last(), Some(&409));
+    assert_eq!(parts[0].got(users[1], "mic").len(), heard[0]);
+
+    // The lock holds for someone joining: Ann's second tab takes her seat muted.
+    let mut again = Part::connect(&s, &ann, study).await;
+    let r = again
+        .request(json!({"type": "video.join", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "video.joined", "{r}");
+    assert_eq!(r["locks"], json!(["mic", "camera"]), "{r}");
+    let me = r["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user_id"] == users[1])
+        .cloned()
+        .expect("Ann listed");
+    assert_eq!(me["muted"], true, "{me}");
+    assert_eq!(me["locked"], json!(["camera"]), "{me}");
+
+    // Lifting the locks frees her.
+    for source in ["mic", "camera"] {
+        let r = parts[0].request(lock(source, false)).await;
+        assert_eq!(r["type"], "ack", "{r}");
+    }
+    assert_eq!(wait_for(&mut again, "video.muted").await["muted"], false);
+    let r = again.request(media(true, true)).await;
+    assert_eq!(r["type"], "ack", "{r}");
+}
+
 /// Runs everyone for `dur` while `who` sends one frame of `source` per 20 ms (sequence
 /// numbers from `from`); returns the next sequence number.
 async fn send_for(parts: &mut [Part], who: usize, source: Source, from: u16, dur: Duration) -> u16 {

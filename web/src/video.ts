@@ -47,8 +47,10 @@ export interface VideoParticipant {
   hand: boolean;
   /** When the hand went up (server ms), to list hands in the order raised; null while down. */
   hand_at: number | null;
-  /** Muted by the leader. */
+  /** Muted by the leader, or held by the microphone lock. */
   muted: boolean;
+  /** The camera and screen the leader's locks keep them from turning on. */
+  locked: VideoSource[];
   /** Media is flowing. */
   connected: boolean;
   /** Their link to the server, as the server measures it (null until measured). */
@@ -179,11 +181,18 @@ function parseParticipants(list: unknown): VideoParticipant[] {
       hand: p.hand === true,
       hand_at: p.hand === true ? num(p.hand_at) : null,
       muted: p.muted === true,
+      locked: parseSources(p.locked),
       connected: p.connected === true,
       quality: typeof p.quality === 'string' && QUALITIES.includes(p.quality) ? (p.quality as VideoQuality) : null,
     });
   }
   return out;
+}
+
+/** A list of sources from the server, unknown ones left out. */
+function parseSources(list: unknown): VideoSource[] {
+  if (!Array.isArray(list)) return [];
+  return VIDEO_SOURCES.filter((s) => list.includes(s));
 }
 
 function parseTracks(list: unknown): Map<string, TrackInfo> {
@@ -274,6 +283,8 @@ export class VideoRoom {
   unmuteAllowed = false;
   /** The leader stopped my camera or screen: say so until I turn one on again. */
   stoppedByLeader: 'camera' | 'screen' | null = null;
+  /** The sources the leader locked for everyone but the leader. */
+  locks: VideoSource[] = [];
   /** What this tab sends. */
   mic = false;
   camera = false;
@@ -348,7 +359,7 @@ export class VideoRoom {
       }),
       this.live.on('video.participants', (f) => {
         const frame = f as AnyFrame;
-        if (mine(frame) && this.active()) this.setParticipants(frame.participants);
+        if (mine(frame) && this.active()) this.setParticipants(frame.participants, frame.locks);
       }),
       this.live.on('video.speaker', (f) => {
         const frame = f as AnyFrame;
@@ -513,6 +524,7 @@ export class VideoRoom {
     this.mic = this.camera = this.screen = this.hand = false;
     this.mutedByLeader = false;
     this.stoppedByLeader = null;
+    this.locks = [];
     this.unmuteAllowed = false;
     this.switching = false;
     this.tracks = new Map();
@@ -634,7 +646,7 @@ export class VideoRoom {
       inRoom = true;
       this.you = num(joined.you);
       this.maxParticipants = num(joined.max_participants) ?? 0;
-      this.setParticipants(joined.participants);
+      this.setParticipants(joined.participants, joined.locks);
       if (keep?.rejoin) {
         // The call may have ended while we were away (the join started a new one), or
         // everyone was dropped together and is coming back: leave only if still alone.
@@ -879,8 +891,9 @@ export class VideoRoom {
 
   // ---- participants, speaker, layers ------------------------------------------
 
-  private setParticipants(list: unknown): void {
+  private setParticipants(list: unknown, locks: unknown): void {
     this.participants = parseParticipants(list);
+    this.locks = parseSources(locks);
     const present = new Set(this.participants.map((p) => p.user_id));
     for (const p of this.participants) {
       if (!p.camera) this.layers.delete(p.user_id);
@@ -1081,7 +1094,14 @@ export class VideoRoom {
     });
   }
 
+  /** The leader's lock keeps me from turning `source` on (the microphone's shows as muted). */
+  heldBack(source: 'camera' | 'screen'): boolean {
+    const me = this.participants.find((p) => p.user_id === this.you);
+    return me?.locked.includes(source) ?? false;
+  }
+
   toggleCamera(): Promise<void> {
+    if (!this.camera && this.heldBack('camera')) return Promise.resolve();
     if (!this.camera && this.stoppedByLeader === 'camera') this.stoppedByLeader = null;
     return this.switchDevice(async (session, tx) => {
       if (this.camera) {
@@ -1115,6 +1135,7 @@ export class VideoRoom {
   }
 
   toggleScreen(): Promise<void> {
+    if (!this.screen && this.heldBack('screen')) return Promise.resolve();
     if (!this.screen && this.stoppedByLeader === 'screen') this.stoppedByLeader = null;
     return this.switchDevice(async (session, tx) => {
       if (this.screen) {
@@ -1198,6 +1219,16 @@ export class VideoRoom {
 
   muteAll(): void {
     this.moderate('video.mute_all');
+  }
+
+  /** Locks a source for everyone but the leader, or lifts the lock. */
+  setLock(source: VideoSource, locked: boolean): void {
+    this.moderate('video.lock', { source, locked });
+  }
+
+  /** Lets one participant turn a locked source on. */
+  allow(userId: number, source: VideoSource): void {
+    this.moderate('video.allow', { user_id: userId, source });
   }
 
   lowerHand(userId: number): void {

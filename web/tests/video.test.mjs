@@ -234,7 +234,7 @@ async function assertNoVideoError(p, who) {
 
 const tile = (page, userId) => page.locator(`[data-testid="video-tile"][data-user-id="${userId}"]`);
 
-test('leader and members meet on video: media both ways, late joiner, leader mute, remove, end', { timeout: 300_000 }, async () => {
+test('leader and members meet on video: media both ways, late joiner, leader mute, locks, remove, end', { timeout: 300_000 }, async () => {
   const suffix = randomBytes(3).toString('hex');
   const leader = await client.signup(`Lead ${suffix}`, 'v');
   const a = await client.signup(`Ann ${suffix}`, 'v');
@@ -406,6 +406,41 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await tile(pl.page, B).and(pl.page.locator('[data-muted="true"]')).waitFor();
   assert.equal(await pl.page.locator('[data-testid="video-mic-toggle"][data-muted-by-leader="false"][data-on="true"]').count(), 1, 'the leader is not muted');
   await waitForAudioGrowing(pb, L, 'B still hears the leader after "mute everyone"');
+
+  // ---- the leader locks cameras: the members' cameras go off and cannot be turned on,
+  // the leader's stays; the leader allows A, whose camera reaches the leader again ----
+  const camToggleA = pa.page.getByTestId('video-camera-toggle');
+  const camToggleB = pb.page.getByTestId('video-camera-toggle');
+  await pl.page.getByTestId('video-lock-camera').check();
+  await pa.page.locator('[data-testid="video-camera-toggle"][data-on="false"]').waitFor();
+  await pa.page.getByTestId('video-locked-notice').waitFor();
+  assert.ok(await camToggleA.isDisabled(), 'A cannot turn a locked camera on');
+  assert.equal(await camToggleA.getAttribute('aria-describedby'), await pa.page.getByTestId('video-locked-notice').getAttribute('id'));
+  await tile(pl.page, A).and(pl.page.locator('[data-camera="false"]')).waitFor();
+  await waitUntil('B cannot turn a locked camera on', async () => camToggleB.isDisabled());
+  assert.equal(await pl.page.getByTestId('video-camera-toggle').getAttribute('data-on'), 'true', 'the leader’s camera stays on');
+  assert.ok(!(await pl.page.getByTestId('video-camera-toggle').isDisabled()), 'the leader is never locked');
+  await tile(pl.page, A).getByTestId('video-allow-camera').click();
+  await waitUntil('A may turn the camera on once allowed', async () => !(await camToggleA.isDisabled()));
+  assert.equal(await pa.page.getByTestId('video-locked-notice').count(), 0, 'no lock notice once allowed');
+  const beforeAllowed = await stream(pl.page, A, 'camera');
+  await camToggleA.click();
+  await pa.page.locator('[data-testid="video-camera-toggle"][data-on="true"]').waitFor();
+  await waitForMoreFrames(pl, A, 'camera', beforeAllowed, 'the leader sees A’s camera once allowed');
+  assert.ok(await camToggleB.isDisabled(), 'B is still held');
+  await tile(pl.page, B).getByTestId('video-allow-camera').waitFor();
+  // A locked microphone: the muted members are told why.
+  await pl.page.getByTestId('video-lock-mic').check();
+  await waitUntil('A is told microphones are locked', async () =>
+    ((await pa.page.getByTestId('video-muted-notice').textContent()) ?? '').includes('locked microphones'),
+  );
+  await pl.page.getByTestId('video-lock-mic').uncheck();
+  // Unlocked, B may turn the camera on again.
+  await pl.page.getByTestId('video-lock-camera').uncheck();
+  await waitUntil('B may turn the camera on after the unlock', async () => !(await camToggleB.isDisabled()));
+  assert.equal(await pl.page.getByTestId('video-allow-camera').count(), 0, 'nothing left to allow');
+  await assertNoVideoError(pa, 'A');
+  await assertNoVideoError(pb, 'B');
 
   // ---- the leader removes B from the call ----
   await tile(pl.page, B).getByTestId('video-remove').click();

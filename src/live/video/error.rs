@@ -23,6 +23,8 @@ pub enum VideoError {
     NoPendingOffer,
     #[error("the leader muted you")]
     MutedByLeader,
+    #[error("the leader locked the {} for the room; raise your hand to be allowed", .0.as_str())]
+    Locked(super::sfu::route::Source),
     #[error("only the study's leader may do that")]
     NotLeader,
     #[error("too many offers and answers; wait a moment")]
@@ -62,6 +64,10 @@ impl From<VideoError> for ApiError {
             },
             VideoError::MutedByLeader => ApiError::Forbidden {
                 code: "muted_by_leader",
+                message,
+            },
+            VideoError::Locked(_) => ApiError::Forbidden {
+                code: "source_locked",
                 message,
             },
             VideoError::NotLeader => ApiError::Forbidden {

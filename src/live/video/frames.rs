@@ -21,8 +21,12 @@ pub struct Participant {
     /// When the hand went up (server time, ms), so everyone lists raised hands in the
     /// order they were raised; `None` while it is down.
     pub hand_at: Option<crate::store::Millis>,
-    /// Muted by the leader: the SFU drops this participant's microphone.
+    /// Muted by the leader, or held by the microphone lock: the SFU drops this
+    /// participant's microphone.
     pub muted: bool,
+    /// The camera and screen the leader's locks keep this participant from turning on
+    /// (the microphone's lock shows as `muted`).
+    pub locked: Vec<Source>,
     /// Media is flowing (ICE and DTLS are up).
     pub connected: bool,
     /// How their link to the server does (`None` until first measured, a few seconds
@@ -58,19 +62,22 @@ crate::server_frames! {
         you: UserId,
         ice_servers: Vec<IceServer>,
         participants: &'a [Participant],
+        /// The sources the leader locked for the room.
+        locks: &'a [Source],
         max_participants: usize,
     }
     /// The answer to my `video.offer`.
     "video.answer" => VideoAnswer { id: Option<ReqId>, study_id: StudyId, sdp: String }
     /// The server renegotiates: answer with a `video.answer` request.
     "video.offer" => VideoOffer { study_id: StudyId, sdp: String, tracks: Vec<TrackInfo> }
-    "video.participants" => VideoParticipants<'a> { study_id: StudyId, participants: &'a [Participant] }
+    "video.participants" => VideoParticipants<'a> { study_id: StudyId, participants: &'a [Participant], locks: &'a [Source] }
     "video.speaker" => VideoSpeaker { study_id: StudyId, user_id: Option<UserId> }
     /// The leader muted me, or let me unmute.
     "video.muted" => VideoMuted { study_id: StudyId, muted: bool }
     /// I am out of the room.
     "video.left" => VideoLeft { study_id: StudyId, reason: LeftReason }
-    /// The leader stopped my camera or screen share (I may turn it on again).
+    /// The leader stopped my camera or screen share, or locked it (I may turn it on again
+    /// unless my `participants` entry lists it as `locked`).
     "video.stopped" => VideoStopped { study_id: StudyId, source: Source }
     /// The reply to `video.status`: who is in the study's call (empty: no call), stamped
     /// like the `call_changed` study event.

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod error;
 pub mod frames;
+pub mod locks;
 pub mod net;
 mod room;
 pub mod sfu;

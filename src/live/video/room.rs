@@ -19,6 +19,7 @@ use super::error::VideoError;
 use super::frames::{
     LeftReason, Participant, VideoLeft, VideoMuted, VideoParticipants, VideoStopped,
 };
+use super::locks::Locks;
 use super::sfu::route::{Layer, Source, one_of_each};
 use super::sfu::{self, MediaCmd, MediaEvent};
 use super::turn::IceServer;
@@ -68,8 +69,13 @@ pub enum Moderation {
     LowerHand(UserId),
     /// Lowers every raised hand (a question round is over).
     LowerHands,
-    /// Stops a participant's camera or screen share (they may turn it on again).
+    /// Stops a participant's camera or screen share (they may turn it on again unless it
+    /// is locked).
     Stop(UserId, Source),
+    /// Locks or unlocks a source for everyone but the leader (see [`Locks`]).
+    Lock(Source, bool),
+    /// Lets one participant turn a locked source on (for the microphone: lifts their mute).
+    Allow(UserId, Source),
     End,
 }
 
@@ -133,6 +139,7 @@ pub enum VideoMsg {
 pub enum VideoReply {
     Joined {
         participants: Vec<Participant>,
+        locks: Vec<Source>,
         ice_servers: Vec<IceServer>,
         max_participants: usize,
     },
@@ -163,6 +170,8 @@ pub struct VideoRoom {
     /// Cameras and screens the leader stopped, until their participant turns them on
     /// again or leaves.
     stopped: std::collections::HashSet<(UserId, Source)>,
+    /// The leader's room-wide locks and who is allowed past them.
+    locks: Locks,
     media: mpsc::Sender<MediaCmd>,
     events: Option<mpsc::Receiver<MediaEvent>>,
     registry: Registry,
@@ -220,9 +229,11 @@ impl VideoRoom {
 
     fn announce(&mut self) {
         let participants = self.participants();
+        let locks = self.locks.locked();
         let frame = VideoParticipants {
             study_id: self.id,
             participants: &participants,
+            locks: &locks,
         };
         let conns: Vec<ConnId> = self.seats.values().map(|s| s.conn).collect();
         self.deps.sockets.send_many(conns.iter(), &frame);
@@ -355,9 +366,10 @@ impl VideoRoom {
         self.announce();
     }
 
-    /// Everyone out (`ended`), and the leader's mutes forgotten with the session.
+    /// Everyone out (`ended`), and the leader's mutes and locks forgotten with the session.
     fn end(&mut self) {
         self.muted.clear();
+        self.locks.clear();
         let all: Vec<UserId> = self.seats.keys().copied().collect();
         for u in all {
             self.drop_seat(u, LeftReason::Ended);
@@ -379,13 +391,6 @@ impl VideoRoom {
             if self.seats.is_empty() && !rejoin {
                 self.notice_call_started(&user);
             }
-            let muted = self.muted.contains(&user.id);
-            if muted {
-                self.cmd(MediaCmd::Mute {
-                    user: user.id,
-                    muted,
-                });
-            }
             self.seats.insert(
                 user.id,
                 Seat {
@@ -399,7 +404,8 @@ impl VideoRoom {
                         screen: false,
                         hand: false,
                         hand_at: None,
-                        muted,
+                        muted: false,
+                        locked: Vec::new(),
                         connected: false,
                         quality: None,
                     },
@@ -407,11 +413,14 @@ impl VideoRoom {
                 },
             );
             self.sup.watch(conn);
+            // Their mute and locks hold from the start; the join reply tells them.
+            self.enforce(user.id, false);
         }
         self.announce();
         let now_unix = (crate::store::now_millis() / 1000).max(0) as u64;
         Ok(VideoReply::Joined {
             participants: self.participants(),
+            locks: self.locks.locked(),
             ice_servers: self.node.turn.ice_servers(user.id, now_unix),
             max_participants: self.node.max_participants,
         })
@@ -503,31 +512,107 @@ impl VideoRoom {
         });
     }
 
+    /// The leader mutes `user` (and takes back any allowance past the microphone lock), or
+    /// lets them unmute (and past the lock).
     fn set_muted(&mut self, user: UserId, muted: bool) {
         if muted {
             self.muted.insert(user);
+            self.locks.revoke(user, Source::Mic);
         } else {
             self.muted.remove(&user);
+            self.locks.allow(user, Source::Mic);
         }
+        self.enforce(user, true);
+    }
+
+    /// Brings a seated participant's mute, locked sources and the media loop's forwarding
+    /// in line with the leader's mutes, stops and locks; tells them what changed when
+    /// `tell` (a joiner learns it from the join reply instead).
+    fn enforce(&mut self, user: UserId, tell: bool) {
+        let muted = self.muted.contains(&user) || self.locks.holds(user, self.leader, Source::Mic);
+        let locked: Vec<Source> = self
+            .locks
+            .held(user, self.leader)
+            .into_iter()
+            .filter(|s| *s != Source::Mic)
+            .collect();
         let Some(seat) = self.seats.get_mut(&user) else {
             return;
         };
-        if seat.state.muted == muted {
+        let conn = seat.conn;
+        // A joiner's forwarding is set in full: the media loop keeps a mute across leaving
+        // and joining again, and a lock may have been lifted meanwhile.
+        let fresh = !tell;
+        let mut cmds = Vec::new();
+        let mut frames_muted = None;
+        let mut frames_stopped = Vec::new();
+        if seat.state.muted != muted || fresh {
+            if seat.state.muted != muted {
+                frames_muted = Some(muted);
+            }
+            seat.state.muted = muted;
+            if muted {
+                seat.state.mic = false;
+            }
+            cmds.push(MediaCmd::Mute { user, muted });
+        }
+        for source in [Source::Camera, Source::Screen] {
+            let now = locked.contains(&source);
+            let was = seat.state.locked.contains(&source);
+            if now && (!was || fresh) {
+                let on = match source {
+                    Source::Camera => std::mem::replace(&mut seat.state.camera, false),
+                    _ => std::mem::replace(&mut seat.state.screen, false),
+                };
+                if on {
+                    frames_stopped.push(source);
+                }
+                // Held even from a client that ignores the news and keeps sending.
+                cmds.push(MediaCmd::Stop {
+                    user,
+                    source,
+                    stopped: true,
+                });
+            } else if !now && (was || fresh) && !self.stopped.contains(&(user, source)) {
+                cmds.push(MediaCmd::Stop {
+                    user,
+                    source,
+                    stopped: false,
+                });
+            }
+        }
+        seat.state.locked = locked;
+        for c in cmds {
+            self.cmd(c);
+        }
+        if !tell {
             return;
         }
-        seat.state.muted = muted;
-        if muted {
-            seat.state.mic = false;
+        if let Some(muted) = frames_muted {
+            self.deps.sockets.send(
+                conn,
+                &VideoMuted {
+                    study_id: self.id,
+                    muted,
+                },
+            );
         }
-        let conn = seat.conn;
-        self.cmd(MediaCmd::Mute { user, muted });
-        self.deps.sockets.send(
-            conn,
-            &VideoMuted {
-                study_id: self.id,
-                muted,
-            },
-        );
+        for source in frames_stopped {
+            self.deps.sockets.send(
+                conn,
+                &VideoStopped {
+                    study_id: self.id,
+                    source,
+                },
+            );
+        }
+    }
+
+    fn enforce_all(&mut self) {
+        let users: Vec<UserId> = self.seats.keys().copied().collect();
+        for u in users {
+            self.enforce(u, true);
+        }
     }
 
     /// The leader stops `user`'s camera or screen: the SFU drops it until they turn it on
@@ -543,6 +628,10 @@ impl VideoRoom {
         }
         let conn = seat.conn;
         self.stopped.insert((user, source));
+        // Stopping someone allowed past a lock takes the allowance back.
+        self.locks.revoke(user, source);
+        seat.state.locked = self.locks.held(user, self.leader);
+        seat.state.locked.retain(|s| *s != Source::Mic);
         self.cmd(MediaCmd::Stop {
             user,
             source,
@@ -579,7 +668,8 @@ impl VideoRoom {
         | Moderation::AllowUnmute(u)
         | Moderation::Remove(u)
         | Moderation::LowerHand(u)
-        | Moderation::Stop(u, _) = action
+        | Moderation::Stop(u, _)
+        | Moderation::Allow(u, _) = action
             && !self.seats.contains_key(&u)
         {
             return Err(VideoError::NotInRoom);
@@ -608,6 +698,15 @@ impl VideoRoom {
                 }
             }
             Moderation::Stop(u, source) => self.stop_source(u, source),
+            Moderation::Lock(source, locked) => {
+                self.locks.set(source, locked);
+                self.enforce_all();
+            }
+            Moderation::Allow(u, Source::Mic) => self.set_muted(u, false),
+            Moderation::Allow(u, source) => {
+                self.locks.allow(u, source);
+                self.enforce(u, true);
+            }
             Moderation::End => {
                 self.end();
                 return Ok(VideoReply::Done);
@@ -646,6 +745,11 @@ impl VideoRoom {
                 let seat = self.seats.get_mut(&u).expect("seated");
                 if mic && seat.state.muted {
                     return Err(VideoError::MutedByLeader);
+                }
+                for (on, source) in [(camera, Source::Camera), (screen, Source::Screen)] {
+                    if on && seat.state.locked.contains(&source) {
+                        return Err(VideoError::Locked(source));
+                    }
                 }
                 seat.state.mic = mic;
                 seat.state.camera = camera;
@@ -692,6 +796,9 @@ impl VideoRoom {
                 for (u, s) in self.seats.iter_mut() {
                     s.state.leader = *u == leader;
                 }
+                // The locks hold everyone but the leader: the new one is free, the old
+                // one held.
+                self.enforce_all();
                 self.announce();
                 Ok(VideoReply::Done)
             }
@@ -748,6 +855,7 @@ impl KeyedActor for VideoRoom {
                 seats: BTreeMap::new(),
                 muted: Default::default(),
                 stopped: Default::default(),
+                locks: Locks::default(),
                 media,
                 events: Some(ev_rx),
                 deps,

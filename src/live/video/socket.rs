@@ -34,6 +34,8 @@ crate::client_requests! {
         "video.lower_hand" => LowerHand { study_id: StudyId, user_id: UserId },
         "video.lower_hands" => LowerHands { study_id: StudyId },
         "video.stop" => Stop { study_id: StudyId, user_id: UserId, source: Source },
+        "video.lock" => Lock { study_id: StudyId, source: Source, locked: bool },
+        "video.allow" => Allow { study_id: StudyId, user_id: UserId, source: Source },
         "video.end" => End { study_id: StudyId },
         "video.status" => Status { study_id: StudyId },
     }
@@ -78,6 +80,7 @@ impl VideoSocket {
         };
         let VideoReply::Joined {
             participants,
+            locks,
             ice_servers,
             max_participants,
         } = Self::ask(conn, study, msg).await?
@@ -91,6 +94,7 @@ impl VideoSocket {
             you: conn.user.id,
             ice_servers,
             participants: &participants,
+            locks: &locks,
             max_participants,
         });
         Ok(())
@@ -289,6 +293,22 @@ impl Family for VideoSocket {
                     self.moderate(conn, study_id, Moderation::Stop(user_id, source))
                         .await
                 }
+            }
+            VideoRequest::Lock {
+                study_id,
+                source,
+                locked,
+            } => {
+                self.moderate(conn, study_id, Moderation::Lock(source, locked))
+                    .await
+            }
+            VideoRequest::Allow {
+                study_id,
+                user_id,
+                source,
+            } => {
+                self.moderate(conn, study_id, Moderation::Allow(user_id, source))
+                    .await
             }
             VideoRequest::LowerHands { study_id } => {
                 self.moderate(conn, study_id, Moderation::LowerHands).await

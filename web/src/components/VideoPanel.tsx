@@ -7,7 +7,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { useApp } from '../context';
 import { errorMessage, type MessageKey, hasKey, useI18n } from '../i18n';
-import { type DeviceChoice, installTestHook, loadJoinWith, saveJoinWith, type VideoParticipant, VideoRoom } from '../video';
+import { type DeviceChoice, installTestHook, loadJoinWith, saveJoinWith, VIDEO_SOURCES, type VideoParticipant, VideoRoom } from '../video';
 import { ErrorAlert, Notice } from './Alert';
 import { Button } from './Button';
 import { RemoteAudio, ScreenTile, VideoTile, videoSmallButton } from './VideoTile';
@@ -256,10 +256,23 @@ export function VideoPanel({ studyId, isLeader, names = new Map() }: { studyId: 
         <div class="flex flex-col gap-2">
           {room.mutedByLeader && (
             <div id={`video-muted-${studyId}`} data-testid="video-muted-notice">
-              <Notice>{t('video.mutedByLeader')}</Notice>
+              <Notice>{t(room.locks.includes('mic') ? 'video.lockedMic' : 'video.mutedByLeader')}</Notice>
             </div>
           )}
-          {room.stoppedByLeader && (
+          {(room.heldBack('camera') || room.heldBack('screen')) && (
+            <div id={`video-locked-${studyId}`} data-testid="video-locked-notice">
+              <Notice>
+                {t(
+                  room.heldBack('camera') && room.heldBack('screen')
+                    ? 'video.lockedBoth'
+                    : room.heldBack('camera')
+                      ? 'video.lockedCamera'
+                      : 'video.lockedScreen',
+                )}
+              </Notice>
+            </div>
+          )}
+          {room.stoppedByLeader && !room.heldBack(room.stoppedByLeader) && (
             <div data-testid="video-stopped" data-source={room.stoppedByLeader}>
               <Notice>{t(room.stoppedByLeader === 'camera' ? 'video.stoppedCamera' : 'video.stoppedScreen')}</Notice>
             </div>
@@ -283,7 +296,8 @@ export function VideoPanel({ studyId, isLeader, names = new Map() }: { studyId: 
             <Toggle
               testId="video-camera-toggle"
               on={room.camera}
-              disabled={room.switching}
+              disabled={room.switching || (!room.camera && room.heldBack('camera'))}
+              describedBy={room.heldBack('camera') ? `video-locked-${studyId}` : undefined}
               icon={room.camera ? '📷' : '🚫'}
               label={t('video.camera')}
               onClick={() => void room.toggleCamera()}
@@ -292,7 +306,8 @@ export function VideoPanel({ studyId, isLeader, names = new Map() }: { studyId: 
               <Toggle
                 testId="video-screen-toggle"
                 on={room.screen}
-                disabled={room.switching}
+                disabled={room.switching || (!room.screen && room.heldBack('screen'))}
+                describedBy={room.heldBack('screen') ? `video-locked-${studyId}` : undefined}
                 icon="🖥️"
                 label={t('video.screen')}
                 onClick={() => void room.toggleScreen()}
@@ -326,6 +341,20 @@ export function VideoPanel({ studyId, isLeader, names = new Map() }: { studyId: 
               <Button testId="video-mute-all" variant="secondary" onClick={() => room.muteAll()}>
                 {t('video.muteAll')}
               </Button>
+              <fieldset class="flex flex-wrap items-center gap-3 text-sm text-slate-800" data-testid="video-locks">
+                <legend class="sr-only">{t('video.locks')}</legend>
+                {VIDEO_SOURCES.map((source) => (
+                  <label key={source} class="inline-flex items-center gap-1.5">
+                    <input
+                      type="checkbox"
+                      data-testid={`video-lock-${source}`}
+                      checked={room.locks.includes(source)}
+                      onChange={(e) => room.setLock(source, e.currentTarget.checked)}
+                    />
+                    {t(`video.lock.${source}`)}
+                  </label>
+                ))}
+              </fieldset>
               {room.raisedHands().length > 0 && (
                 <Button testId="video-lower-hands" variant="secondary" onClick={() => room.lowerHands()}>
                   {t('video.lowerHands')}
@@ -388,6 +417,7 @@ function JoinedView({
     hand: room.hand,
     hand_at: listed?.hand_at ?? null,
     muted: room.mutedByLeader,
+    locked: listed?.locked ?? [],
     connected: room.mediaState === 'connected',
     quality: listed?.quality ?? null,
   };
@@ -411,6 +441,7 @@ function JoinedView({
               allowUnmute: () => room.allowUnmute(p.user_id),
               remove: () => room.remove(p.user_id),
               stopCamera: () => room.stopSource(p.user_id, 'camera'),
+              allow: (source) => room.allow(p.user_id, source),
             }
           : null
       }

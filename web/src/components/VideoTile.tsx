@@ -63,6 +63,8 @@ export interface TileModeration {
   allowUnmute: () => void;
   remove: () => void;
   stopCamera: () => void;
+  /** Lets them past the leader's lock on a camera or screen. */
+  allow: (source: 'camera' | 'screen') => void;
 }
 
 export function VideoTile({
@@ -182,6 +184,21 @@ export function VideoTile({
               <span class="sr-only"> {p.display_name}</span>
             </button>
           )}
+          {moderation &&
+            p.locked
+              .filter((source): source is 'camera' | 'screen' => source !== 'mic')
+              .map((source) => (
+                <button
+                  key={source}
+                  type="button"
+                  class={videoSmallButton}
+                  data-testid={`video-allow-${source}`}
+                  onClick={() => moderation.allow(source)}
+                >
+                  {t(source === 'camera' ? 'video.allowCamera' : 'video.allowScreen')}
+                  <span class="sr-only"> {p.display_name}</span>
+                </button>
+              ))}
           {moderation && (
             <button type="button" class={videoSmallButton} data-testid="video-remove" onClick={moderation.remove}>
               {t('video.remove')}
