@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -26,6 +26,12 @@ pub const MAX_ADDRS_PER_ROOM: usize = 256;
 
 /// Datagrams handed to the kernel per `sendmmsg` call.
 pub const SEND_BATCH: usize = 64;
+/// Most bytes in one segmentation-offload send: an IP datagram's limit is 65 535, less
+/// the headers; keeping well under it leaves room for any header size.
+const GSO_MAX_BYTES: usize = 60_000;
+/// Linux's `SOL_UDP` / `UDP_SEGMENT` (since 4.18; not in every libc build).
+const SOL_UDP: libc::c_int = 17;
+const UDP_SEGMENT: libc::c_int = 103;
 
 /// Writes `addr` as a C socket address; returns its length.
 fn write_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
@@ -80,6 +86,9 @@ pub struct VideoNet {
     routes: Mutex<Routes>,
     pub dropped: AtomicU64,
     pub unrouted: AtomicU64,
+    /// Whether runs of datagrams to one peer go out as one segmentation-offload send (off
+    /// for good once the kernel refuses one).
+    gso: AtomicBool,
 }
 
 /// The ICE ufrag a STUN message is for: the part of its USERNAME before the colon (the
@@ -107,6 +116,37 @@ pub fn stun_ufrag(buf: &[u8]) -> Option<&str> {
     None
 }
 
+/// Splits at most [`SEND_BATCH`] datagrams into sends, as (first datagram, count): with
+/// `gso`, consecutive datagrams to one peer of the first one's size, the last of them
+/// possibly shorter (what UDP segmentation offload takes), within [`GSO_MAX_BYTES`].
+fn runs(chunk: &[(SocketAddr, Vec<u8>)], gso: bool) -> ([(usize, usize); SEND_BATCH], usize) {
+    let mut runs = [(0, 0); SEND_BATCH];
+    let mut nruns = 0;
+    let mut i = 0;
+    while i < chunk.len() && nruns < SEND_BATCH {
+        let (to, size) = (chunk[i].0, chunk[i].1.len());
+        let mut n = 1;
+        let mut bytes = size;
+        while gso && let Some((next_to, next)) = chunk.get(i + n) {
+            if *next_to != to || next.is_empty() || next.len() > size {
+                break;
+            }
+            if bytes + next.len() > GSO_MAX_BYTES {
+                break;
+            }
+            n += 1;
+            bytes += next.len();
+            if next.len() < size {
+                break;
+            }
+        }
+        runs[nruns] = (i, n);
+        nruns += 1;
+        i += n;
+    }
+    (runs, nruns)
+}
+
 impl VideoNet {
     /// Binds the socket (inside a tokio runtime).
     pub fn bind(
@@ -125,6 +165,7 @@ impl VideoNet {
             routes: Mutex::new(Routes::default()),
             dropped: AtomicU64::new(0),
             unrouted: AtomicU64::new(0),
+            gso: AtomicBool::new(true),
         }))
     }
 
@@ -202,47 +243,95 @@ impl VideoNet {
     /// Sends a batch with one `sendmmsg` call per [`SEND_BATCH`] datagrams (a frame fanned
     /// out to a room is one batch), without waiting: what a full socket buffer refuses is
     /// dropped, as the network would, and never stalls the media loop. Empties `batch`.
+    ///
+    /// Consecutive datagrams to one peer of one size (the last may be shorter) go as one
+    /// message with UDP segmentation offload: the kernel routes and builds them once and
+    /// cuts them apart at the device (or the NIC does), so a subscriber given several
+    /// packets in one turn of the media loop costs one trip down the stack, not one each.
     pub fn send_batch(&self, batch: &mut Vec<(SocketAddr, Vec<u8>)>) {
-        use std::os::fd::AsRawFd;
-        let fd = self.socket.as_raw_fd();
-        for chunk in batch.chunks(SEND_BATCH) {
-            // SAFETY: zeroed C structs are valid; every pointer handed to sendmmsg points
-            // into `addrs`, `iovs` or `chunk`, which outlive the call and are not moved.
-            unsafe {
-                let mut addrs: [libc::sockaddr_storage; SEND_BATCH] = std::mem::zeroed();
-                let mut iovs: [libc::iovec; SEND_BATCH] = std::mem::zeroed();
-                let mut msgs: [libc::mmsghdr; SEND_BATCH] = std::mem::zeroed();
-                for (i, (to, data)) in chunk.iter().enumerate() {
-                    let len = write_sockaddr(*to, &mut addrs[i]);
-                    iovs[i] = libc::iovec {
-                        iov_base: data.as_ptr() as *mut libc::c_void,
-                        iov_len: data.len(),
-                    };
-                    msgs[i].msg_hdr.msg_name = &mut addrs[i] as *mut _ as *mut libc::c_void;
-                    msgs[i].msg_hdr.msg_namelen = len;
-                    msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-                    msgs[i].msg_hdr.msg_iovlen = 1;
-                }
-                let mut sent = 0usize;
-                while sent < chunk.len() {
-                    let n = libc::sendmmsg(
-                        fd,
-                        msgs.as_mut_ptr().add(sent),
-                        (chunk.len() - sent) as libc::c_uint,
-                        libc::MSG_DONTWAIT,
-                    );
-                    if n <= 0 {
-                        // Full buffer (EAGAIN) or an unreachable peer: drop this one and
-                        // go on with the rest.
-                        metrics::counter!(crate::metrics::VIDEO_DROPPED_DATAGRAMS).increment(1);
-                        sent += 1;
-                    } else {
-                        sent += n as usize;
-                    }
+        let mut from = 0;
+        while from < batch.len() {
+            let end = (from + SEND_BATCH).min(batch.len());
+            let gso = self.gso.load(Ordering::Relaxed);
+            match self.send_chunk(&batch[from..end], gso) {
+                Ok(()) => from = end,
+                Err(at) => {
+                    // The kernel or the route cannot segment: send singly from here on.
+                    tracing::info!("video: UDP segmentation offload refused; sending singly");
+                    self.gso.store(false, Ordering::Relaxed);
+                    from += at;
                 }
             }
         }
         batch.clear();
+    }
+
+    /// One `sendmmsg` pass over at most [`SEND_BATCH`] datagrams; `Err(i)` when the kernel
+    /// refused a segmentation-offload message starting at datagram `i` (nothing from `i`
+    /// on was sent).
+    fn send_chunk(&self, chunk: &[(SocketAddr, Vec<u8>)], gso: bool) -> Result<(), usize> {
+        use std::os::fd::AsRawFd;
+        debug_assert!(chunk.len() <= SEND_BATCH);
+        let fd = self.socket.as_raw_fd();
+        let (runs, nruns) = runs(chunk, gso);
+        // SAFETY: zeroed C structs are valid; every pointer handed to sendmmsg points into
+        // `addrs`, `iovs`, `ctrl` or `chunk`, which outlive the call and are not moved.
+        unsafe {
+            let mut addrs: [libc::sockaddr_storage; SEND_BATCH] = std::mem::zeroed();
+            let mut iovs: [libc::iovec; SEND_BATCH] = std::mem::zeroed();
+            let mut msgs: [libc::mmsghdr; SEND_BATCH] = std::mem::zeroed();
+            // One control message (a u16 segment size) per message, 8-byte aligned.
+            let mut ctrl: [[u64; 4]; SEND_BATCH] = [[0; 4]; SEND_BATCH];
+            let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
+            debug_assert!(space <= std::mem::size_of::<[u64; 4]>());
+            for (i, (_, data)) in chunk.iter().enumerate() {
+                iovs[i] = libc::iovec {
+                    iov_base: data.as_ptr() as *mut libc::c_void,
+                    iov_len: data.len(),
+                };
+            }
+            for (m, &(first, n)) in runs[..nruns].iter().enumerate() {
+                let len = write_sockaddr(chunk[first].0, &mut addrs[m]);
+                let h = &mut msgs[m].msg_hdr;
+                h.msg_name = &mut addrs[m] as *mut _ as *mut libc::c_void;
+                h.msg_namelen = len;
+                h.msg_iov = iovs.as_mut_ptr().add(first);
+                h.msg_iovlen = n as _;
+                if n > 1 {
+                    h.msg_control = ctrl[m].as_mut_ptr() as *mut libc::c_void;
+                    h.msg_controllen = space as _;
+                    let c = libc::CMSG_FIRSTHDR(h);
+                    (*c).cmsg_level = SOL_UDP;
+                    (*c).cmsg_type = UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+                    let size = chunk[first].1.len() as u16;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, size);
+                }
+            }
+            let mut sent = 0usize;
+            while sent < nruns {
+                let n = libc::sendmmsg(
+                    fd,
+                    msgs.as_mut_ptr().add(sent),
+                    (nruns - sent) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                );
+                if n > 0 {
+                    sent += n as usize;
+                    continue;
+                }
+                let (first, count) = runs[sent];
+                let err = std::io::Error::last_os_error().raw_os_error();
+                if count > 1 && matches!(err, Some(libc::EIO) | Some(libc::EINVAL)) {
+                    return Err(first);
+                }
+                // Full buffer (EAGAIN) or an unreachable peer: drop this message and go
+                // on with the rest.
+                metrics::counter!(crate::metrics::VIDEO_DROPPED_DATAGRAMS).increment(count as u64);
+                sent += 1;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -300,6 +389,87 @@ mod tests {
         net.remove_peer("srv1", &[a]);
         assert!(net.route(a, &[0x80, 0, 0, 0]).is_none());
         assert!(net.route(a, &binding("srv1:x")).is_none());
+    }
+
+    #[test]
+    fn runs_group_one_peer_and_one_size() {
+        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+        let chunk: Vec<(SocketAddr, Vec<u8>)> = [
+            (a, 1000),
+            (a, 1000),
+            (a, 400), // shorter: ends the run
+            (a, 1000),
+            (a, 1200), // longer: a new run
+            (b, 1200), // another peer
+            (b, 1200),
+            (a, 1200),
+        ]
+        .iter()
+        .map(|&(to, n)| (to, vec![0; n]))
+        .collect();
+        let (r, n) = runs(&chunk, true);
+        assert_eq!(&r[..n], &[(0, 3), (3, 1), (4, 1), (5, 2), (7, 1)]);
+        let (r, n) = runs(&chunk, false);
+        assert_eq!(n, chunk.len());
+        assert!(r[..n].iter().enumerate().all(|(i, &x)| x == (i, 1)));
+        // The byte cap splits a long run: 60 000 / 1200 = 50 in the first.
+        let long: Vec<(SocketAddr, Vec<u8>)> = (0..64).map(|_| (a, vec![0; 1200])).collect();
+        let (r, n) = runs(&long, true);
+        assert_eq!(&r[..n], &[(0, 50), (50, 14)]);
+    }
+
+    /// Runs to one peer go out segmented (equal sizes, a shorter last one, a longer one
+    /// starting a new run, runs past the byte cap): each datagram still arrives alone,
+    /// whole and in order, and nothing else arrives.
+    #[tokio::test]
+    async fn runs_to_one_peer_arrive_as_single_datagrams() {
+        let net = VideoNet::bind("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let r1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let r2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for r in [&r1, &r2] {
+            r.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+                .unwrap();
+        }
+        let (a1, a2) = (r1.local_addr().unwrap(), r2.local_addr().unwrap());
+        let mut want1 = Vec::new();
+        let mut want2 = Vec::new();
+        let mut batch: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        let mut tag = 0u8;
+        let mut push = |to: SocketAddr, len: usize, batch: &mut Vec<_>| {
+            tag = tag.wrapping_add(1);
+            let d = vec![tag; len];
+            if to == a1 {
+                want1.push(d.clone());
+            } else {
+                want2.push(d.clone());
+            }
+            batch.push((to, d));
+        };
+        for len in [1000, 1000, 1000, 400, 1000, 1200, 1200, 1100] {
+            push(a1, len, &mut batch);
+        }
+        push(a2, 1000, &mut batch);
+        // 80 of 1200 bytes to one peer: past both the batch and the byte cap.
+        for _ in 0..80 {
+            push(a2, 1200, &mut batch);
+        }
+        push(a1, 7, &mut batch);
+        net.send_batch(&mut batch);
+        assert!(batch.is_empty());
+        let mut buf = [0u8; 4096];
+        for (r, want) in [(&r1, &want1), (&r2, &want2)] {
+            for (k, d) in want.iter().enumerate() {
+                let (n, from) = r.recv_from(&mut buf).expect("a datagram");
+                assert_eq!(from, net.local);
+                assert_eq!(&buf[..n], &d[..], "datagram {k}");
+            }
+            assert!(r.recv_from(&mut buf).is_err(), "nothing more");
+        }
+        assert!(
+            net.gso.load(Ordering::Relaxed),
+            "loopback takes segmentation offload"
+        );
     }
 
     #[tokio::test]
