@@ -1164,6 +1164,38 @@ async fn the_study_page_sees_a_call_in_progress() {
     );
 }
 
+/// A room's new life tells the study's watchers who is in the call even when that is no
+/// one: after a crash the registry restarts the room empty, and the members' pages must not
+/// go on showing the call of its last life. (The restart is the same load this test's
+/// start-up by the registry is.)
+#[actix_rt::test]
+async fn a_room_started_empty_tells_the_study_no_call_is_on() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, bob] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&bob]).await;
+    let mut watcher = Part::connect(&s, &bob, study).await;
+    let r = watcher
+        .request(json!({"type": "study.watch", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let reply = s
+        .state
+        .registry
+        .ask::<studyon::live::video::VideoRoom>(
+            studyon::ids::StudyId(study),
+            studyon::live::video::VideoMsg::Status,
+        )
+        .await
+        .expect("the room starts");
+    assert!(matches!(
+        reply,
+        Ok(studyon::live::video::VideoReply::Status { ref user_ids, .. }) if user_ids.is_empty()
+    ));
+    let (ids, version) = next_call(&mut watcher).await;
+    assert!(ids.is_empty() && version > 0, "{ids:?} at {version}");
+}
+
 /// A client coming back after a dropped connection (`rejoin`) into an empty call tells no
 /// one a call started (after a server restart the first one back would); the next call
 /// someone starts is told.

@@ -176,8 +176,10 @@ pub struct VideoRoom {
     events: Option<mpsc::Receiver<MediaEvent>>,
     registry: Registry,
     /// Who the study's watching members were last told is in the call, and that news's
-    /// stamp (see [`VideoRoom::tell_study`]).
-    told: Vec<UserId>,
+    /// stamp (see [`VideoRoom::tell_study`]). `None` until this life of the room told
+    /// them anything: a life before a crash may have told of a call that is gone with it,
+    /// so the first check tells even an empty room.
+    told: Option<Vec<UserId>>,
     version: i64,
     told_at: Option<Instant>,
     /// When the members were last told a call started here (see [`CALL_NOTICE_GAP`]).
@@ -194,7 +196,8 @@ impl Actor for VideoRoom {
             });
             ctx.add_stream(stream);
         }
-        // Sends what changed inside the last gap (see `tell_study`).
+        // Sends what changed inside the last gap (see `tell_study`), and at the first tick
+        // of a room that nobody joined, that no call is going on.
         ctx.run_interval(CALL_NEWS_GAP, |act, _| act.tell_study());
     }
 }
@@ -301,7 +304,11 @@ impl VideoRoom {
     /// restarts of the room, and the study forwards only news newer than what it sent.
     /// At most one per [`CALL_NEWS_GAP`]; the room's timer sends a change held back.
     fn tell_study(&mut self) {
-        if self.seats.len() == self.told.len() && self.seats.keys().eq(self.told.iter()) {
+        if self
+            .told
+            .as_ref()
+            .is_some_and(|t| self.seats.len() == t.len() && self.seats.keys().eq(t.iter()))
+        {
             return;
         }
         let now = Instant::now();
@@ -313,7 +320,7 @@ impl VideoRoom {
         }
         self.told_at = Some(now);
         let user_ids: Vec<UserId> = self.seats.keys().copied().collect();
-        self.told = user_ids.clone();
+        self.told = Some(user_ids.clone());
         self.version = (crate::store::now_millis() * 1000).max(self.version + 1);
         let event = StudyEvent::CallChanged {
             user_ids,
@@ -860,7 +867,7 @@ impl KeyedActor for VideoRoom {
                 events: Some(ev_rx),
                 deps,
                 registry,
-                told: Vec::new(),
+                told: None,
                 version: 0,
                 told_at: None,
                 noticed_at: None,
