@@ -658,8 +658,11 @@ impl MediaLoop {
                 if let Some(loss) = s.ingress_loss_fraction {
                     ::metrics::histogram!(m::VIDEO_LOSS_RATIO).record(f64::from(loss));
                 }
-                if let Some(q) = self.peers[i].link.judge(s.rtt, s.ingress_loss_fraction) {
-                    let _ = self.events.try_send(MediaEvent::Quality(user, q));
+                if let Some(q) = self.peers[i].link.judge(s.rtt, s.ingress_loss_fraction)
+                    && self.events.try_send(MediaEvent::Quality(user, q)).is_err()
+                {
+                    // The room's queue is full: say it again at the next interval.
+                    self.peers[i].link.untold();
                 }
             }
             _ => {}

@@ -1,7 +1,8 @@
 //! A participant's connection quality, as everyone in the call sees it on their tile: a
 //! pure judgement of what str0m measured of the link in one stats interval (round trip,
 //! and the worse of the loss on what the server received from them and on what it sent
-//! them). The media loop reports a participant's quality only when it changes.
+//! them). The media loop reports a participant's quality only when it changes: worse at
+//! once, better only once it held for [`RECOVER_INTERVALS`].
 
 use std::time::Duration;
 
@@ -18,6 +19,11 @@ pub const POOR_RTT: Duration = Duration::from_millis(600);
 /// Round trip from which a link is fair: about 150 ms each way, the usual limit of a
 /// comfortable conversation.
 pub const FAIR_RTT: Duration = Duration::from_millis(300);
+
+/// Stats intervals in a row a link must judge better before its tile shows it (10 s):
+/// a link near a threshold would otherwise flip its badge every 5 s, and people act on
+/// a warning (turn the camera off, move closer to the router) only if it is steady.
+pub const RECOVER_INTERVALS: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +56,8 @@ pub struct LinkWatch {
     /// The worst loss any of the server's streams to them reported (receiver reports).
     egress_loss: f32,
     shown: Option<Quality>,
+    /// Judgements in a row better than what is shown.
+    better: u8,
 }
 
 impl LinkWatch {
@@ -58,17 +66,35 @@ impl LinkWatch {
         self.egress_loss = self.egress_loss.max(loss);
     }
 
-    /// The interval's peer stats: the new quality if it changed (the egress loss seen so
-    /// far counts toward it, then starts over).
+    /// The interval's peer stats: the quality to show if that changed (the egress loss
+    /// seen so far counts toward it, then starts over). Worse shows at once, better after
+    /// [`RECOVER_INTERVALS`] judgements in a row.
     pub fn judge(&mut self, rtt: Option<Duration>, ingress_loss: Option<f32>) -> Option<Quality> {
         let loss = ingress_loss.unwrap_or(0.0).max(self.egress_loss);
         self.egress_loss = 0.0;
         let q = judge(rtt, loss);
-        if self.shown == Some(q) {
-            return None;
+        match self.shown {
+            Some(s) if q == s => {
+                self.better = 0;
+                return None;
+            }
+            Some(s) if q < s => {
+                self.better += 1;
+                if self.better < RECOVER_INTERVALS {
+                    return None;
+                }
+            }
+            _ => {}
         }
+        self.better = 0;
         self.shown = Some(q);
         Some(q)
+    }
+
+    /// The last quality could not be told: tell the next judgement whatever it is.
+    pub fn untold(&mut self) {
+        self.shown = None;
+        self.better = 0;
     }
 }
 
@@ -97,9 +123,33 @@ mod tests {
         w.egress(0.0);
         w.egress(0.2);
         assert_eq!(w.judge(None, Some(0.0)), Some(Quality::Poor));
-        // The egress loss was for that interval only.
+        // The egress loss was for that interval only; better shows after two in a row.
+        assert_eq!(w.judge(None, None), None);
         assert_eq!(w.judge(None, None), Some(Quality::Good));
-        // Loss on what the server received from them counts too.
+        // Loss on what the server received from them counts too, at once.
         assert_eq!(w.judge(None, Some(0.05)), Some(Quality::Fair));
+    }
+
+    #[test]
+    fn a_link_near_a_threshold_does_not_flap() {
+        let mut w = LinkWatch::default();
+        assert_eq!(w.judge(None, Some(0.0)), Some(Quality::Good));
+        assert_eq!(
+            w.judge(None, Some(0.04)),
+            Some(Quality::Fair),
+            "worse at once"
+        );
+        // Good, fair, good, fair: never two good ones in a row, so it stays fair.
+        for loss in [0.01, 0.04, 0.0, 0.05, 0.02] {
+            assert_eq!(w.judge(None, Some(loss)), None, "loss {loss}");
+        }
+        assert_eq!(w.judge(None, Some(0.0)), Some(Quality::Good));
+        // Poor, then fair and good: two better ones in a row show the latest.
+        assert_eq!(w.judge(None, Some(0.2)), Some(Quality::Poor));
+        assert_eq!(w.judge(None, Some(0.04)), None);
+        assert_eq!(w.judge(None, Some(0.0)), Some(Quality::Good));
+        // A quality that could not be told is told again next time.
+        w.untold();
+        assert_eq!(w.judge(None, Some(0.0)), Some(Quality::Good));
     }
 }
