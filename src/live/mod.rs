@@ -602,6 +602,10 @@ mod wire_tests {
                 conn: conn(),
                 raised: true,
             },
+            VideoMsg::React {
+                conn: conn(),
+                reaction: super::video::frames::Reaction::Clap,
+            },
             VideoMsg::Layer {
                 conn: conn(),
                 publisher: UserId(2),
@@ -648,6 +652,7 @@ mod wire_tests {
                 | VideoMsg::Answer { .. }
                 | VideoMsg::Media { .. }
                 | VideoMsg::Hand { .. }
+                | VideoMsg::React { .. }
                 | VideoMsg::Layer { .. }
                 | VideoMsg::Moderate { .. }
                 | VideoMsg::MemberGone { .. }

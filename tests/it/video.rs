@@ -1329,6 +1329,71 @@ async fn hands_go_up_in_order_and_the_leader_lowers_them() {
     until_hands(a, &[]).await;
 }
 
+/// Reactions go to everyone in the room, the one reacting too, and to no one outside it;
+/// only the fixed set is taken, and a flood is cut off at the rate.
+#[actix_rt::test]
+async fn reactions_reach_the_room_at_a_bounded_rate() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann, bob] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let mut parts = Vec::new();
+    for who in [&leader, &ann] {
+        let mut p = Part::connect(&s, who, study).await;
+        let r = p
+            .request(json!({"type": "video.join", "study_id": study}))
+            .await;
+        assert_eq!(r["type"], "video.joined", "{r}");
+        parts.push(p);
+    }
+    let mut outside = Part::connect(&s, &bob, study).await;
+    let react = |r: &str| json!({"type": "video.react", "study_id": study, "reaction": r});
+    let [l, a] = &mut parts[..] else {
+        unreachable!()
+    };
+    let r = a.request(react("clap")).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    for p in [&mut *l, &mut *a] {
+        let f = wait_for(p, "video.reaction").await;
+        assert_eq!(
+            (&f["user_id"], &f["reaction"]),
+            (&json!(uid(&ann)), &json!("clap")),
+            "{f}"
+        );
+    }
+    let r = outside.request(react("heart")).await;
+    assert_eq!(r["error"], "not_in_room", "{r}");
+    let r = a.request(react("<script>")).await;
+    assert_eq!(r["type"], "error", "only the fixed set: {r}");
+
+    // A flood: the burst passes, the rest is refused, and the leader sees only the burst.
+    let seen = l.frames.len();
+    let mut refused = 0;
+    for _ in 0..12 {
+        let r = a.request(react("party")).await;
+        if r["error"] == "rate_limited" {
+            refused += 1;
+        } else {
+            assert_eq!(r["type"], "ack", "{r}");
+        }
+    }
+    assert!(refused >= 5, "{refused} of 12 refused");
+    let settle = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < settle {
+        l.read(Duration::from_millis(20)).await;
+    }
+    let shown = l.frames[seen..]
+        .iter()
+        .filter(|f| f["type"] == "video.reaction" && f["reaction"] == "party")
+        .count();
+    assert_eq!(shown, 12 - refused, "one shown per accepted reaction");
+    outside.read(Duration::from_millis(50)).await;
+    assert!(
+        !outside.frames.iter().any(|f| f["type"] == "video.reaction"),
+        "nothing reaches a member outside the call"
+    );
+}
+
 async fn wait_for(p: &mut Part, ty: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

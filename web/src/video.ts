@@ -37,6 +37,20 @@ export type VideoSource = 'mic' | 'camera' | 'screen';
 export type VideoLayer = 'high' | 'medium' | 'low';
 export const VIDEO_SOURCES: readonly VideoSource[] = ['mic', 'camera', 'screen'];
 
+/** The reactions the server takes (`video.react`), and how each is drawn. */
+export type VideoReaction = 'thumbs_up' | 'clap' | 'laugh' | 'surprised' | 'heart' | 'party';
+export const REACTION_EMOJI: Readonly<Record<VideoReaction, string>> = {
+  thumbs_up: '👍',
+  clap: '👏',
+  laugh: '😂',
+  surprised: '😮',
+  heart: '❤️',
+  party: '🎉',
+};
+export const VIDEO_REACTIONS = Object.keys(REACTION_EMOJI) as VideoReaction[];
+/** How long a reaction stays on its tile: long enough to notice, short enough not to pile up. */
+export const REACTION_SHOW_MS = 4_000;
+
 export interface VideoParticipant {
   user_id: number;
   display_name: string;
@@ -337,6 +351,8 @@ export class VideoRoom {
    */
   private pendingRejoin: { mic: boolean; camera: boolean; before: number; timer: ReturnType<typeof setTimeout> } | null = null;
   private aloneTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Each participant's latest reaction, shown on their tile until its timer clears it. */
+  private shownReactions = new Map<number, { reaction: VideoReaction; timer: ReturnType<typeof setTimeout> }>();
 
   constructor(
     private readonly live: LiveClient,
@@ -367,6 +383,13 @@ export class VideoRoom {
         this.speaker = num(frame.user_id);
         this.scheduleLayers();
         this.changed();
+      }),
+      this.live.on('video.reaction', (f) => {
+        const frame = f as AnyFrame;
+        const user = num(frame.user_id);
+        const reaction = frame.reaction as VideoReaction;
+        if (!mine(frame) || this.phase !== 'joined' || user === null || !(reaction in REACTION_EMOJI)) return;
+        this.showReaction(user, reaction);
       }),
       this.live.on('video.muted', (f) => {
         const frame = f as AnyFrame;
@@ -525,6 +548,8 @@ export class VideoRoom {
     this.mutedByLeader = false;
     this.stoppedByLeader = null;
     this.locks = [];
+    for (const { timer } of this.shownReactions.values()) clearTimeout(timer);
+    this.shownReactions.clear();
     this.unmuteAllowed = false;
     this.switching = false;
     this.tracks = new Map();
@@ -1175,6 +1200,32 @@ export class VideoRoom {
     this.localScreen = null;
     this.screen = false;
     this.sendMedia();
+  }
+
+  /** Shows the room a reaction (mine comes back like everyone's). */
+  react(reaction: VideoReaction): void {
+    if (this.phase !== 'joined') return;
+    const session = this.session;
+    this.request('video.react', { reaction }).catch((e) => {
+      if (session === this.session) this.showError(e);
+    });
+  }
+
+  /** A participant's reaction on show, if any. */
+  reactionOf(userId: number): VideoReaction | null {
+    return this.shownReactions.get(userId)?.reaction ?? null;
+  }
+
+  private showReaction(userId: number, reaction: VideoReaction): void {
+    const before = this.shownReactions.get(userId);
+    if (before) clearTimeout(before.timer);
+    const timer = setTimeout(() => {
+      if (this.shownReactions.get(userId)?.timer !== timer) return;
+      this.shownReactions.delete(userId);
+      this.changed();
+    }, REACTION_SHOW_MS);
+    this.shownReactions.set(userId, { reaction, timer });
+    this.changed();
   }
 
   toggleHand(): void {

@@ -234,7 +234,7 @@ async function assertNoVideoError(p, who) {
 
 const tile = (page, userId) => page.locator(`[data-testid="video-tile"][data-user-id="${userId}"]`);
 
-test('leader and members meet on video: media both ways, late joiner, leader mute, locks, remove, end', { timeout: 300_000 }, async () => {
+test('leader and members meet on video: media both ways, reactions, late joiner, leader mute, locks, remove, end', { timeout: 300_000 }, async () => {
   const suffix = randomBytes(3).toString('hex');
   const leader = await client.signup(`Lead ${suffix}`, 'v');
   const a = await client.signup(`Ann ${suffix}`, 'v');
@@ -285,6 +285,12 @@ test('leader and members meet on video: media both ways, late joiner, leader mut
   await handAtLeader.getByTestId('video-lower-hand').click();
   await pa.page.locator('[data-testid="video-hand-toggle"][data-on="false"]').waitFor();
   await waitUntil('the hands list gone at the leader', async () => (await pl.page.getByTestId('video-hands').count()) === 0);
+
+  // ---- A reacts: A's tile shows it at the leader and at A, and it goes by itself ----
+  await pa.page.getByTestId('video-react-clap').click();
+  await tile(pl.page, A).locator('[data-testid="video-reaction"][data-reaction="clap"]').waitFor();
+  await tile(pa.page, A).locator('[data-testid="video-reaction"][data-reaction="clap"]').waitFor();
+  await waitUntil('the reaction goes by itself', async () => (await tile(pl.page, A).getByTestId('video-reaction').count()) === 0, 10_000);
 
   // ---- A turns the camera off (the leader's tile shows no video) and on again (frames resume) ----
   const camA = pa.page.getByTestId('video-camera-toggle');

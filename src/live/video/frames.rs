@@ -42,6 +42,19 @@ pub struct TrackInfo {
     pub source: Source,
 }
 
+/// A reaction a participant shows the room for a moment (the client draws the emoji):
+/// a fixed set, so a client cannot put arbitrary text over everyone's tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reaction {
+    ThumbsUp,
+    Clap,
+    Laugh,
+    Surprised,
+    Heart,
+    Party,
+}
+
 /// Why a participant is out of the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +89,8 @@ crate::server_frames! {
     "video.muted" => VideoMuted { study_id: StudyId, muted: bool }
     /// I am out of the room.
     "video.left" => VideoLeft { study_id: StudyId, reason: LeftReason }
+    /// Someone in the room reacted (me too: my own tile shows it the same way).
+    "video.reaction" => VideoReaction { study_id: StudyId, user_id: UserId, reaction: Reaction }
     /// The leader stopped my camera or screen share, or locked it (I may turn it on again
     /// unless my `participants` entry lists it as `locked`).
     "video.stopped" => VideoStopped { study_id: StudyId, source: Source }

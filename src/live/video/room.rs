@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::VideoNode;
 use super::error::VideoError;
 use super::frames::{
-    LeftReason, Participant, VideoLeft, VideoMuted, VideoParticipants, VideoStopped,
+    LeftReason, Participant, Reaction, VideoLeft, VideoMuted, VideoParticipants, VideoReaction,
+    VideoStopped,
 };
 use super::locks::Locks;
 use super::sfu::route::{Layer, Source, one_of_each};
@@ -38,6 +39,9 @@ use crate::ws::router::Control;
 /// Offers per participant: a burst of 5, then one a second. Each costs an SDP parse and a
 /// renegotiation for everyone; a real client offers once per join (and per ICE restart).
 pub const SIGNALING_POLICY: Policy = Policy::new(5, 1.0);
+/// Reactions per participant: a burst of 5 (a round of applause), then one a second. Each
+/// goes to everyone in the room; a held key must not flood a 25-person call.
+pub const REACTION_POLICY: Policy = Policy::new(5, 1.0);
 /// Media events queued from the media loop to the room (joins and losses; bounded by the
 /// participant cap many times over).
 const EVENTS: usize = 256;
@@ -112,6 +116,10 @@ pub enum VideoMsg {
         conn: ConnId,
         raised: bool,
     },
+    React {
+        conn: ConnId,
+        reaction: Reaction,
+    },
     Layer {
         conn: ConnId,
         publisher: UserId,
@@ -154,6 +162,7 @@ struct Seat {
     conn: ConnId,
     state: Participant,
     signaling: Bucket,
+    reactions: Bucket,
 }
 
 pub struct VideoRoom {
@@ -417,6 +426,7 @@ impl VideoRoom {
                         quality: None,
                     },
                     signaling: SIGNALING_POLICY.bucket(Instant::now()),
+                    reactions: REACTION_POLICY.bucket(Instant::now()),
                 },
             );
             self.sup.watch(conn);
@@ -666,6 +676,23 @@ impl VideoRoom {
         }
     }
 
+    /// Shows everyone in the room (the reacting one too) a participant's reaction.
+    fn react(&mut self, conn: ConnId, reaction: Reaction) -> Result<VideoReply, VideoError> {
+        let user = self.seat_of(conn)?;
+        let seat = self.seats.get_mut(&user).expect("seated");
+        seat.reactions
+            .take(&REACTION_POLICY, Instant::now())
+            .map_err(|_| VideoError::RateLimited)?;
+        let frame = VideoReaction {
+            study_id: self.id,
+            user_id: user,
+            reaction,
+        };
+        let conns: Vec<ConnId> = self.seats.values().map(|s| s.conn).collect();
+        self.deps.sockets.send_many(conns.iter(), &frame);
+        Ok(VideoReply::Done)
+    }
+
     fn moderate(&mut self, conn: ConnId, action: Moderation) -> Result<VideoReply, VideoError> {
         let me = self.seat_of(conn)?;
         if me != self.leader {
@@ -765,6 +792,7 @@ impl VideoRoom {
                 self.announce();
                 Ok(VideoReply::Done)
             }),
+            VideoMsg::React { conn, reaction } => self.react(conn, reaction),
             VideoMsg::Hand { conn, raised } => self.seat_of(conn).map(|u| {
                 set_hand(&mut self.seats.get_mut(&u).expect("seated").state, raised);
                 self.announce();

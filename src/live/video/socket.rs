@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::error::VideoError;
-use super::frames::{LeftReason, VideoJoined, VideoLeft, VideoStatus};
+use super::frames::{LeftReason, Reaction, VideoJoined, VideoLeft, VideoStatus};
 use super::room::{Moderation, VideoMsg, VideoReply, VideoRoom};
 use super::sfu::route::{Layer, Source};
 use crate::error::ApiError;
@@ -26,6 +26,7 @@ crate::client_requests! {
         "video.leave" => Leave { study_id: StudyId },
         "video.media" => Media { study_id: StudyId, mic: bool, camera: bool, screen: bool },
         "video.hand" => Hand { study_id: StudyId, raised: bool },
+        "video.react" => React { study_id: StudyId, reaction: Reaction },
         "video.layer" => SetLayer { study_id: StudyId, user_id: UserId, layer: Layer },
         "video.mute" => Mute { study_id: StudyId, user_id: UserId },
         "video.mute_all" => MuteAll { study_id: StudyId },
@@ -246,6 +247,10 @@ impl Family for VideoSocket {
             }
             VideoRequest::Hand { study_id, raised } => {
                 self.in_room(conn, study_id, VideoMsg::Hand { conn: c, raised })
+                    .await
+            }
+            VideoRequest::React { study_id, reaction } => {
+                self.in_room(conn, study_id, VideoMsg::React { conn: c, reaction })
                     .await
             }
             VideoRequest::SetLayer {

@@ -7,7 +7,17 @@
 import { useEffect, useState } from 'preact/hooks';
 import { useApp } from '../context';
 import { errorMessage, type MessageKey, hasKey, useI18n } from '../i18n';
-import { type DeviceChoice, installTestHook, loadJoinWith, saveJoinWith, VIDEO_SOURCES, type VideoParticipant, VideoRoom } from '../video';
+import {
+  type DeviceChoice,
+  installTestHook,
+  loadJoinWith,
+  REACTION_EMOJI,
+  saveJoinWith,
+  VIDEO_REACTIONS,
+  VIDEO_SOURCES,
+  type VideoParticipant,
+  VideoRoom,
+} from '../video';
 import { ErrorAlert, Notice } from './Alert';
 import { Button } from './Button';
 import { RemoteAudio, ScreenTile, VideoTile, videoSmallButton } from './VideoTile';
@@ -314,6 +324,21 @@ export function VideoPanel({ studyId, isLeader, names = new Map() }: { studyId: 
               />
             )}
             <Toggle testId="video-hand-toggle" on={room.hand} icon="✋" label={t('video.hand')} onClick={() => room.toggleHand()} />
+            <div class="flex flex-wrap items-center gap-1" role="group" aria-label={t('video.reactions')} data-testid="video-reactions">
+              {VIDEO_REACTIONS.map((r) => (
+                <button
+                  key={r}
+                  type="button"
+                  class={videoSmallButton}
+                  data-testid={`video-react-${r}`}
+                  aria-label={t(`video.reaction.${r}`)}
+                  title={t(`video.reaction.${r}`)}
+                  onClick={() => room.react(r)}
+                >
+                  <span aria-hidden="true">{REACTION_EMOJI[r]}</span>
+                </button>
+              ))}
+            </div>
             <Button testId="video-leave" variant="secondary" onClick={() => room.leave()}>
               {t('video.leave')}
             </Button>
@@ -434,6 +459,7 @@ function JoinedView({
       speaking={speaker === p.user_id}
       focused={room.spotlight === p.user_id}
       onSpotlight={() => room.setSpotlight(p.user_id)}
+      reaction={room.reactionOf(p.user_id)}
       moderation={
         isLeader && !p.leader
           ? {
@@ -495,6 +521,7 @@ function JoinedView({
           focused={false}
           onSpotlight={null}
           moderation={null}
+          reaction={room.reactionOf(me.user_id)}
         />
         {others.filter((p) => p !== focused).map(tileOf)}
       </ul>

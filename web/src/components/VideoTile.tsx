@@ -7,7 +7,7 @@
 // allows no inline styles.
 import { useEffect, useRef } from 'preact/hooks';
 import { useI18n } from '../i18n';
-import type { VideoParticipant } from '../video';
+import { REACTION_EMOJI, type VideoParticipant, type VideoReaction } from '../video';
 
 export const videoSmallButton =
   'rounded border border-slate-300 bg-white px-2 py-0.5 text-xs font-semibold text-slate-800 hover:bg-slate-100 focus-visible:outline-2 focus-visible:outline-blue-600 disabled:cursor-not-allowed disabled:opacity-60';
@@ -75,6 +75,7 @@ export function VideoTile({
   focused,
   onSpotlight,
   moderation,
+  reaction = null,
 }: {
   participant: VideoParticipant;
   stream: MediaStream | null;
@@ -84,6 +85,8 @@ export function VideoTile({
   onSpotlight: (() => void) | null;
   /** The leader's buttons for this participant (null for everyone else, and on the leader's own tile). */
   moderation: TileModeration | null;
+  /** Their reaction on show. */
+  reaction?: VideoReaction | null;
 }) {
   const { t } = useI18n();
   const name = self ? t('video.you', { name: p.display_name }) : p.display_name;
@@ -121,6 +124,17 @@ export function VideoTile({
           >
             <span aria-hidden="true">✋ </span>
             {t('video.handMarker')}
+          </span>
+        )}
+        {reaction && (
+          <span
+            data-testid="video-reaction"
+            data-reaction={reaction}
+            role="img"
+            aria-label={t('video.reactedWith', { reaction: t(`video.reaction.${reaction}`) })}
+            class="absolute bottom-8 left-2 text-4xl drop-shadow"
+          >
+            {REACTION_EMOJI[reaction]}
           </span>
         )}
         {!p.connected && !self && (
