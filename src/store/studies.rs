@@ -227,4 +227,7 @@ pub trait StudyStore: Send + Sync {
         n: &[NewNotification],
         now: Millis,
     ) -> StoreResult<Vec<Notification>>;
+    /// When a notification with this collapse key was last stored or refreshed, for
+    /// anyone (`None`: never).
+    async fn last_collapsed_at(&self, collapse_key: &str) -> StoreResult<Option<Millis>>;
 }

@@ -1084,6 +1084,14 @@ macro_rules! studies_store_impl {
                     tx.commit().await?;
                     Ok(out)
                 }
+
+                async fn last_collapsed_at(&self, key: &str) -> StoreResult<Option<Millis>> {
+                    let (at,): (Option<i64>,) = sqlx::query_as("SELECT MAX(created_at) FROM notifications WHERE collapse_key = $1")
+                        .bind(key)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    Ok(at)
+                }
             }
         }
     };

@@ -389,6 +389,49 @@ both_backends!(a_withdrawal_never_overwrites_a_decision);
 
 /// The fence: once a newer owner raised a key's fence, an older owner's single-owner write
 /// is refused and stores nothing, and an older raise is refused too; the newer owner writes.
+/// A collapse key remembers when it last notified anyone: a fresh notice, a refreshed
+/// unread one, and one after the earlier was read all count; other keys do not.
+async fn a_collapse_key_remembers_its_last_notice(b: &Backend) {
+    use studyon::studies::NewNotification;
+    let st = open(b).await;
+    let u1 = st
+        .create_user(&new_user("note1", "Note One"))
+        .await
+        .unwrap();
+    let u2 = st
+        .create_user(&new_user("note2", "Note Two"))
+        .await
+        .unwrap();
+    let note = |user: UserId, key: &str| NewNotification {
+        user_id: user,
+        kind: "call_started",
+        payload: serde_json::json!({}),
+        collapse_key: Some(key.to_string()),
+    };
+    assert_eq!(st.last_collapsed_at("k").await.unwrap(), None);
+    st.insert_notifications(&[note(u1.id, "k"), note(u2.id, "k")], 1_000)
+        .await
+        .unwrap();
+    assert_eq!(st.last_collapsed_at("k").await.unwrap(), Some(1_000));
+    assert_eq!(st.last_collapsed_at("other").await.unwrap(), None);
+    st.mark_all_read(u1.id, 1_500).await.unwrap();
+    st.insert_notifications(&[note(u1.id, "k")], 2_000)
+        .await
+        .unwrap();
+    assert_eq!(st.last_collapsed_at("k").await.unwrap(), Some(2_000));
+    // u2's unread one is refreshed in place.
+    st.insert_notifications(&[note(u2.id, "k")], 3_000)
+        .await
+        .unwrap();
+    assert_eq!(st.last_collapsed_at("k").await.unwrap(), Some(3_000));
+    st.insert_notifications(&[note(u2.id, "other")], 4_000)
+        .await
+        .unwrap();
+    assert_eq!(st.last_collapsed_at("k").await.unwrap(), Some(3_000));
+    st.close().await;
+}
+both_backends!(a_collapse_key_remembers_its_last_notice);
+
 async fn an_older_owner_is_fenced_out(b: &Backend) {
     let st = open(b).await;
     let me = st.create_user(&new_user("fence_a", "A")).await.unwrap();

@@ -1243,6 +1243,66 @@ async fn a_rejoin_into_an_empty_call_notifies_no_one() {
     assert_eq!(started(&body, uid(&ann)), 0, "{body}");
 }
 
+/// The ten-minute gap between two `call_started` notices of a study holds across the
+/// room's idle stop (a minute after the last one leaves by default; a second here): the
+/// room that starts for the next join finds the last notice in the store.
+#[actix_rt::test]
+async fn a_call_notice_waits_out_its_gap_across_an_idle_stop() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &["--actor-idle-secs", "1"]).await;
+    let [leader, ann] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let unread_started = |body: &Value| -> usize {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == "call_started" && n["read"] == false)
+            .count()
+    };
+    let mut a = Part::connect(&s, &ann, study).await;
+    let join = json!({"type": "video.join", "study_id": study});
+    let leave = json!({"type": "video.leave", "study_id": study});
+    assert_eq!(a.request(join.clone()).await["type"], "video.joined");
+    assert_eq!(a.request(leave.clone()).await["type"], "ack");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = get(&s, "/api/notifications?limit=50", Some(&leader.cookie)).await;
+        if unread_started(&body) == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no call notice: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (st, body, _) = post(
+        &s,
+        "/api/notifications/read_all",
+        json!({}),
+        Some(&leader.cookie),
+    )
+    .await;
+    assert!(st == 200 || st == 204, "{st} {body}");
+    // The empty room stops for idleness.
+    let key = <studyon::live::video::VideoRoom as studyon::registry::KeyedActor>::key(
+        studyon::ids::StudyId(study),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.state.registry.is_running_here(&key) {
+        assert!(Instant::now() < deadline, "the empty room did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Ann opens the call again within the gap: a new room, and no new notice.
+    assert_eq!(a.request(join).await["type"], "video.joined");
+    assert!(s.state.registry.is_running_here(&key));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, body) = get(&s, "/api/notifications?limit=50", Some(&leader.cookie)).await;
+    assert_eq!(
+        unread_started(&body),
+        0,
+        "told again within the gap: {body}"
+    );
+}
+
 /// The hands `p` saw raised in its last `video.participants`, in the order raised.
 fn hands(p: &Part) -> Vec<i64> {
     let list = p.saw("video.participants").expect("participants")["participants"]

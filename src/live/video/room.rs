@@ -253,7 +253,9 @@ impl VideoRoom {
     }
 
     /// Tells the other members (stored, in their inbox, and pushed to their tabs) that
-    /// `by` opened the call, unless they were told within [`CALL_NOTICE_GAP`].
+    /// `by` opened the call, unless they were told within [`CALL_NOTICE_GAP`]: by this
+    /// room (checked here, with no store read) or by an earlier life of it, which an idle
+    /// stop ends a minute after the last one leaves (checked in the store).
     fn notice_call_started(&mut self, by: &Author) {
         let now = Instant::now();
         if self
@@ -270,6 +272,16 @@ impl VideoRoom {
             by.clone(),
         );
         actix::spawn(async move {
+            let key = format!("call_started:{study}");
+            let gap = CALL_NOTICE_GAP.as_millis() as i64;
+            match store.last_collapsed_at(&key).await {
+                Ok(Some(at)) if crate::store::now_millis() - at < gap => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%study, error = %e, "call notice: last one not read");
+                    return;
+                }
+            }
             let state = match store.study_state(study).await {
                 Ok(Some(s)) => s,
                 Ok(None) => return,
@@ -292,7 +304,7 @@ impl VideoRoom {
                     user_id: u,
                     kind: "call_started",
                     payload: payload.clone(),
-                    collapse_key: Some(format!("call_started:{study}")),
+                    collapse_key: Some(key.clone()),
                 })
                 .collect();
             match store
