@@ -516,8 +516,27 @@ async fn the_leaders_locks_hold_until_allowed() {
     let allow = |user: i64, source: &str| json!({"type": "video.allow", "study_id": study, "user_id": user, "source": source});
     let r = parts[2].request(allow(users[2], "camera")).await;
     assert_eq!(r["error"], "not_leader", "{r}");
+    // Ann asks with a raised hand; being allowed answers it, so it goes down.
+    let hand = json!({"type": "video.hand", "study_id": study, "raised": true});
+    for i in [1, 2] {
+        let r = parts[i].request(hand.clone()).await;
+        assert_eq!(r["type"], "ack", "{r}");
+    }
+    until(&mut parts, "the hands are up", |ps| {
+        entry(&ps[0], users[1]).0["hand"] == true && entry(&ps[0], users[2]).0["hand"] == true
+    })
+    .await;
     let r = parts[0].request(allow(users[1], "camera")).await;
     assert_eq!(r["type"], "ack", "{r}");
+    until(&mut parts, "Ann's hand goes down", |ps| {
+        entry(&ps[0], users[1]).0["hand"] == false
+    })
+    .await;
+    assert_eq!(
+        entry(&parts[0], users[2]).0["hand"],
+        true,
+        "Bob still waits"
+    );
     let r = parts[1].request(media(true, true)).await;
     assert_eq!(r["type"], "ack", "{r}");
     let r = parts[2].request(media(true, true)).await;
@@ -557,6 +576,10 @@ async fn the_leaders_locks_hold_until_allowed() {
     let r = parts[0].request(allow(users[2], "mic")).await;
     assert_eq!(r["type"], "ack", "{r}");
     assert_eq!(wait_for(&mut parts[2], "video.muted").await["muted"], false);
+    until(&mut parts, "Bob's hand goes down", |ps| {
+        entry(&ps[0], users[2]).0["hand"] == false
+    })
+    .await;
     let r = parts[2].request(media(true, false)).await;
     assert_eq!(r["type"], "ack", "{r}");
     let r = parts[1].request(media(true, false)).await;

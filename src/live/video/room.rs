@@ -688,6 +688,15 @@ impl VideoRoom {
         }
     }
 
+    /// The leader let a participant speak or show something: a hand raised to ask for it
+    /// was answered, so it goes down, as it does when the leader lowers it (else the
+    /// leader's list of raised hands keeps someone already given the word).
+    fn hand_answered(&mut self, user: UserId) {
+        if let Some(s) = self.seats.get_mut(&user) {
+            set_hand(&mut s.state, false);
+        }
+    }
+
     /// Shows everyone in the room (the reacting one too) a participant's reaction.
     fn react(&mut self, conn: ConnId, reaction: Reaction) -> Result<VideoReply, VideoError> {
         let user = self.seat_of(conn)?;
@@ -722,7 +731,10 @@ impl VideoRoom {
         }
         match action {
             Moderation::Mute(u) => self.set_muted(u, true),
-            Moderation::AllowUnmute(u) => self.set_muted(u, false),
+            Moderation::AllowUnmute(u) | Moderation::Allow(u, Source::Mic) => {
+                self.set_muted(u, false);
+                self.hand_answered(u);
+            }
             Moderation::MuteAll => {
                 let others: Vec<UserId> = self.seats.keys().copied().filter(|u| *u != me).collect();
                 for u in others {
@@ -748,10 +760,10 @@ impl VideoRoom {
                 self.locks.set(source, locked);
                 self.enforce_all();
             }
-            Moderation::Allow(u, Source::Mic) => self.set_muted(u, false),
             Moderation::Allow(u, source) => {
                 self.locks.allow(u, source);
                 self.enforce(u, true);
+                self.hand_answered(u);
             }
             Moderation::End => {
                 self.end();
