@@ -42,10 +42,22 @@ pub struct VideoArgs {
     /// Payload bytes per frame (one packet: under the MTU).
     #[arg(long, default_value_t = 1000)]
     pub frame_bytes: usize,
+    /// Frames each publisher sends back to back, at the same average rate: 4 arrive the
+    /// way the packets of one multi-packet camera frame do (1: evenly spaced).
+    #[arg(long, default_value_t = 1)]
+    pub burst: u32,
     /// Quick CI check: 1→3 and 3×3 at 50 frames/s for 1 s; fails if fewer than 90 % of
     /// the packets arrive.
     #[arg(long)]
     pub smoke: bool,
+}
+
+/// What a publishing participant sends: frames of this many payload bytes, so many back to
+/// back (see `--burst`).
+#[derive(Debug, Clone, Copy)]
+struct Frames {
+    bytes: usize,
+    burst: u64,
 }
 
 /// Bounds on every wait, so a broken server ends the run instead of hanging it.
@@ -73,6 +85,9 @@ impl VideoArgs {
         }
         if !(16..=1100).contains(&self.frame_bytes) {
             return Err("--frame-bytes must be 16..=1100 (one packet)".into());
+        }
+        if !(1..=50).contains(&self.burst) {
+            return Err("--burst must be 1..=50".into());
         }
         Ok(())
     }
@@ -141,10 +156,17 @@ async fn participant(
     origin: String,
     cookie: String,
     study: String,
-    publish: bool,
-    frame_bytes: usize,
+    publish: Option<Frames>,
     shared: Arc<Shared>,
 ) -> Result<(), String> {
+    let Frames {
+        bytes: frame_bytes,
+        burst,
+    } = publish.unwrap_or(Frames {
+        bytes: 16,
+        burst: 1,
+    });
+    let publish = publish.is_some();
     let study_num: i64 = study.parse().map_err(|_| "study id")?;
     let mut ws = connect(addr, &origin, &cookie).await?;
     let hello = next_json(&mut ws).await?;
@@ -232,8 +254,9 @@ async fn participant(
         if publish && rate > 0 {
             let due = (since.elapsed().as_secs_f64() * rate as f64) as u64;
             // Catch up at most 50 frames at once after a stall, so a late wake-up does not
-            // turn into a burst the kernel drops.
-            let n = due.saturating_sub(sent).min(50);
+            // turn into a burst the kernel drops; with `--burst`, only whole bursts.
+            let owed = due.saturating_sub(sent);
+            let n = if owed < burst { 0 } else { owed.min(50) };
             for _ in 0..n {
                 if media.send(Source::Camera, &payload, sent.is_multiple_of(100)) {
                     shared.published.fetch_add(1, Ordering::Relaxed);
@@ -404,8 +427,10 @@ async fn run_room(
             origin.to_string(),
             s.cookies[i].clone(),
             s.study_id.clone(),
-            i < publishers,
-            args.frame_bytes,
+            (i < publishers).then_some(Frames {
+                bytes: args.frame_bytes,
+                burst: u64::from(args.burst),
+            }),
             shared.clone(),
         );
         tasks.push(tokio::spawn(task));
@@ -559,6 +584,12 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
         floors.delivery,
         floors.delivered * 100.0
     );
+    if args.burst > 1 {
+        println!(
+            "publishers send frames in bursts of {} (as a multi-packet frame arrives)",
+            args.burst
+        );
+    }
 
     let scratch = procs::Scratch::new("video")?;
     let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
