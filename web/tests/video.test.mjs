@@ -441,10 +441,18 @@ test('leader and members meet on video: media both ways, reactions, late joiner,
     ((await pa.page.getByTestId('video-muted-notice').textContent()) ?? '').includes('locked microphones'),
   );
   await pl.page.getByTestId('video-lock-mic').uncheck();
-  // Unlocked, B may turn the camera on again.
+  // B asks with a raised hand; the leader allows B's camera from the list of raised hands,
+  // which answers the hand.
+  await pb.page.getByTestId('video-hand-toggle').click();
+  const handB = pl.page.locator(`[data-testid="video-hand-entry"][data-user-id="${B}"]`);
+  await handB.getByTestId('video-allow-camera').click();
+  await waitUntil('B may turn the camera on once allowed', async () => !(await camToggleB.isDisabled()));
+  await waitUntil('B’s hand is answered', async () => (await handB.count()) === 0);
+  await pb.page.locator('[data-testid="video-hand-toggle"][data-on="false"]').waitFor();
+  // Unlocked, nothing is left to allow.
   await pl.page.getByTestId('video-lock-camera').uncheck();
-  await waitUntil('B may turn the camera on after the unlock', async () => !(await camToggleB.isDisabled()));
-  assert.equal(await pl.page.getByTestId('video-allow-camera').count(), 0, 'nothing left to allow');
+  await waitUntil('nothing left to allow', async () => (await pl.page.getByTestId('video-allow-camera').count()) === 0);
+  assert.ok(!(await camToggleB.isDisabled()), 'B may turn the camera on');
   await assertNoVideoError(pa, 'A');
   await assertNoVideoError(pb, 'B');
 

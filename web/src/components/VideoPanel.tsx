@@ -486,6 +486,28 @@ function JoinedView({
               <li key={`hand-${p.user_id}`} data-testid="video-hand-entry" data-user-id={p.user_id} class="flex flex-wrap items-center gap-2 text-sm text-slate-900">
                 <span aria-hidden="true">✋</span>
                 {p.user_id === you ? t('video.you', { name: p.display_name }) : p.display_name}
+                {isLeader && p.user_id !== you && p.muted && (
+                  <button type="button" class={videoSmallButton} data-testid="video-allow-unmute" onClick={() => room.allowUnmute(p.user_id)}>
+                    {t('video.allowUnmute')}
+                    <span class="sr-only"> {p.display_name}</span>
+                  </button>
+                )}
+                {isLeader &&
+                  p.user_id !== you &&
+                  p.locked
+                    .filter((source): source is 'camera' | 'screen' => source !== 'mic')
+                    .map((source) => (
+                      <button
+                        key={source}
+                        type="button"
+                        class={videoSmallButton}
+                        data-testid={`video-allow-${source}`}
+                        onClick={() => room.allow(p.user_id, source)}
+                      >
+                        {t(source === 'camera' ? 'video.allowCamera' : 'video.allowScreen')}
+                        <span class="sr-only"> {p.display_name}</span>
+                      </button>
+                    ))}
                 {isLeader && p.user_id !== you && (
                   <button type="button" class={videoSmallButton} data-testid="video-lower-hand" onClick={() => room.lowerHand(p.user_id)}>
                     {t('video.lowerHand')}
