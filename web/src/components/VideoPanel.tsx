@@ -20,7 +20,7 @@ import {
 } from '../video';
 import { ErrorAlert, Notice } from './Alert';
 import { Button } from './Button';
-import { RemoteAudio, ScreenTile, VideoTile, videoSmallButton } from './VideoTile';
+import { AllowButtons, RemoteAudio, ScreenTile, VideoTile, videoSmallButton } from './VideoTile';
 
 const sectionClass = 'flex flex-col gap-3 rounded-lg border border-slate-200 bg-white p-4';
 
@@ -492,22 +492,7 @@ function JoinedView({
                     <span class="sr-only"> {p.display_name}</span>
                   </button>
                 )}
-                {isLeader &&
-                  p.user_id !== you &&
-                  p.locked
-                    .filter((source): source is 'camera' | 'screen' => source !== 'mic')
-                    .map((source) => (
-                      <button
-                        key={source}
-                        type="button"
-                        class={videoSmallButton}
-                        data-testid={`video-allow-${source}`}
-                        onClick={() => room.allow(p.user_id, source)}
-                      >
-                        {t(source === 'camera' ? 'video.allowCamera' : 'video.allowScreen')}
-                        <span class="sr-only"> {p.display_name}</span>
-                      </button>
-                    ))}
+                {isLeader && p.user_id !== you && <AllowButtons participant={p} onAllow={(source) => room.allow(p.user_id, source)} />}
                 {isLeader && p.user_id !== you && (
                   <button type="button" class={videoSmallButton} data-testid="video-lower-hand" onClick={() => room.lowerHand(p.user_id)}>
                     {t('video.lowerHand')}

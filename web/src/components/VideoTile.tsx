@@ -67,6 +67,23 @@ export interface TileModeration {
   allow: (source: 'camera' | 'screen') => void;
 }
 
+/** The leader's "Allow" buttons for the camera and screen a lock keeps someone from. */
+export function AllowButtons({ participant: p, onAllow }: { participant: VideoParticipant; onAllow: (source: 'camera' | 'screen') => void }) {
+  const { t } = useI18n();
+  return (
+    <>
+      {p.locked
+        .filter((source): source is 'camera' | 'screen' => source !== 'mic')
+        .map((source) => (
+          <button key={source} type="button" class={videoSmallButton} data-testid={`video-allow-${source}`} onClick={() => onAllow(source)}>
+            {t(source === 'camera' ? 'video.allowCamera' : 'video.allowScreen')}
+            <span class="sr-only"> {p.display_name}</span>
+          </button>
+        ))}
+    </>
+  );
+}
+
 export function VideoTile({
   participant: p,
   stream,
@@ -198,21 +215,7 @@ export function VideoTile({
               <span class="sr-only"> {p.display_name}</span>
             </button>
           )}
-          {moderation &&
-            p.locked
-              .filter((source): source is 'camera' | 'screen' => source !== 'mic')
-              .map((source) => (
-                <button
-                  key={source}
-                  type="button"
-                  class={videoSmallButton}
-                  data-testid={`video-allow-${source}`}
-                  onClick={() => moderation.allow(source)}
-                >
-                  {t(source === 'camera' ? 'video.allowCamera' : 'video.allowScreen')}
-                  <span class="sr-only"> {p.display_name}</span>
-                </button>
-              ))}
+          {moderation && <AllowButtons participant={p} onAllow={moderation.allow} />}
           {moderation && (
             <button type="button" class={videoSmallButton} data-testid="video-remove" onClick={moderation.remove}>
               {t('video.remove')}
