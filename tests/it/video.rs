@@ -283,17 +283,23 @@ pub(crate) fn seqs(frames: &[&studyon::live::video::client::Received]) -> Vec<u1
         .collect()
 }
 
+/// A leader and two members in a study's call, each publishing microphone and camera, and
+/// every track negotiated: (the study, the three, their participants).
+async fn meshed_trio(s: &studyon::server::RunningServer) -> (i64, [Session; 3], Vec<Part>) {
+    let [leader, ann, bob] = signups(s).await;
+    let study = study_with_members(s, &leader, &[&ann, &bob]).await;
+    let both = [Source::Mic, Source::Camera];
+    let mut parts = Vec::new();
+    for who in [&leader, &ann, &bob] {
+        parts.push(Part::join(s, who, study, &both).await);
+    }
+    until_meshed(&mut parts, 2).await;
+    (study, [leader, ann, bob], parts)
+}
+
 async fn forwarding_and_mute(b: &Backend) {
     let s = start(b, &[]).await;
-    let [leader, ann, bob] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
-    let both = [Source::Mic, Source::Camera];
-    let mut parts = vec![
-        Part::join(&s, &leader, study, &both).await,
-        Part::join(&s, &ann, study, &both).await,
-        Part::join(&s, &bob, study, &both).await,
-    ];
-    until_meshed(&mut parts, 2).await;
+    let (study, _, mut parts) = meshed_trio(&s).await;
     let users: Vec<i64> = parts.iter().map(|p| p.user).collect();
 
     // Every subscriber receives every publisher's frames, in order, byte for byte.
@@ -457,15 +463,7 @@ fn entry(p: &Part, who: i64) -> (Value, Value) {
 async fn the_leaders_locks_hold_until_allowed() {
     let b = Backend::new(Db::Sqlite).await;
     let s = start(&b, &[]).await;
-    let [leader, ann, bob] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
-    let both = [Source::Mic, Source::Camera];
-    let mut parts = vec![
-        Part::join(&s, &leader, study, &both).await,
-        Part::join(&s, &ann, study, &both).await,
-        Part::join(&s, &bob, study, &both).await,
-    ];
-    until_meshed(&mut parts, 2).await;
+    let (study, [_, ann, _], mut parts) = meshed_trio(&s).await;
     let users: Vec<i64> = parts.iter().map(|p| p.user).collect();
     let media = |mic: bool, camera: bool| json!({"type": "video.media", "study_id": study, "mic": mic, "camera": camera, "screen": false});
     for p in parts.iter_mut() {
