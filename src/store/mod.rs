@@ -18,6 +18,8 @@ pub mod studies;
 mod studies_sql;
 pub mod tasks;
 mod tasks_sql;
+pub mod video;
+mod video_sql;
 
 use std::sync::Arc;
 
@@ -35,6 +37,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use studies::{Rule, StudyStore};
 pub use tasks::TaskStore;
+pub use video::VideoStore;
 
 /// Milliseconds since the Unix epoch: the one time format in the store.
 pub type Millis = i64;
@@ -281,7 +284,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
 pub trait Store:
-    StudyStore + ChatStore + TaskStore + DocStore + JobStore + Send + Sync + 'static
+    StudyStore + ChatStore + TaskStore + DocStore + JobStore + VideoStore + Send + Sync + 'static
 {
     fn kind(&self) -> DbKind;
     /// Applies pending migrations of this dialect.

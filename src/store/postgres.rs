@@ -11,6 +11,7 @@ use super::jobs_sql::jobs_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
 use super::tasks_sql::tasks_store_impl;
+use super::video_sql::video_store_impl;
 use crate::config::DbKind;
 
 pub struct PgStore {
@@ -47,3 +48,4 @@ chat_store_impl!(PgStore, Postgres);
 tasks_store_impl!(PgStore, Postgres);
 docs_store_impl!(PgStore, Postgres);
 jobs_store_impl!(PgStore, Postgres);
+video_store_impl!(PgStore, Postgres);

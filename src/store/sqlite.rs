@@ -12,6 +12,7 @@ use super::jobs_sql::jobs_store_impl;
 use super::sql::shared_store_impl;
 use super::studies_sql::studies_store_impl;
 use super::tasks_sql::tasks_store_impl;
+use super::video_sql::video_store_impl;
 use crate::config::DbKind;
 
 /// How long a writer waits for SQLite's single write lock before failing: long enough to ride
@@ -61,3 +62,4 @@ chat_store_impl!(SqliteStore, Sqlite);
 tasks_store_impl!(SqliteStore, Sqlite);
 docs_store_impl!(SqliteStore, Sqlite);
 jobs_store_impl!(SqliteStore, Sqlite);
+video_store_impl!(SqliteStore, Sqlite);

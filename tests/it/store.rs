@@ -432,6 +432,49 @@ async fn a_collapse_key_remembers_its_last_notice(b: &Backend) {
 }
 both_backends!(a_collapse_key_remembers_its_last_notice);
 
+/// A call's saved moderation is one row per study: written, replaced, read with its stamp,
+/// deleted.
+async fn video_moderation_is_kept_per_study(b: &Backend) {
+    let st = open(b).await;
+    let leader = st.create_user(&new_user("vm", "VM")).await.unwrap();
+    let fields = studyon::studies::rules::StudyFields {
+        title: "call".into(),
+        description: String::new(),
+        tags: vec![],
+        capacity: 5,
+        recruit_opens_on: "2026-11-01".into(),
+        recruit_closes_on: "2026-12-31".into(),
+        starts_on: "2027-01-01".into(),
+        ends_on: "2027-02-01".into(),
+    };
+    let study = st.create_study(leader.id, &fields, 1).await.unwrap();
+    let other = st.create_study(leader.id, &fields, 1).await.unwrap();
+    assert_eq!(st.video_moderation(study).await.unwrap(), None);
+    st.set_video_moderation(study, Some("{\"a\":1}"), 10)
+        .await
+        .unwrap();
+    st.set_video_moderation(study, Some("{\"a\":2}"), 20)
+        .await
+        .unwrap();
+    st.set_video_moderation(other, Some("{}"), 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        st.video_moderation(study).await.unwrap(),
+        Some(("{\"a\":2}".to_string(), 20))
+    );
+    st.set_video_moderation(study, None, 40).await.unwrap();
+    assert_eq!(st.video_moderation(study).await.unwrap(), None);
+    assert_eq!(
+        st.video_moderation(other).await.unwrap(),
+        Some(("{}".to_string(), 30))
+    );
+    // Deleting a row that is not there is no error.
+    st.set_video_moderation(study, None, 50).await.unwrap();
+    st.close().await;
+}
+both_backends!(video_moderation_is_kept_per_study);
+
 async fn an_older_owner_is_fenced_out(b: &Backend) {
     let st = open(b).await;
     let me = st.create_user(&new_user("fence_a", "A")).await.unwrap();

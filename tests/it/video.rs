@@ -1410,6 +1410,68 @@ async fn hands_go_up_in_order_and_the_leader_lowers_them() {
     until_hands(a, &[]).await;
 }
 
+/// The leader's mutes and locks are saved before they are acknowledged: after a server
+/// restart the call resumes with them; once the leader ends it, the next call is clean.
+async fn moderation_outlives_a_restart(b: &Backend) {
+    let s = start(b, &[]).await;
+    let [leader, ann] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let join = json!({"type": "video.join", "study_id": study});
+    let mut l = Part::connect(&s, &leader, study).await;
+    assert_eq!(l.request(join.clone()).await["type"], "video.joined");
+    let mut a = Part::connect(&s, &ann, study).await;
+    assert_eq!(a.request(join.clone()).await["type"], "video.joined");
+    let r = l
+        .request(
+            json!({"type": "video.lock", "study_id": study, "source": "camera", "locked": true}),
+        )
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    let r = l
+        .request(json!({"type": "video.mute", "study_id": study, "user_id": uid(&ann)}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    drop((l, a));
+    s.shutdown().await;
+
+    let s = start(b, &[]).await;
+    let ann_in = |r: &Value| -> Value {
+        r["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user_id"] == uid(&ann))
+            .cloned()
+            .expect("Ann listed")
+    };
+    let mut a = Part::connect(&s, &ann, study).await;
+    let r = a.request(join.clone()).await;
+    assert_eq!(r["type"], "video.joined", "{r}");
+    assert_eq!(r["locks"], json!(["camera"]), "{r}");
+    assert_eq!(ann_in(&r)["muted"], true, "{r}");
+    assert_eq!(ann_in(&r)["locked"], json!(["camera"]), "{r}");
+    let r = a.request(json!({"type": "video.media", "study_id": study, "mic": true, "camera": false, "screen": false})).await;
+    assert_eq!(r["error"], "muted_by_leader", "{r}");
+
+    // The leader ends the call: the next one starts clean, after a restart too.
+    let mut l = Part::connect(&s, &leader, study).await;
+    assert_eq!(l.request(join.clone()).await["type"], "video.joined");
+    let r = l
+        .request(json!({"type": "video.end", "study_id": study}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    drop((l, a));
+    s.shutdown().await;
+    let s = start(b, &[]).await;
+    let mut a = Part::connect(&s, &ann, study).await;
+    let r = a.request(join).await;
+    assert_eq!(r["locks"], json!([]), "{r}");
+    assert_eq!(ann_in(&r)["muted"], false, "{r}");
+    drop(a);
+    s.shutdown().await;
+}
+both_backends!(moderation_outlives_a_restart);
+
 /// Reactions go to everyone in the room, the one reacting too, and to no one outside it;
 /// only the fixed set is taken, and a flood is cut off at the rate.
 #[actix_rt::test]

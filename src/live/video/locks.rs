@@ -9,13 +9,15 @@
 
 use std::collections::HashSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::sfu::route::Source;
 use crate::ids::UserId;
 
 /// Every source, in the order lists show them.
 pub const SOURCES: [Source; 3] = [Source::Mic, Source::Camera, Source::Screen];
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Locks {
     locked: [bool; 3],
     /// Who the leader allowed a locked source; forgotten when that lock is lifted, so

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::Mid;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::VideoNode;
 use super::error::VideoError;
@@ -53,6 +53,27 @@ const CALL_NEWS_GAP: Duration = Duration::from_millis(250);
 /// participant leaves and comes back is the same session to the members, and one unread
 /// notice per study is enough (its collapse key keeps it at one).
 const CALL_NOTICE_GAP: Duration = Duration::from_secs(600);
+/// How long a call's saved moderation counts after its room last had people in it: a call
+/// resumed within it (after a restart, or everyone back from a break) is the same session,
+/// as for [`CALL_NOTICE_GAP`]; a later one starts clean.
+const HELD_FRESH: Duration = CALL_NOTICE_GAP;
+/// How often a room with people in it restamps its saved moderation (see [`HELD_FRESH`]).
+const HELD_TOUCH: Duration = Duration::from_secs(60);
+/// How long a leader's request waits for its moderation to be saved before it is answered
+/// `unavailable` (the change holds in the room either way; it may not outlive a restart).
+const HELD_WAIT: Duration = Duration::from_secs(5);
+/// Tries to save one state, a second apart, before the writer waits for the next change.
+const HELD_TRIES: u32 = 10;
+
+/// What of a call's moderation outlives its room: the leader's mutes and locks.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Held {
+    muted: Vec<UserId>,
+    locks: Locks,
+}
+
+/// Numbered states for [`write_held`]: `(number, JSON or None to delete)`.
+type HeldState = (u64, Option<String>);
 
 /// The payload of a `call_started` notification: someone opened the study's video call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +214,14 @@ pub struct VideoRoom {
     told_at: Option<Instant>,
     /// When the members were last told a call started here (see [`CALL_NOTICE_GAP`]).
     noticed_at: Option<Instant>,
+    /// The moderation state to save, numbered; [`write_held`] saves the latest.
+    held_tx: watch::Sender<HeldState>,
+    /// The number of the last state saved.
+    held_saved: watch::Receiver<u64>,
+    /// The writer's ends, until `started` spawns it.
+    held_writer: Option<(watch::Receiver<HeldState>, watch::Sender<u64>)>,
+    /// The last state queued for saving.
+    held_last: Option<String>,
 }
 
 impl Actor for VideoRoom {
@@ -208,6 +237,10 @@ impl Actor for VideoRoom {
         // Sends what changed inside the last gap (see `tell_study`), and at the first tick
         // of a room that nobody joined, that no call is going on.
         ctx.run_interval(CALL_NEWS_GAP, |act, _| act.tell_study());
+        if let Some((rx, saved)) = self.held_writer.take() {
+            actix::spawn(write_held(self.deps.store.clone(), self.id, rx, saved));
+        }
+        ctx.run_interval(HELD_TOUCH, |act, _| act.touch_held());
     }
 }
 
@@ -234,7 +267,96 @@ impl StreamHandler<MediaEvent> for VideoRoom {
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
+/// Saves a room's moderation states in order, the latest first when several queued up,
+/// and says which number it saved; ends once the room is gone and its last state saved.
+async fn write_held(
+    store: Arc<dyn crate::store::Store>,
+    study: StudyId,
+    mut rx: watch::Receiver<HeldState>,
+    saved: watch::Sender<u64>,
+) {
+    let mut failed = 0;
+    loop {
+        let (v, state) = rx.borrow_and_update().clone();
+        if v > *saved.borrow() {
+            let now = crate::store::now_millis();
+            match store
+                .set_video_moderation(study, state.as_deref(), now)
+                .await
+            {
+                Ok(()) => {
+                    saved.send_replace(v);
+                    failed = 0;
+                }
+                Err(e) if failed + 1 < HELD_TRIES => {
+                    failed += 1;
+                    tracing::warn!(%study, error = %e, "video moderation not saved; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(%study, error = %e, "video moderation not saved; giving up");
+                    failed = 0;
+                }
+            }
+        }
+        if rx.changed().await.is_err() {
+            break;
+        }
+    }
+}
+
 impl VideoRoom {
+    /// Queues the moderation state for saving if it changed; the number to wait for.
+    fn persist(&mut self) -> Option<u64> {
+        let state = (!self.muted.is_empty() || !self.locks.locked().is_empty()).then(|| {
+            let mut muted: Vec<UserId> = self.muted.iter().copied().collect();
+            muted.sort();
+            let held = Held {
+                muted,
+                locks: self.locks.clone(),
+            };
+            serde_json::to_string(&held).expect("moderation serializes")
+        });
+        if state == self.held_last {
+            return None;
+        }
+        self.held_last = state.clone();
+        Some(self.send_held(state))
+    }
+
+    fn send_held(&mut self, state: Option<String>) -> u64 {
+        let v = self.held_tx.borrow().0 + 1;
+        self.held_tx.send_replace((v, state));
+        v
+    }
+
+    /// Restamps the saved moderation of a call with people in it, so a restart finds it
+    /// fresh however long ago the leader set it.
+    fn touch_held(&mut self) {
+        if !self.seats.is_empty() && self.held_last.is_some() {
+            let state = self.held_last.clone();
+            self.send_held(state);
+        }
+    }
+
+    /// Answers a leader's request once the moderation state numbered `v` is saved.
+    fn reply_when_saved(
+        &self,
+        v: u64,
+        done: VideoReply,
+        reply: ReplyTo<Result<VideoReply, VideoError>>,
+    ) {
+        let mut saved = self.held_saved.clone();
+        actix::spawn(async move {
+            let r = tokio::time::timeout(HELD_WAIT, saved.wait_for(|s| *s >= v)).await;
+            reply.send(match r {
+                Ok(Ok(_)) => Ok(done),
+                _ => Err(VideoError::Unavailable),
+            });
+        });
+    }
+
     fn participants(&self) -> Vec<Participant> {
         self.seats.values().map(|s| s.state.clone()).collect()
     }
@@ -834,13 +956,22 @@ impl VideoRoom {
                 });
                 VideoReply::Done
             }),
-            VideoMsg::Moderate { conn, action } => self.moderate(conn, action),
+            VideoMsg::Moderate { conn, action } => match self.moderate(conn, action) {
+                // Acknowledged once saved: a restart must not lift what the leader was
+                // told holds.
+                Ok(done) => match self.persist() {
+                    Some(v) => return self.reply_when_saved(v, done, reply),
+                    None => Ok(done),
+                },
+                Err(e) => Err(e),
+            },
             VideoMsg::MemberGone { user } => {
                 self.drop_seat(user, LeftReason::NotMember);
                 Ok(VideoReply::Done)
             }
             VideoMsg::StudyGone => {
                 self.end();
+                self.persist();
                 Ok(VideoReply::Done)
             }
             // Who is in it now, though news of the last change may wait for its gap: a
@@ -898,6 +1029,27 @@ impl KeyedActor for VideoRoom {
                 .ext
                 .get::<VideoNode>()
                 .ok_or_else(|| StartError::Failed("video is not enabled on this node".into()))?;
+            // A call resumed within HELD_FRESH keeps the leader's mutes and locks.
+            let held = match deps.store.video_moderation(id).await? {
+                Some((json, at))
+                    if crate::store::now_millis() - at < HELD_FRESH.as_millis() as i64 =>
+                {
+                    match serde_json::from_str::<Held>(&json) {
+                        Ok(h) => Some((h, json)),
+                        Err(e) => {
+                            tracing::warn!(study = %id, error = %e, "saved video moderation unreadable");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let (held, held_last) = match held {
+                Some((h, json)) => (h, Some(json)),
+                None => (Held::default(), None),
+            };
+            let (held_tx, held_rx) = watch::channel((0, None));
+            let (saved_tx, held_saved) = watch::channel(0);
             let (ev_tx, ev_rx) = mpsc::channel(EVENTS);
             let media = sfu::spawn(
                 &node.runtime,
@@ -912,9 +1064,9 @@ impl KeyedActor for VideoRoom {
                 node,
                 leader: state.leader,
                 seats: BTreeMap::new(),
-                muted: Default::default(),
+                muted: held.muted.into_iter().collect(),
                 stopped: Default::default(),
-                locks: Locks::default(),
+                locks: held.locks,
                 media,
                 events: Some(ev_rx),
                 deps,
@@ -923,6 +1075,10 @@ impl KeyedActor for VideoRoom {
                 version: 0,
                 told_at: None,
                 noticed_at: None,
+                held_tx,
+                held_saved,
+                held_writer: Some((held_rx, saved_tx)),
+                held_last,
             })
         })
     }
