@@ -453,6 +453,10 @@ test('leader and members meet on video: media both ways, reactions, late joiner,
   await pl.page.getByTestId('video-lock-camera').uncheck();
   await waitUntil('nothing left to allow', async () => (await pl.page.getByTestId('video-allow-camera').count()) === 0);
   assert.ok(!(await camToggleB.isDisabled()), 'B may turn the camera on');
+  // The leader lets A unmute again: mutes are saved and would hold across the restart
+  // below, as the server told the leader they would.
+  await tile(pl.page, A).getByTestId('video-allow-unmute').click();
+  await pa.page.locator('[data-testid="video-mic-toggle"][data-muted-by-leader="false"]').waitFor();
   await assertNoVideoError(pa, 'A');
   await assertNoVideoError(pb, 'B');
 
