@@ -70,9 +70,10 @@ impl Locks {
         self.is_locked(source) && user != leader && !self.allowed.contains(&(user, source))
     }
 
-    /// The sources the locks keep `user` from, in [`SOURCES`] order.
-    pub fn held(&self, user: UserId, leader: UserId) -> Vec<Source> {
-        SOURCES
+    /// The camera and screen the locks keep `user` from, in [`SOURCES`] order (a held
+    /// microphone is a mute, shown and enforced as one).
+    pub fn held_video(&self, user: UserId, leader: UserId) -> Vec<Source> {
+        [Source::Camera, Source::Screen]
             .into_iter()
             .filter(|s| self.holds(user, leader, *s))
             .collect()
@@ -105,8 +106,8 @@ mod tests {
         assert!(!l.holds(LEAD, LEAD, Source::Camera));
         assert!(!l.holds(ANN, LEAD, Source::Mic), "other sources stay free");
         assert_eq!(l.locked(), vec![Source::Camera]);
-        assert_eq!(l.held(ANN, LEAD), vec![Source::Camera]);
-        assert!(l.held(LEAD, LEAD).is_empty());
+        assert_eq!(l.held_video(ANN, LEAD), vec![Source::Camera]);
+        assert!(l.held_video(LEAD, LEAD).is_empty());
         // A new leader is free of it; the old one is held.
         assert!(l.holds(LEAD, ANN, Source::Camera));
         assert!(!l.holds(ANN, ANN, Source::Camera));

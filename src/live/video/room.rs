@@ -681,12 +681,7 @@ impl VideoRoom {
     /// `tell` (a joiner learns it from the join reply instead).
     fn enforce(&mut self, user: UserId, tell: bool) {
         let muted = self.muted.contains(&user) || self.locks.holds(user, self.leader, Source::Mic);
-        let locked: Vec<Source> = self
-            .locks
-            .held(user, self.leader)
-            .into_iter()
-            .filter(|s| *s != Source::Mic)
-            .collect();
+        let locked = self.locks.held_video(user, self.leader);
         let Some(seat) = self.seats.get_mut(&user) else {
             return;
         };
@@ -781,8 +776,7 @@ impl VideoRoom {
         self.stopped.insert((user, source));
         // Stopping someone allowed past a lock takes the allowance back.
         self.locks.revoke(user, source);
-        seat.state.locked = self.locks.held(user, self.leader);
-        seat.state.locked.retain(|s| *s != Source::Mic);
+        seat.state.locked = self.locks.held_video(user, self.leader);
         self.cmd(MediaCmd::Stop {
             user,
             source,
