@@ -28,6 +28,20 @@ fn new_user(login: &str, name: &str) -> NewUser {
     }
 }
 
+/// A recruiting study's fields, for tests that need a study row.
+fn study_fields(title: &str) -> studyon::studies::rules::StudyFields {
+    studyon::studies::rules::StudyFields {
+        title: title.into(),
+        description: String::new(),
+        tags: vec![],
+        capacity: 5,
+        recruit_opens_on: "2026-11-01".into(),
+        recruit_closes_on: "2026-12-31".into(),
+        starts_on: "2027-01-01".into(),
+        ends_on: "2027-02-01".into(),
+    }
+}
+
 async fn users_and_conflicts(b: &Backend) {
     let st = open(b).await;
     let u = st.create_user(&new_user("alice", "Alice")).await.unwrap();
@@ -310,16 +324,7 @@ async fn a_withdrawal_never_overwrites_a_decision(b: &Backend) {
     let st = open(b).await;
     let leader = st.create_user(&new_user("wl", "WL")).await.unwrap();
     let applicant = st.create_user(&new_user("wa", "WA")).await.unwrap();
-    let fields = studyon::studies::rules::StudyFields {
-        title: "race".into(),
-        description: String::new(),
-        tags: vec![],
-        capacity: 5,
-        recruit_opens_on: "2026-11-01".into(),
-        recruit_closes_on: "2026-12-31".into(),
-        starts_on: "2027-01-01".into(),
-        ends_on: "2027-02-01".into(),
-    };
+    let fields = study_fields("race");
     let study = st.create_study(leader.id, &fields, 1).await.unwrap();
     let (app, _) = st.apply(study, applicant.id, "hi", 2).await.unwrap();
     let decide = "UPDATE applications SET status = 'accepted', decided_at = 3 WHERE id = $1";
@@ -437,16 +442,7 @@ both_backends!(a_collapse_key_remembers_its_last_notice);
 async fn video_moderation_is_kept_per_study(b: &Backend) {
     let st = open(b).await;
     let leader = st.create_user(&new_user("vm", "VM")).await.unwrap();
-    let fields = studyon::studies::rules::StudyFields {
-        title: "call".into(),
-        description: String::new(),
-        tags: vec![],
-        capacity: 5,
-        recruit_opens_on: "2026-11-01".into(),
-        recruit_closes_on: "2026-12-31".into(),
-        starts_on: "2027-01-01".into(),
-        ends_on: "2027-02-01".into(),
-    };
+    let fields = study_fields("call");
     let study = st.create_study(leader.id, &fields, 1).await.unwrap();
     let other = st.create_study(leader.id, &fields, 1).await.unwrap();
     assert_eq!(st.video_moderation(study).await.unwrap(), None);
