@@ -1204,11 +1204,7 @@ export class VideoRoom {
 
   /** Shows the room a reaction (mine comes back like everyone's). */
   react(reaction: VideoReaction): void {
-    if (this.phase !== 'joined') return;
-    const session = this.session;
-    this.request('video.react', { reaction }).catch((e) => {
-      if (session === this.session) this.showError(e);
-    });
+    this.inRoom('video.react', { reaction });
   }
 
   /** A participant's reaction on show, if any. */
@@ -1243,7 +1239,8 @@ export class VideoRoom {
 
   // ---- leader ---------------------------------------------------------------------
 
-  private moderate(type: string, fields: Record<string, unknown> = {}): void {
+  /** A request in the room whose reply is an `ack`; a refusal shows as an error. */
+  private inRoom(type: string, fields: Record<string, unknown> = {}): void {
     if (this.phase !== 'joined') return;
     const session = this.session;
     this.request(type, fields).catch((e) => {
@@ -1252,42 +1249,42 @@ export class VideoRoom {
   }
 
   mute(userId: number): void {
-    this.moderate('video.mute', { user_id: userId });
+    this.inRoom('video.mute', { user_id: userId });
   }
 
   allowUnmute(userId: number): void {
-    this.moderate('video.allow_unmute', { user_id: userId });
+    this.inRoom('video.allow_unmute', { user_id: userId });
   }
 
   remove(userId: number): void {
-    this.moderate('video.remove', { user_id: userId });
+    this.inRoom('video.remove', { user_id: userId });
   }
 
   /** Stops a participant's camera or screen share (they may turn it on again). */
   stopSource(userId: number, source: 'camera' | 'screen'): void {
-    this.moderate('video.stop', { user_id: userId, source });
+    this.inRoom('video.stop', { user_id: userId, source });
   }
 
   muteAll(): void {
-    this.moderate('video.mute_all');
+    this.inRoom('video.mute_all');
   }
 
   /** Locks a source for everyone but the leader, or lifts the lock. */
   setLock(source: VideoSource, locked: boolean): void {
-    this.moderate('video.lock', { source, locked });
+    this.inRoom('video.lock', { source, locked });
   }
 
   /** Lets one participant turn a locked source on. */
   allow(userId: number, source: VideoSource): void {
-    this.moderate('video.allow', { user_id: userId, source });
+    this.inRoom('video.allow', { user_id: userId, source });
   }
 
   lowerHand(userId: number): void {
-    this.moderate('video.lower_hand', { user_id: userId });
+    this.inRoom('video.lower_hand', { user_id: userId });
   }
 
   lowerHands(): void {
-    this.moderate('video.lower_hands');
+    this.inRoom('video.lower_hands');
   }
 
   /** Raised hands, first raised first (everyone sees the same order: the server's clock). */
@@ -1298,7 +1295,7 @@ export class VideoRoom {
   }
 
   end(): void {
-    this.moderate('video.end');
+    this.inRoom('video.end');
   }
 
   // ---- diagnostics ------------------------------------------------------------------
