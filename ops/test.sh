@@ -83,8 +83,8 @@ step "load harness smoke (loopback, bounded, no baseline)"
 # The co-editing path the same way: one document, writers and readers; fails on any update
 # lost, duplicated or refused.
 "$CARGO_TARGET_DIR/debug/loadtest" doc --smoke --server-bin "$CARGO_TARGET_DIR/debug/studyon"
-# The SFU the same way: str0m participants, 1→3 and 3×3; fails if under 90 % of the packets
-# arrive or none are forwarded.
+# The SFU the same way: str0m participants, 1→3, 3×3 and 2 rooms of 2; fails if under 90 %
+# of the packets arrive or none are forwarded.
 "$CARGO_TARGET_DIR/debug/loadtest" video --smoke --server-bin "$CARGO_TARGET_DIR/debug/studyon"
 
 # The cluster's fan-out path the same way: two nodes of a real cluster (its own redis-server,

@@ -90,7 +90,43 @@ pub async fn run(addr: SocketAddr, origin: &str, users: usize) -> Result<Setup, 
         cookies.push(t.await.map_err(|e| e.to_string())??);
     }
     let leader = cookies[0].as_str();
+    let study_id = study_of(addr, origin, &cookies).await?;
 
+    let path = format!("/api/studies/{study_id}/chat_rooms");
+    let r = post(
+        addr,
+        origin,
+        Some(leader),
+        &path,
+        json!({ "name": "load", "category": "general" }),
+    )
+    .await?;
+    if r.status == 404 || r.status == 405 {
+        return Err(format!(
+            "create chat room: HTTP {} — this server build has no chat rooms yet ({})",
+            r.status,
+            r.text()
+        ));
+    }
+    let room = expect(&r, 201, "create chat room")?;
+    let room_id = room["room"]["id"].clone();
+    if room_id.is_null() {
+        return Err("create chat room: no room.id".into());
+    }
+    Ok(Setup {
+        cookies,
+        room_id,
+        study_id,
+    })
+}
+
+/// A study led by `cookies[0]` with the others as members; returns its id.
+pub async fn study_of(
+    addr: SocketAddr,
+    origin: &str,
+    cookies: &[String],
+) -> Result<String, String> {
+    let leader = cookies.first().ok_or("a study needs a leader")?.as_str();
     let r = post(
         addr,
         origin,
@@ -122,33 +158,7 @@ pub async fn run(addr: SocketAddr, origin: &str, users: usize) -> Result<Setup, 
             return Err(format!("accept user {i}: HTTP {}: {}", r.status, r.text()));
         }
     }
-
-    let path = format!("/api/studies/{study_id}/chat_rooms");
-    let r = post(
-        addr,
-        origin,
-        Some(leader),
-        &path,
-        json!({ "name": "load", "category": "general" }),
-    )
-    .await?;
-    if r.status == 404 || r.status == 405 {
-        return Err(format!(
-            "create chat room: HTTP {} — this server build has no chat rooms yet ({})",
-            r.status,
-            r.text()
-        ));
-    }
-    let room = expect(&r, 201, "create chat room")?;
-    let room_id = room["room"]["id"].clone();
-    if room_id.is_null() {
-        return Err("create chat room: no room.id".into());
-    }
-    Ok(Setup {
-        cookies,
-        room_id,
-        study_id,
-    })
+    Ok(study_id)
 }
 
 /// An id as it goes into a path: numbers and strings alike.
