@@ -915,21 +915,16 @@ async fn removal_end_and_takeover() {
         .request(json!({"type": "video.hand", "study_id": study, "raised": true}))
         .await;
     assert_eq!(r["type"], "ack");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        l.read(Duration::from_millis(50)).await;
-        let raised = l.saw("video.participants").is_some_and(|f| {
+    read_until(&mut l, "Ann's hand shown", |l| {
+        l.saw("video.participants").is_some_and(|f| {
             f["participants"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .any(|p| p["user_id"] == uid(&ann) && p["hand"] == true)
-        });
-        if raised {
-            break;
-        }
-        assert!(Instant::now() < deadline, "hand not shown");
-    }
+        })
+    })
+    .await;
 
     // A muted participant cannot shed the mute by leaving and joining again.
     let r = l
@@ -1006,21 +1001,14 @@ async fn removal_end_and_takeover() {
 
 /// The next `call_changed` study event `p` got: (who is in the call, its version).
 async fn next_call(p: &mut Part) -> (Vec<i64>, i64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found = p.frames[p.mark..]
-            .iter()
-            .position(|f| f["type"] == "study.event" && f["event"]["kind"] == "call_changed");
-        if let Some(i) = found {
-            let e = p.frames[p.mark + i]["event"].clone();
-            p.mark += i + 1;
-            let ids = e["user_ids"].as_array().expect("user_ids");
-            let ids = ids.iter().map(|u| u.as_i64().expect("id")).collect();
-            return (ids, e["version"].as_i64().expect("version"));
-        }
-        assert!(Instant::now() < deadline, "no call_changed within 5 s");
-        p.read(Duration::from_millis(50)).await;
-    }
+    let f = next_frame(p, "call_changed", |f| {
+        f["type"] == "study.event" && f["event"]["kind"] == "call_changed"
+    })
+    .await;
+    let e = &f["event"];
+    let ids = e["user_ids"].as_array().expect("user_ids");
+    let ids = ids.iter().map(|u| u.as_i64().expect("id")).collect();
+    (ids, e["version"].as_i64().expect("version"))
 }
 
 /// A member with the study page open sees who is in the call without joining it: from
@@ -1144,24 +1132,22 @@ async fn the_study_page_sees_a_call_in_progress() {
         .await;
     assert_eq!(r["type"], "video.joined", "{r}");
     let started = |n: &Value| n["kind"] == "call_started" && n["payload"]["study_id"] == study;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (st, body) = get(&s, "/api/notifications?limit=50", Some(&bob.cookie)).await;
-        assert_eq!(st, 200, "{body}");
-        let mine: Vec<&Value> = body["items"]
+    let mine = |body: &Value| -> Vec<Value> {
+        body["items"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|n| started(n))
-            .collect();
-        if let [n] = mine[..] {
-            assert_eq!(n["payload"]["by"]["id"], uid(&ann), "{n}");
-            assert!(n["payload"]["study_title"].is_string(), "{n}");
-            break;
-        }
-        assert!(mine.is_empty() && Instant::now() < deadline, "{mine:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .cloned()
+            .collect()
+    };
+    let body =
+        notifications_until(&s, &bob, "Bob told of Ann's call", |b| !mine(b).is_empty()).await;
+    let [n] = &mine(&body)[..] else {
+        panic!("one call_started for Bob: {body}");
+    };
+    assert_eq!(n["payload"]["by"]["id"], uid(&ann), "{n}");
+    assert!(n["payload"]["study_title"].is_string(), "{n}");
     for (who, want) in [(&leader, 1), (&ann, 0), (&eve, 0)] {
         let (_, body) = get(&s, "/api/notifications?limit=50", Some(&who.cookie)).await;
         let n = body["items"]
@@ -1248,18 +1234,10 @@ async fn a_rejoin_into_an_empty_call_notifies_no_one() {
         .request(json!({"type": "video.join", "study_id": study}))
         .await;
     assert_eq!(r["type"], "video.joined", "{r}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, body) = get(&s, "/api/notifications?limit=50", Some(&ann.cookie)).await;
-        if started(&body, uid(&leader)) == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Ann was not told the leader started a call: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    notifications_until(&s, &ann, "Ann told the leader started a call", |b| {
+        started(b, uid(&leader)) == 1
+    })
+    .await;
     let (_, body) = get(&s, "/api/notifications?limit=50", Some(&leader.cookie)).await;
     assert_eq!(started(&body, uid(&ann)), 0, "{body}");
 }
@@ -1286,15 +1264,7 @@ async fn a_call_notice_waits_out_its_gap_across_an_idle_stop() {
     let leave = json!({"type": "video.leave", "study_id": study});
     assert_eq!(a.request(join.clone()).await["type"], "video.joined");
     assert_eq!(a.request(leave.clone()).await["type"], "ack");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, body) = get(&s, "/api/notifications?limit=50", Some(&leader.cookie)).await;
-        if unread_started(&body) == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no call notice: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    notifications_until(&s, &leader, "a call notice", |b| unread_started(b) == 1).await;
     let (st, body, _) = post(
         &s,
         "/api/notifications/read_all",
@@ -1351,11 +1321,10 @@ fn hands(p: &Part) -> Vec<i64> {
 
 /// Waits until `p`'s last participant list shows exactly these hands up, in this order.
 async fn until_hands(p: &mut Part, want: &[i64]) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while p.saw("video.participants").is_none() || hands(p) != want {
-        assert!(Instant::now() < deadline, "hands {want:?} not shown");
-        p.read(Duration::from_millis(50)).await;
-    }
+    read_until(p, &format!("hands {want:?} shown"), |p| {
+        p.saw("video.participants").is_some() && hands(p) == want
+    })
+    .await;
 }
 
 /// Raised hands are listed in the order raised; the leader lowers one or all of them, and
@@ -1538,19 +1507,57 @@ async fn reactions_reach_the_room_at_a_bounded_rate() {
 }
 
 async fn wait_for(p: &mut Part, ty: &str) -> Value {
+    next_frame(p, ty, |f| f["type"] == ty).await
+}
+
+/// The next frame `p` got after its mark that `matches` (read for up to 5 s); the mark
+/// moves past it.
+async fn next_frame(p: &mut Part, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if let Some(i) = p.frames[p.mark..].iter().position(|f| f["type"] == ty) {
+        if let Some(i) = p.frames[p.mark..].iter().position(&matches) {
             let f = p.frames[p.mark + i].clone();
             p.mark += i + 1;
             return f;
         }
         assert!(
             Instant::now() < deadline,
-            "user {}: no {ty} within 5 s",
+            "user {}: no {what} within 5 s",
             p.user
         );
         p.read(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads `p`'s frames until `done` holds (for up to 5 s).
+async fn read_until(p: &mut Part, what: &str, done: impl Fn(&Part) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done(p) {
+        assert!(
+            Instant::now() < deadline,
+            "user {}: {what} not within 5 s",
+            p.user
+        );
+        p.read(Duration::from_millis(50)).await;
+    }
+}
+
+/// `who`'s notifications, polled until `done` holds of the listing (for up to 5 s).
+async fn notifications_until(
+    s: &studyon::server::RunningServer,
+    who: &Session,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (st, body) = get(s, "/api/notifications?limit=50", Some(&who.cookie)).await;
+        assert_eq!(st, 200, "{body}");
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{what} not within 5 s: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
