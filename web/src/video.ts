@@ -27,6 +27,11 @@
 //   A room that is not running says nothing either way (the server may have
 //   restarted, and everyone is coming back): the tab joins, and if nobody else is in
 //   the call for REJOIN_ALONE_MS after that, it leaves the same way.
+// - When only the media path breaks (the server heard no connectivity checks for
+//   15 s and says `video.left` with `connection_lost`, while the socket is up: a
+//   changed network, a NAT that forgot the mapping), the tab joins again by itself
+//   with a new peer connection and the same toggles, at most MEDIA_REJOINS times in
+//   MEDIA_REJOIN_WINDOW_MS; after that it says why it left.
 // - The microphone and camera can be picked from the devices the browser lists
 //   (`chooseDevice`): the new track replaces the old one on the same transceiver, so
 //   nothing is renegotiated. A pick is kept for later joins (preferred, not required,
@@ -153,6 +158,12 @@ const LAYER_DEBOUNCE_MS = 400;
 const REJOIN_ALONE_MS = 12_000;
 /** How long a rejoin waits for the `video.status` reply before joining anyway. */
 const STATUS_WAIT_MS = 3_000;
+/**
+ * Automatic joins after the media path broke, at most, per window: a network that cannot
+ * carry media at all (UDP blocked, no TURN) is then said so, instead of a join loop.
+ */
+const MEDIA_REJOINS = 3;
+const MEDIA_REJOIN_WINDOW_MS = 60_000;
 
 const CAMERA_CONSTRAINTS: MediaTrackConstraints = {
   width: { ideal: 1280 },
@@ -351,6 +362,8 @@ export class VideoRoom {
    */
   private pendingRejoin: { mic: boolean; camera: boolean; before: number; timer: ReturnType<typeof setTimeout> } | null = null;
   private aloneTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When this tab last joined again by itself after losing its media (newest last). */
+  private mediaRejoins: number[] = [];
   /** Each participant's latest reaction, shown on their tile until its timer clears it. */
   private shownReactions = new Map<number, { reaction: VideoReaction; timer: ReturnType<typeof setTimeout> }>();
 
@@ -414,9 +427,19 @@ export class VideoRoom {
       this.live.on('video.left', (f) => {
         const frame = f as AnyFrame;
         if (!mine(frame) || !this.active()) return;
+        const reason = typeof frame.reason === 'string' ? frame.reason : 'server';
+        const keep = { mic: this.mic, camera: this.camera };
         this.teardown();
+        if (reason === 'connection_lost' && this.mayRejoinMedia()) {
+          // The socket is up, so only the media path broke: a new peer connection (and
+          // its new checks) usually gets through. Not a rejoin in the socket's sense:
+          // the user was in the call a moment ago, alone or not.
+          this.phase = 'idle';
+          void this.join({ ...keep, resume: true });
+          return;
+        }
         this.phase = 'left';
-        this.leftReason = typeof frame.reason === 'string' ? frame.reason : 'server';
+        this.leftReason = reason;
         this.changed();
       }),
       // The server drops a socket's media with the socket: a new connection starts over,
@@ -506,6 +529,15 @@ export class VideoRoom {
     if (this.stopped) return;
     this.version += 1;
     this.onChange();
+  }
+
+  /** Whether another automatic join after a media loss is allowed now (and counts it). */
+  private mayRejoinMedia(): boolean {
+    const now = Date.now();
+    this.mediaRejoins = this.mediaRejoins.filter((t) => now - t < MEDIA_REJOIN_WINDOW_MS);
+    if (this.mediaRejoins.length >= MEDIA_REJOINS) return false;
+    this.mediaRejoins.push(now);
+    return true;
   }
 
   private disconnected(): void {
@@ -646,12 +678,12 @@ export class VideoRoom {
 
   // ---- join / leave ---------------------------------------------------------
 
-  /** `keep`: the toggles to rejoin with after a dropped connection (else both on). */
   /**
    * Joins the call sending what `keep` says (by default both): the user's choice before
-   * joining, or (`rejoin`) what was on when the connection dropped.
+   * joining, or what was on when the connection dropped (`rejoin`: the socket dropped;
+   * `resume`: only the media did, see `video.left`).
    */
-  async join(keep?: { mic: boolean; camera: boolean; rejoin?: boolean }): Promise<void> {
+  async join(keep?: { mic: boolean; camera: boolean; rejoin?: boolean; resume?: boolean }): Promise<void> {
     if (this.active() || this.stopped) return;
     if (!keep?.rejoin) {
       this.rejoin = null;
@@ -666,7 +698,9 @@ export class VideoRoom {
     this.changed();
     let inRoom = false;
     try {
-      const joined = await this.request('video.join', keep?.rejoin ? { rejoin: true } : {}, 'video.joined');
+      // Either way back, an empty call is not news to the study (no `call_started`).
+      const back = keep?.rejoin || keep?.resume;
+      const joined = await this.request('video.join', back ? { rejoin: true } : {}, 'video.joined');
       if (session !== this.session) return;
       inRoom = true;
       this.you = num(joined.you);

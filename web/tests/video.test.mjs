@@ -610,3 +610,41 @@ test('a refused camera joins receive-only; a full room says video_full', { timeo
     await srv.close();
   }
 });
+
+test('a call whose media path breaks is joined again by itself', { timeout: 120_000 }, async () => {
+  const suffix = randomBytes(3).toString('hex');
+  const leader = await client.signup(`Lead ${suffix}`, 'v');
+  const a = await client.signup(`Ann ${suffix}`, 'v');
+  const studyId = await client.studyWith(leader, [a], `Video resume ${suffix}`);
+  const L = leader.user.id;
+  const A = a.user.id;
+  const pl = await openStudy(leader, studyId, 'leader');
+  await join(pl);
+  const pa = await openStudy(a, studyId, 'A');
+  await join(pa);
+  await waitForFrames(pl, A, 'the leader sees A');
+  await waitForFrames(pa, L, 'A sees the leader');
+  const before = await stream(pl.page, A, 'camera');
+  const joinsBefore = pa.sent.filter((f) => f.type === 'video.join').length;
+
+  // A's media path breaks while its socket stays up: its peer connection is gone, so the
+  // server hears no more connectivity checks and drops A's seat as connection_lost
+  // (after 15 s).
+  await pa.page.evaluate(() => /** @type {any} */ (window).__studyonVideo.pc.close());
+  await waitUntil(
+    () => `A joins again by itself (sent: ${pa.sent.map((f) => f.type).join(', ')})${pa.frames()}`,
+    async () => pa.sent.filter((f) => f.type === 'video.join').length > joinsBefore,
+    40_000,
+  );
+  const again = pa.sent.filter((f) => f.type === 'video.join').at(-1);
+  assert.equal(again.rejoin, true, 'an empty call would not be news to the study');
+
+  // Media flows both ways on A's new peer connection; A never saw the "left" notice.
+  await waitForFrames(pa, L, 'A sees the leader again');
+  await waitForMoreFrames(pl, A, 'camera', before, 'the leader sees A again');
+  const s = await panelState(pa.page);
+  assert.equal(s.phase, 'joined', `A is back in the call${pa.frames()}`);
+  assert.equal(s.left, null, `A was not shown a "left" notice${pa.frames()}`);
+  await assertNoVideoError(pa, 'A');
+  await tile(pl.page, A).waitFor();
+});
