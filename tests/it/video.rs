@@ -1441,6 +1441,47 @@ async fn moderation_outlives_a_restart(b: &Backend) {
 }
 both_backends!(moderation_outlives_a_restart);
 
+/// A participant whose media connection closes (its DTLS says close_notify, as a browser's
+/// closed peer connection does) loses its seat as `connection_lost`, while its socket
+/// stays; the others see it go.
+#[actix_rt::test]
+async fn a_closed_media_connection_frees_the_seat() {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, &[]).await;
+    let [leader, ann] = signups(&s).await;
+    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let mut parts = vec![
+        Part::join(&s, &leader, study, &[Source::Mic]).await,
+        Part::join(&s, &ann, study, &[Source::Mic]).await,
+    ];
+    until(&mut parts, "both connected", |ps| {
+        ps.iter().all(|p| p.media.connected)
+    })
+    .await;
+    let ann_id = parts[1].user;
+    let in_list = |p: &Part| {
+        p.saw("video.participants").is_some_and(|f| {
+            f["participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["user_id"] == ann_id)
+        })
+    };
+    read_until(&mut parts[0], "Ann listed", in_list).await;
+    parts[1].media.rtc.close().expect("str0m closes");
+    // Sends the close_notify.
+    parts[1].media.pump(Duration::from_millis(20)).await;
+    let left = wait_for(&mut parts[1], "video.left").await;
+    assert_eq!(left["reason"], "connection_lost", "{left}");
+    read_until(&mut parts[0], "Ann gone from the list", |p| !in_list(p)).await;
+    // Her socket is still good: she may join again.
+    let r = parts[1]
+        .request(json!({"type": "video.join", "study_id": study, "rejoin": true}))
+        .await;
+    assert_eq!(r["type"], "video.joined", "{r}");
+}
+
 /// Reactions go to everyone in the room, the one reacting too, and to no one outside it;
 /// only the fixed set is taken, and a flood is cut off at the rate.
 #[actix_rt::test]
