@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use studyon::live::video::client::MediaClient;
@@ -40,6 +40,14 @@ pub struct VideoArgs {
     /// Participants per room of the many-rooms stage.
     #[arg(long, default_value_t = 4)]
     pub room_size: usize,
+    /// The scenarios to run (default: all three, in this order).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "fanout,mesh,rooms"
+    )]
+    pub only: Vec<Scenario>,
     /// Frames per second per publisher to ramp through (each frame is one RTP packet).
     #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000")]
     pub rates: Vec<u32>,
@@ -58,6 +66,17 @@ pub struct VideoArgs {
     /// than 90 % of the packets arrive.
     #[arg(long)]
     pub smoke: bool,
+}
+
+/// One of the video scenarios (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// 1 publisher to `--subscribers`.
+    Fanout,
+    /// `--mesh` × `--mesh`, everyone publishing.
+    Mesh,
+    /// `--rooms` calls of `--room-size` at once.
+    Rooms,
 }
 
 /// What a publishing participant sends: frames of this many payload bytes, so many back to
@@ -101,6 +120,9 @@ impl VideoArgs {
         }
         if !(1..=50).contains(&self.burst) {
             return Err("--burst must be 1..=50".into());
+        }
+        if self.only.is_empty() {
+            return Err("--only needs at least one of fanout, mesh, rooms".into());
         }
         Ok(())
     }
@@ -665,6 +687,7 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
     println!("  server: {} {}", bin.display(), server_args.join(" "));
     let log = scratch.0.join("server.log");
     let args = &args;
+    let wants = |x: Scenario| args.only.contains(&x);
     let (one, mesh, many) =
         crate::with_studyon(&bin, &server_args, pin, log, addr, |pid| async move {
             let origin = format!("http://{addr}");
@@ -673,47 +696,64 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
                 study: &s.study_id,
                 cookies: &s.cookies,
             }];
-            let one = run_rooms(addr, &origin, &all, 1, args.subscribers, args, pid).await?;
-            // Each scenario reuses the same users in fresh calls (everyone left above).
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let mesh = run_rooms(addr, &origin, &all, args.mesh, 0, args, pid).await?;
-            // The many rooms: a study per group of users, each group led by its first.
-            let groups: Vec<&[String]> =
-                s.cookies.chunks(args.room_size).take(args.rooms).collect();
-            let mut studies = Vec::new();
-            for g in &groups {
-                studies.push(setup::study_of(addr, &origin, g).await?);
+            // Each scenario reuses the same users in fresh calls (everyone left the last).
+            let mut one = None;
+            if wants(Scenario::Fanout) {
+                one = Some(run_rooms(addr, &origin, &all, 1, args.subscribers, args, pid).await?);
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            let rooms: Vec<Room> = studies
-                .iter()
-                .zip(&groups)
-                .map(|(study, cookies)| Room { study, cookies })
-                .collect();
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let many = run_rooms(addr, &origin, &rooms, args.room_size, 0, args, pid).await?;
+            let mut mesh = None;
+            if wants(Scenario::Mesh) {
+                mesh = Some(run_rooms(addr, &origin, &all, args.mesh, 0, args, pid).await?);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let mut many = None;
+            if wants(Scenario::Rooms) {
+                // A study per group of users, each group led by its first.
+                let groups: Vec<&[String]> =
+                    s.cookies.chunks(args.room_size).take(args.rooms).collect();
+                let mut studies = Vec::new();
+                for g in &groups {
+                    studies.push(setup::study_of(addr, &origin, g).await?);
+                }
+                let rooms: Vec<Room> = studies
+                    .iter()
+                    .zip(&groups)
+                    .map(|(study, cookies)| Room { study, cookies })
+                    .collect();
+                many = Some(run_rooms(addr, &origin, &rooms, args.room_size, 0, args, pid).await?);
+            }
             Ok((one, mesh, many))
         })
         .await?;
     println!();
-    let b1 = print_stages(
-        &format!("1 publisher → {} subscribers", args.subscribers),
-        &one,
-        &floors,
-    );
-    let b2 = print_stages(
-        &format!("{0}×{0} (every participant publishes)", args.mesh),
-        &mesh,
-        &floors,
-    );
-    let b3 = print_stages(
-        &format!(
-            "{0} rooms of {1}×{1} at once (every participant publishes)",
-            args.rooms, args.room_size
+    let ran = [
+        (
+            "1 → N",
+            format!("1 publisher → {} subscribers", args.subscribers),
+            one,
         ),
-        &many,
-        &floors,
-    );
-    let best = b1.0.max(b2.0).max(b3.0);
+        (
+            "N × N",
+            format!("{0}×{0} (every participant publishes)", args.mesh),
+            mesh,
+        ),
+        (
+            "rooms",
+            format!(
+                "{0} rooms of {1}×{1} at once (every participant publishes)",
+                args.rooms, args.room_size
+            ),
+            many,
+        ),
+    ];
+    let mut bests = Vec::new();
+    for (shape, title, stages) in &ran {
+        if let Some(stages) = stages {
+            bests.push((*shape, print_stages(title, stages, &floors)));
+        }
+    }
+    let best = bests.iter().map(|(_, (b, _))| *b).fold(0.0, f64::max);
     println!();
     println!(
         "best: {best:.0} forwarded packets/s per core of server CPU ({:.2}× the UDP send floor, {:.2}× the delivery floor; target 100 000; LiveKit publishes 75–94k)",
@@ -723,7 +763,7 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
     println!(
         "target: at least {TARGET_PER_CORE:.0} packets/s per core and {TARGET_RATIO}× the send floor (the issue's {TARGET_PER_CORE:.0} of a {ISSUE_FLOOR:.0} floor)"
     );
-    for (shape, (b, fit)) in [("1 → N", b1), ("N × N", b2), ("rooms", b3)] {
+    for (shape, (b, fit)) in bests {
         println!("  {shape}, best stage: {}", verdict(b, floors.send));
         if let Some(f) = fit {
             println!("  {shape}, fit at saturation: {}", verdict(f, floors.send));
@@ -735,7 +775,10 @@ pub async fn run(args: VideoArgs, bin: PathBuf, pin: bool) -> Result<bool, Strin
             .all(|s| s.received as f64 >= 0.9 * s.offered as f64 && s.received > 0)
     };
     if args.smoke {
-        let ok = arrived(&one) && arrived(&mesh) && arrived(&many);
+        let ok = ran
+            .iter()
+            .filter_map(|(_, _, stages)| stages.as_deref())
+            .all(arrived);
         println!(
             "smoke: {}",
             if ok {
