@@ -28,9 +28,10 @@
 //   restarted, and everyone is coming back): the tab joins, and if nobody else is in
 //   the call for REJOIN_ALONE_MS after that, it leaves the same way.
 // - When only the media path breaks (the server heard no connectivity checks for
-//   15 s and says `video.left` with `connection_lost`, while the socket is up: a
-//   changed network, a NAT that forgot the mapping), the tab joins again by itself
-//   with a new peer connection and the same toggles, at most MEDIA_REJOINS times in
+//   15 s, or the DTLS closed, and says `video.left` with `connection_lost` while the
+//   socket is up: a changed network, a NAT that forgot the mapping), the tab joins
+//   again by itself with a new peer connection and the same microphone and camera (a
+//   screen share needs a new pick), at most MEDIA_REJOINS times in
 //   MEDIA_REJOIN_WINDOW_MS; after that it says why it left.
 // - The microphone and camera can be picked from the devices the browser lists
 //   (`chooseDevice`): the new track replaces the old one on the same transceiver, so
