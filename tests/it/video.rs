@@ -635,10 +635,7 @@ async fn send_for(parts: &mut [Part], who: usize, source: Source, from: u16, dur
 /// m-line (the SFU's polling walks every m-line of a session).
 #[actix_rt::test]
 async fn a_track_is_offered_at_its_first_frame() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let (_b, s, [leader, ann], study) = call_study(&[], 1).await;
     let all = [Source::Mic, Source::Camera, Source::Screen];
     let mut parts = vec![
         Part::join(&s, &leader, study, &[]).await,
@@ -714,10 +711,7 @@ async fn a_track_is_offered_at_its_first_frame() {
 /// for a key frame at once, so the newcomer's decoder can start.
 #[actix_rt::test]
 async fn a_late_joiner_gets_a_key_frame_quickly() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let (_b, s, [leader, ann], study) = call_study(&[], 1).await;
     let mut parts = vec![Part::join(&s, &leader, study, &[Source::Camera]).await];
     until(&mut parts, "the leader connects", |ps| {
         ps[0].media.connected
@@ -793,10 +787,8 @@ async fn a_late_joiner_gets_a_key_frame_quickly() {
 /// Bad input gets a stable code and the room goes on for everyone else.
 #[actix_rt::test]
 async fn bad_signaling_is_refused_and_the_room_goes_on() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &["--video-max-participants", "2"]).await;
-    let [leader, ann, bob, stranger] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let (_b, s, [leader, ann, bob, stranger], study) =
+        call_study(&["--video-max-participants", "2"], 2).await;
 
     // Not a member; not joined yet.
     let mut x = Part::connect(&s, &stranger, study).await;
@@ -897,10 +889,7 @@ async fn until_meshed_counts(parts: &mut [Part]) {
 /// room, and a second tab taking over a seat.
 #[actix_rt::test]
 async fn removal_end_and_takeover() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann, bob] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let (_b, s, [leader, ann, bob], study) = call_study(&[], 2).await;
     let mut l = Part::connect(&s, &leader, study).await;
     let mut a = Part::connect(&s, &ann, study).await;
     let mut bb = Part::connect(&s, &bob, study).await;
@@ -1016,10 +1005,7 @@ async fn next_call(p: &mut Part) -> (Vec<i64>, i64) {
 /// Toggles and hands are not news to the study; non-members learn nothing.
 #[actix_rt::test]
 async fn the_study_page_sees_a_call_in_progress() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann, bob, eve] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let (_b, s, [leader, ann, bob, eve], study) = call_study(&[], 2).await;
     let mut watcher = Part::connect(&s, &bob, study).await;
     let r = watcher
         .request(json!({"type": "study.watch", "study_id": study}))
@@ -1177,10 +1163,7 @@ async fn the_study_page_sees_a_call_in_progress() {
 /// start-up by the registry is.)
 #[actix_rt::test]
 async fn a_room_started_empty_tells_the_study_no_call_is_on() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, bob] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&bob]).await;
+    let (_b, s, [_leader, bob], study) = call_study(&[], 1).await;
     let mut watcher = Part::connect(&s, &bob, study).await;
     let r = watcher
         .request(json!({"type": "study.watch", "study_id": study}))
@@ -1208,10 +1191,7 @@ async fn a_room_started_empty_tells_the_study_no_call_is_on() {
 /// someone starts is told.
 #[actix_rt::test]
 async fn a_rejoin_into_an_empty_call_notifies_no_one() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let (_b, s, [leader, ann], study) = call_study(&[], 1).await;
     let started = |body: &Value, by: i64| -> usize {
         body["items"]
             .as_array()
@@ -1247,10 +1227,7 @@ async fn a_rejoin_into_an_empty_call_notifies_no_one() {
 /// room that starts for the next join finds the last notice in the store.
 #[actix_rt::test]
 async fn a_call_notice_waits_out_its_gap_across_an_idle_stop() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &["--actor-idle-secs", "1"]).await;
-    let [leader, ann] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let (_b, s, [leader, ann], study) = call_study(&["--actor-idle-secs", "1"], 1).await;
     let unread_started = |body: &Value| -> usize {
         body["items"]
             .as_array()
@@ -1331,10 +1308,7 @@ async fn until_hands(p: &mut Part, want: &[i64]) {
 /// no one else may.
 #[actix_rt::test]
 async fn hands_go_up_in_order_and_the_leader_lowers_them() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann, bob, cy] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann, &bob, &cy]).await;
+    let (_b, s, [leader, ann, bob, cy], study) = call_study(&[], 3).await;
     let mut parts = Vec::new();
     for who in [&leader, &ann, &bob] {
         let mut p = Part::connect(&s, who, study).await;
@@ -1446,10 +1420,7 @@ both_backends!(moderation_outlives_a_restart);
 /// stays; the others see it go.
 #[actix_rt::test]
 async fn a_closed_media_connection_frees_the_seat() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let (_b, s, [leader, ann], study) = call_study(&[], 1).await;
     let mut parts = vec![
         Part::join(&s, &leader, study, &[Source::Mic]).await,
         Part::join(&s, &ann, study, &[Source::Mic]).await,
@@ -1486,10 +1457,7 @@ async fn a_closed_media_connection_frees_the_seat() {
 /// only the fixed set is taken, and a flood is cut off at the rate.
 #[actix_rt::test]
 async fn reactions_reach_the_room_at_a_bounded_rate() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann, bob] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let (_b, s, [leader, ann, bob], study) = call_study(&[], 2).await;
     let mut parts = Vec::new();
     for who in [&leader, &ann] {
         let mut p = Part::connect(&s, who, study).await;
@@ -1549,6 +1517,21 @@ async fn reactions_reach_the_room_at_a_bounded_rate() {
 
 async fn wait_for(p: &mut Part, ty: &str) -> Value {
     next_frame(p, ty, |f| f["type"] == ty).await
+}
+
+/// A server on SQLite started with `extra`, `N` users signed up, and a study the first
+/// leads with the next `members` of them as its members (any others are strangers to it).
+/// The backend comes back to be kept alive: its database goes with it.
+async fn call_study<const N: usize>(
+    extra: &[&str],
+    members: usize,
+) -> (Backend, studyon::server::RunningServer, [Session; N], i64) {
+    let b = Backend::new(Db::Sqlite).await;
+    let s = start(&b, extra).await;
+    let users: [Session; N] = signups(&s).await;
+    let others: Vec<&Session> = users[1..=members].iter().collect();
+    let study = study_with_members(&s, &users[0], &others).await;
+    (b, s, users, study)
 }
 
 /// The next frame `p` got after its mark that `matches` (read for up to 5 s); the mark
@@ -1660,10 +1643,7 @@ async fn simulcast_camera(s: &impl Target, who: &Session, study: i64) -> Part {
 
 #[actix_rt::test]
 async fn simulcast_layers_follow_each_subscribers_choice() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann, bob] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann, &bob]).await;
+    let (_b, s, [leader, ann, bob], study) = call_study(&[], 2).await;
     let pub_part = simulcast_camera(&s, &leader, study).await;
     let mut parts = vec![
         pub_part,
@@ -1764,10 +1744,7 @@ async fn simulcast_layers_follow_each_subscribers_choice() {
 /// simulcast layer than it asked for without asking.
 #[actix_rt::test]
 async fn a_lossy_subscriber_gets_a_lower_layer() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let (_b, s, [leader, ann], study) = call_study(&[], 1).await;
     let pub_part = simulcast_camera(&s, &leader, study).await;
     let mut parts = vec![pub_part, Part::join(&s, &ann, study, &[]).await];
     let leader_id = parts[0].user;
@@ -1874,10 +1851,7 @@ async fn a_lossy_subscriber_gets_a_lower_layer() {
 /// `negotiating`; once the client answers, its offer is taken.
 #[actix_rt::test]
 async fn a_client_offer_during_the_servers_offer_is_refused() {
-    let b = Backend::new(Db::Sqlite).await;
-    let s = start(&b, &[]).await;
-    let [leader, ann] = signups(&s).await;
-    let study = study_with_members(&s, &leader, &[&ann]).await;
+    let (_b, s, [leader, ann], study) = call_study(&[], 1).await;
     let mut parts = vec![Part::join(&s, &leader, study, &[Source::Mic]).await];
     until(&mut parts, "the leader connects", |ps| {
         ps[0].media.connected
