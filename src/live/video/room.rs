@@ -1024,23 +1024,19 @@ impl KeyedActor for VideoRoom {
                 .get::<VideoNode>()
                 .ok_or_else(|| StartError::Failed("video is not enabled on this node".into()))?;
             // A call resumed within HELD_FRESH keeps the leader's mutes and locks.
-            let held = match deps.store.video_moderation(id).await? {
+            let (held, held_last) = match deps.store.video_moderation(id).await? {
                 Some((json, at))
                     if crate::store::now_millis() - at < HELD_FRESH.as_millis() as i64 =>
                 {
                     match serde_json::from_str::<Held>(&json) {
-                        Ok(h) => Some((h, json)),
+                        Ok(h) => (h, Some(json)),
                         Err(e) => {
                             tracing::warn!(study = %id, error = %e, "saved video moderation unreadable");
-                            None
+                            (Held::default(), None)
                         }
                     }
                 }
-                _ => None,
-            };
-            let (held, held_last) = match held {
-                Some((h, json)) => (h, Some(json)),
-                None => (Held::default(), None),
+                _ => (Held::default(), None),
             };
             let (held_tx, held_rx) = watch::channel((0, None));
             let (saved_tx, held_saved) = watch::channel(0);
